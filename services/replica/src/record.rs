@@ -1,0 +1,658 @@
+//! One record as its own CRDT: scalar fields as multi-value registers in a `crdts::Map`, one
+//! add-wins `crdts::Orswot` per membership set, and a grow-only `crdts::GSet` of events.
+
+use crate::hlc::Hlc;
+use crate::ids::{ActorId, Author, OpId, OrgCode, RecordId};
+use crate::op::{Change, Op, Seen};
+use crate::schema::{DELETED, EventKindId, FieldId, KindId, ORG, SetId};
+use crate::value::Value;
+use crate::{Materialise, Replicated};
+use crdts::{CmRDT, CvRDT, Dot, GSet, MVReg, Map, Orswot, VClock, map, mvreg, orswot};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Who wrote a value or an event, where and when.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    pub hlc: Hlc,
+    pub op: OpId,
+    pub record_seq: u64,
+    pub author: Author,
+    pub org: OrgCode,
+}
+
+impl Stamp {
+    fn of(op: &Op) -> Self {
+        Stamp {
+            hlc: op.hlc,
+            op: op.id,
+            record_seq: op.record_seq,
+            author: op.author,
+            org: op.origin_org,
+        }
+    }
+
+    /// The deterministic order among concurrent values: highest clock, then actor.
+    fn rank(&self) -> (Hlc, ActorId, u64) {
+        (self.hlc, self.op.origin, self.record_seq)
+    }
+}
+
+/// A value as it sits in a register, with its stamp.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamped {
+    pub stamp: Stamp,
+    pub value: Value,
+}
+
+/// An immutable workflow event. Ordered by clock, then origin, then sequence: the order in
+/// which every replica folds them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Event {
+    pub stamp: Stamp,
+    pub kind: EventKindId,
+    pub payload: Vec<(FieldId, Value)>,
+}
+
+impl Event {
+    pub fn get(&self, field: FieldId) -> Option<&Value> {
+        self.payload
+            .iter()
+            .find(|(id, _)| *id == field)
+            .map(|(_, value)| value)
+    }
+}
+
+type Register = MVReg<Stamped, ActorId>;
+
+/// The replicated state of one record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    id: RecordId,
+    kind: KindId,
+    fields: Map<FieldId, Register, ActorId>,
+    sets: BTreeMap<SetId, Orswot<Uuid, ActorId>>,
+    events: GSet<Event>,
+    /// Highest per-record sequence applied from each origin.
+    applied: BTreeMap<ActorId, u64>,
+}
+
+/// What happened to an operation given to [`Record::apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    /// Already applied: applying an operation twice changes nothing.
+    Duplicate,
+    /// An earlier operation of the same origin on this record is missing; hold this one.
+    Gap {
+        expected: u64,
+    },
+}
+
+/// An operation that cannot apply to this record at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("record {record} is of kind {record_kind}, the operation says kind {op_kind}")]
+    KindMismatch {
+        record: RecordId,
+        record_kind: u16,
+        op_kind: u16,
+    },
+    #[error("operation for record {op_record} given to record {record}")]
+    WrongRecord {
+        record: RecordId,
+        op_record: RecordId,
+    },
+    #[error("record {record}: a field write's context names its own origin {origin}")]
+    SelfInContext { record: RecordId, origin: ActorId },
+}
+
+/// Operations of one record waiting for an earlier operation of the same origin.
+pub type Held = BTreeMap<(ActorId, u64), Op>;
+
+/// What [`Record::receive`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Operations applied, in order: the received one and any held ones it unblocked.
+    pub applied: Vec<Op>,
+    pub duplicate: bool,
+    pub held: bool,
+}
+
+/// The materialised state of a field: the value every replica shows, and the concurrent
+/// values that lost (a conflict waiting for a person while not empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldView {
+    pub field: FieldId,
+    pub winner: Stamped,
+    pub conflicts: Vec<Stamped>,
+}
+
+/// The materialised state of a record, identical on every replica that applied the same ops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordView {
+    pub id: RecordId,
+    pub kind: KindId,
+    pub deleted: bool,
+    pub org: Option<OrgCode>,
+    pub fields: Vec<FieldView>,
+    pub sets: BTreeMap<SetId, Vec<Uuid>>,
+    pub events: Vec<Event>,
+}
+
+impl RecordView {
+    pub fn field(&self, id: FieldId) -> Option<&FieldView> {
+        self.fields.iter().find(|f| f.field == id)
+    }
+
+    pub fn value(&self, id: FieldId) -> Option<&Value> {
+        self.field(id).map(|f| &f.winner.value)
+    }
+
+    pub fn has_conflicts(&self) -> bool {
+        self.fields.iter().any(|f| !f.conflicts.is_empty())
+    }
+}
+
+/// The envelope of a local change: everything but the record sequence, which the record
+/// assigns.
+#[derive(Clone, Copy, Debug)]
+pub struct Envelope {
+    pub id: OpId,
+    pub hlc: Hlc,
+    pub origin_org: OrgCode,
+    pub author: Author,
+}
+
+impl Record {
+    pub fn new(id: RecordId, kind: KindId) -> Self {
+        Record {
+            id,
+            kind,
+            fields: Map::new(),
+            sets: BTreeMap::new(),
+            events: GSet::new(),
+            applied: BTreeMap::new(),
+        }
+    }
+
+    pub fn id(&self) -> RecordId {
+        self.id
+    }
+
+    pub fn kind(&self) -> KindId {
+        self.kind
+    }
+
+    /// The highest per-record sequence applied from `origin`.
+    pub fn applied_from(&self, origin: ActorId) -> u64 {
+        self.applied.get(&origin).copied().unwrap_or(0)
+    }
+
+    /// Builds the operation for a local change by `envelope.id.origin`; apply it with
+    /// [`Record::apply`] in the same transaction that logs it.
+    pub fn local_op(&self, envelope: Envelope, change: Change) -> Op {
+        Op {
+            id: envelope.id,
+            record: self.id,
+            kind: self.kind,
+            record_seq: self.applied_from(envelope.id.origin) + 1,
+            hlc: envelope.hlc,
+            origin_org: envelope.origin_org,
+            author: envelope.author,
+            change,
+        }
+    }
+
+    /// A field write by `actor` that replaces every value it sees now, conflicts included.
+    pub fn put(&self, actor: ActorId, field: FieldId, value: Value) -> Change {
+        let seen = self
+            .fields
+            .get(&field)
+            .val
+            .map(|register| without(register.read_ctx().add_clock, actor))
+            .unwrap_or_default();
+        Change::Put { field, value, seen }
+    }
+
+    pub fn add(&self, set: SetId, member: Uuid) -> Change {
+        Change::Add { set, member }
+    }
+
+    /// A remove of what `actor` sees of `member` now; a concurrent add elsewhere survives.
+    pub fn remove(&self, set: SetId, member: Uuid) -> Change {
+        let seen = self
+            .sets
+            .get(&set)
+            .map(|s| {
+                s.clock()
+                    .into_iter()
+                    .map(|d| (d.actor, d.counter))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Change::Remove { set, member, seen }
+    }
+
+    pub fn event(&self, event: EventKindId, payload: Vec<(FieldId, Value)>) -> Change {
+        Change::Event { event, payload }
+    }
+
+    /// Applies `op` if it is the next one from its origin for this record.
+    pub fn apply(&mut self, op: &Op) -> Result<Applied, ApplyError> {
+        if op.record != self.id {
+            return Err(ApplyError::WrongRecord {
+                record: self.id,
+                op_record: op.record,
+            });
+        }
+        if op.kind != self.kind {
+            return Err(ApplyError::KindMismatch {
+                record: self.id,
+                record_kind: self.kind.0,
+                op_kind: op.kind.0,
+            });
+        }
+        let origin = op.id.origin;
+        let last = self.applied_from(origin);
+        if op.record_seq <= last {
+            return Ok(Applied::Duplicate);
+        }
+        if op.record_seq != last + 1 {
+            return Ok(Applied::Gap { expected: last + 1 });
+        }
+        // `crdts` ignores an op whose dot it has seen; every sub-CRDT of this record gets dots
+        // from the one per-record sequence, so they stay monotonic per actor in each of them.
+        let dot = Dot::new(origin, op.record_seq);
+        match &op.change {
+            Change::Put { field, value, seen } => {
+                if seen.iter().any(|(actor, _)| *actor == origin) {
+                    return Err(ApplyError::SelfInContext {
+                        record: self.id,
+                        origin,
+                    });
+                }
+                let mut clock: VClock<ActorId> =
+                    seen.iter().map(|&(a, c)| Dot::new(a, c)).collect();
+                clock.apply(dot.clone());
+                self.fields.apply(map::Op::Up {
+                    dot,
+                    key: *field,
+                    op: mvreg::Op::Put {
+                        clock,
+                        val: Stamped {
+                            stamp: Stamp::of(op),
+                            value: value.clone(),
+                        },
+                    },
+                });
+            }
+            Change::Add { set, member } => {
+                self.sets.entry(*set).or_default().apply(orswot::Op::Add {
+                    dot,
+                    members: vec![*member],
+                });
+            }
+            Change::Remove { set, member, seen } => {
+                let clock: VClock<ActorId> = seen.iter().map(|&(a, c)| Dot::new(a, c)).collect();
+                self.sets.entry(*set).or_default().apply(orswot::Op::Rm {
+                    clock,
+                    members: vec![*member],
+                });
+            }
+            Change::Event { event, payload } => {
+                self.events.insert(Event {
+                    stamp: Stamp::of(op),
+                    kind: *event,
+                    payload: payload.clone(),
+                });
+            }
+        }
+        self.applied.insert(origin, op.record_seq);
+        Ok(Applied::Applied)
+    }
+
+    /// Applies `op`, holding it in `held` if an earlier operation of its origin is missing,
+    /// and applying any held operations it unblocks.
+    pub fn receive(&mut self, op: Op, held: &mut Held) -> Result<Received, ApplyError> {
+        let mut received = Received::default();
+        match self.apply(&op)? {
+            Applied::Duplicate => received.duplicate = true,
+            Applied::Gap { .. } => {
+                received.held = true;
+                held.insert((op.id.origin, op.record_seq), op);
+            }
+            Applied::Applied => {
+                let origin = op.id.origin;
+                received.applied.push(op);
+                while let Some(next) = held.remove(&(origin, self.applied_from(origin) + 1)) {
+                    self.apply(&next)?;
+                    received.applied.push(next);
+                }
+            }
+        }
+        Ok(received)
+    }
+
+    fn view_fields(&self) -> Vec<FieldView> {
+        self.fields
+            .iter()
+            .filter_map(|entry| {
+                let (field, register) = entry.val;
+                let mut values = register.read().val;
+                values.sort_by(|a, b| b.stamp.rank().cmp(&a.stamp.rank()));
+                let mut values = values.into_iter();
+                let winner = values.next()?;
+                Some(FieldView {
+                    field: *field,
+                    winner,
+                    conflicts: values.collect(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn without(clock: VClock<ActorId>, actor: ActorId) -> Seen {
+    clock
+        .into_iter()
+        .filter(|d| d.actor != actor)
+        .map(|d| (d.actor, d.counter))
+        .collect()
+}
+
+impl Replicated for Record {
+    type Op = Op;
+    type Error = ApplyError;
+
+    fn apply_op(&mut self, op: &Op) -> Result<Applied, ApplyError> {
+        self.apply(op)
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.fields.merge(other.fields);
+        for (id, set) in other.sets {
+            self.sets.entry(id).or_default().merge(set);
+        }
+        self.events.merge(other.events);
+        for (actor, seq) in other.applied {
+            let mine = self.applied.entry(actor).or_insert(0);
+            *mine = (*mine).max(seq);
+        }
+    }
+}
+
+impl Materialise for Record {
+    type View = RecordView;
+
+    fn materialise(&self) -> RecordView {
+        let fields = self.view_fields();
+        let deleted = fields
+            .iter()
+            .find(|f| f.field == DELETED)
+            .and_then(|f| f.winner.value.as_bool())
+            .unwrap_or(false);
+        let org = fields
+            .iter()
+            .find(|f| f.field == ORG)
+            .and_then(|f| f.winner.value.as_org());
+        let sets = self
+            .sets
+            .iter()
+            .map(|(id, set)| {
+                let mut members: Vec<Uuid> = set.read().val.into_iter().collect();
+                members.sort();
+                (*id, members)
+            })
+            .filter(|(_, members)| !members.is_empty())
+            .collect();
+        RecordView {
+            id: self.id,
+            kind: self.kind,
+            deleted,
+            org,
+            fields,
+            sets,
+            events: self.events.read().into_iter().collect(),
+        }
+    }
+}
+
+/// Encoding of a record's whole state for storage: `postcard`, a compact binary format.
+/// (JSON cannot carry the deferred removes of a set, whose keys are clocks.)
+impl Record {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain maps, vectors and integers into a Vec cannot fail.
+        postcard::to_stdvec(self).expect("record state serialises into memory")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
+        postcard::from_bytes(bytes).map_err(|e| StateError {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A stored record state that cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored record state is unreadable: {reason}")]
+pub struct StateError {
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica::{Outcome, Replica};
+    use crate::schema::{FieldId, KindId, SetId};
+    use crate::testkit;
+    use std::sync::Arc;
+
+    const NOTE: KindId = KindId(1);
+    const TITLE: FieldId = FieldId(2);
+    const MEMBERS: SetId = SetId(1);
+
+    fn org(code: u64) -> OrgCode {
+        OrgCode::new(code).unwrap()
+    }
+
+    fn pair() -> (Replica, Replica) {
+        let schema = Arc::new(testkit::schema());
+        (
+            Replica::new(ActorId(1), org(370_202_001), schema.clone()),
+            Replica::new(ActorId(2), org(370_202), schema),
+        )
+    }
+
+    fn exchange(a: &mut Replica, b: &mut Replica, now: u64) {
+        let from_a: Vec<Op> = a.log().to_vec();
+        let from_b: Vec<Op> = b.log().to_vec();
+        for op in from_a {
+            b.receive(op, now);
+        }
+        for op in from_b {
+            a.receive(op, now);
+        }
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+
+    #[test]
+    fn the_same_field_edited_on_two_replicas_shows_the_same_conflict_on_both() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(7));
+        a.put(id, NOTE, TITLE, text("base"), 1_000).unwrap();
+        exchange(&mut a, &mut b, 1_000);
+        a.put(id, NOTE, TITLE, text("from township"), 2_000)
+            .unwrap();
+        b.put(id, NOTE, TITLE, text("from county"), 2_500).unwrap();
+        exchange(&mut a, &mut b, 3_000);
+
+        let (va, vb) = (a.view(id).unwrap(), b.view(id).unwrap());
+        assert_eq!(va, vb);
+        let field = va.field(TITLE).unwrap();
+        assert_eq!(
+            field.winner.value,
+            text("from county"),
+            "highest clock wins"
+        );
+        assert_eq!(field.conflicts.len(), 1);
+        assert_eq!(field.conflicts[0].value, text("from township"));
+        assert_eq!(field.conflicts[0].stamp.org, org(370_202_001));
+    }
+
+    #[test]
+    fn a_later_write_that_saw_both_values_resolves_the_conflict_everywhere() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(8));
+        a.put(id, NOTE, TITLE, text("one"), 1_000).unwrap();
+        b.put(id, NOTE, TITLE, text("two"), 1_000).unwrap();
+        exchange(&mut a, &mut b, 1_000);
+        assert!(a.view(id).unwrap().has_conflicts());
+
+        // A person at replica A resolves it with an older clock than B's value: the write saw
+        // both values, so it replaces both regardless of clocks.
+        a.put(id, NOTE, TITLE, text("agreed"), 500).unwrap();
+        exchange(&mut a, &mut b, 2_000);
+        for replica in [&a, &b] {
+            let view = replica.view(id).unwrap();
+            let field = view.field(TITLE).unwrap();
+            assert_eq!(field.winner.value, text("agreed"));
+            assert!(field.conflicts.is_empty(), "{:?}", field.conflicts);
+        }
+    }
+
+    #[test]
+    fn a_remove_concurrent_with_an_add_keeps_the_member() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(9));
+        let deputy = Uuid::from_u128(42);
+        let author = Author::system(org(370_202_001));
+        a.local(id, NOTE, author, 1_000, |r| r.add(MEMBERS, deputy))
+            .unwrap();
+        exchange(&mut a, &mut b, 1_000);
+        // A removes what it saw; B concurrently adds the same deputy again.
+        a.local(id, NOTE, author, 2_000, |r| r.remove(MEMBERS, deputy))
+            .unwrap();
+        b.local(id, NOTE, author, 2_000, |r| r.add(MEMBERS, deputy))
+            .unwrap();
+        exchange(&mut a, &mut b, 3_000);
+        for replica in [&a, &b] {
+            let view = replica.view(id).unwrap();
+            assert_eq!(view.sets.get(&MEMBERS), Some(&vec![deputy]), "add wins");
+        }
+        // A remove that has seen every add does remove.
+        a.local(id, NOTE, author, 4_000, |r| r.remove(MEMBERS, deputy))
+            .unwrap();
+        exchange(&mut a, &mut b, 5_000);
+        assert_eq!(a.view(id).unwrap().sets.get(&MEMBERS), None);
+        assert_eq!(b.view(id).unwrap().sets.get(&MEMBERS), None);
+    }
+
+    #[test]
+    fn a_remove_that_arrives_before_the_add_it_covers_still_removes() {
+        let schema = Arc::new(testkit::schema());
+        let mut a = Replica::new(ActorId(1), org(370_202_001), schema.clone());
+        let mut b = Replica::new(ActorId(2), org(370_202_002), schema.clone());
+        let mut c = Replica::new(ActorId(3), org(370_202), schema);
+        let id = RecordId(Uuid::from_u128(10));
+        let deputy = Uuid::from_u128(43);
+        let author = Author::system(org(370_202_001));
+        let add = a
+            .local(id, NOTE, author, 1_000, |r| r.add(MEMBERS, deputy))
+            .unwrap();
+        b.receive(add.clone(), 1_000);
+        let rm = b
+            .local(id, NOTE, author, 2_000, |r| r.remove(MEMBERS, deputy))
+            .unwrap();
+        // C gets B's remove first: the set defers it and applies it when the add arrives.
+        assert_eq!(c.receive(rm, 3_000), Outcome::Applied(1));
+        assert_eq!(c.receive(add, 3_000), Outcome::Applied(1));
+        assert_eq!(c.view(id).unwrap().sets.get(&MEMBERS), None);
+        assert_eq!(c.view(id).unwrap(), b.view(id).unwrap());
+    }
+
+    #[test]
+    fn an_operation_ahead_of_its_predecessor_is_held_then_applied() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(11));
+        let first = a.put(id, NOTE, TITLE, text("first"), 1_000).unwrap();
+        let second = a.put(id, NOTE, TITLE, text("second"), 2_000).unwrap();
+        assert_eq!(b.receive(second.clone(), 3_000), Outcome::Held);
+        assert_eq!(b.held_count(), 1);
+        assert_eq!(b.receive(first.clone(), 3_000), Outcome::Applied(2));
+        assert_eq!(b.held_count(), 0);
+        assert_eq!(b.receive(second, 3_000), Outcome::Duplicate);
+        assert_eq!(b.receive(first, 3_000), Outcome::Duplicate);
+        assert_eq!(b.view(id), a.view(id));
+    }
+
+    #[test]
+    fn soft_delete_is_a_field_and_can_be_undone() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(12));
+        a.put(id, NOTE, TITLE, text("x"), 1_000).unwrap();
+        a.put(id, NOTE, crate::schema::DELETED, Value::Bool(true), 2_000)
+            .unwrap();
+        exchange(&mut a, &mut b, 3_000);
+        assert!(b.view(id).unwrap().deleted);
+        b.put(id, NOTE, crate::schema::DELETED, Value::Bool(false), 4_000)
+            .unwrap();
+        exchange(&mut a, &mut b, 5_000);
+        assert!(!a.view(id).unwrap().deleted);
+    }
+
+    #[test]
+    fn a_clock_far_in_the_future_does_not_drag_the_receiver() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(13));
+        let year = 365 * 24 * 3600 * 1000;
+        a.put(id, NOTE, TITLE, text("wrong clock"), 1_000 + year)
+            .unwrap();
+        exchange(&mut a, &mut b, 1_000);
+        assert_eq!(b.clamped(), 1);
+        let op = b.put(id, NOTE, TITLE, text("fixed"), 2_000).unwrap();
+        assert!(op.hlc.physical_ms <= 2_000 + crate::Clock::DEFAULT_MAX_DRIFT_MS);
+        // The later write saw the future value, so it still replaces it.
+        exchange(&mut a, &mut b, 3_000);
+        assert_eq!(a.view(id).unwrap().value(TITLE), Some(&text("fixed")));
+        assert_eq!(a.view(id), b.view(id));
+    }
+
+    #[test]
+    fn state_survives_its_binary_encoding_including_deferred_removes() {
+        let schema = Arc::new(testkit::schema());
+        let mut a = Replica::new(ActorId(1), org(370_202_001), schema.clone());
+        let mut c = Replica::new(ActorId(3), org(370_202), schema);
+        let id = RecordId(Uuid::from_u128(14));
+        let author = Author::system(org(370_202_001));
+        let add = a
+            .local(id, NOTE, author, 1, |r| r.add(MEMBERS, Uuid::from_u128(1)))
+            .unwrap();
+        let rm = a
+            .local(id, NOTE, author, 2, |r| {
+                r.remove(MEMBERS, Uuid::from_u128(1))
+            })
+            .unwrap();
+        // Deliver the remove of another origin first so C holds a deferred remove.
+        let mut rm_other = rm.clone();
+        rm_other.id.origin = ActorId(9);
+        rm_other.record_seq = 1;
+        c.receive(rm_other, 3);
+        let state = c.record(id).unwrap();
+        let restored = Record::from_bytes(&state.to_bytes()).unwrap();
+        assert_eq!(restored.materialise(), state.materialise());
+        let mut restored = restored;
+        let mut held = Held::new();
+        restored.receive(add, &mut held).unwrap();
+        assert_eq!(
+            restored.materialise().sets.get(&MEMBERS),
+            None,
+            "deferred remove kept"
+        );
+        assert!(Record::from_bytes(&[0xff, 0x01]).is_err());
+    }
+}
