@@ -1,0 +1,499 @@
+//! Duty activities (履职活动), the deputies' duty records (履职档案) and points (履职积分).
+//!
+//! An activity is dispatched to deputies (发单), accepted by them (接单) and closed by a check-in
+//! scanned at the venue (扫码签到). Every check-in, speech, suggestion or report-back lands in
+//! the deputy's file as a [`DutyRecord`]. Points are always derived from the records with the
+//! congress's [`PointWeights`], never stored, and a check-in of the same deputy for the same
+//! activity recorded twice (say, on two nodes while apart) counts once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::event::{Stamped, in_order};
+use crate::org::{OrgCode, OrgTree};
+use crate::period::Period;
+use crate::person::rename;
+use crate::{Error, Result, text};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ActivityKind {
+    Research,
+    Inspection,
+    LawEnforcementInspection,
+    SpecialInquiry,
+    Training,
+    Publicity,
+    ReceivingVoters,
+    GroupActivity,
+}
+
+impl ActivityKind {
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::Research => "调研",
+            Self::Inspection => "视察",
+            Self::LawEnforcementInspection => "执法检查",
+            Self::SpecialInquiry => "专题询问",
+            Self::Training => "培训",
+            Self::Publicity => "宣讲",
+            Self::ReceivingVoters => "接待选民",
+            Self::GroupActivity => "代表小组活动",
+        }
+    }
+}
+
+/// An activity as entered, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityDraft {
+    pub kind: ActivityKind,
+    pub title: String,
+    pub organiser: String,
+    pub starts_at: DateTime<Utc>,
+    pub venue: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: Uuid,
+    pub kind: ActivityKind,
+    pub title: String,
+    /// The org unit whose body organises the activity.
+    pub organiser: OrgCode,
+    pub starts_at: DateTime<Utc>,
+    pub venue: Option<String>,
+}
+
+impl Activity {
+    pub fn parse(draft: ActivityDraft, id: Uuid) -> Result<Self> {
+        Ok(Self {
+            id,
+            kind: draft.kind,
+            title: text::bounded("title", &draft.title, 2, 100)?,
+            organiser: OrgCode::parse(&draft.organiser).map_err(|e| rename(e, "organiser"))?,
+            starts_at: draft.starts_at,
+            venue: text::optional("venue", Some(&draft.venue), 200)?,
+        })
+    }
+}
+
+/// A step of an activity's workflow.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Event {
+    /// 发单: the organiser sends the activity to these deputies.
+    Dispatched { deputies: BTreeSet<Uuid> },
+    /// 接单: a deputy takes the order.
+    Accepted { deputy: Uuid },
+    /// 签到: the deputy scanned the activity's code at the venue.
+    CheckedIn { deputy: Uuid, at: DateTime<Utc> },
+}
+
+/// How far a deputy got with an activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Participation {
+    Invited,
+    Accepted,
+    CheckedIn,
+}
+
+/// Who took part in an activity. A deputy's participation is the furthest step any event
+/// shows, so the fold is a join and every order of the same events gives the same roster. A
+/// deputy who checks in without having been dispatched (scanning the code at the venue) is
+/// counted and listed as a walk-in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    pub participants: BTreeMap<Uuid, Participation>,
+    pub walk_ins: BTreeSet<Uuid>,
+}
+
+pub fn roster(events: &[Stamped<Event>]) -> Roster {
+    let mut dispatched = BTreeSet::new();
+    let mut out = Roster::default();
+    for stamped in in_order(events) {
+        let (deputies, step): (Vec<Uuid>, Participation) = match &stamped.event {
+            Event::Dispatched { deputies } => {
+                dispatched.extend(deputies.iter().copied());
+                (deputies.iter().copied().collect(), Participation::Invited)
+            }
+            Event::Accepted { deputy } => (vec![*deputy], Participation::Accepted),
+            Event::CheckedIn { deputy, .. } => (vec![*deputy], Participation::CheckedIn),
+        };
+        for deputy in deputies {
+            let entry = out.participants.entry(deputy).or_insert(step);
+            *entry = (*entry).max(step);
+        }
+    }
+    out.walk_ins = out
+        .participants
+        .keys()
+        .filter(|d| !dispatched.contains(d))
+        .copied()
+        .collect();
+    out
+}
+
+/// Checks a new step against the roster before it is recorded: only a dispatched deputy can
+/// accept; check-ins are open to anyone at the venue.
+pub fn check(roster: &Roster, event: &Event) -> Result<()> {
+    match event {
+        Event::Dispatched { deputies } if deputies.is_empty() => Err(Error::invalid(
+            "deputies",
+            "a dispatch needs at least one deputy",
+            "发单须至少指定一名代表",
+        )),
+        Event::Accepted { deputy } if !roster.participants.contains_key(deputy) => {
+            Err(Error::precondition(
+                "deputy",
+                "the activity was not dispatched to this deputy",
+                "该活动未向此代表发单",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The kinds of entry in a deputy's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DutyRecordKind {
+    CheckIn,
+    Speech,
+    Suggestion,
+    Motion,
+    ReportBack,
+    VoterVisit,
+    Reception,
+    OpinionHandled,
+}
+
+impl DutyRecordKind {
+    pub const ALL: [Self; 8] = [
+        Self::CheckIn,
+        Self::Speech,
+        Self::Suggestion,
+        Self::Motion,
+        Self::ReportBack,
+        Self::VoterVisit,
+        Self::Reception,
+        Self::OpinionHandled,
+    ];
+
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::CheckIn => "活动签到",
+            Self::Speech => "发言",
+            Self::Suggestion => "提出建议",
+            Self::Motion => "提出议案",
+            Self::ReportBack => "述职",
+            Self::VoterVisit => "走访选民",
+            Self::Reception => "进站接待",
+            Self::OpinionHandled => "办理群众意见",
+        }
+    }
+}
+
+/// One entry in a deputy's file (一人一档).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DutyRecord {
+    pub id: Uuid,
+    pub deputy: Uuid,
+    pub kind: DutyRecordKind,
+    /// The org unit the record belongs to (the deputy's unit where it was recorded).
+    pub org: OrgCode,
+    pub on: NaiveDate,
+    /// The activity, for check-ins and speeches at an activity.
+    pub activity: Option<Uuid>,
+}
+
+impl DutyRecord {
+    pub fn new(
+        id: Uuid,
+        deputy: Uuid,
+        kind: DutyRecordKind,
+        org: OrgCode,
+        on: NaiveDate,
+        activity: Option<Uuid>,
+    ) -> Result<Self> {
+        if kind == DutyRecordKind::CheckIn && activity.is_none() {
+            return Err(Error::invalid(
+                "activity",
+                "a check-in must name its activity",
+                "签到记录须关联活动",
+            ));
+        }
+        Ok(Self {
+            id,
+            deputy,
+            kind,
+            org,
+            on,
+            activity,
+        })
+    }
+}
+
+/// Records with repeated check-ins removed: for each (deputy, activity) the check-in with the
+/// earliest date, then smallest id, is kept, so every node keeps the same one.
+pub fn distinct(records: &[DutyRecord]) -> Vec<&DutyRecord> {
+    let mut sorted: Vec<&DutyRecord> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.on, r.id));
+    let mut seen_check_ins = BTreeSet::new();
+    let mut seen_ids = BTreeSet::new();
+    sorted
+        .into_iter()
+        .filter(|r| seen_ids.insert(r.id))
+        .filter(|r| match (r.kind, r.activity) {
+            (DutyRecordKind::CheckIn, Some(activity)) => {
+                seen_check_ins.insert((r.deputy, activity))
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// Points per kind of record: a setting of each congress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointWeights {
+    weights: BTreeMap<DutyRecordKind, u32>,
+}
+
+impl Default for PointWeights {
+    /// A starting point for a congress that has not set its own.
+    fn default() -> Self {
+        use DutyRecordKind::*;
+        Self {
+            weights: [
+                (CheckIn, 2),
+                (Speech, 3),
+                (Suggestion, 5),
+                (Motion, 10),
+                (ReportBack, 10),
+                (VoterVisit, 2),
+                (Reception, 3),
+                (OpinionHandled, 2),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+}
+
+impl PointWeights {
+    pub fn get(&self, kind: DutyRecordKind) -> u32 {
+        self.weights.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Sets the weight of one kind; at most 1000 points per record.
+    pub fn set(&mut self, kind: DutyRecordKind, weight: u32) -> Result<()> {
+        if weight > 1000 {
+            return Err(Error::invalid(
+                "weight",
+                format!("must be at most 1000, got {weight}"),
+                format!("分值不得超过1000，实际为{weight}"),
+            ));
+        }
+        self.weights.insert(kind, weight);
+        Ok(())
+    }
+}
+
+/// Points per deputy, derived from the records.
+pub fn points(records: &[DutyRecord], weights: &PointWeights) -> BTreeMap<Uuid, u64> {
+    let mut out = BTreeMap::new();
+    for r in distinct(records) {
+        *out.entry(r.deputy).or_insert(0) += u64::from(weights.get(r.kind));
+    }
+    out
+}
+
+/// One line of a ranking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ranked {
+    /// 1-based place; unique, ties broken as [`ranking`] says.
+    pub position: usize,
+    pub deputy: Uuid,
+    pub points: u64,
+    pub records: usize,
+}
+
+/// The ranking of deputies by points for the records of `org`'s subtree within `period`.
+/// Higher points first; ties go to the deputy with more records, then to the smaller deputy
+/// id, so every node prints the same order.
+pub fn ranking(
+    records: &[DutyRecord],
+    weights: &PointWeights,
+    tree: &OrgTree,
+    org: &OrgCode,
+    period: &Period,
+) -> Vec<Ranked> {
+    let mut totals: BTreeMap<Uuid, (u64, usize)> = BTreeMap::new();
+    for r in distinct(records) {
+        if period.contains(r.on) && tree.contains(org, &r.org) {
+            let entry = totals.entry(r.deputy).or_insert((0, 0));
+            entry.0 += u64::from(weights.get(r.kind));
+            entry.1 += 1;
+        }
+    }
+    let mut lines: Vec<(Uuid, u64, usize)> =
+        totals.into_iter().map(|(d, (p, n))| (d, p, n)).collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, (deputy, points, records))| Ranked {
+            position: i + 1,
+            deputy,
+            points,
+            records,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Stamp;
+    use crate::org::code;
+
+    fn d(m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, m, day).unwrap_or_default()
+    }
+
+    fn rec(n: u128, deputy: u128, kind: DutyRecordKind, org: &str, on: NaiveDate) -> DutyRecord {
+        let activity = (kind == DutyRecordKind::CheckIn).then_some(Uuid::from_u128(900));
+        DutyRecord::new(
+            Uuid::from_u128(n),
+            Uuid::from_u128(deputy),
+            kind,
+            code(org),
+            on,
+            activity,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn double_check_in_counts_once() {
+        let w = PointWeights::default();
+        let records = vec![
+            rec(1, 7, DutyRecordKind::CheckIn, "370202001", d(3, 1)),
+            rec(2, 7, DutyRecordKind::CheckIn, "370202001", d(3, 1)),
+            rec(3, 7, DutyRecordKind::Speech, "370202001", d(3, 1)),
+        ];
+        assert_eq!(points(&records, &w)[&Uuid::from_u128(7)], 5);
+        assert_eq!(distinct(&records)[0].id, Uuid::from_u128(1));
+    }
+
+    #[test]
+    fn ranking_filters_by_subtree_and_period_with_deterministic_ties() {
+        let w = PointWeights::default();
+        let records = vec![
+            rec(1, 2, DutyRecordKind::Suggestion, "370202001", d(2, 1)),
+            rec(2, 1, DutyRecordKind::Suggestion, "370202002", d(2, 1)),
+            rec(3, 3, DutyRecordKind::Motion, "370212001", d(2, 1)),
+            rec(4, 4, DutyRecordKind::Motion, "370202001", d(5, 1)),
+            rec(5, 5, DutyRecordKind::VoterVisit, "370202001", d(2, 1)),
+            rec(6, 5, DutyRecordKind::Speech, "370202001", d(2, 2)),
+        ];
+        let q1 = Period::quarter(2024, 1).unwrap();
+        let r = ranking(&records, &w, &OrgTree::demo(), &code("370202"), &q1);
+        let order: Vec<(usize, u128, u64)> = r
+            .iter()
+            .map(|l| (l.position, l.deputy.as_u128(), l.points))
+            .collect();
+        // Deputy 5 ties with 1 and 2 on points but has two records.
+        assert_eq!(order, vec![(1, 5, 5), (2, 1, 5), (3, 2, 5)]);
+    }
+
+    #[test]
+    fn weights_are_configurable_and_bounded() {
+        let mut w = PointWeights::default();
+        w.set(DutyRecordKind::CheckIn, 7).unwrap();
+        assert_eq!(w.get(DutyRecordKind::CheckIn), 7);
+        let e = w.set(DutyRecordKind::CheckIn, 5000).unwrap_err();
+        assert_eq!(e.field(), "weight");
+        assert!(e.reason().contains("1000"));
+    }
+
+    #[test]
+    fn check_in_needs_an_activity() {
+        let e = DutyRecord::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            DutyRecordKind::CheckIn,
+            code("370202001"),
+            d(1, 1),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "activity");
+    }
+
+    #[test]
+    fn dispatch_accept_check_in() {
+        let a = Uuid::from_u128(1);
+        let b = Uuid::from_u128(2);
+        let walk_in = Uuid::from_u128(3);
+        let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let events = vec![
+            Stamped::new(Stamp::new(3, 1, 3), Event::CheckedIn { deputy: a, at }),
+            Stamped::new(
+                Stamp::new(1, 1, 1),
+                Event::Dispatched {
+                    deputies: [a, b].into(),
+                },
+            ),
+            Stamped::new(Stamp::new(2, 1, 2), Event::Accepted { deputy: a }),
+            Stamped::new(
+                Stamp::new(3, 2, 1),
+                Event::CheckedIn {
+                    deputy: walk_in,
+                    at,
+                },
+            ),
+            Stamped::new(Stamp::new(4, 3, 1), Event::CheckedIn { deputy: a, at }),
+        ];
+        let r = roster(&events);
+        assert_eq!(r.participants[&a], Participation::CheckedIn);
+        assert_eq!(r.participants[&b], Participation::Invited);
+        assert_eq!(r.walk_ins, [walk_in].into());
+        let e = check(
+            &r,
+            &Event::Accepted {
+                deputy: Uuid::from_u128(9),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "deputy");
+        let e = check(
+            &r,
+            &Event::Dispatched {
+                deputies: BTreeSet::new(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "deputies");
+    }
+
+    #[test]
+    fn activity_validation() {
+        let draft = ActivityDraft {
+            kind: ActivityKind::Research,
+            title: "调".into(),
+            organiser: "370202".into(),
+            starts_at: DateTime::<Utc>::default(),
+            venue: String::new(),
+        };
+        let e = Activity::parse(draft.clone(), Uuid::nil()).unwrap_err();
+        assert_eq!(e.field(), "title");
+        let ok = Activity::parse(
+            ActivityDraft {
+                title: "老旧小区改造调研".into(),
+                ..draft
+            },
+            Uuid::nil(),
+        );
+        assert_eq!(ok.map(|a| a.kind.label_zh()), Ok("调研"));
+    }
+}

@@ -1,0 +1,608 @@
+//! People: deputies (人大代表) and their personal data.
+//!
+//! ID-card and phone numbers are personal data. Their `Debug` and `Display` mask them, so a
+//! stray log line or report cell never shows one; code that must store or compare the full
+//! value asks for it by name (`as_unmasked_str`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::org::OrgCode;
+use crate::{Error, Result, text};
+
+/// A resident identity card number (居民身份证号码, GB 11643-1999).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdCardNumber(String);
+
+const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const ID_CHECK: [u8; 11] = *b"10X98765432";
+
+impl IdCardNumber {
+    /// Validates the format, the checksum and that the birth date is a real calendar date.
+    /// Use [`IdCardNumber::parse`] at the edge, where today's date is known.
+    fn validate(raw: &str) -> Result<Self> {
+        let value = raw.trim().to_ascii_uppercase();
+        let bytes = value.as_bytes();
+        let well_formed = bytes.len() == 18
+            && bytes[..17].iter().all(u8::is_ascii_digit)
+            && (bytes[17].is_ascii_digit() || bytes[17] == b'X');
+        if !well_formed {
+            return Err(Error::invalid(
+                "id_card_number",
+                "must be 17 digits followed by a digit or X",
+                "身份证号须为17位数字加1位数字或X",
+            ));
+        }
+        let sum: u32 = bytes[..17]
+            .iter()
+            .zip(ID_WEIGHTS)
+            .map(|(b, w)| u32::from(b - b'0') * w)
+            .sum();
+        // `sum % 11` is below 11, the length of the table.
+        if ID_CHECK[(sum % 11) as usize] != bytes[17] {
+            return Err(Error::invalid(
+                "id_card_number",
+                "checksum digit does not match",
+                "身份证号校验位不正确",
+            ));
+        }
+        if bytes[0] == b'0' {
+            return Err(Error::invalid(
+                "id_card_number",
+                "region code is not valid",
+                "身份证号地区码无效",
+            ));
+        }
+        let id = Self(value);
+        match id.birth_date() {
+            Some(date) if date.year() >= 1900 => Ok(id),
+            _ => Err(Error::invalid(
+                "id_card_number",
+                "birth date is not a valid date",
+                "身份证号中的出生日期无效",
+            )),
+        }
+    }
+
+    /// Parses a number entered by a person: format, checksum, and a plausible birth date (not
+    /// after `today`, age at most 130).
+    pub fn parse(raw: &str, today: NaiveDate) -> Result<Self> {
+        let id = Self::validate(raw)?;
+        let born = id.birth_date().unwrap_or(today);
+        let plausible = born <= today && today.year() - born.year() <= 130;
+        if !plausible {
+            return Err(Error::invalid(
+                "id_card_number",
+                "birth date is not plausible",
+                "身份证号中的出生日期不合理",
+            ));
+        }
+        Ok(id)
+    }
+
+    /// The birth date encoded in positions 7–14.
+    pub fn birth_date(&self) -> Option<NaiveDate> {
+        let digits = self.0.get(6..14)?;
+        NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
+    }
+
+    /// The gender encoded in position 17 (odd: male).
+    pub fn gender(&self) -> Gender {
+        match self.0.as_bytes().get(16) {
+            Some(d) if (d - b'0') % 2 == 1 => Gender::Male,
+            _ => Gender::Female,
+        }
+    }
+
+    /// The masked form for display: `3702**********123X`.
+    pub fn masked(&self) -> String {
+        format!("{}{}{}", &self.0[..4], "*".repeat(10), &self.0[14..])
+    }
+
+    /// The full number, for storage at the level that needs it. Never log or report it.
+    pub fn as_unmasked_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IdCardNumber {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self> {
+        Self::validate(&raw)
+    }
+}
+
+impl From<IdCardNumber> for String {
+    fn from(id: IdCardNumber) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Debug for IdCardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdCardNumber({})", self.masked())
+    }
+}
+
+impl fmt::Display for IdCardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// What kind of number a [`Phone`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PhoneKind {
+    Mobile,
+    Landline,
+}
+
+/// A mainland phone number: an 11-digit mobile (`1[3-9]` + 9 digits) or a landline with area
+/// code (`0` + 2–3 digits, optional `-`, 7–8 digits). Stored without spaces.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let value: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let mobile = value.len() == 11
+            && digits(&value)
+            && value.starts_with('1')
+            && matches!(value.as_bytes()[1], b'3'..=b'9');
+        let landline = {
+            let (area, local) = match value.split_once('-') {
+                Some((a, l)) => (a.to_owned(), l.to_owned()),
+                // Without a hyphen, 3-digit area codes (010, 02x) give 10–11 digits and
+                // 4-digit ones 11–12; mobiles were matched above.
+                None if value.starts_with("01") || value.starts_with("02") => {
+                    let (a, l) = value.split_at(value.len().min(3));
+                    (a.to_owned(), l.to_owned())
+                }
+                None => {
+                    let (a, l) = value.split_at(value.len().min(4));
+                    (a.to_owned(), l.to_owned())
+                }
+            };
+            area.starts_with('0')
+                && (3..=4).contains(&area.len())
+                && digits(&area)
+                && (7..=8).contains(&local.len())
+                && digits(&local)
+        };
+        if mobile || landline {
+            Ok(Self(value))
+        } else {
+            Err(Error::invalid(
+                "phone",
+                "must be an 11-digit mobile number or a landline with area code",
+                "须为11位手机号码或带区号的固定电话",
+            ))
+        }
+    }
+
+    pub fn kind(&self) -> PhoneKind {
+        if self.0.starts_with('1') {
+            PhoneKind::Mobile
+        } else {
+            PhoneKind::Landline
+        }
+    }
+
+    /// The masked form: all but the first 3 and last 4 characters hidden.
+    pub fn masked(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        let n = chars.len();
+        chars
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i < 3 || i + 4 >= n { *c } else { '*' })
+            .collect()
+    }
+
+    /// The full number, for contacting the person. Never log or report it.
+    pub fn as_unmasked_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Phone {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Phone> for String {
+    fn from(p: Phone) -> Self {
+        p.0
+    }
+}
+
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Phone({})", self.masked())
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Gender {
+    Male,
+    Female,
+}
+
+impl Gender {
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::Male => "男",
+            Self::Female => "女",
+        }
+    }
+}
+
+/// The level of congress a person is a deputy of; one person may hold two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DeputyLevel {
+    National,
+    Provincial,
+    City,
+    County,
+    Township,
+}
+
+impl DeputyLevel {
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::National => "全国人大代表",
+            Self::Provincial => "省人大代表",
+            Self::City => "市人大代表",
+            Self::County => "县(区)人大代表",
+            Self::Township => "乡镇人大代表",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DeputyStatus {
+    Serving,
+    Terminated,
+}
+
+impl DeputyStatus {
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::Serving => "在任",
+            Self::Terminated => "终止",
+        }
+    }
+}
+
+/// A deputy as entered at the console or received over the API, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeputyDraft {
+    pub id: Option<Uuid>,
+    pub name: String,
+    pub levels: Vec<DeputyLevel>,
+    pub org: String,
+    pub constituency: String,
+    pub term: u32,
+    pub gender: Option<Gender>,
+    pub ethnicity: String,
+    pub occupation: String,
+    pub phone: Option<String>,
+    pub id_card_number: Option<String>,
+    pub status: Option<DeputyStatus>,
+}
+
+/// A validated deputy (人大代表).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deputy {
+    pub id: Uuid,
+    pub name: String,
+    pub levels: BTreeSet<DeputyLevel>,
+    pub org: OrgCode,
+    pub constituency: String,
+    /// The congress term (届) the deputy serves, 1–99.
+    pub term: u8,
+    pub gender: Gender,
+    pub ethnicity: String,
+    pub occupation: Option<String>,
+    pub phone: Option<Phone>,
+    pub id_card_number: Option<IdCardNumber>,
+    pub status: DeputyStatus,
+}
+
+impl Deputy {
+    /// Validates a draft. `new_id` is used when the draft carries none (ids are minted where a
+    /// record is created); `today` bounds the birth date in the ID-card number.
+    pub fn parse(draft: DeputyDraft, new_id: Uuid, today: NaiveDate) -> Result<Self> {
+        let name = text::bounded("name", &draft.name, 2, 30)?;
+        let levels: BTreeSet<DeputyLevel> = draft.levels.into_iter().collect();
+        if levels.is_empty() {
+            return Err(Error::invalid(
+                "levels",
+                "a deputy needs at least one level",
+                "至少须填写一个代表层级",
+            ));
+        }
+        let org = OrgCode::parse(&draft.org).map_err(|e| rename(e, "org"))?;
+        let constituency = text::bounded("constituency", &draft.constituency, 2, 100)?;
+        let term = u8::try_from(draft.term)
+            .ok()
+            .filter(|t| (1..=99).contains(t))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "term",
+                    format!("must be 1 to 99, got {}", draft.term),
+                    format!("届次须为1至99，实际为{}", draft.term),
+                )
+            })?;
+        let ethnicity = text::bounded("ethnicity", &draft.ethnicity, 2, 20)?;
+        let occupation = text::optional("occupation", Some(&draft.occupation), 100)?;
+        let phone = match draft.phone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(Phone::parse(raw)?),
+        };
+        let id_card_number = match draft.id_card_number.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(IdCardNumber::parse(raw, today)?),
+        };
+        let gender = match (draft.gender, &id_card_number) {
+            (Some(g), Some(id)) if g != id.gender() => {
+                return Err(Error::invalid(
+                    "gender",
+                    "does not match the ID-card number",
+                    "性别与身份证号不一致",
+                ));
+            }
+            (Some(g), _) => g,
+            (None, Some(id)) => id.gender(),
+            (None, None) => {
+                return Err(Error::invalid("gender", "is required", "性别为必填项"));
+            }
+        };
+        Ok(Self {
+            id: draft.id.unwrap_or(new_id),
+            name,
+            levels,
+            org,
+            constituency,
+            term,
+            gender,
+            ethnicity,
+            occupation,
+            phone,
+            id_card_number,
+            status: draft.status.unwrap_or(DeputyStatus::Serving),
+        })
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.status == DeputyStatus::Serving
+    }
+}
+
+/// Re-labels a nested validation error with the field of the enclosing input.
+pub(crate) fn rename(e: Error, field: &str) -> Error {
+    match e {
+        Error::Invalid {
+            reason, reason_zh, ..
+        } => Error::invalid(field, reason, reason_zh),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn valid_id(prefix17: &str) -> String {
+    let sum: u32 = prefix17
+        .bytes()
+        .zip(ID_WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    format!("{prefix17}{}", ID_CHECK[(sum % 11) as usize] as char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 6, 1).unwrap_or_default()
+    }
+
+    #[test]
+    fn accepts_the_published_sample_and_masks_it() {
+        let id = IdCardNumber::parse("11010519491231002x", today()).unwrap();
+        assert_eq!(id.to_string(), "1101**********002X");
+        assert_eq!(format!("{id:?}"), "IdCardNumber(1101**********002X)");
+        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31));
+        assert_eq!(id.gender(), Gender::Female);
+        assert_eq!(id.as_unmasked_str(), "11010519491231002X");
+    }
+
+    #[test]
+    fn refuses_bad_checksum_format_and_dates() {
+        let e = IdCardNumber::parse("110105194912310021", today()).unwrap_err();
+        assert_eq!(e.field(), "id_card_number");
+        assert!(e.reason().contains("checksum"));
+        let e = IdCardNumber::parse("11010519491231002", today()).unwrap_err();
+        assert!(e.reason().contains("17 digits"));
+        let e = IdCardNumber::parse(&valid_id("37020219990230123"), today()).unwrap_err();
+        assert!(e.reason().contains("not a valid date"));
+        let e = IdCardNumber::parse(&valid_id("37020220300101123"), today()).unwrap_err();
+        assert!(e.reason().contains("plausible"));
+        assert!(e.reason_zh().contains("不合理"));
+    }
+
+    #[test]
+    fn masked_id_never_leaks_in_debug_of_a_deputy() {
+        let d = Deputy::parse(draft(), Uuid::nil(), today()).unwrap();
+        let shown = format!("{d:?}");
+        let full = valid_id("37020219800101123");
+        assert!(!shown.contains(&full));
+        assert!(!shown.contains("13812345678"));
+        assert!(shown.contains("138****5678"));
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(
+            Phone::parse("138 1234 5678").unwrap().kind(),
+            PhoneKind::Mobile
+        );
+        assert_eq!(
+            Phone::parse("0532-88886666").unwrap().kind(),
+            PhoneKind::Landline
+        );
+        assert!(Phone::parse("01088886666").is_ok());
+        assert!(Phone::parse("053288886666").is_ok());
+        for bad in ["12812345678", "1381234567", "5328888666", "0532-12", "abc"] {
+            let e = Phone::parse(bad).unwrap_err();
+            assert_eq!(e.field(), "phone", "{bad}");
+        }
+    }
+
+    fn draft() -> DeputyDraft {
+        DeputyDraft {
+            id: None,
+            name: "王秀英".into(),
+            levels: vec![
+                DeputyLevel::County,
+                DeputyLevel::Township,
+                DeputyLevel::County,
+            ],
+            org: "370202001".into(),
+            constituency: "八大峡街道第三选区".into(),
+            term: 19,
+            gender: None,
+            ethnicity: "汉族".into(),
+            occupation: "社区工作者".into(),
+            phone: Some("13812345678".into()),
+            id_card_number: Some(valid_id("37020219800101123")),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn valid_deputy() {
+        let d = Deputy::parse(draft(), Uuid::nil(), today()).unwrap();
+        assert_eq!(d.levels.len(), 2);
+        assert_eq!(d.gender, Gender::Male);
+        assert!(d.is_serving());
+        assert_eq!(d.org.as_str(), "370202001");
+    }
+
+    #[test]
+    fn deputy_refusals_name_the_field() {
+        let cases: Vec<(DeputyDraft, &str, &str)> = vec![
+            (
+                DeputyDraft {
+                    name: "王".into(),
+                    ..draft()
+                },
+                "name",
+                "2 to 30",
+            ),
+            (
+                DeputyDraft {
+                    name: "王".repeat(31),
+                    ..draft()
+                },
+                "name",
+                "2 to 30",
+            ),
+            (
+                DeputyDraft {
+                    levels: vec![],
+                    ..draft()
+                },
+                "levels",
+                "at least one",
+            ),
+            (
+                DeputyDraft {
+                    org: "3702".into(),
+                    ..draft()
+                },
+                "org",
+                "6, 9 or 12",
+            ),
+            (DeputyDraft { term: 0, ..draft() }, "term", "1 to 99"),
+            (
+                DeputyDraft {
+                    term: 300,
+                    ..draft()
+                },
+                "term",
+                "1 to 99",
+            ),
+            (
+                DeputyDraft {
+                    constituency: "区".repeat(101),
+                    ..draft()
+                },
+                "constituency",
+                "2 to 100",
+            ),
+            (
+                DeputyDraft {
+                    ethnicity: String::new(),
+                    ..draft()
+                },
+                "ethnicity",
+                "2 to 20",
+            ),
+            (
+                DeputyDraft {
+                    occupation: "职".repeat(101),
+                    ..draft()
+                },
+                "occupation",
+                "1 to 100",
+            ),
+            (
+                DeputyDraft {
+                    phone: Some("123".into()),
+                    ..draft()
+                },
+                "phone",
+                "11-digit",
+            ),
+            (
+                DeputyDraft {
+                    gender: Some(Gender::Female),
+                    ..draft()
+                },
+                "gender",
+                "does not match",
+            ),
+            (
+                DeputyDraft {
+                    gender: None,
+                    id_card_number: None,
+                    ..draft()
+                },
+                "gender",
+                "required",
+            ),
+        ];
+        for (d, field, reason) in cases {
+            let e = Deputy::parse(d, Uuid::nil(), today()).unwrap_err();
+            assert_eq!(e.field(), field);
+            assert!(e.reason().contains(reason), "{field}: {}", e.reason());
+            assert!(!e.reason_zh().is_empty());
+        }
+    }
+}
