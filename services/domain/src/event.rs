@@ -38,6 +38,25 @@ impl<E> Stamped<E> {
     }
 }
 
+/// An event a fold kept in the history but did not apply, and why. Flagged events are shown
+/// to people as conflicts to resolve; they are never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Flag {
+    pub stamp: Stamp,
+    pub reason: String,
+    pub reason_zh: String,
+}
+
+impl Flag {
+    pub fn new(stamp: Stamp, reason: impl Into<String>, reason_zh: impl Into<String>) -> Self {
+        Self {
+            stamp,
+            reason: reason.into(),
+            reason_zh: reason_zh.into(),
+        }
+    }
+}
+
 /// The events sorted by stamp, each stamp once.
 ///
 /// Two different events can only share a stamp in a corrupted log; the smaller event is kept

@@ -11,10 +11,12 @@
 pub mod activity;
 pub mod error;
 pub mod event;
+pub mod opinion;
 pub mod org;
 pub mod period;
 pub mod person;
 pub mod station;
+pub mod suggestion;
 pub mod text;
 
 pub use error::{Error, Result};

@@ -1,0 +1,490 @@
+//! Opinions from the people (社情民意, 码上见、马上办).
+//!
+//! An [`Opinion`] is raised at an org unit, which handles it first. Its workflow steps are
+//! events; [`fold`] sorts them by stamp and applies each in turn:
+//!
+//! - `Routed` and `Resolved` count only when made by the unit now handling the opinion or one
+//!   above it; a step made by a unit the opinion has since left (say, a township resolving it
+//!   on one node while the county received the escalation on another) stays in the history,
+//!   flagged, and changes nothing.
+//! - `Escalated { from, to }` counts only when `from` is the handling unit and `to` its parent
+//!   in the org code; the handling unit moves up, the route becomes `EscalatedUpward` and the
+//!   whole history stays with the record. Two concurrent escalations of the same step count
+//!   once; the second is flagged as a duplicate.
+//! - Nothing moves a resolved opinion except a follow-up (`FollowedUp`), which closes it;
+//!   later routing, escalation or a second resolution is flagged.
+//!
+//! The status is `Open` → `Handling(route)` → `Resolved` → `Closed`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::event::{Flag, Stamp, Stamped, in_order};
+use crate::org::{OrgCode, OrgTree};
+use crate::person::rename;
+use crate::{Error, Result, text};
+
+/// Where the opinion came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Source {
+    Station,
+    QrCode,
+    Visit,
+    Online,
+}
+
+impl Source {
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::Station => "进站反映",
+            Self::QrCode => "扫码反映",
+            Self::Visit => "走访收集",
+            Self::Online => "网上反映",
+        }
+    }
+}
+
+/// The four ways an opinion is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OpinionRoute {
+    AnsweredOnSite,
+    TransferredToTownship,
+    AssignedToDepartment,
+    EscalatedUpward,
+}
+
+impl OpinionRoute {
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::AnsweredOnSite => "现场答复",
+            Self::TransferredToTownship => "转交街道(乡镇)办理",
+            Self::AssignedToDepartment => "交办部门落实",
+            Self::EscalatedUpward => "逐级向上反映",
+        }
+    }
+}
+
+/// An opinion as entered, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpinionDraft {
+    pub content: String,
+    pub source: Source,
+    pub org: String,
+    pub station: Option<Uuid>,
+    pub raised_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opinion {
+    pub id: Uuid,
+    pub content: String,
+    pub source: Source,
+    /// Where it was raised; the first handling unit.
+    pub org: OrgCode,
+    pub station: Option<Uuid>,
+    pub raised_at: DateTime<Utc>,
+}
+
+impl Opinion {
+    pub fn parse(draft: OpinionDraft, id: Uuid) -> Result<Self> {
+        Ok(Self {
+            id,
+            content: text::bounded("content", &draft.content, 5, 2000)?,
+            source: draft.source,
+            org: OrgCode::parse(&draft.org).map_err(|e| rename(e, "org"))?,
+            station: draft.station,
+            raised_at: draft.raised_at,
+        })
+    }
+}
+
+/// A step in handling an opinion. `by` is the org unit whose node recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Event {
+    Routed {
+        by: OrgCode,
+        route: OpinionRoute,
+        /// The department or township it went to, for the people reading the history.
+        to: Option<String>,
+        at: DateTime<Utc>,
+    },
+    Escalated {
+        from: OrgCode,
+        to: OrgCode,
+        at: DateTime<Utc>,
+    },
+    Resolved {
+        by: OrgCode,
+        note: String,
+        at: DateTime<Utc>,
+    },
+    FollowedUp {
+        by: OrgCode,
+        citizen_satisfied: bool,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Open,
+    Handling(OpinionRoute),
+    Resolved,
+    Closed,
+}
+
+/// The folded state of one opinion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub handling_org: OrgCode,
+    /// Every unit that has handled it, in order, the current one last.
+    pub handled_by: Vec<OrgCode>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The stamps of the applied steps, in order.
+    pub applied: Vec<Stamp>,
+    pub flags: Vec<Flag>,
+}
+
+/// Folds an opinion's events into its state; see the module documentation for the rules.
+pub fn fold(opinion: &Opinion, events: &[Stamped<Event>]) -> State {
+    let mut s = State {
+        status: Status::Open,
+        handling_org: opinion.org.clone(),
+        handled_by: vec![opinion.org.clone()],
+        resolved_at: None,
+        applied: Vec::new(),
+        flags: Vec::new(),
+    };
+    for stamped in in_order(events) {
+        match apply(&mut s, &stamped.event) {
+            Ok(()) => s.applied.push(stamped.stamp),
+            Err((reason, reason_zh)) => s.flags.push(Flag::new(stamped.stamp, reason, reason_zh)),
+        }
+    }
+    s
+}
+
+type Refusal = (String, String);
+
+fn refuse(reason: &str, reason_zh: &str) -> Refusal {
+    (reason.to_owned(), reason_zh.to_owned())
+}
+
+fn apply(s: &mut State, event: &Event) -> std::result::Result<(), Refusal> {
+    let finished = matches!(s.status, Status::Resolved | Status::Closed);
+    let holds = |by: &OrgCode, s: &State| by.is_same_or_ancestor_of(&s.handling_org);
+    match event {
+        Event::Routed { by, route, .. } => {
+            if finished {
+                return Err(refuse("routed after it was resolved", "已办结后又被分流"));
+            }
+            if !holds(by, s) {
+                return Err(refuse(
+                    "routed by a unit that no longer handles it",
+                    "由已不再承办的单位分流",
+                ));
+            }
+            if *route == OpinionRoute::EscalatedUpward {
+                return Err(refuse(
+                    "escalation must name its target",
+                    "向上反映须指明上级单位",
+                ));
+            }
+            s.status = Status::Handling(*route);
+        }
+        Event::Escalated { from, to, .. } => {
+            if finished {
+                return Err(refuse(
+                    "escalated after it was resolved",
+                    "已办结后又被上报",
+                ));
+            }
+            if *from != s.handling_org {
+                let duplicate = s.handled_by.contains(from) && s.handled_by.contains(to);
+                return Err(if duplicate {
+                    refuse("duplicate escalation", "重复上报")
+                } else {
+                    refuse(
+                        "escalated by a unit that does not handle it",
+                        "由非承办单位上报",
+                    )
+                });
+            }
+            if from.parent().as_ref() != Some(to) {
+                return Err(refuse(
+                    "escalation must go to the parent unit",
+                    "只能向直接上级单位反映",
+                ));
+            }
+            s.handling_org = to.clone();
+            s.handled_by.push(to.clone());
+            s.status = Status::Handling(OpinionRoute::EscalatedUpward);
+        }
+        Event::Resolved { by, at, .. } => {
+            if finished {
+                return Err(refuse("resolved twice", "重复办结"));
+            }
+            if !holds(by, s) {
+                return Err(refuse(
+                    "resolved by a unit that no longer handles it",
+                    "由已不再承办的单位办结",
+                ));
+            }
+            s.status = Status::Resolved;
+            s.resolved_at = Some(*at);
+        }
+        Event::FollowedUp { .. } => {
+            if s.status != Status::Resolved {
+                return Err(refuse(
+                    "followed up before it was resolved, or twice",
+                    "尚未办结或已回访",
+                ));
+            }
+            s.status = Status::Closed;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the escalation of an opinion to the parent of its handling unit.
+pub fn escalate(state: &State, tree: &OrgTree, at: DateTime<Utc>) -> Result<Event> {
+    if matches!(state.status, Status::Resolved | Status::Closed) {
+        return Err(Error::precondition(
+            "status",
+            "a resolved opinion cannot be escalated",
+            "已办结的意见不能再上报",
+        ));
+    }
+    let to = state.handling_org.parent().ok_or_else(|| {
+        Error::precondition(
+            "handling_org",
+            format!("{} has no level above it in the mesh", state.handling_org),
+            format!("{} 已是最高层级，无法继续上报", state.handling_org),
+        )
+    })?;
+    tree.require("handling_org", &to)?;
+    Ok(Event::Escalated {
+        from: state.handling_org.clone(),
+        to,
+        at,
+    })
+}
+
+/// Checks a new step before it is recorded, with the errors a person sees.
+pub fn check(state: &State, event: &Event) -> Result<()> {
+    let mut trial = state.clone();
+    if let Event::Resolved { note, .. } = event {
+        text::bounded("note", note, 2, 2000)?;
+    }
+    if let Event::Routed { to: Some(to), .. } = event {
+        text::bounded("to", to, 2, 100)?;
+    }
+    apply(&mut trial, event).map_err(|(reason, reason_zh)| {
+        let field = match event {
+            Event::Routed { .. } => "route",
+            Event::Escalated { .. } => "to",
+            Event::Resolved { .. } | Event::FollowedUp { .. } => "status",
+        };
+        Error::precondition(field, reason, reason_zh)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::code;
+
+    fn at(n: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_700_000_000 + n, 0).unwrap_or_default()
+    }
+
+    fn opinion() -> Opinion {
+        Opinion::parse(
+            OpinionDraft {
+                content: "小区门口路灯损坏，夜间出行不便".into(),
+                source: Source::QrCode,
+                org: "370202001".into(),
+                station: None,
+                raised_at: at(0),
+            },
+            Uuid::nil(),
+        )
+        .unwrap()
+    }
+
+    fn ev(clock: u64, actor: u64, event: Event) -> Stamped<Event> {
+        Stamped::new(Stamp::new(clock, actor, clock), event)
+    }
+
+    #[test]
+    fn escalation_moves_up_and_keeps_history() {
+        let o = opinion();
+        let tree = OrgTree::demo();
+        let s = fold(&o, &[]);
+        let e1 = escalate(&s, &tree, at(1)).unwrap();
+        let s = fold(&o, &[ev(1, 1, e1.clone())]);
+        assert_eq!(s.handling_org, code("370202"));
+        assert_eq!(s.status, Status::Handling(OpinionRoute::EscalatedUpward));
+        let e2 = escalate(&s, &tree, at(2)).unwrap();
+        let s = fold(&o, &[ev(1, 1, e1), ev(2, 2, e2)]);
+        assert_eq!(s.handling_org, code("370200"));
+        assert_eq!(s.handled_by.len(), 3);
+        let e = escalate(&s, &tree, at(3)).unwrap_err();
+        assert_eq!(e.field(), "handling_org");
+        assert!(matches!(e, Error::Precondition { .. }));
+    }
+
+    #[test]
+    fn stale_resolution_is_flagged_not_applied() {
+        let o = opinion();
+        let events = vec![
+            ev(
+                1,
+                2,
+                Event::Escalated {
+                    from: code("370202001"),
+                    to: code("370202"),
+                    at: at(1),
+                },
+            ),
+            // Concurrently, the street resolved it on its own node; it sorts after.
+            ev(
+                1,
+                3,
+                Event::Resolved {
+                    by: code("370202001"),
+                    note: "已修复".into(),
+                    at: at(1),
+                },
+            ),
+            ev(
+                2,
+                2,
+                Event::Escalated {
+                    from: code("370202001"),
+                    to: code("370202"),
+                    at: at(1),
+                },
+            ),
+        ];
+        let s = fold(&o, &events);
+        assert_eq!(s.status, Status::Handling(OpinionRoute::EscalatedUpward));
+        assert_eq!(s.flags.len(), 2);
+        assert!(s.flags[0].reason.contains("no longer handles"));
+        assert!(s.flags[1].reason.contains("duplicate"));
+    }
+
+    #[test]
+    fn resolve_then_follow_up_closes() {
+        let o = opinion();
+        let by = code("370202001");
+        let events = vec![
+            ev(
+                1,
+                1,
+                Event::Routed {
+                    by: by.clone(),
+                    route: OpinionRoute::AssignedToDepartment,
+                    to: Some("区城市管理局".into()),
+                    at: at(1),
+                },
+            ),
+            ev(
+                2,
+                1,
+                Event::Resolved {
+                    by: by.clone(),
+                    note: "已修复".into(),
+                    at: at(2),
+                },
+            ),
+            ev(
+                3,
+                1,
+                Event::FollowedUp {
+                    by: by.clone(),
+                    citizen_satisfied: true,
+                    at: at(3),
+                },
+            ),
+        ];
+        let s = fold(&o, &events);
+        assert_eq!(s.status, Status::Closed);
+        assert_eq!(s.resolved_at, Some(at(2)));
+        let e = check(
+            &s,
+            &Event::Resolved {
+                by,
+                note: "再次".into(),
+                at: at(4),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "status");
+        assert!(e.reason().contains("twice"));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let o = opinion();
+        let s = fold(&o, &[]);
+        let e = check(
+            &s,
+            &Event::FollowedUp {
+                by: o.org.clone(),
+                citizen_satisfied: true,
+                at: at(1),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "status");
+        let e = check(
+            &s,
+            &Event::Resolved {
+                by: o.org.clone(),
+                note: "好".into(),
+                at: at(1),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "note");
+        let e = check(
+            &s,
+            &Event::Routed {
+                by: o.org.clone(),
+                route: OpinionRoute::EscalatedUpward,
+                to: None,
+                at: at(1),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "route");
+        let e = check(
+            &s,
+            &Event::Escalated {
+                from: o.org.clone(),
+                to: code("370200"),
+                at: at(1),
+            },
+        )
+        .unwrap_err();
+        assert!(e.reason().contains("parent"));
+        let e = Opinion::parse(
+            OpinionDraft {
+                content: "短".into(),
+                ..OpinionDraft {
+                    content: String::new(),
+                    source: Source::Visit,
+                    org: "370202001".into(),
+                    station: None,
+                    raised_at: at(0),
+                }
+            },
+            Uuid::nil(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "content");
+    }
+}
