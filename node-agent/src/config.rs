@@ -1,0 +1,691 @@
+//! The node's configuration: a TOML file, overridden key by key by `RENDA_<SECTION>_<KEY>`
+//! environment variables, checked into [`Config`] with errors that name the offending key.
+//!
+//! The environment is passed in as a map rather than read here, so tests need no `set_var` and
+//! the loader stays a pure function of its inputs.
+//!
+//! Unknown sections and keys are refused. This is done against the explicit [`SCHEMA`] rather
+//! than with serde's `deny_unknown_fields`, because serde's errors cannot name the full key
+//! (`node.org_code`) of a value that came from the environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tonic::transport::Uri;
+
+use crate::identity::{Level, NodeIdentity, OrgCode};
+
+/// The type a configuration key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Bool,
+    Integer,
+    /// In the environment, a comma-separated list.
+    TextList,
+}
+
+/// Every section and key the configuration accepts, with its type.
+pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "node",
+        &[
+            ("level", Kind::Text),
+            ("org_code", Kind::Text),
+            ("data_dir", Kind::Text),
+        ],
+    ),
+    ("storage", &[("url", Kind::Text)]),
+    ("listen", &[("grpc", Kind::Text), ("http", Kind::Text)]),
+    ("upstream", &[("addresses", Kind::TextList)]),
+    (
+        "tls",
+        &[
+            ("ca", Kind::Text),
+            ("cert", Kind::Text),
+            ("key", Kind::Text),
+            ("insecure_dev", Kind::Bool),
+        ],
+    ),
+    ("telemetry", &[("otlp_endpoint", Kind::Text)]),
+    (
+        "sync",
+        &[
+            ("interval_secs", Kind::Integer),
+            ("batch_ops", Kind::Integer),
+            ("backoff_min_ms", Kind::Integer),
+            ("backoff_max_ms", Kind::Integer),
+        ],
+    ),
+];
+
+/// The prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "RENDA_";
+
+/// A configuration that could not be loaded. `key` is the dotted key (`node.org_code`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file is not valid TOML: {0}")]
+    Syntax(#[from] toml::de::Error),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> Error {
+    Error::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration of a node, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub storage: StorageConfig,
+    pub listen: ListenConfig,
+    pub upstream: UpstreamConfig,
+    pub tls: TlsConfig,
+    pub telemetry: TelemetryConfig,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub identity: NodeIdentity,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// A `sqlite://` or `postgres://` URL; `sqlite://<data_dir>/node.db` unless set.
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Parents to dial, in fallback order. Empty for the city, never empty below it.
+    pub addresses: Vec<Uri>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TlsConfig {
+    /// Mutual TLS with certificates from the city CA: the only mode for real deployments.
+    Mutual(TlsFiles),
+    /// Plain-text gRPC, for development only (`tls.insecure_dev = true`).
+    InsecureDev,
+}
+
+/// PEM files of the city CA and of this node's certificate and key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryConfig {
+    /// Where to export spans over OTLP/gRPC; no export when unset.
+    pub otlp_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub interval: Duration,
+    pub batch_ops: u32,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            interval: Duration::from_secs(30),
+            batch_ops: 500,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+const DEFAULT_GRPC: &str = "127.0.0.1:7443";
+const DEFAULT_HTTP: &str = "127.0.0.1:7080";
+
+impl Config {
+    /// Reads and checks the config file at `path`, with overrides from `env`.
+    pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, env)
+    }
+
+    /// Checks a config given as TOML text, with overrides from `env` (usually
+    /// `std::env::vars().collect()`); variables without the `RENDA_` prefix are ignored.
+    pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Config, Error> {
+        let mut table: toml::Table = text.parse()?;
+        check_known_keys(&table)?;
+        apply_env(&mut table, env)?;
+        Config::from_table(&table)
+    }
+
+    fn from_table(table: &toml::Table) -> Result<Config, Error> {
+        let t = Lookup(table);
+
+        let level: Level = t
+            .required_text("node", "level")?
+            .parse()
+            .map_err(|e: crate::identity::LevelError| invalid("node.level", e.to_string()))?;
+        let org_code: OrgCode = t
+            .required_text("node", "org_code")?
+            .parse()
+            .map_err(|e: crate::identity::OrgCodeError| invalid("node.org_code", e.to_string()))?;
+        let identity = NodeIdentity::new(level, org_code)
+            .map_err(|e| invalid("node.org_code", e.to_string()))?;
+        let data_dir = PathBuf::from(t.required_text("node", "data_dir")?);
+
+        let url = match t.text("storage", "url")? {
+            Some(url) => {
+                if !["sqlite:", "postgres://", "postgresql://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme))
+                {
+                    return Err(invalid(
+                        "storage.url",
+                        format!("{url:?} is neither a sqlite:// nor a postgres:// URL"),
+                    ));
+                }
+                url.to_owned()
+            }
+            None => format!("sqlite://{}/node.db", data_dir.display()),
+        };
+
+        let listen = ListenConfig {
+            grpc: t.socket_addr("listen", "grpc", DEFAULT_GRPC)?,
+            http: t.socket_addr("listen", "http", DEFAULT_HTTP)?,
+        };
+
+        let insecure_dev = t.bool("tls", "insecure_dev")?.unwrap_or(false);
+        let tls = if insecure_dev {
+            TlsConfig::InsecureDev
+        } else {
+            let required = |key: &str| -> Result<PathBuf, Error> {
+                t.text("tls", key)?.map(PathBuf::from).ok_or_else(|| {
+                    invalid(
+                        &format!("tls.{key}"),
+                        "is required unless tls.insecure_dev = true",
+                    )
+                })
+            };
+            TlsConfig::Mutual(TlsFiles {
+                ca: required("ca")?,
+                cert: required("cert")?,
+                key: required("key")?,
+            })
+        };
+
+        let upstream = UpstreamConfig {
+            addresses: upstream_addresses(&t, identity.level, insecure_dev)?,
+        };
+
+        let telemetry = TelemetryConfig {
+            otlp_endpoint: t.text("telemetry", "otlp_endpoint")?.map(str::to_owned),
+        };
+
+        let defaults = SyncConfig::default();
+        let interval_secs = t.integer("sync", "interval_secs", 1)?;
+        let batch_ops = t.integer("sync", "batch_ops", 1)?;
+        let backoff_min_ms = t.integer("sync", "backoff_min_ms", 1)?;
+        let backoff_max_ms = t.integer("sync", "backoff_max_ms", 1)?;
+        let sync = SyncConfig {
+            interval: interval_secs.map_or(defaults.interval, Duration::from_secs),
+            batch_ops: match batch_ops {
+                Some(n) => u32::try_from(n)
+                    .map_err(|_| invalid("sync.batch_ops", format!("{n} is too large")))?,
+                None => defaults.batch_ops,
+            },
+            backoff_min: backoff_min_ms.map_or(defaults.backoff_min, Duration::from_millis),
+            backoff_max: backoff_max_ms.map_or(defaults.backoff_max, Duration::from_millis),
+        };
+        if sync.backoff_min > sync.backoff_max {
+            return Err(invalid(
+                "sync.backoff_min_ms",
+                format!(
+                    "{} ms is more than sync.backoff_max_ms ({} ms)",
+                    sync.backoff_min.as_millis(),
+                    sync.backoff_max.as_millis()
+                ),
+            ));
+        }
+
+        Ok(Config {
+            node: NodeConfig { identity, data_dir },
+            storage: StorageConfig { url },
+            listen,
+            upstream,
+            tls,
+            telemetry,
+            sync,
+        })
+    }
+}
+
+fn upstream_addresses(t: &Lookup<'_>, level: Level, insecure_dev: bool) -> Result<Vec<Uri>, Error> {
+    const KEY: &str = "upstream.addresses";
+    let texts = t.text_list("upstream", "addresses")?;
+    if level == Level::City {
+        if !texts.is_empty() {
+            return Err(invalid(
+                KEY,
+                "must be empty for the city node, which has no parent",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    if texts.is_empty() {
+        return Err(invalid(
+            KEY,
+            format!("a {level} node needs at least one parent to dial"),
+        ));
+    }
+    texts
+        .iter()
+        .map(|text| {
+            let uri: Uri = text
+                .parse()
+                .map_err(|e| invalid(KEY, format!("{text:?} is not a URI: {e}")))?;
+            let scheme_ok = match uri.scheme_str() {
+                Some("https") => true,
+                Some("http") => insecure_dev,
+                _ => false,
+            };
+            if !scheme_ok {
+                let allowed = if insecure_dev {
+                    "https:// or http://"
+                } else {
+                    "https:// (http:// only with tls.insecure_dev = true)"
+                };
+                return Err(invalid(KEY, format!("{text:?} must start with {allowed}")));
+            }
+            if uri.host().is_none() || uri.port_u16().is_none() {
+                return Err(invalid(
+                    KEY,
+                    format!("{text:?} must name a host and a port"),
+                ));
+            }
+            Ok(uri)
+        })
+        .collect()
+}
+
+fn schema_section(name: &str) -> Option<&'static [(&'static str, Kind)]> {
+    SCHEMA
+        .iter()
+        .find(|(section, _)| *section == name)
+        .map(|(_, keys)| *keys)
+}
+
+fn schema_kind(section: &str, key: &str) -> Option<Kind> {
+    schema_section(section)?
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, kind)| *kind)
+}
+
+fn check_known_keys(table: &toml::Table) -> Result<(), Error> {
+    for (section, value) in table {
+        let Some(keys) = schema_section(section) else {
+            let known: Vec<&str> = SCHEMA.iter().map(|(s, _)| *s).collect();
+            return Err(invalid(
+                section,
+                format!("unknown section (expected one of: {})", known.join(", ")),
+            ));
+        };
+        let Some(entries) = value.as_table() else {
+            return Err(invalid(section, "must be a table ([section])"));
+        };
+        for key in entries.keys() {
+            if !keys.iter().any(|(k, _)| k == key) {
+                let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                return Err(invalid(
+                    &format!("{section}.{key}"),
+                    format!("unknown key (expected one of: {})", known.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps `RENDA_NODE_ORG_CODE` to `("node", "org_code")`.
+fn env_key(var: &str) -> Option<(&'static str, String)> {
+    let rest = var.strip_prefix(ENV_PREFIX)?;
+    SCHEMA.iter().find_map(|(section, _)| {
+        let upper = section.to_ascii_uppercase();
+        let key = rest.strip_prefix(upper.as_str())?.strip_prefix('_')?;
+        Some((*section, key.to_ascii_lowercase()))
+    })
+}
+
+fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(), Error> {
+    // Sorted so that the first error reported does not depend on hash order.
+    let mut vars: Vec<(&String, &String)> = env.iter().collect();
+    vars.sort();
+    for (var, text) in vars {
+        if !var.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let Some((section, key)) = env_key(var) else {
+            return Err(invalid(
+                var,
+                "names no config section (expected RENDA_<SECTION>_<KEY>)",
+            ));
+        };
+        let dotted = format!("{section}.{key}");
+        let Some(kind) = schema_kind(section, &key) else {
+            return Err(invalid(&dotted, format!("unknown key (set by {var})")));
+        };
+        let value =
+            match kind {
+                Kind::Text => toml::Value::String(text.clone()),
+                Kind::Bool => match text.as_str() {
+                    "true" | "1" => toml::Value::Boolean(true),
+                    "false" | "0" => toml::Value::Boolean(false),
+                    _ => {
+                        return Err(invalid(
+                            &dotted,
+                            format!("{text:?} from {var} is not true or false"),
+                        ));
+                    }
+                },
+                Kind::Integer => toml::Value::Integer(text.parse().map_err(|_| {
+                    invalid(&dotted, format!("{text:?} from {var} is not an integer"))
+                })?),
+                Kind::TextList => toml::Value::Array(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(|item| toml::Value::String(item.to_owned()))
+                        .collect(),
+                ),
+            };
+        let entry = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(section_table) = entry.as_table_mut() {
+            section_table.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+/// Typed reads from the checked table, each error naming its dotted key.
+struct Lookup<'a>(&'a toml::Table);
+
+impl Lookup<'_> {
+    fn get(&self, section: &str, key: &str) -> Option<&toml::Value> {
+        self.0.get(section)?.as_table()?.get(key)
+    }
+
+    fn text(&self, section: &str, key: &str) -> Result<Option<&str>, Error> {
+        match self.get(section, key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(invalid(
+                &format!("{section}.{key}"),
+                format!("must be a string, not {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn required_text(&self, section: &str, key: &str) -> Result<&str, Error> {
+        self.text(section, key)?
+            .ok_or_else(|| invalid(&format!("{section}.{key}"), "is required"))
+    }
+
+    fn bool(&self, section: &str, key: &str) -> Result<Option<bool>, Error> {
+        match self.get(section, key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(invalid(
+                &format!("{section}.{key}"),
+                format!("must be true or false, not {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn integer(&self, section: &str, key: &str, min: u64) -> Result<Option<u64>, Error> {
+        let dotted = || format!("{section}.{key}");
+        match self.get(section, key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) => match u64::try_from(*n) {
+                Ok(n) if n >= min => Ok(Some(n)),
+                _ => Err(invalid(&dotted(), format!("{n} is less than {min}"))),
+            },
+            Some(other) => Err(invalid(
+                &dotted(),
+                format!("must be an integer, not {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn text_list(&self, section: &str, key: &str) -> Result<Vec<String>, Error> {
+        let dotted = || format!("{section}.{key}");
+        match self.get(section, key) {
+            None => Ok(Vec::new()),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str().map(str::to_owned).ok_or_else(|| {
+                        invalid(
+                            &dotted(),
+                            format!("must hold strings, not {}", item.type_str()),
+                        )
+                    })
+                })
+                .collect(),
+            Some(other) => Err(invalid(
+                &dotted(),
+                format!("must be a list of strings, not {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn socket_addr(&self, section: &str, key: &str, default: &str) -> Result<SocketAddr, Error> {
+        let text = self.text(section, key)?.unwrap_or(default);
+        text.parse().map_err(|_| {
+            invalid(
+                &format!("{section}.{key}"),
+                format!("{text:?} is not an IP address and port such as {default:?}"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOWNSHIP: &str = r#"
+        [node]
+        level = "township"
+        org_code = "370202001"
+        data_dir = "/var/lib/renda"
+
+        [upstream]
+        addresses = ["https://county.example:7443", "https://city.example:7443"]
+
+        [tls]
+        ca = "/etc/renda/ca.pem"
+        cert = "/etc/renda/370202001.pem"
+        key = "/etc/renda/370202001.key"
+    "#;
+
+    fn no_env() -> HashMap<String, String> {
+        HashMap::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn error_text(text: &str, env: &HashMap<String, String>) -> String {
+        match Config::from_toml(text, env) {
+            Ok(config) => panic!("expected a config error, got {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn township_config_with_defaults() -> Result<(), Error> {
+        let config = Config::from_toml(TOWNSHIP, &no_env())?;
+        assert_eq!(config.node.identity.level, Level::Township);
+        assert_eq!(config.node.identity.org_code.as_str(), "370202001");
+        assert_eq!(config.storage.url, "sqlite:///var/lib/renda/node.db");
+        assert_eq!(config.listen.grpc.to_string(), "127.0.0.1:7443");
+        assert_eq!(config.listen.http.to_string(), "127.0.0.1:7080");
+        assert_eq!(config.upstream.addresses.len(), 2);
+        assert_eq!(
+            config.upstream.addresses[0].to_string(),
+            "https://county.example:7443/"
+        );
+        assert!(matches!(config.tls, TlsConfig::Mutual(_)));
+        assert!(config.telemetry.otlp_endpoint.is_none());
+        assert_eq!(config.sync.batch_ops, 500);
+        Ok(())
+    }
+
+    #[test]
+    fn env_overrides_file() -> Result<(), Error> {
+        let config = Config::from_toml(
+            TOWNSHIP,
+            &env(&[
+                ("RENDA_NODE_ORG_CODE", "370202002"),
+                ("RENDA_LISTEN_GRPC", "0.0.0.0:9443"),
+                (
+                    "RENDA_UPSTREAM_ADDRESSES",
+                    "https://a.example:1, https://b.example:2",
+                ),
+                ("RENDA_SYNC_BATCH_OPS", "50"),
+                ("RENDA_TELEMETRY_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )?;
+        assert_eq!(config.node.identity.org_code.as_str(), "370202002");
+        assert_eq!(config.listen.grpc.to_string(), "0.0.0.0:9443");
+        assert_eq!(config.upstream.addresses.len(), 2);
+        assert_eq!(config.sync.batch_ops, 50);
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn config_errors_name_their_key() {
+        let bad_code = TOWNSHIP.replace("370202001\"\n", "37020\"\n");
+        assert_eq!(
+            error_text(&bad_code, &no_env()),
+            r#"node.org_code: "37020" is not a 6, 9 or 12 digit administrative division code"#
+        );
+
+        let wrong_length = TOWNSHIP.replace("\"370202001\"\n", "\"370202\"\n");
+        assert!(error_text(&wrong_length, &no_env()).starts_with(
+            "node.org_code: \"370202\" is a 6-digit code, but a township node needs a 9-digit code"
+        ));
+
+        let unknown = format!("{TOWNSHIP}\n[sync]\nintervall_secs = 5\n");
+        assert!(error_text(&unknown, &no_env()).starts_with("sync.intervall_secs: unknown key"));
+
+        let unknown_section = format!("{TOWNSHIP}\n[database]\nurl = \"x\"\n");
+        assert!(error_text(&unknown_section, &no_env()).starts_with("database: unknown section"));
+
+        let no_upstream = TOWNSHIP.replace("[upstream]", "[unused]").replace(
+            "addresses = [\"https://county.example:7443\", \"https://city.example:7443\"]",
+            "",
+        );
+        let no_upstream = no_upstream.replace("[unused]", "");
+        assert!(
+            error_text(&no_upstream, &no_env())
+                .starts_with("upstream.addresses: a township node needs at least one parent")
+        );
+
+        assert!(
+            error_text(TOWNSHIP, &env(&[("RENDA_LISTEN_GRPC", "localhost")]))
+                .starts_with("listen.grpc: \"localhost\" is not an IP address and port")
+        );
+        assert!(
+            error_text(TOWNSHIP, &env(&[("RENDA_SYNC_BATCH_OPS", "many")])).starts_with(
+                "sync.batch_ops: \"many\" from RENDA_SYNC_BATCH_OPS is not an integer"
+            )
+        );
+        assert!(
+            error_text(TOWNSHIP, &env(&[("RENDA_TLS_CAFILE", "x")]))
+                .starts_with("tls.cafile: unknown key (set by RENDA_TLS_CAFILE)")
+        );
+        assert!(
+            error_text(TOWNSHIP, &env(&[("RENDA_STORAGE_URL", "mysql://x")]))
+                .starts_with("storage.url: \"mysql://x\" is neither")
+        );
+        let plain = TOWNSHIP.replace("https://county", "http://county");
+        assert!(error_text(&plain, &no_env()).starts_with(
+            "upstream.addresses: \"http://county.example:7443\" must start with https://"
+        ));
+
+        let no_key = TOWNSHIP.replace("key = \"/etc/renda/370202001.key\"", "");
+        assert_eq!(
+            error_text(&no_key, &no_env()),
+            "tls.key: is required unless tls.insecure_dev = true"
+        );
+
+        let typed = TOWNSHIP.replace("level = \"township\"", "level = 3");
+        assert_eq!(
+            error_text(&typed, &no_env()),
+            "node.level: must be a string, not integer"
+        );
+    }
+
+    #[test]
+    fn city_has_no_upstream_and_dev_mode_allows_plain_text() -> Result<(), Error> {
+        let city = r#"
+            [node]
+            level = "city"
+            org_code = "370200"
+            data_dir = "data"
+            [storage]
+            url = "postgres://renda@localhost/renda"
+            [tls]
+            insecure_dev = true
+        "#;
+        let config = Config::from_toml(city, &no_env())?;
+        assert!(config.upstream.addresses.is_empty());
+        assert!(matches!(config.tls, TlsConfig::InsecureDev));
+        assert_eq!(config.storage.url, "postgres://renda@localhost/renda");
+
+        let with_parent = format!("{city}\n[upstream]\naddresses = [\"http://x:1\"]\n");
+        assert!(
+            error_text(&with_parent, &no_env())
+                .starts_with("upstream.addresses: must be empty for the city")
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! The node's gRPC server: health and reflection, plus whatever services the caller adds, over
+//! mutual TLS (or plain text behind `tls.insecure_dev`), until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tonic::service::{InterceptorLayer, Routes};
+use tonic::transport::Server;
+
+use crate::config::{Config, TlsConfig};
+use crate::tls::{self, RequirePeerIdentity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A bound gRPC listener with its TLS configuration, ready to serve.
+pub struct Bound {
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+}
+
+/// Binds `listen.grpc` and loads the TLS material named in `[tls]`.
+pub async fn bind(config: &Config) -> Result<Bound, Error> {
+    let tls = match &config.tls {
+        TlsConfig::Mutual(files) => Some(tls::Material::from_files(files)?.server_config()?),
+        TlsConfig::InsecureDev => None,
+    };
+    let addr = config.listen.grpc;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    Ok(Bound { listener, tls })
+}
+
+impl Bound {
+    /// Wraps a listener that is already bound (tests bind `127.0.0.1:0`).
+    /// `tls = None` serves plain text and must only be used for development.
+    pub fn new(listener: TcpListener, tls: Option<Arc<ServerConfig>>) -> Self {
+        Bound { listener, tls }
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves `services` together with `grpc.health.v1.Health` and gRPC reflection until
+    /// `shutdown` completes, then waits for open calls to finish.
+    ///
+    /// This is where the node's own services are plugged in: build them into a
+    /// [`Routes`] (`Routes::default().add_service(...)`) and pass it here. With mutual TLS every
+    /// call, health included, first goes through [`RequirePeerIdentity`], so handlers can read
+    /// the caller's [`crate::identity::NodeIdentity`] from the request extensions.
+    pub async fn serve<F>(self, services: Routes, shutdown: F) -> Result<(), Error>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let (_health_reporter, health) = tonic_health::server::health_reporter();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(renda_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let routes = services.add_service(health).add_service(reflection);
+        let addr = self.local_addr().ok();
+
+        match self.tls {
+            Some(config) => {
+                tracing::info!(?addr, "serving gRPC over mutual TLS");
+                Server::builder()
+                    .layer(InterceptorLayer::new(RequirePeerIdentity))
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(tls::incoming(self.listener, config), shutdown)
+                    .await?;
+            }
+            None => {
+                tracing::warn!(
+                    ?addr,
+                    "serving gRPC in PLAIN TEXT without authentication: tls.insecure_dev is set; \
+                     never use this outside development"
+                );
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+                Server::builder()
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await?;
+            }
+        }
+        tracing::info!("gRPC server stopped");
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown`: [`bind`] then [`Bound::serve`].
+pub async fn serve<F>(config: &Config, services: Routes, shutdown: F) -> Result<(), Error>
+where
+    F: Future<Output = ()> + Send,
+{
+    bind(config).await?.serve(services, shutdown).await
+}
