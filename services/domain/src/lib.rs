@@ -15,6 +15,8 @@ pub mod opinion;
 pub mod org;
 pub mod period;
 pub mod person;
+pub mod project;
+pub mod rates;
 pub mod station;
 pub mod suggestion;
 pub mod text;

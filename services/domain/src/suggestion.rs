@@ -869,7 +869,7 @@ pub fn overdue(items: &[State], today: NaiveDate) -> Vec<Overdue> {
             }
         }
     }
-    out.sort_by(|a, b| (a.id, a.kind).cmp(&(b.id, b.kind)));
+    out.sort_by_key(|o| (o.id, o.kind));
     out
 }
 

@@ -1,0 +1,592 @@
+//! Livelihood projects voted by deputies (民生实事项目票决制).
+//!
+//! A project goes through collection (征集), screening into candidates (筛选), the vote at the
+//! congress session (票决), implementation (实施) with a budget and progress reports,
+//! supervision by groups of deputies (监督), acceptance signed by deputies (验收), satisfaction
+//! scoring (评价) and maintenance (管护).
+//!
+//! # The stage rule
+//!
+//! [`fold`] sorts a project's events by stamp and applies each in turn; a step not allowed in
+//! the stage reached so far is kept and flagged, never applied. A major change, suspension,
+//! resumption or termination of an adopted project applies only with a recorded [`Decision`]
+//! of the standing committee or the township congress; without one it is refused at entry and
+//! flagged in the fold. The latest progress report (by stamp) is the project's progress.
+//!
+//! # The vote
+//!
+//! [`tally`] counts the ballots of one vote. Its rules, all deterministic so every node
+//! prints the same result:
+//!
+//! - Only ballots of seated deputies for listed candidates count; others are listed as ignored.
+//! - One ballot per deputy per candidate. The same ballot recorded again (on another node)
+//!   is listed as a duplicate and not counted again. If two *different* choices were recorded
+//!   for the same deputy and candidate, the one with the smallest stamp (the first recorded)
+//!   counts, since a cast ballot cannot be changed, and the pair is listed as a conflict for a
+//!   person to look at.
+//! - The base of the adoption threshold is a setting of each congress ([`VotingRules`]): all
+//!   seated deputies, or those present. Present means the deputies signed in, plus any seated
+//!   deputy who cast a ballot (a ballot proves presence). A candidate passes with more than
+//!   half of the base voting for it.
+//! - Passing candidates are ranked by votes for (more first), then votes against (fewer
+//!   first); the top `to_adopt` are adopted. Candidates tied at the last place are not
+//!   adopted but listed for a run-off (另行票决), as the voting measures require.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::event::{Flag, Stamp, Stamped, in_order};
+use crate::org::OrgCode;
+use crate::person::rename;
+use crate::{Error, Result, text};
+
+/// A project as entered at collection, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectDraft {
+    pub congress: String,
+    pub year: i32,
+    pub title: String,
+    pub summary: String,
+    /// Estimated budget in fen (分).
+    pub budget_fen: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: Uuid,
+    /// The org unit whose congress votes on it.
+    pub congress: OrgCode,
+    pub year: i32,
+    pub title: String,
+    pub summary: String,
+    pub budget_fen: i64,
+}
+
+fn budget(field: &str, fen: i64) -> Result<i64> {
+    // Ten billion yuan is far beyond any county's livelihood project.
+    const MAX_FEN: i64 = 1_000_000_000_000;
+    if !(0..=MAX_FEN).contains(&fen) {
+        return Err(Error::invalid(
+            field,
+            format!("must be between 0 and {MAX_FEN} fen, got {fen}"),
+            format!("预算须在0至{MAX_FEN}分之间，实际为{fen}"),
+        ));
+    }
+    Ok(fen)
+}
+
+impl Project {
+    pub fn parse(draft: ProjectDraft, id: Uuid) -> Result<Self> {
+        if !(2000..=2200).contains(&draft.year) {
+            return Err(Error::invalid(
+                "year",
+                format!("must be 2000 to 2200, got {}", draft.year),
+                format!("年度须在2000至2200之间，实际为{}", draft.year),
+            ));
+        }
+        Ok(Self {
+            id,
+            congress: OrgCode::parse(&draft.congress).map_err(|e| rename(e, "congress"))?,
+            year: draft.year,
+            title: text::bounded("title", &draft.title, 4, 100)?,
+            summary: text::bounded("summary", &draft.summary, 0, 5000)?,
+            budget_fen: budget("budget_fen", draft.budget_fen)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DecisionBody {
+    StandingCommittee,
+    TownshipCongress,
+    TownshipPresidium,
+}
+
+/// A recorded decision that authorises a change to an adopted project.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Decision {
+    pub body: DecisionBody,
+    /// The decision's document number (文号).
+    pub reference: String,
+    pub decided_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Change {
+    Major,
+    Suspension,
+    Resumption,
+    Termination,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Event {
+    Shortlisted {
+        at: NaiveDate,
+    },
+    ScreenedOut {
+        at: NaiveDate,
+    },
+    /// The outcome of the vote, recorded from the [`tally`] by the congress's node.
+    Voted {
+        adopted: bool,
+        at: NaiveDate,
+    },
+    PlanSet {
+        budget_fen: i64,
+        at: NaiveDate,
+    },
+    Progress {
+        percent: u8,
+        note: String,
+        at: NaiveDate,
+    },
+    SupervisionAdopted {
+        group: Uuid,
+        at: NaiveDate,
+    },
+    AcceptanceSigned {
+        deputy: Uuid,
+        at: NaiveDate,
+    },
+    AcceptancePassed {
+        at: NaiveDate,
+    },
+    Scored {
+        deputy: Uuid,
+        score: u8,
+        at: NaiveDate,
+    },
+    MaintenanceStarted {
+        caretaker: Uuid,
+        at: NaiveDate,
+    },
+    Changed {
+        change: Change,
+        decision: Option<Decision>,
+        note: String,
+        at: NaiveDate,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    Collected,
+    Candidate,
+    NotShortlisted,
+    Adopted,
+    NotAdopted,
+    Implementing,
+    Suspended,
+    Terminated,
+    Accepted,
+    Evaluated,
+    Maintained,
+}
+
+impl Stage {
+    pub const fn label_zh(self) -> &'static str {
+        match self {
+            Self::Collected => "征集",
+            Self::Candidate => "候选",
+            Self::NotShortlisted => "未入选候选",
+            Self::Adopted => "票决通过",
+            Self::NotAdopted => "票决未通过",
+            Self::Implementing => "实施中",
+            Self::Suspended => "暂停",
+            Self::Terminated => "终止",
+            Self::Accepted => "已验收",
+            Self::Evaluated => "已评价",
+            Self::Maintained => "管护中",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub stage: Stage,
+    pub budget_fen: i64,
+    pub progress: u8,
+    pub supervision_groups: BTreeSet<Uuid>,
+    pub signatures: BTreeSet<Uuid>,
+    /// Each deputy's latest score.
+    pub scores: BTreeMap<Uuid, u8>,
+    pub decisions: Vec<(Change, Decision)>,
+    pub flags: Vec<Flag>,
+}
+
+impl State {
+    pub fn average_score(&self) -> Option<f64> {
+        (!self.scores.is_empty()).then(|| {
+            self.scores.values().map(|s| f64::from(*s)).sum::<f64>() / self.scores.len() as f64
+        })
+    }
+}
+
+pub fn fold(project: &Project, events: &[Stamped<Event>]) -> State {
+    let mut s = State {
+        stage: Stage::Collected,
+        budget_fen: project.budget_fen,
+        progress: 0,
+        supervision_groups: BTreeSet::new(),
+        signatures: BTreeSet::new(),
+        scores: BTreeMap::new(),
+        decisions: Vec::new(),
+        flags: Vec::new(),
+    };
+    for stamped in in_order(events) {
+        if let Err(e) = apply(&mut s, &stamped.event) {
+            s.flags.push(Flag::new(
+                stamped.stamp,
+                format!("{}: {}", e.field(), e.reason()),
+                e.reason_zh(),
+            ));
+        }
+    }
+    s
+}
+
+/// Checks a new step before it is recorded.
+pub fn check(state: &State, event: &Event) -> Result<()> {
+    apply(&mut state.clone(), event)
+}
+
+fn in_stage(step: &str, step_zh: &str, stage: Stage) -> Error {
+    Error::precondition(
+        "stage",
+        format!("cannot {step} while the project is {stage:?}"),
+        format!("项目处于“{}”阶段，不能{step_zh}", stage.label_zh()),
+    )
+}
+
+fn apply(s: &mut State, event: &Event) -> Result<()> {
+    use Stage as St;
+    let running = matches!(s.stage, St::Adopted | St::Implementing);
+    match event {
+        Event::Shortlisted { .. } | Event::ScreenedOut { .. } => {
+            if s.stage != St::Collected {
+                return Err(in_stage("screen", "筛选", s.stage));
+            }
+            s.stage = match event {
+                Event::Shortlisted { .. } => St::Candidate,
+                _ => St::NotShortlisted,
+            };
+        }
+        Event::Voted { adopted, .. } => {
+            if s.stage != St::Candidate {
+                return Err(in_stage("record the vote", "记录票决结果", s.stage));
+            }
+            s.stage = if *adopted {
+                St::Adopted
+            } else {
+                St::NotAdopted
+            };
+        }
+        Event::PlanSet { budget_fen, .. } => {
+            budget("budget_fen", *budget_fen)?;
+            if !running {
+                return Err(in_stage("set the plan", "制定实施计划", s.stage));
+            }
+            s.budget_fen = *budget_fen;
+            s.stage = St::Implementing;
+        }
+        Event::Progress { percent, note, .. } => {
+            if *percent > 100 {
+                return Err(Error::invalid(
+                    "percent",
+                    format!("must be 0 to 100, got {percent}"),
+                    format!("进度须在0至100之间，实际为{percent}"),
+                ));
+            }
+            text::bounded("note", note, 0, 2000)?;
+            if !running {
+                return Err(in_stage("report progress", "报告进度", s.stage));
+            }
+            s.progress = *percent;
+            s.stage = St::Implementing;
+        }
+        Event::SupervisionAdopted { group, .. } => {
+            if !matches!(
+                s.stage,
+                St::Adopted | St::Implementing | St::Suspended | St::Accepted
+            ) {
+                return Err(in_stage("adopt for supervision", "认领监督", s.stage));
+            }
+            s.supervision_groups.insert(*group);
+        }
+        Event::AcceptanceSigned { deputy, .. } => {
+            if s.stage != St::Implementing {
+                return Err(in_stage("sign acceptance", "验收签字", s.stage));
+            }
+            s.signatures.insert(*deputy);
+        }
+        Event::AcceptancePassed { .. } => {
+            if s.stage != St::Implementing || s.progress < 100 || s.signatures.is_empty() {
+                return Err(Error::precondition(
+                    "signatures",
+                    "acceptance needs the project complete (100%) and signed by deputies",
+                    "验收须项目进度达到100%并有代表签字",
+                ));
+            }
+            s.stage = St::Accepted;
+        }
+        Event::Scored { score, deputy, .. } => {
+            if *score > 100 {
+                return Err(Error::invalid(
+                    "score",
+                    format!("must be 0 to 100, got {score}"),
+                    format!("评分须在0至100之间，实际为{score}"),
+                ));
+            }
+            if !matches!(s.stage, St::Accepted | St::Evaluated) {
+                return Err(in_stage("score", "满意度测评", s.stage));
+            }
+            s.scores.insert(*deputy, *score);
+            s.stage = St::Evaluated;
+        }
+        Event::MaintenanceStarted { .. } => {
+            if !matches!(s.stage, St::Accepted | St::Evaluated) {
+                return Err(in_stage("start maintenance", "进入管护", s.stage));
+            }
+            s.stage = St::Maintained;
+        }
+        Event::Changed {
+            change,
+            decision,
+            note,
+            ..
+        } => {
+            text::bounded("note", note, 0, 2000)?;
+            let Some(decision) = decision else {
+                return Err(Error::precondition(
+                    "decision",
+                    "a major change, suspension or termination of an adopted project needs a \
+                     recorded decision of the standing committee or township congress",
+                    "已票决项目的重大调整、暂停或终止须有人大常委会或乡镇人大的决定",
+                ));
+            };
+            text::bounded("decision.reference", &decision.reference, 1, 50)?;
+            let next = match (change, s.stage) {
+                (Change::Major, St::Adopted | St::Implementing | St::Suspended) => s.stage,
+                (Change::Suspension, St::Adopted | St::Implementing) => St::Suspended,
+                (Change::Resumption, St::Suspended) => St::Implementing,
+                (Change::Termination, St::Adopted | St::Implementing | St::Suspended) => {
+                    St::Terminated
+                }
+                _ => return Err(in_stage("change", "调整", s.stage)),
+            };
+            s.decisions.push((*change, decision.clone()));
+            s.stage = next;
+        }
+    }
+    Ok(())
+}
+
+/// Which deputies the adoption threshold counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Threshold {
+    /// More than half of all seated deputies (the common rule).
+    MajorityOfSeated,
+    /// More than half of the deputies present.
+    MajorityOfPresent,
+}
+
+/// The voting measures (票决办法) of one congress: never a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VotingRules {
+    /// How many projects are chosen.
+    pub to_adopt: u32,
+    pub threshold: Threshold,
+    /// How many more candidates than places there must be (差额); 0 allows 等额.
+    pub candidate_margin: u32,
+}
+
+impl VotingRules {
+    pub fn validate(&self) -> Result<()> {
+        if self.to_adopt == 0 {
+            return Err(Error::invalid(
+                "to_adopt",
+                "at least one project must be chosen",
+                "票决确定的项目数须至少为1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Choice {
+    For,
+    Against,
+    Abstain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Ballot {
+    pub deputy: Uuid,
+    pub candidate: Uuid,
+    pub choice: Choice,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    pub votes_for: u64,
+    pub against: u64,
+    pub abstain: u64,
+}
+
+/// Two different choices recorded for one deputy and candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BallotConflict {
+    pub deputy: Uuid,
+    pub candidate: Uuid,
+    /// The ballot that counts: the first recorded.
+    pub counted: Stamp,
+    /// Every recording, in stamp order.
+    pub recorded: Vec<(Stamp, Choice)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub counts: BTreeMap<Uuid, Count>,
+    /// The number of deputies the threshold is a majority of.
+    pub base: u64,
+    pub adopted: Vec<Uuid>,
+    pub not_adopted: Vec<Uuid>,
+    /// Candidates tied at the last place, for a run-off.
+    pub runoff: Vec<Uuid>,
+    /// Repeated recordings of the same ballot, not counted again.
+    pub duplicates: Vec<Stamp>,
+    pub conflicts: Vec<BallotConflict>,
+    /// Ballots of deputies not seated or for candidates not listed.
+    pub ignored: Vec<Flag>,
+}
+
+/// Counts one vote; see the module documentation for the rules.
+pub fn tally(
+    ballots: &[Stamped<Ballot>],
+    candidates: &BTreeSet<Uuid>,
+    seated: &BTreeSet<Uuid>,
+    present: &BTreeSet<Uuid>,
+    rules: &VotingRules,
+) -> Result<Tally> {
+    rules.validate()?;
+    let needed = rules.to_adopt as usize + rules.candidate_margin as usize;
+    if candidates.len() < needed {
+        return Err(Error::precondition(
+            "candidates",
+            format!(
+                "the rules need at least {needed} candidates for {} places, got {}",
+                rules.to_adopt,
+                candidates.len()
+            ),
+            format!(
+                "票决办法要求{}个名额至少有{needed}个候选项目，实际为{}个",
+                rules.to_adopt,
+                candidates.len()
+            ),
+        ));
+    }
+    let mut counts: BTreeMap<Uuid, Count> =
+        candidates.iter().map(|c| (*c, Count::default())).collect();
+    let mut recorded: BTreeMap<(Uuid, Uuid), Vec<(Stamp, Choice)>> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    for s in in_order(ballots) {
+        let b = &s.event;
+        if !seated.contains(&b.deputy) {
+            ignored.push(Flag::new(s.stamp, "deputy is not seated", "非本届在任代表"));
+        } else if !candidates.contains(&b.candidate) {
+            ignored.push(Flag::new(
+                s.stamp,
+                "candidate is not on the list",
+                "不在候选项目名单中",
+            ));
+        } else {
+            recorded
+                .entry((b.deputy, b.candidate))
+                .or_default()
+                .push((s.stamp, b.choice));
+        }
+    }
+    let mut duplicates = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut voters = BTreeSet::new();
+    for ((deputy, candidate), list) in &recorded {
+        let (first_stamp, choice) = list[0];
+        voters.insert(*deputy);
+        let count = counts.entry(*candidate).or_default();
+        match choice {
+            Choice::For => count.votes_for += 1,
+            Choice::Against => count.against += 1,
+            Choice::Abstain => count.abstain += 1,
+        }
+        if list.iter().all(|(_, c)| *c == choice) {
+            duplicates.extend(list[1..].iter().map(|(stamp, _)| *stamp));
+        } else {
+            conflicts.push(BallotConflict {
+                deputy: *deputy,
+                candidate: *candidate,
+                counted: first_stamp,
+                recorded: list.clone(),
+            });
+        }
+    }
+    duplicates.sort();
+    let base = match rules.threshold {
+        Threshold::MajorityOfSeated => seated.len(),
+        Threshold::MajorityOfPresent => present
+            .intersection(seated)
+            .chain(voters.iter())
+            .collect::<BTreeSet<_>>()
+            .len(),
+    } as u64;
+    let mut passing: Vec<(Uuid, Count)> = counts
+        .iter()
+        .filter(|(_, c)| 2 * c.votes_for > base)
+        .map(|(id, c)| (*id, *c))
+        .collect();
+    let key = |c: &Count| (std::cmp::Reverse(c.votes_for), c.against);
+    passing.sort_by_key(|(id, c)| (key(c), *id));
+    let places = rules.to_adopt as usize;
+    let (adopted, runoff): (Vec<Uuid>, Vec<Uuid>) = if passing.len() <= places {
+        (passing.iter().map(|(id, _)| *id).collect(), Vec::new())
+    } else {
+        let cutoff = key(&passing[places - 1].1);
+        let better: Vec<Uuid> = passing
+            .iter()
+            .filter(|(_, c)| key(c) < cutoff)
+            .map(|(id, _)| *id)
+            .collect();
+        let tied: Vec<Uuid> = passing
+            .iter()
+            .filter(|(_, c)| key(c) == cutoff)
+            .map(|(id, _)| *id)
+            .collect();
+        if better.len() + tied.len() <= places {
+            ([better, tied].concat(), Vec::new())
+        } else {
+            (better, tied)
+        }
+    };
+    let not_adopted = candidates
+        .iter()
+        .filter(|c| !adopted.contains(c) && !runoff.contains(c))
+        .copied()
+        .collect();
+    Ok(Tally {
+        counts,
+        base,
+        adopted,
+        not_adopted,
+        runoff,
+        duplicates,
+        conflicts,
+        ignored,
+    })
+}
+
+#[cfg(test)]
+mod tests;
