@@ -86,6 +86,17 @@ impl OrgCode {
         }
     }
 
+    /// The level of the unit, read from the code: a 6-digit code ending in "00" is a city,
+    /// any other 6-digit code a county (区/县/县级市), 9 digits a township, 12 a village.
+    pub fn level(self) -> Level {
+        match self.digits() {
+            12 => Level::Village,
+            9 => Level::Township,
+            _ if self.0 % 100 == 0 => Level::City,
+            _ => Level::County,
+        }
+    }
+
     /// The unit directly above: village → township → county → city; `None` for a city
     /// (6 digits ending in "00") and for anything above.
     pub fn parent(self) -> Option<OrgCode> {
@@ -132,6 +143,49 @@ impl fmt::Display for OrgCode {
     }
 }
 
+/// The level of an org unit in the administrative tree; a node runs at city, county or
+/// township level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Level {
+    City,
+    County,
+    Township,
+    Village,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::City => "city",
+            Level::County => "county",
+            Level::Township => "township",
+            Level::Village => "village",
+        }
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "city" => Ok(Level::City),
+            "county" => Ok(Level::County),
+            "township" => Ok(Level::Township),
+            "village" => Ok(Level::Village),
+            other => Err(format!(
+                "{other:?} is not a level (city, county, township or village)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The person who made a change: user number `number` registered at org unit `org`.
 ///
 /// Users are numbered by the node of the org unit that creates them (the authority that owns
@@ -167,6 +221,9 @@ mod tests {
         let city = county.parent().unwrap();
         assert_eq!(city.get(), 370_200);
         assert_eq!(city.parent(), None);
+        assert_eq!(township.level(), Level::Township);
+        assert_eq!(county.level(), Level::County);
+        assert_eq!(city.level(), Level::City);
         assert!(city.contains(township));
         assert!(!township.contains(city));
         let other = OrgCode::new(370_212_001).unwrap();
