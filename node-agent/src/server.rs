@@ -79,7 +79,7 @@ impl Bound {
 
         match self.tls {
             Some(config) => {
-                tracing::info!(?addr, "serving gRPC over mutual TLS");
+                tracing::info!(addr = ?addr, "serving gRPC over mutual TLS");
                 Server::builder()
                     .layer(InterceptorLayer::new(RequirePeerIdentity))
                     .add_routes(routes)

@@ -120,7 +120,9 @@ pub fn init(settings: &Settings) -> Result<Guard, Error> {
         })?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let fmt = tracing_subscriber::fmt::layer();
+    // Colour codes only on a terminal: journald and log files get plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
 
     let provider = match &settings.otlp_endpoint {
         Some(endpoint) => Some(tracer_provider(
