@@ -1,0 +1,328 @@
+//! The two backends behind one small interface: SQL is written once with `$N` placeholders
+//! (which SQLite also reads as positional parameters) and bound from [`Arg`] values, so only the
+//! DDL in `migrations/` differs between dialects.
+
+use crate::Error;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, FromRow, SqlSafeStr, SqlStr};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A bound SQL parameter. Both backends store integers as 64-bit signed.
+#[derive(Clone, Debug)]
+pub(crate) enum Arg {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+    Bytes(Vec<u8>),
+    Bool(bool),
+}
+
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::OptInt(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+                Arg::OptText(v) => query.bind(v),
+                Arg::Bytes(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+/// Which database a store runs on.
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// What the caller tunes about the connection pool.
+pub(crate) struct PoolSettings {
+    pub max_connections: u32,
+    pub busy_timeout: Duration,
+}
+
+impl Backend {
+    pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Backend, Error> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| Error::Url {
+                    reason: e.to_string(),
+                })?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(settings.busy_timeout);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections.max(1))
+                .connect_with(options)
+                .await?;
+            Ok(Backend::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // The error of a URL parse can quote the URL, password included: keep only its kind.
+            let options = PgConnectOptions::from_str(url).map_err(|_| Error::Url {
+                reason: "the postgres:// URL does not parse".into(),
+            })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections.max(1))
+                .connect_with(options)
+                .await?;
+            Ok(Backend::Postgres(pool))
+        } else {
+            Err(Error::Url {
+                reason: "expected a sqlite:// or postgres:// URL".into(),
+            })
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Runs the embedded migrations for this dialect (the SQL is compiled into the binary, so an
+    /// installed node needs no migrations directory).
+    pub(crate) async fn migrate(&self) -> Result<(), Error> {
+        let (init, dialect) = match self {
+            Backend::Sqlite(_) => (include_str!("../migrations/sqlite/0001_init.sql"), "sqlite"),
+            Backend::Postgres(_) => (
+                include_str!("../migrations/postgres/0001_init.sql"),
+                "postgres",
+            ),
+        };
+        let migrator = Migrator::with_migrations(vec![Migration::new(
+            1,
+            format!("init ({dialect})").into(),
+            MigrationType::Simple,
+            init.into_sql_str(),
+            false,
+        )]);
+        match self {
+            Backend::Sqlite(pool) => migrator.run(pool).await?,
+            Backend::Postgres(pool) => migrator.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx, Error> {
+        Ok(match self {
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<PoolConn, Error> {
+        Ok(match self {
+            Backend::Sqlite(pool) => PoolConn::Sqlite(pool.acquire().await?),
+            Backend::Postgres(pool) => PoolConn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// An open transaction; dropped without [`Tx::commit`] it rolls back.
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A connection checked out of the pool, for reads.
+pub(crate) enum PoolConn {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl PoolConn {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            PoolConn::Sqlite(c) => Conn::Sqlite(c),
+            PoolConn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+}
+
+/// A borrowed connection of either backend.
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// SQL text: static, or built at run time from trusted pieces (placeholders, column lists).
+pub(crate) fn dynamic(sql: String) -> SqlStr {
+    AssertSqlSafe(sql).into_sql_str()
+}
+
+impl Conn<'_> {
+    pub(crate) async fn execute(
+        &mut self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<u64, Error> {
+        Ok(match self {
+            Conn::Sqlite(c) => bind_args!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            Conn::Postgres(c) => bind_args!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    pub(crate) async fn fetch_all<T>(
+        &mut self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>, Error>
+    where
+        T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(match self {
+            Conn::Sqlite(c) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(&mut **c)
+                    .await?
+            }
+            Conn::Postgres(c) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(&mut **c)
+                    .await?
+            }
+        })
+    }
+
+    pub(crate) async fn fetch_optional<T>(
+        &mut self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>, Error>
+    where
+        T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(match self {
+            Conn::Sqlite(c) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(&mut **c)
+                    .await?
+            }
+            Conn::Postgres(c) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(&mut **c)
+                    .await?
+            }
+        })
+    }
+
+    /// Inserts `rows` (each `columns` long) with multi-row `VALUES` statements of at most
+    /// [`ROWS_PER_STATEMENT`] rows: far fewer round trips than one statement per row, and the
+    /// statement text repeats, so prepared statements are reused.
+    pub(crate) async fn insert_many(
+        &mut self,
+        head: &str,
+        columns: usize,
+        tail: &str,
+        rows: Vec<Vec<Arg>>,
+    ) -> Result<(), Error> {
+        let per_statement = (MAX_PARAMS / columns).clamp(1, ROWS_PER_STATEMENT);
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
+            let sql = values_sql(head, columns, chunk.len(), tail);
+            self.execute(dynamic(sql), chunk.into_iter().flatten().collect())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows per multi-row statement.
+pub(crate) const ROWS_PER_STATEMENT: usize = 250;
+/// Parameters per statement, below both SQLite's (32,766) and PostgreSQL's (65,535) limits.
+pub(crate) const MAX_PARAMS: usize = 30_000;
+
+/// `head VALUES ($1, $2), ($3, $4) tail`.
+pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6 + 8);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push(',');
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// `$first, $first+1, …` for an `IN (…)` list of `count` parameters.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_lists_number_their_placeholders_in_order() {
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b)", 2, 2, "ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(placeholders(3, 3), "$3,$4,$5");
+    }
+}

@@ -1,0 +1,629 @@
+//! The read side: sync feeds, checkpoints, per-peer state and queries over the materialised
+//! tables.
+
+use crate::db::{Arg, Conn};
+use crate::write::load_states;
+use crate::{Error, Store, json, now_ms};
+use chrono::{DateTime, Utc};
+use renda_replica::{
+    ActorId, Author, Change, Event, Hlc, KindId, Materialise, Op, OpId, OrgCode, RecordId,
+    RecordView, Stamped, Value,
+};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A position in a feed. Upward feeds order by local sequence alone (`position` equals
+/// `local_seq`); a downward feed orders by the effective position
+/// `max(op.local_seq, scope.since_local_seq)`, then local sequence, so a record that enters a
+/// peer's scope later sends its whole history after the peer's cursor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    pub position: u64,
+    pub local_seq: u64,
+}
+
+impl Cursor {
+    pub const START: Cursor = Cursor {
+        position: 0,
+        local_seq: 0,
+    };
+}
+
+/// One operation from the log, as it goes on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedOp {
+    pub cursor: Cursor,
+    pub bytes: Vec<u8>,
+}
+
+/// Which way a checkpoint looks: what we pushed to a peer, or what we pulled from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Push,
+    Pull,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Push => "push",
+            Direction::Pull => "pull",
+        }
+    }
+}
+
+/// What a node knows of its sync with one peer; the sync engine fills it, the console shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerSync {
+    pub peer: String,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Operations we hold that the peer has not acknowledged.
+    pub pending_push: u64,
+    /// Operations the peer reported it holds for us.
+    pub pending_pull: u64,
+}
+
+/// A record as the materialised tables hold it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub id: RecordId,
+    pub kind: KindId,
+    pub kind_name: String,
+    pub org: Option<OrgCode>,
+    pub deleted: bool,
+    /// Winner value of each field, by field name.
+    pub fields: BTreeMap<String, Value>,
+    /// Fields with concurrent values, by field name: every value with when, where and who,
+    /// the winner first.
+    pub conflicts: BTreeMap<String, ConflictedField>,
+    /// Members of each add-wins set, by set name.
+    pub sets: BTreeMap<String, Vec<Uuid>>,
+    /// Workflow events in fold order.
+    pub events: Vec<Event>,
+    /// The JSON columns exactly as reports read them: fields, conflicts, sets.
+    pub fields_json: String,
+    pub conflicts_json: String,
+    pub sets_json: String,
+    /// The local sequence of the last operation that changed it (differs between nodes).
+    pub updated_seq: u64,
+    /// The core's view, with numeric ids.
+    pub view: RecordView,
+}
+
+/// The concurrent values of one field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConflictedField {
+    pub values: Vec<Stamped>,
+}
+
+/// One entry of a record's history: what changed, when, by whom, on which node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub op: OpId,
+    pub local_seq: u64,
+    pub hlc: Hlc,
+    pub at: Option<DateTime<Utc>>,
+    pub author: Author,
+    pub origin_org: OrgCode,
+    pub change: String,
+}
+
+/// An operation kept aside with its reason; never applied or relayed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    pub id: i64,
+    pub received_at: Option<DateTime<Utc>>,
+    pub from: Option<String>,
+    pub reason: String,
+    pub record: Option<RecordId>,
+    pub bytes: Vec<u8>,
+}
+
+type RecordRow = (
+    String,
+    i64,
+    Option<i64>,
+    bool,
+    String,
+    String,
+    String,
+    Vec<u8>,
+    i64,
+);
+
+const RECORD_COLUMNS: &str = "r.id, r.kind, r.org_code, r.deleted, r.fields, r.conflicts, \
+                              r.sets, r.state, r.updated_seq";
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn time(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(DateTime::from_timestamp_millis)
+}
+
+impl Store {
+    /// Everything in the log after `after`, by local sequence: the upward feed.
+    pub async fn ops_since(&self, after: Cursor, limit: u32) -> Result<Vec<LoggedOp>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .conn()
+            .fetch_all(
+                "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 \
+                 ORDER BY local_seq LIMIT $2",
+                vec![Arg::Int(after.local_seq as i64), Arg::Int(i64::from(limit))],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, bytes)| LoggedOp {
+                cursor: Cursor {
+                    position: to_u64(seq),
+                    local_seq: to_u64(seq),
+                },
+                bytes,
+            })
+            .collect())
+    }
+
+    /// The operations of records in `org`'s scope after `after`: the downward feed. A record
+    /// that entered the scope after the cursor comes with its whole history.
+    pub async fn ops_for_scope(
+        &self,
+        org: OrgCode,
+        after: Cursor,
+        limit: u32,
+    ) -> Result<Vec<LoggedOp>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let rows: Vec<(i64, i64, Vec<u8>)> = conn
+            .conn()
+            .fetch_all(
+                "SELECT position, local_seq, bytes FROM ( \
+                   SELECT CASE WHEN o.local_seq > s.since_local_seq THEN o.local_seq \
+                               ELSE s.since_local_seq END AS position, \
+                          o.local_seq AS local_seq, o.bytes AS bytes \
+                   FROM record_scope s JOIN op_log o ON o.record_id = s.record_id \
+                   WHERE s.org_code = $1 AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
+                 ) feed \
+                 WHERE position > $2 OR (position = $2 AND local_seq > $3) \
+                 ORDER BY position, local_seq LIMIT $4",
+                vec![
+                    Arg::Int(org.get() as i64),
+                    Arg::Int(after.position as i64),
+                    Arg::Int(after.local_seq as i64),
+                    Arg::Int(i64::from(limit)),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(position, seq, bytes)| LoggedOp {
+                cursor: Cursor {
+                    position: to_u64(position),
+                    local_seq: to_u64(seq),
+                },
+                bytes,
+            })
+            .collect())
+    }
+
+    /// Where the sync with `peer` stands in `direction`; [`Cursor::START`] if never synced.
+    pub async fn checkpoint(&self, peer: &str, direction: Direction) -> Result<Cursor, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let row: Option<(i64, i64)> = conn
+            .conn()
+            .fetch_optional(
+                "SELECT position, local_seq FROM checkpoints WHERE peer = $1 AND direction = $2",
+                vec![Arg::Text(peer.into()), Arg::Text(direction.as_str().into())],
+            )
+            .await?;
+        Ok(row.map_or(Cursor::START, |(position, seq)| Cursor {
+            position: to_u64(position),
+            local_seq: to_u64(seq),
+        }))
+    }
+
+    /// Moves a checkpoint. Call only after the other side durably committed what it covers.
+    pub async fn set_checkpoint(
+        &self,
+        peer: &str,
+        direction: Direction,
+        cursor: Cursor,
+    ) -> Result<(), Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        conn.conn()
+            .execute(
+                "INSERT INTO checkpoints (peer, direction, position, local_seq, updated_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (peer, direction) DO UPDATE SET \
+                 position = excluded.position, local_seq = excluded.local_seq, \
+                 updated_ms = excluded.updated_ms",
+                vec![
+                    Arg::Text(peer.into()),
+                    Arg::Text(direction.as_str().into()),
+                    Arg::Int(cursor.position as i64),
+                    Arg::Int(cursor.local_seq as i64),
+                    Arg::Int(now_ms() as i64),
+                ],
+            )
+            .await?;
+        tracing::debug!(
+            peer,
+            direction = direction.as_str(),
+            position = cursor.position,
+            "checkpoint moved"
+        );
+        Ok(())
+    }
+
+    pub async fn peer_sync(&self, peer: &str) -> Result<Option<PeerSync>, Error> {
+        Ok(self
+            .peer_syncs_where("WHERE peer = $1", vec![Arg::Text(peer.into())])
+            .await?
+            .pop())
+    }
+
+    /// The sync state of every known peer, by peer name.
+    pub async fn peer_syncs(&self) -> Result<Vec<PeerSync>, Error> {
+        self.peer_syncs_where("", vec![]).await
+    }
+
+    async fn peer_syncs_where(
+        &self,
+        filter: &'static str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<PeerSync>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        type Row = (String, Option<i64>, Option<String>, Option<i64>, i64, i64);
+        let sql = format!(
+            "SELECT peer, last_success_ms, last_error, last_error_ms, pending_push, \
+             pending_pull FROM peer_sync {filter} ORDER BY peer"
+        );
+        let rows: Vec<Row> = conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(peer, ok, error, error_ms, push, pull)| PeerSync {
+                peer,
+                last_success: time(ok),
+                last_error: error,
+                last_error_at: time(error_ms),
+                pending_push: to_u64(push),
+                pending_pull: to_u64(pull),
+            })
+            .collect())
+    }
+
+    pub async fn set_peer_sync(&self, state: &PeerSync) -> Result<(), Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        conn.conn()
+            .execute(
+                "INSERT INTO peer_sync (peer, last_success_ms, last_error, last_error_ms, \
+                 pending_push, pending_pull) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (peer) DO UPDATE SET last_success_ms = excluded.last_success_ms, \
+                 last_error = excluded.last_error, last_error_ms = excluded.last_error_ms, \
+                 pending_push = excluded.pending_push, pending_pull = excluded.pending_pull",
+                vec![
+                    Arg::Text(state.peer.clone()),
+                    Arg::OptInt(state.last_success.map(|t| t.timestamp_millis())),
+                    Arg::OptText(state.last_error.clone()),
+                    Arg::OptInt(state.last_error_at.map(|t| t.timestamp_millis())),
+                    Arg::Int(i64::try_from(state.pending_push).unwrap_or(i64::MAX)),
+                    Arg::Int(i64::try_from(state.pending_pull).unwrap_or(i64::MAX)),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The replicated state of one record, for the domain layer to build changes from.
+    pub async fn state(&self, id: RecordId) -> Result<Option<renda_replica::Record>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        Ok(load_states(&mut conn.conn(), &[id]).await?.remove(&id))
+    }
+
+    /// One materialised record.
+    pub async fn record(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM records r WHERE r.id = $1");
+        self.records_where(sql, vec![Arg::Text(id.to_string())])
+            .await
+            .map(|mut v| v.pop())
+    }
+
+    /// Records of `kind`, optionally only those whose org unit is `org` or below it, by id.
+    pub async fn records_of_kind(
+        &self,
+        kind: KindId,
+        org: Option<OrgCode>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<StoredRecord>, Error> {
+        let mut args = vec![Arg::Int(i64::from(kind.0))];
+        let mut filter = String::new();
+        if let Some(org) = org {
+            let ranges = subtree_ranges(org);
+            let parts: Vec<String> = ranges
+                .iter()
+                .enumerate()
+                .map(|(i, _)| format!("r.org_code BETWEEN ${} AND ${}", 2 * i + 2, 2 * i + 3))
+                .collect();
+            filter = format!(" AND ({})", parts.join(" OR "));
+            for (lo, hi) in ranges {
+                args.push(Arg::Int(lo as i64));
+                args.push(Arg::Int(hi as i64));
+            }
+        }
+        let n = args.len();
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records r WHERE r.kind = $1{filter} \
+             ORDER BY r.id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        args.push(Arg::Int(i64::from(limit)));
+        args.push(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        self.records_where(sql, args).await
+    }
+
+    /// Records with at least one conflicting field, most recently changed first.
+    pub async fn conflicts(&self, limit: u32) -> Result<Vec<StoredRecord>, Error> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records r WHERE r.has_conflict \
+             ORDER BY r.updated_seq DESC LIMIT $1"
+        );
+        self.records_where(sql, vec![Arg::Int(i64::from(limit))])
+            .await
+    }
+
+    async fn records_where(&self, sql: String, args: Vec<Arg>) -> Result<Vec<StoredRecord>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let mut conn = conn.conn();
+        let rows: Vec<RecordRow> = conn.fetch_all(crate::db::dynamic(sql), args).await?;
+        rows.into_iter()
+            .map(|row| self.stored_record(row))
+            .collect()
+    }
+
+    fn stored_record(&self, row: RecordRow) -> Result<StoredRecord, Error> {
+        let (id, _kind, _org, _deleted, fields_json, conflicts_json, sets_json, state, updated) =
+            row;
+        let state = renda_replica::Record::from_bytes(&state)
+            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?;
+        let view = state.materialise();
+        let kind = self.inner.schema.kind(view.kind);
+        let mut fields = BTreeMap::new();
+        let mut conflicts = BTreeMap::new();
+        for f in &view.fields {
+            let name = json::field_name(kind, f.field);
+            fields.insert(name.clone(), f.winner.value.clone());
+            if !f.conflicts.is_empty() {
+                let values = std::iter::once(&f.winner)
+                    .chain(&f.conflicts)
+                    .cloned()
+                    .collect();
+                conflicts.insert(name, ConflictedField { values });
+            }
+        }
+        let sets = view
+            .sets
+            .iter()
+            .map(|(id, members)| {
+                let name = kind
+                    .and_then(|k| k.set(*id))
+                    .map(|s| s.name.clone())
+                    .unwrap_or_else(|| id.0.to_string());
+                (name, members.clone())
+            })
+            .collect();
+        Ok(StoredRecord {
+            id: view.id,
+            kind: view.kind,
+            kind_name: kind
+                .map(|k| k.name.clone())
+                .unwrap_or_else(|| view.kind.0.to_string()),
+            org: view.org,
+            deleted: view.deleted,
+            fields,
+            conflicts,
+            sets,
+            events: view.events.clone(),
+            fields_json,
+            conflicts_json,
+            sets_json,
+            updated_seq: to_u64(updated),
+            view,
+        })
+    }
+
+    /// Every change to a record, in the order this node applied them.
+    pub async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .conn()
+            .fetch_all(
+                "SELECT local_seq, bytes FROM op_log WHERE record_id = $1 ORDER BY local_seq",
+                vec![Arg::Text(id.to_string())],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|(seq, bytes)| {
+                let op = Op::decode_unchecked(&bytes)
+                    .map_err(|e| Error::Corrupt(format!("logged operation: {e}")))?;
+                Ok(HistoryEntry {
+                    op: op.id,
+                    local_seq: to_u64(seq),
+                    hlc: op.hlc,
+                    at: json::hlc_time(op.hlc),
+                    author: op.author,
+                    origin_org: op.origin_org,
+                    change: self.describe(&op),
+                })
+            })
+            .collect()
+    }
+
+    /// A change in words, with schema names: `title = "x"`, `members + <uuid>`, `event signed {…}`.
+    fn describe(&self, op: &Op) -> String {
+        let kind = self.inner.schema.kind(op.kind);
+        let set_name = |id: renda_replica::SetId| {
+            kind.and_then(|k| k.set(id))
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| id.0.to_string())
+        };
+        match &op.change {
+            Change::Put { field, value, .. } => {
+                format!(
+                    "{} = {}",
+                    json::field_name(kind, *field),
+                    json::value(value)
+                )
+            }
+            Change::Add { set, member } => format!("{} + {member}", set_name(*set)),
+            Change::Remove { set, member, .. } => format!("{} - {member}", set_name(*set)),
+            Change::Event { event, payload } => {
+                let schema = kind.and_then(|k| k.event(*event));
+                format!(
+                    "event {} {}",
+                    schema
+                        .map(|e| e.name.clone())
+                        .unwrap_or_else(|| event.0.to_string()),
+                    json::payload(schema, payload)
+                )
+            }
+        }
+    }
+
+    /// Quarantined operations, newest first.
+    pub async fn quarantine(&self, limit: u32) -> Result<Vec<Quarantined>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        type Row = (i64, i64, Option<String>, String, Option<String>, Vec<u8>);
+        let rows: Vec<Row> = conn
+            .conn()
+            .fetch_all(
+                "SELECT id, received_ms, from_peer, reason, record_id, bytes FROM quarantine \
+                 ORDER BY id DESC LIMIT $1",
+                vec![Arg::Int(i64::from(limit))],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, received, from, reason, record, bytes)| Quarantined {
+                id,
+                received_at: time(Some(received)),
+                from,
+                reason,
+                record: record.and_then(|r| Uuid::parse_str(&r).ok()).map(RecordId),
+                bytes,
+            })
+            .collect())
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<u64, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let (n,): (i64,) = conn
+            .conn()
+            .fetch_optional(sql, vec![])
+            .await?
+            .unwrap_or((0,));
+        Ok(to_u64(n))
+    }
+
+    /// Operations in the op log.
+    pub async fn log_len(&self) -> Result<u64, Error> {
+        self.count("SELECT COUNT(*) FROM op_log").await
+    }
+
+    /// Operations waiting for an earlier one.
+    pub async fn held_count(&self) -> Result<u64, Error> {
+        self.count("SELECT COUNT(*) FROM held_ops").await
+    }
+
+    pub async fn quarantine_count(&self) -> Result<u64, Error> {
+        self.count("SELECT COUNT(*) FROM quarantine").await
+    }
+
+    /// The highest origin sequence logged from `origin` and how many operations of it are
+    /// logged: equal when its sequence has no gaps here.
+    pub async fn origin_extent(&self, origin: ActorId) -> Result<(u64, u64), Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let (max, count): (i64, i64) = conn
+            .conn()
+            .fetch_optional(
+                "SELECT COALESCE(MAX(origin_seq), 0), COUNT(*) FROM op_log WHERE origin = $1",
+                vec![Arg::Int(origin.0 as i64)],
+            )
+            .await?
+            .unwrap_or((0, 0));
+        Ok((to_u64(max), to_u64(count)))
+    }
+
+    /// The database's own consistency check (SQLite `PRAGMA integrity_check`; PostgreSQL
+    /// guards its pages itself). Returns the problems found, empty when sound.
+    pub async fn integrity_check(&self) -> Result<Vec<String>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let mut conn = conn.conn();
+        match conn {
+            Conn::Sqlite(_) => {
+                let rows: Vec<(String,)> = conn.fetch_all("PRAGMA integrity_check", vec![]).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(r,)| r)
+                    .filter(|r| r != "ok")
+                    .collect())
+            }
+            Conn::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Org code ranges of `org` and every unit below it (numerically contiguous by construction of
+/// administrative division codes: a county's townships are its code followed by three digits).
+pub(crate) fn subtree_ranges(org: OrgCode) -> Vec<(u64, u64)> {
+    let o = org.get();
+    match org.digits() {
+        12 => vec![(o, o)],
+        9 => vec![(o, o), (o * 1000, o * 1000 + 999)],
+        _ if !o.is_multiple_of(100) => vec![
+            (o, o),
+            (o * 1000, o * 1000 + 999),
+            (o * 1_000_000, o * 1_000_000 + 999_999),
+        ],
+        _ => vec![
+            (o, o + 99),
+            (o * 1000, (o + 99) * 1000 + 999),
+            (o * 1_000_000, (o + 99) * 1_000_000 + 999_999),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtree_ranges_agree_with_org_containment() {
+        let codes = [
+            370_200u64,
+            370_202,
+            370_212,
+            370_300,
+            370_202_001,
+            370_202_999,
+            370_212_001,
+            370_202_001_001,
+            370_299_999_999,
+            370_300_001,
+        ];
+        for &outer in &codes {
+            let outer = OrgCode::new(outer).unwrap();
+            let ranges = subtree_ranges(outer);
+            for &inner in &codes {
+                let inner = OrgCode::new(inner).unwrap();
+                let in_range = ranges
+                    .iter()
+                    .any(|(lo, hi)| (*lo..=*hi).contains(&inner.get()));
+                assert_eq!(in_range, outer.contains(inner), "{outer} vs {inner}");
+            }
+        }
+    }
+}

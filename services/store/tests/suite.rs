@@ -1,0 +1,964 @@
+//! The storage test suite. Every test runs on SQLite (a temp file) and, when
+//! `RENDA_TEST_PG_URL` is set, on PostgreSQL in a freshly created schema that is dropped after.
+//!
+//! `RENDA_TEST_PG_URL=postgres://renda:renda@127.0.0.1:5432/renda_test cargo test -p renda-store`
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use renda_replica::{
+    ActorId, Author, Change, FieldId, KindId, Op, OrgCode, RecordId, Replica, Value, schema::ORG,
+    testkit,
+};
+use renda_store::{Cursor, Direction, Error, Options, PeerSync, Store, StoredRecord};
+use std::sync::Arc;
+use uuid::Uuid;
+
+const NOTE: KindId = KindId(1);
+const WIDE: KindId = KindId(2);
+const TITLE: FieldId = FieldId(2);
+const BODY: FieldId = FieldId(3);
+const COUNT: FieldId = FieldId(4);
+
+fn org(code: u64) -> OrgCode {
+    OrgCode::new(code).expect("test org codes are valid")
+}
+
+fn township() -> OrgCode {
+    org(370_202_001)
+}
+
+fn county() -> OrgCode {
+    org(370_202)
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+fn rid(n: u128) -> RecordId {
+    RecordId(Uuid::from_u128(
+        0x0190_0000_0000_7000_8000_0000_0000_0000 + n,
+    ))
+}
+
+fn accept_all(_: &Op) -> Result<(), String> {
+    Ok(())
+}
+
+/// Where a test's databases live.
+enum Kind {
+    Sqlite,
+    Postgres { base: String },
+}
+
+struct Env {
+    kind: Kind,
+    dir: tempfile::TempDir,
+    schemas: std::sync::Mutex<Vec<String>>,
+    counter: std::sync::atomic::AtomicU32,
+}
+
+impl Env {
+    fn label(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "sqlite",
+            Kind::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// A URL for a new, empty database.
+    async fn new_db(&self) -> Result<String> {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match &self.kind {
+            Kind::Sqlite => Ok(format!(
+                "sqlite://{}",
+                self.dir.path().join(format!("db{n}.sqlite")).display()
+            )),
+            Kind::Postgres { base } => {
+                let schema = format!("t_{:016x}", rand::random::<u64>());
+                let pool = sqlx::PgPool::connect(base).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&pool)
+                    .await?;
+                pool.close().await;
+                self.schemas
+                    .lock()
+                    .expect("not poisoned")
+                    .push(schema.clone());
+                let sep = if base.contains('?') { '&' } else { '?' };
+                Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+            }
+        }
+    }
+
+    async fn cleanup(&self) -> Result<()> {
+        if let Kind::Postgres { base } = &self.kind {
+            let schemas: Vec<String> = std::mem::take(&mut *self.schemas.lock().expect("ok"));
+            let pool = sqlx::PgPool::connect(base).await?;
+            for schema in schemas {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                )))
+                .execute(&pool)
+                .await?;
+            }
+            pool.close().await;
+        }
+        Ok(())
+    }
+}
+
+fn envs() -> Result<Vec<Env>> {
+    let mut kinds = vec![Kind::Sqlite];
+    if let Ok(base) = std::env::var("RENDA_TEST_PG_URL")
+        && !base.is_empty()
+    {
+        kinds.push(Kind::Postgres { base });
+    }
+    kinds
+        .into_iter()
+        .map(|kind| {
+            Ok(Env {
+                kind,
+                dir: tempfile::tempdir()?,
+                schemas: Default::default(),
+                counter: Default::default(),
+            })
+        })
+        .collect()
+}
+
+/// Declares a test that runs `$body(&Env)` on every backend.
+macro_rules! on_every_backend {
+    ($name:ident, $body:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() -> Result<()> {
+            for env in envs()? {
+                let outcome = $body(&env).await;
+                env.cleanup().await?;
+                outcome.with_context(|| format!("on {}", env.label()))?;
+            }
+            Ok(())
+        }
+    };
+}
+
+fn schema() -> Arc<renda_replica::Schema> {
+    Arc::new(testkit::schema())
+}
+
+async fn open(url: &str, at: OrgCode) -> Result<Store> {
+    Ok(Store::open(url, schema(), at, Options::default()).await?)
+}
+
+/// Everything the materialised tables show, minus the node-local `updated_seq`.
+async fn snapshot(store: &Store) -> Result<Vec<StoredRecord>> {
+    let mut all = Vec::new();
+    for kind in [NOTE, WIDE] {
+        for mut record in store.records_of_kind(kind, None, 1_000_000, 0).await? {
+            record.updated_seq = 0;
+            all.push(record);
+        }
+    }
+    Ok(all)
+}
+
+fn encode(ops: &[Op]) -> Vec<Vec<u8>> {
+    ops.iter().map(Op::encode).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn local_write_then_read_back(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, township()).await?;
+    let id = rid(1);
+    let author = Author {
+        org: township(),
+        number: 7,
+    };
+    let ops = store
+        .write(id, NOTE, author, |r, me| {
+            vec![
+                r.put(me, ORG, Value::Org(township())),
+                r.put(me, TITLE, text("代表之家")),
+                r.put(me, COUNT, Value::Int(3)),
+            ]
+        })
+        .await?;
+    ensure!(ops.len() == 3);
+    ensure!(ops.iter().map(|o| o.id.seq).collect::<Vec<_>>() == vec![1, 2, 3]);
+    let record = store.record(id).await?.context("record written")?;
+    ensure!(
+        record.fields.get("title") == Some(&text("代表之家")),
+        "{record:?}"
+    );
+    ensure!(record.fields.get("count") == Some(&Value::Int(3)));
+    ensure!(record.org == Some(township()));
+    ensure!(record.kind_name == "note");
+    ensure!(
+        record.fields_json.contains("\"title\":\"代表之家\""),
+        "{}",
+        record.fields_json
+    );
+    ensure!(record.conflicts.is_empty() && record.conflicts_json == "{}");
+
+    let history = store.history(id).await?;
+    ensure!(history.len() == 3, "{history:?}");
+    for entry in &history {
+        ensure!(entry.author == author, "who: {entry:?}");
+        ensure!(entry.origin_org == township(), "where: {entry:?}");
+        ensure!(entry.op.origin == store.actor());
+        let at = entry.at.context("when")?;
+        ensure!(
+            (chrono::Utc::now() - at).num_seconds().abs() < 60,
+            "when: {at}"
+        );
+    }
+    ensure!(
+        history[1].change == "title = \"代表之家\"",
+        "{}",
+        history[1].change
+    );
+    ensure!(store.log_len().await? == 3);
+    Ok(())
+}
+on_every_backend!(
+    local_write_then_read_back_with_history,
+    local_write_then_read_back
+);
+
+async fn invalid_write_writes_nothing(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, township()).await?;
+    let id = rid(2);
+    let author = Author::system(township());
+    let err = store
+        .write(id, NOTE, author, |r, me| {
+            vec![
+                r.put(me, BODY, text("fine")),
+                r.put(me, TITLE, text(&"x".repeat(25))),
+            ]
+        })
+        .await
+        .err()
+        .context("an over-long title is refused")?;
+    let Error::Invalid(op_error) = &err else {
+        bail!("unexpected error {err}");
+    };
+    ensure!(op_error.record == Some(id));
+    ensure!(op_error.field.as_deref() == Some("title"), "{err}");
+    ensure!(op_error.reason.contains("longer than the limit"), "{err}");
+    ensure!(err.to_string().contains(&id.to_string()), "{err}");
+
+    let err = store
+        .write(id, NOTE, author, |r, me| {
+            vec![r.put(me, COUNT, text("many"))]
+        })
+        .await
+        .err()
+        .context("a wrong type is refused")?;
+    ensure!(err.to_string().contains("count") && err.to_string().contains("expects integer"));
+
+    ensure!(store.record(id).await?.is_none(), "nothing materialised");
+    ensure!(store.log_len().await? == 0, "nothing logged");
+    // The next valid write still gets origin sequence 1: the failed ones left no gap.
+    let ops = store
+        .write(id, NOTE, author, |r, me| vec![r.put(me, TITLE, text("ok"))])
+        .await?;
+    ensure!(ops[0].id.seq == 1);
+    Ok(())
+}
+on_every_backend!(
+    an_invalid_write_writes_nothing_and_names_record_field_reason,
+    invalid_write_writes_nothing
+);
+
+/// A remote replica with some history: two records, fields, a set and an event.
+fn remote_history() -> Result<Replica> {
+    let mut a = Replica::new(ActorId(0xa), org(370_202_002), schema());
+    let author = Author::system(org(370_202_002));
+    a.put(rid(10), NOTE, ORG, Value::Org(org(370_202_002)), 1_000)?;
+    a.put(rid(10), NOTE, TITLE, text("one"), 1_001)?;
+    a.put(rid(10), NOTE, TITLE, text("two"), 1_002)?;
+    a.local(rid(10), NOTE, author, 1_003, |r| {
+        r.add(renda_replica::SetId(1), Uuid::from_u128(5))
+    })?;
+    a.local(rid(10), NOTE, author, 1_004, |r| {
+        r.event(
+            renda_replica::EventKindId(1),
+            vec![(FieldId(1), text("王丽"))],
+        )
+    })?;
+    a.put(rid(11), WIDE, FieldId(5), text("wide value"), 1_005)?;
+    Ok(a)
+}
+
+async fn remote_batch_is_idempotent(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    let a = remote_history()?;
+    let batch = encode(a.log());
+    let report = store
+        .apply_batch(&batch, Some("370202002"), &accept_all)
+        .await?;
+    ensure!(
+        report.applied == batch.len() && report.quarantined == 0,
+        "{report:?}"
+    );
+    let view = store.record(rid(10)).await?.context("applied")?.view;
+    ensure!(Some(view) == a.view(rid(10)), "store and core disagree");
+    let events = store.record(rid(10)).await?.context("applied")?.events;
+    ensure!(events.len() == 1);
+
+    let before = snapshot(&store).await?;
+    let log_before = store.ops_since(Cursor::START, 1000).await?;
+    let again = store
+        .apply_batch(&batch, Some("370202002"), &accept_all)
+        .await?;
+    ensure!(
+        again.applied == 0 && again.duplicates == batch.len(),
+        "{again:?}"
+    );
+    ensure!(
+        snapshot(&store).await? == before,
+        "a duplicate batch changed state"
+    );
+    ensure!(store.ops_since(Cursor::START, 1000).await? == log_before);
+    ensure!(store.held_count().await? == 0 && store.quarantine_count().await? == 0);
+    Ok(())
+}
+on_every_backend!(
+    the_same_batch_twice_changes_nothing,
+    remote_batch_is_idempotent
+);
+
+async fn bad_ops_are_quarantined(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    let reference = open(&env.new_db().await?, county()).await?;
+    let a = remote_history()?;
+    let good = encode(a.log());
+
+    let template = a.log()[1].clone();
+    let mut unknown_kind = template.clone();
+    unknown_kind.kind = KindId(99);
+    unknown_kind.record = rid(20);
+    let mut wrong_type = template.clone();
+    wrong_type.record = rid(21);
+    wrong_type.change = Change::Put {
+        field: COUNT,
+        value: text("many"),
+        seen: vec![],
+    };
+    let mut refused = template.clone();
+    refused.record = rid(22);
+    refused.author.number = 666;
+    refused.id.seq = 900;
+
+    let mut batch = good.clone();
+    batch.insert(2, vec![0x13, 0x01, 0x02]);
+    batch.insert(4, unknown_kind.encode());
+    batch.push(wrong_type.encode());
+    batch.push(refused.encode());
+    let policy = |op: &Op| {
+        if op.author.number == 666 {
+            Err("author 666 may not write here".to_string())
+        } else {
+            Ok(())
+        }
+    };
+    let report = store
+        .apply_batch(&batch, Some("370202002"), &policy)
+        .await?;
+    ensure!(
+        report.quarantined == 4 && report.applied == good.len(),
+        "{report:?}"
+    );
+    reference.apply_batch(&good, None, &accept_all).await?;
+    ensure!(
+        snapshot(&store).await? == snapshot(&reference).await?,
+        "bad ops changed state"
+    );
+    ensure!(store.log_len().await? == good.len() as u64);
+
+    let quarantined = store.quarantine(10).await?;
+    ensure!(quarantined.len() == 4);
+    let reasons: Vec<&str> = quarantined.iter().map(|q| q.reason.as_str()).collect();
+    let has = |needle: &str| reasons.iter().any(|r| r.contains(needle));
+    ensure!(has("truncated"), "{reasons:?}");
+    ensure!(
+        has("unknown record kind 99") && has(&rid(20).to_string()),
+        "{reasons:?}"
+    );
+    ensure!(
+        has("field count: expects integer, got text") && has(&rid(21).to_string()),
+        "{reasons:?}"
+    );
+    ensure!(
+        has("refused by policy: author 666 may not write here"),
+        "{reasons:?}"
+    );
+    ensure!(
+        quarantined
+            .iter()
+            .all(|q| q.from.as_deref() == Some("370202002"))
+    );
+    let refused_row = quarantined
+        .iter()
+        .find(|q| q.reason.contains("policy"))
+        .context("policy refusal kept")?;
+    ensure!(refused_row.record == Some(rid(22)) && refused_row.bytes == refused.encode());
+    ensure!(store.quarantine_count().await? == 4);
+    Ok(())
+}
+on_every_backend!(
+    bad_operations_are_quarantined_and_the_rest_applied,
+    bad_ops_are_quarantined
+);
+
+async fn held_until_the_gap_fills(env: &Env) -> Result<()> {
+    let url = env.new_db().await?;
+    let mut a = Replica::new(ActorId(0xa), township(), schema());
+    for (i, word) in ["first", "second", "third"].iter().enumerate() {
+        a.put(rid(30), NOTE, TITLE, text(word), 1_000 + i as u64)?;
+    }
+    let ops = encode(a.log());
+    {
+        let store = open(&url, county()).await?;
+        let r = store.apply_batch(&ops[2..3], None, &accept_all).await?;
+        ensure!(r.held == 1 && r.applied == 0, "{r:?}");
+        let r = store.apply_batch(&ops[1..2], None, &accept_all).await?;
+        ensure!(r.held == 1, "{r:?}");
+        // A held operation received again is a duplicate, still held once.
+        let r = store.apply_batch(&ops[2..3], None, &accept_all).await?;
+        ensure!(r.duplicates == 1, "{r:?}");
+        ensure!(store.held_count().await? == 2);
+        ensure!(store.record(rid(30)).await?.is_none());
+        store.close().await;
+    }
+    let store = open(&url, county()).await?;
+    ensure!(
+        store.held_count().await? == 2,
+        "held operations survive a restart"
+    );
+    let r = store.apply_batch(&ops[0..1], None, &accept_all).await?;
+    ensure!(r.applied == 3 && r.held == 0, "{r:?}");
+    ensure!(store.held_count().await? == 0);
+    let record = store.record(rid(30)).await?.context("applied")?;
+    ensure!(Some(record.view) == a.view(rid(30)));
+    ensure!(record.fields.get("title") == Some(&text("third")));
+    // The log keeps per-origin order for the record.
+    let log = store.ops_since(Cursor::START, 10).await?;
+    ensure!(log.iter().map(|l| l.bytes.clone()).collect::<Vec<_>>() == ops);
+    Ok(())
+}
+on_every_backend!(
+    an_op_ahead_of_its_predecessor_is_held_across_batches_and_restarts,
+    held_until_the_gap_fills
+);
+
+async fn conflicts_show_and_resolve(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    let mut a = Replica::new(ActorId(0xa), org(370_202_001), schema());
+    let mut b = Replica::new(ActorId(0xb), org(370_202_002), schema());
+    a.put(rid(40), NOTE, TITLE, text("from one"), 2_000)?;
+    b.put(rid(40), NOTE, TITLE, text("from two"), 2_500)?;
+    store
+        .apply_batch(&encode(a.log()), None, &accept_all)
+        .await?;
+    store
+        .apply_batch(&encode(b.log()), None, &accept_all)
+        .await?;
+    // The same conflict as the core shows, on both orders of arrival.
+    let other = open(&env.new_db().await?, county()).await?;
+    other
+        .apply_batch(&encode(b.log()), None, &accept_all)
+        .await?;
+    other
+        .apply_batch(&encode(a.log()), None, &accept_all)
+        .await?;
+    let record = store.record(rid(40)).await?.context("applied")?;
+    let mine = snapshot(&store).await?;
+    ensure!(mine == snapshot(&other).await?);
+    ensure!(
+        record.fields.get("title") == Some(&text("from two")),
+        "highest clock wins"
+    );
+    let conflict = record.conflicts.get("title").context("conflict shown")?;
+    ensure!(conflict.values.len() == 2);
+    ensure!(conflict.values[1].value == text("from one"));
+    ensure!(conflict.values[1].stamp.org == org(370_202_001));
+    ensure!(
+        record.conflicts_json.contains("from one") && record.conflicts_json.contains("370202001")
+    );
+    let listed = store.conflicts(10).await?;
+    ensure!(listed.len() == 1 && listed[0].id == rid(40));
+
+    store
+        .write(rid(40), NOTE, Author::system(county()), |r, me| {
+            vec![r.put(me, TITLE, text("agreed"))]
+        })
+        .await?;
+    let record = store.record(rid(40)).await?.context("written")?;
+    ensure!(record.conflicts.is_empty() && record.fields.get("title") == Some(&text("agreed")));
+    ensure!(store.conflicts(10).await?.is_empty());
+    Ok(())
+}
+on_every_backend!(
+    concurrent_edits_show_the_same_conflict_and_a_later_write_resolves_it,
+    conflicts_show_and_resolve
+);
+
+/// Sends everything `from` has after its checkpoint for `peer` to `to`, then moves the
+/// checkpoint: one upward sync round.
+async fn push(from: &Store, to: &Store, peer: &str) -> Result<usize> {
+    let mut sent = 0;
+    loop {
+        let after = from.checkpoint(peer, Direction::Push).await?;
+        let page = from.ops_since(after, 7).await?;
+        let Some(last) = page.last() else {
+            return Ok(sent);
+        };
+        let bytes: Vec<Vec<u8>> = page.iter().map(|l| l.bytes.clone()).collect();
+        let report = to.apply_batch(&bytes, Some("peer"), &accept_all).await?;
+        ensure!(report.quarantined == 0, "{report:?}");
+        from.set_checkpoint(peer, Direction::Push, last.cursor)
+            .await?;
+        sent += page.len();
+    }
+}
+
+async fn two_stores_converge(env: &Env) -> Result<()> {
+    let one = open(&env.new_db().await?, township()).await?;
+    let two = open(&env.new_db().await?, county()).await?;
+    let at_one = Author::system(township());
+    let at_two = Author::system(county());
+    for i in 0..12u128 {
+        let store = if i % 2 == 0 { &one } else { &two };
+        let author = if i % 2 == 0 { at_one } else { at_two };
+        store
+            .write(rid(50 + i % 5), NOTE, author, |r, me| {
+                vec![
+                    r.put(me, TITLE, text(&format!("v{i}"))),
+                    r.add(renda_replica::SetId(1), Uuid::from_u128(i % 3)),
+                ]
+            })
+            .await?;
+        if i % 4 == 3 {
+            push(&one, &two, "county").await?;
+            push(&two, &one, "township").await?;
+        }
+    }
+    two.write(rid(51), NOTE, at_two, |r, _| {
+        vec![r.remove(renda_replica::SetId(1), Uuid::from_u128(1))]
+    })
+    .await?;
+    push(&one, &two, "county").await?;
+    push(&two, &one, "township").await?;
+    // A second round sends the echoes back; they are duplicates.
+    push(&one, &two, "county").await?;
+    push(&two, &one, "township").await?;
+    let (s1, s2) = (snapshot(&one).await?, snapshot(&two).await?);
+    ensure!(s1.len() == 5);
+    if s1 != s2 {
+        for (x, y) in s1.iter().zip(&s2) {
+            if x != y {
+                bail!("record {} differs:\n{x:#?}\n{y:#?}", x.id);
+            }
+        }
+    }
+    ensure!(one.log_len().await? == two.log_len().await?);
+    ensure!(one.held_count().await? == 0 && two.held_count().await? == 0);
+    Ok(())
+}
+on_every_backend!(two_stores_exchanging_ops_converge, two_stores_converge);
+
+async fn downward_feed_follows_scope(env: &Env) -> Result<()> {
+    let first = org(370_202_001);
+    let second = org(370_202_002);
+    let dispatched_to = first;
+    let options = Options {
+        // Records whose body says "dispatch" are addressed to the first township too.
+        audience: Some(Arc::new(move |view: &renda_replica::RecordView| {
+            if view.value(BODY) == Some(&text("dispatch")) {
+                vec![dispatched_to]
+            } else {
+                vec![]
+            }
+        })),
+        ..Options::default()
+    };
+    let county_store = Store::open(&env.new_db().await?, schema(), county(), options).await?;
+    let author = Author::system(county());
+    let put_org =
+        |o: OrgCode| move |r: &renda_replica::Record, me| vec![r.put(me, ORG, Value::Org(o))];
+    county_store
+        .write(rid(60), NOTE, author, put_org(first))
+        .await?;
+    county_store
+        .write(rid(61), NOTE, author, put_org(second))
+        .await?;
+    county_store
+        .write(rid(62), NOTE, author, |_, _| vec![])
+        .await?;
+    county_store
+        .write(rid(62), NOTE, author, |r, me| {
+            vec![r.put(me, TITLE, text("no org"))]
+        })
+        .await?;
+    county_store
+        .write(rid(61), NOTE, author, |r, me| {
+            vec![r.put(me, TITLE, text("second's"))]
+        })
+        .await?;
+    county_store
+        .write(rid(60), NOTE, author, |r, me| {
+            vec![r.put(me, TITLE, text("first's"))]
+        })
+        .await?;
+
+    let records_in = |page: &[renda_store::LoggedOp]| -> Result<Vec<RecordId>> {
+        page.iter()
+            .map(|l| {
+                Ok(Op::decode_unchecked(&l.bytes)
+                    .map_err(|e| anyhow!(e))?
+                    .record)
+            })
+            .collect()
+    };
+    let feed = county_store
+        .ops_for_scope(first, Cursor::START, 100)
+        .await?;
+    ensure!(
+        records_in(&feed)? == vec![rid(60), rid(60)],
+        "{:?}",
+        records_in(&feed)?
+    );
+    let cursor = feed.last().context("feed not empty")?.cursor;
+    // The county's own scope holds both townships' records.
+    ensure!(
+        county_store
+            .ops_for_scope(county(), Cursor::START, 100)
+            .await?
+            .len()
+            == 4
+    );
+
+    // rid(61) moves to the first township: its whole history goes down after the cursor.
+    county_store
+        .write(rid(61), NOTE, author, put_org(first))
+        .await?;
+    let more = county_store.ops_for_scope(first, cursor, 100).await?;
+    ensure!(
+        records_in(&more)? == vec![rid(61); 3],
+        "{:?}",
+        records_in(&more)?
+    );
+    let mut positions: Vec<Cursor> = more.iter().map(|l| l.cursor).collect();
+    positions.sort();
+    ensure!(
+        positions == more.iter().map(|l| l.cursor).collect::<Vec<_>>(),
+        "feed is ordered"
+    );
+    // Paging one at a time gives the same feed.
+    let mut paged = Vec::new();
+    let mut at = cursor;
+    while let Some(l) = county_store.ops_for_scope(first, at, 1).await?.pop() {
+        at = l.cursor;
+        paged.push(l);
+    }
+    ensure!(paged == more);
+
+    // A record addressed to the first township through the audience goes down with its history.
+    county_store
+        .write(rid(63), NOTE, author, |r, me| {
+            vec![r.put(me, TITLE, text("activity"))]
+        })
+        .await?;
+    county_store
+        .write(rid(63), NOTE, author, |r, me| {
+            vec![r.put(me, BODY, text("dispatch"))]
+        })
+        .await?;
+    let more = county_store.ops_for_scope(first, at, 100).await?;
+    ensure!(
+        records_in(&more)? == vec![rid(63); 2],
+        "{:?}",
+        records_in(&more)?
+    );
+    // Records of the second township stay out of the first one's subtree query.
+    let in_first = county_store
+        .records_of_kind(NOTE, Some(first), 100, 0)
+        .await?;
+    ensure!(in_first.iter().map(|r| r.id).collect::<Vec<_>>() == vec![rid(60), rid(61)]);
+    ensure!(
+        county_store
+            .records_of_kind(NOTE, Some(county()), 100, 0)
+            .await?
+            .len()
+            == 2
+    );
+    Ok(())
+}
+on_every_backend!(
+    the_downward_feed_carries_only_the_scope_and_whole_histories,
+    downward_feed_follows_scope
+);
+
+async fn checkpoints_and_identity_persist(env: &Env) -> Result<()> {
+    let url = env.new_db().await?;
+    let cursor = Cursor {
+        position: 42,
+        local_seq: 40,
+    };
+    let state = PeerSync {
+        peer: "370202001".into(),
+        last_success: chrono::DateTime::from_timestamp_millis(1_790_000_000_000),
+        last_error: Some("connection reset".into()),
+        last_error_at: chrono::DateTime::from_timestamp_millis(1_790_000_001_000),
+        pending_push: 3,
+        pending_pull: 9,
+    };
+    let actor = {
+        let store = open(&url, county()).await?;
+        ensure!(store.checkpoint("370202001", Direction::Pull).await? == Cursor::START);
+        store
+            .set_checkpoint("370202001", Direction::Pull, cursor)
+            .await?;
+        store
+            .set_checkpoint(
+                "370202001",
+                Direction::Push,
+                Cursor {
+                    position: 7,
+                    local_seq: 7,
+                },
+            )
+            .await?;
+        store.set_peer_sync(&state).await?;
+        store
+            .write(rid(70), NOTE, Author::system(county()), |r, me| {
+                vec![r.put(me, TITLE, text("x"))]
+            })
+            .await?;
+        let actor = store.actor();
+        store.close().await;
+        actor
+    };
+    let store = open(&url, county()).await?;
+    ensure!(store.actor() == actor, "the actor is minted once");
+    ensure!(store.checkpoint("370202001", Direction::Pull).await? == cursor);
+    ensure!(
+        store
+            .checkpoint("370202001", Direction::Push)
+            .await?
+            .position
+            == 7
+    );
+    ensure!(store.peer_sync("370202001").await? == Some(state.clone()));
+    ensure!(store.peer_syncs().await? == vec![state]);
+    // The clock never goes backwards across a restart, and sequences continue.
+    let before = store.clock().await?;
+    let ops = store
+        .write(rid(70), NOTE, Author::system(county()), |r, me| {
+            vec![r.put(me, TITLE, text("y"))]
+        })
+        .await?;
+    ensure!(ops[0].hlc > before && ops[0].id.seq == 2);
+    store.close().await;
+
+    match Store::open(&url, schema(), township(), Options::default()).await {
+        Err(e @ Error::OtherOrg { .. }) => {
+            ensure!(
+                e.to_string().contains("370202") && e.to_string().contains("370202001"),
+                "{e}"
+            );
+        }
+        Err(e) => bail!("wrong error: {e}"),
+        Ok(_) => bail!("a database of another org unit was opened"),
+    }
+    Ok(())
+}
+on_every_backend!(
+    checkpoints_persist_and_another_orgs_database_is_refused,
+    checkpoints_and_identity_persist
+);
+
+async fn gapless_under_concurrency(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, township()).await?;
+    let mut tasks = Vec::new();
+    for i in 0..200u128 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(
+                    rid(100 + i % 13),
+                    WIDE,
+                    Author::system(township()),
+                    |r, me| {
+                        vec![r.put(
+                            me,
+                            FieldId(2 + (i % 15) as u16),
+                            text(&format!("value {i}")),
+                        )]
+                    },
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let (max, count) = store.origin_extent(store.actor()).await?;
+    ensure!(max == 200 && count == 200, "max {max}, count {count}");
+    let log = store.ops_since(Cursor::START, 1_000).await?;
+    let mut seqs: Vec<u64> = log
+        .iter()
+        .map(|l| {
+            Ok(Op::decode_unchecked(&l.bytes)
+                .map_err(|e| anyhow!(e))?
+                .id
+                .seq)
+        })
+        .collect::<Result<_>>()?;
+    let local: Vec<u64> = log.iter().map(|l| l.cursor.local_seq).collect();
+    ensure!(local == (1..=200).collect::<Vec<_>>());
+    seqs.sort();
+    ensure!(seqs == (1..=200).collect::<Vec<_>>());
+    Ok(())
+}
+on_every_backend!(
+    origin_sequences_are_gapless_under_200_concurrent_writes,
+    gapless_under_concurrency
+);
+
+// --- crash test ------------------------------------------------------------------------------
+
+const CRASH_ENV: &str = "RENDA_STORE_CRASH_DB";
+const CRASH_ORIGIN: ActorId = ActorId(0x5eed);
+const CRASH_BATCH: u64 = 21;
+const MARKER: u128 = 9_999;
+
+/// One batch of the crash workload: 20 field writes, then a marker write naming the batch.
+fn crash_batch(generator: &mut Replica, k: u64) -> Result<Vec<Vec<u8>>> {
+    let mut ops = Vec::new();
+    for i in 0..CRASH_BATCH - 1 {
+        let r = u128::from((k * 7 + i * 13) % 50);
+        let field = FieldId(2 + ((k + i) % 15) as u16);
+        let op = generator.put(
+            rid(r),
+            WIDE,
+            field,
+            text(&format!("batch {k} op {i}")),
+            1_000 + k,
+        )?;
+        ops.push(op.encode());
+    }
+    let marker = generator.put(rid(MARKER), NOTE, COUNT, Value::Int(k as i64), 1_000 + k)?;
+    ops.push(marker.encode());
+    Ok(ops)
+}
+
+/// Not a test on its own: the child process of the crash test (it returns at once unless the
+/// crash test started it). It applies batches and makes local writes until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() -> Result<()> {
+    let Ok(url) = std::env::var(CRASH_ENV) else {
+        return Ok(());
+    };
+    let store = open(&url, county()).await?;
+    let mut generator = Replica::new(CRASH_ORIGIN, township(), schema());
+    for k in 0..1_000_000u64 {
+        let batch = crash_batch(&mut generator, k)?;
+        let report = store
+            .apply_batch(&batch, Some("child"), &accept_all)
+            .await?;
+        ensure!(report.applied == batch.len(), "{report:?}");
+        store
+            .write(
+                rid(8_000 + u128::from(k % 10)),
+                WIDE,
+                Author::system(county()),
+                |r, me| vec![r.put(me, FieldId(2), text(&format!("local {k}")))],
+            )
+            .await?;
+        if k == 2 {
+            println!("crash-child: running");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_while_applying_leaves_only_whole_batches() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    for round in 0..4 {
+        let path = dir.path().join(format!("crash{round}.sqlite"));
+        let url = format!("sqlite://{}", path.display());
+        // Create the database first so the child spends its time applying.
+        open(&url, county()).await?.close().await;
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "crash_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CRASH_ENV, &url)
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let wait_ms = 300 + rand::random::<u64>() % 1_500;
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        if let Some(status) = child.try_wait()? {
+            bail!("the child exited before it was killed: {status}");
+        }
+        child.kill()?; // SIGKILL on Unix
+        child.wait()?;
+
+        let store = open(&url, county()).await?;
+        let problems = store.integrity_check().await?;
+        ensure!(
+            problems.is_empty(),
+            "round {round} (killed after {wait_ms} ms): {problems:?}"
+        );
+        let (max, count) = store.origin_extent(CRASH_ORIGIN).await?;
+        ensure!(
+            max == count,
+            "round {round}: origin sequence has gaps: max {max}, count {count}"
+        );
+        ensure!(
+            count % CRASH_BATCH == 0,
+            "round {round}: a partial batch: {count} ops"
+        );
+        let batches = count / CRASH_BATCH;
+        if batches > 0 {
+            let marker = store.record(rid(MARKER)).await?.context("marker written")?;
+            ensure!(
+                marker.fields.get("count") == Some(&Value::Int(batches as i64 - 1)),
+                "round {round}: marker {:?} after {batches} batches",
+                marker.fields.get("count")
+            );
+        }
+        let (own_max, own_count) = store.origin_extent(store.actor()).await?;
+        ensure!(
+            own_max == own_count,
+            "round {round}: local sequence has gaps"
+        );
+        ensure!(store.held_count().await? == 0);
+        ensure!(
+            store.log_len().await? == count + own_count,
+            "round {round}: log holds other operations"
+        );
+        // The store goes on where it stopped.
+        let mut generator = Replica::new(CRASH_ORIGIN, township(), schema());
+        let mut replay = Vec::new();
+        for k in 0..=batches {
+            replay = crash_batch(&mut generator, k)?;
+        }
+        let report = store.apply_batch(&replay, None, &accept_all).await?;
+        ensure!(report.applied == CRASH_BATCH as usize, "{report:?}");
+        eprintln!("crash round {round}: killed after {wait_ms} ms with {batches} whole batches");
+        store.close().await;
+    }
+    Ok(())
+}
