@@ -95,13 +95,18 @@ async fn durable_apply(url: &str, work: &Workload) -> Result<f64> {
     Ok(OPS as f64 / elapsed)
 }
 
-fn insert_sql(rows: usize) -> String {
+/// Multi-row INSERT text: `?` placeholders on SQLite (its fastest form), `$N` on PostgreSQL.
+fn insert_sql(rows: usize, sqlite: bool) -> String {
     let mut sql = String::from("INSERT INTO raw_rows (record_id, field, value) VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(${},${},${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+        if sqlite {
+            sql.push_str("(?,?,?)");
+        } else {
+            sql.push_str(&format!("(${},${},${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+        }
     }
     sql
 }
@@ -109,7 +114,7 @@ fn insert_sql(rows: usize) -> String {
 /// (2)/(4): the same rows into a plain table, one transaction per batch of 1,000, multi-row
 /// statements like the store's: rows per second.
 macro_rules! raw_insert {
-    ($conn:expr, $rows:expr) => {{
+    ($conn:expr, $rows:expr, $sqlite:expr) => {{
         let conn = $conn;
         conn.execute("CREATE TABLE raw_rows (record_id TEXT NOT NULL, field BIGINT NOT NULL, value TEXT NOT NULL)")
             .await?;
@@ -117,7 +122,7 @@ macro_rules! raw_insert {
         for batch in $rows.chunks(BATCH) {
             let mut tx = conn.begin().await?;
             for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-                let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
+                let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len(), $sqlite)));
                 for (id, field, value) in chunk {
                     query = query.bind(id.as_str()).bind(*field).bind(value.as_str());
                 }
@@ -139,12 +144,12 @@ async fn raw_sqlite(path: &std::path::Path, rows: &[(String, i64, String)]) -> R
         .foreign_keys(true)
         .busy_timeout(std::time::Duration::from_secs(10));
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-    Ok(raw_insert!(&mut conn, rows))
+    Ok(raw_insert!(&mut conn, rows, true))
 }
 
 async fn raw_postgres(url: &str, rows: &[(String, i64, String)]) -> Result<f64> {
     let mut conn = sqlx::PgConnection::connect(url).await?;
-    Ok(raw_insert!(&mut conn, rows))
+    Ok(raw_insert!(&mut conn, rows, false))
 }
 
 /// A fresh schema on the PostgreSQL server and a URL whose connections use it.

@@ -1,6 +1,8 @@
 //! The two backends behind one small interface: SQL is written once with `$N` placeholders
 //! (which SQLite also reads as positional parameters) and bound from [`Arg`] values, so only the
-//! DDL in `migrations/` differs between dialects.
+//! DDL in `migrations/` differs between dialects. Long generated parameter lists use `?` on
+//! SQLite: it resolves each named `$N` with a linear search, which is quadratic in a multi-row
+//! statement and dominated the apply profile.
 
 use crate::Error;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -191,6 +193,13 @@ pub(crate) fn dynamic(sql: String) -> SqlStr {
 }
 
 impl Conn<'_> {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
     pub(crate) async fn execute(
         &mut self,
         sql: impl SqlSafeStr,
@@ -266,7 +275,7 @@ impl Conn<'_> {
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
-            let sql = values_sql(head, columns, chunk.len(), tail);
+            let sql = values_sql(self.dialect(), head, columns, chunk.len(), tail);
             self.execute(dynamic(sql), chunk.into_iter().flatten().collect())
                 .await?;
         }
@@ -279,8 +288,34 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 250;
 /// Parameters per statement, below both SQLite's (32,766) and PostgreSQL's (65,535) limits.
 pub(crate) const MAX_PARAMS: usize = 30_000;
 
-/// `head VALUES ($1, $2), ($3, $4) tail`.
-pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+/// How generated placeholder lists are spelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Appends the placeholder of parameter `n` (1-based; generated lists number in order).
+    fn push_param(self, sql: &mut String, n: usize) {
+        match self {
+            Dialect::Sqlite => sql.push('?'),
+            Dialect::Postgres => {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+        }
+    }
+}
+
+/// `head VALUES ($1, $2), ($3, $4) tail` (with `?` on SQLite).
+pub(crate) fn values_sql(
+    dialect: Dialect,
+    head: &str,
+    columns: usize,
+    rows: usize,
+    tail: &str,
+) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6 + 8);
     sql.push_str(head);
     sql.push_str(" VALUES ");
@@ -295,8 +330,7 @@ pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) ->
                 sql.push(',');
             }
             n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            dialect.push_param(&mut sql, n);
         }
         sql.push(')');
     }
@@ -305,12 +339,23 @@ pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) ->
     sql
 }
 
-/// `$first, $first+1, …` for an `IN (…)` list of `count` parameters.
-pub(crate) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(",")
+/// `$1, $2, …` (or `?, ?, …` on SQLite) for an `IN (…)` list that holds all the parameters of
+/// its statement; `group` parameters per parenthesised tuple when more than one.
+pub(crate) fn placeholders(dialect: Dialect, count: usize, group: usize) -> String {
+    let mut sql = String::with_capacity(count * 6);
+    for n in 1..=count {
+        if n > 1 {
+            sql.push(',');
+        }
+        if group > 1 && n % group == 1 {
+            sql.push('(');
+        }
+        dialect.push_param(&mut sql, n);
+        if group > 1 && n % group == 0 {
+            sql.push(')');
+        }
+    }
+    sql
 }
 
 #[cfg(test)]
@@ -320,9 +365,20 @@ mod tests {
     #[test]
     fn values_lists_number_their_placeholders_in_order() {
         assert_eq!(
-            values_sql("INSERT INTO t (a, b)", 2, 2, "ON CONFLICT DO NOTHING"),
+            values_sql(
+                Dialect::Postgres,
+                "INSERT INTO t (a, b)",
+                2,
+                2,
+                "ON CONFLICT DO NOTHING"
+            ),
             "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) ON CONFLICT DO NOTHING"
         );
-        assert_eq!(placeholders(3, 3), "$3,$4,$5");
+        assert_eq!(
+            values_sql(Dialect::Sqlite, "INSERT INTO t (a)", 1, 2, ""),
+            "INSERT INTO t (a) VALUES (?),(?) "
+        );
+        assert_eq!(placeholders(Dialect::Postgres, 3, 1), "$1,$2,$3");
+        assert_eq!(placeholders(Dialect::Sqlite, 4, 2), "(?,?),(?,?)");
     }
 }

@@ -304,7 +304,7 @@ pub(crate) async fn load_states(
     for chunk in ids.chunks(MAX_PARAMS) {
         let sql = format!(
             "SELECT state FROM records WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(conn.dialect(), chunk.len(), 1)
         );
         let rows: Vec<(Vec<u8>,)> = conn
             .fetch_all(
@@ -331,7 +331,7 @@ async fn load_held(
     for chunk in ids.chunks(MAX_PARAMS) {
         let sql = format!(
             "SELECT bytes FROM held_ops WHERE record_id IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(conn.dialect(), chunk.len(), 1)
         );
         let rows: Vec<(Vec<u8>,)> = conn
             .fetch_all(
@@ -351,30 +351,38 @@ async fn load_held(
     Ok((held, bytes_of))
 }
 
-/// Which of `ids` are already in the op log.
+/// Which of `ids` are already in the op log. Asks for every (origin, sequence) combination of
+/// the batch's origins and sequences — index probes on both backends, where a row-value `IN`
+/// may scan — and keeps the exact pairs.
 async fn load_logged(
     conn: &mut Conn<'_>,
     ids: impl Iterator<Item = OpId>,
 ) -> Result<HashSet<OpId>, Error> {
-    let ids: Vec<OpId> = ids.collect();
+    let wanted: HashSet<OpId> = ids.collect();
     let mut logged = HashSet::new();
-    for chunk in ids.chunks(MAX_PARAMS / 2) {
-        let pairs = (0..chunk.len())
-            .map(|i| format!("(${},${})", 2 * i + 1, 2 * i + 2))
-            .collect::<Vec<_>>()
-            .join(",");
-        let sql = format!(
-            "SELECT origin, origin_seq FROM op_log WHERE (origin, origin_seq) IN (VALUES {pairs})"
-        );
-        let args = chunk
-            .iter()
-            .flat_map(|id| [Arg::Int(id.origin.0 as i64), Arg::Int(id.seq as i64)])
-            .collect();
-        let rows: Vec<(i64, i64)> = conn.fetch_all(dynamic(sql), args).await?;
-        logged.extend(rows.into_iter().map(|(origin, seq)| OpId {
-            origin: ActorId(origin as u64),
-            seq: seq as u64,
-        }));
+    let origins: BTreeSet<i64> = wanted.iter().map(|id| id.origin.0 as i64).collect();
+    let seqs: BTreeSet<i64> = wanted.iter().map(|id| id.seq as i64).collect();
+    let seqs: Vec<i64> = seqs.into_iter().collect();
+    for origin in origins {
+        for chunk in seqs.chunks(MAX_PARAMS - 1) {
+            let list = placeholders(conn.dialect(), chunk.len() + 1, 1);
+            let (first, rest) = list.split_once(',').unwrap_or((&list, ""));
+            let sql = format!(
+                "SELECT origin, origin_seq FROM op_log WHERE origin = {first} \
+                 AND origin_seq IN ({rest})"
+            );
+            let mut args = vec![Arg::Int(origin)];
+            args.extend(chunk.iter().map(|s| Arg::Int(*s)));
+            let rows: Vec<(i64, i64)> = conn.fetch_all(dynamic(sql), args).await?;
+            logged.extend(
+                rows.into_iter()
+                    .map(|(origin, seq)| OpId {
+                        origin: ActorId(origin as u64),
+                        seq: seq as u64,
+                    })
+                    .filter(|id| wanted.contains(id)),
+            );
+        }
     }
     Ok(logged)
 }
@@ -504,7 +512,7 @@ async fn persist(
         for chunk in ids.chunks(MAX_PARAMS) {
             let sql = format!(
                 "SELECT record_id, org_code FROM record_scope WHERE record_id IN ({})",
-                placeholders(1, chunk.len())
+                placeholders(conn.dialect(), chunk.len(), 1)
             );
             let rows: Vec<(String, i64)> = conn
                 .fetch_all(
