@@ -14,6 +14,62 @@ pub mod sync {
     }
 }
 
+/// The `renda.org.v1` package: org units and record history.
+pub mod org {
+    pub mod v1 {
+        tonic::include_proto!("renda.org.v1");
+    }
+}
+
+/// The `renda.deputy.v1` package: deputies and deputy groups.
+pub mod deputy {
+    pub mod v1 {
+        tonic::include_proto!("renda.deputy.v1");
+    }
+}
+
+/// The `renda.station.v1` package: stations and 八有四公开.
+pub mod station {
+    pub mod v1 {
+        tonic::include_proto!("renda.station.v1");
+    }
+}
+
+/// The `renda.activity.v1` package: duty activities, check-ins and points.
+pub mod activity {
+    pub mod v1 {
+        tonic::include_proto!("renda.activity.v1");
+    }
+}
+
+/// The `renda.opinion.v1` package: citizens' opinions.
+pub mod opinion {
+    pub mod v1 {
+        tonic::include_proto!("renda.opinion.v1");
+    }
+}
+
+/// The `renda.suggestion.v1` package: motions and suggestions.
+pub mod suggestion {
+    pub mod v1 {
+        tonic::include_proto!("renda.suggestion.v1");
+    }
+}
+
+/// The `renda.project.v1` package: livelihood projects and votes.
+pub mod project {
+    pub mod v1 {
+        tonic::include_proto!("renda.project.v1");
+    }
+}
+
+/// The `renda.evaluation.v1` package: report-backs and evaluations.
+pub mod evaluation {
+    pub mod v1 {
+        tonic::include_proto!("renda.evaluation.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every `.proto` file in this crate, for
 /// `tonic_reflection::server::Builder::register_encoded_file_descriptor_set`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("renda_descriptor");

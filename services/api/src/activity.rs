@@ -1,0 +1,535 @@
+//! `renda.activity.v1.Activities`: 发单 → 接单 → 扫码签到, speeches, and points and ranking
+//! derived from every deputy's duty records.
+//!
+//! Dispatch is written by the organiser's node on the activity's own org. Acceptance, check-in
+//! and speech are written where the deputy is (the step's org is the deputy's org unit), so a
+//! township records its deputies' check-ins on a county activity while offline, and a county
+//! clerk cannot record a township deputy's check-in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use renda_domain::activity::{
+    self as act, ActivityDraft, ActivityKind, DutyRecord, DutyRecordKind, Participation,
+};
+use renda_domain::authority::{RecordKind, Step};
+use renda_domain::event::Stamped;
+use renda_domain::org::OrgCode as DOrg;
+use renda_domain::period::Period;
+use renda_proto::activity::v1 as pb;
+use renda_replica::Value;
+use renda_store::StoredRecord;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::core::*;
+use crate::error::{Error, Result};
+use crate::schema::kind;
+
+pub(crate) struct Service(pub Shared);
+
+const KINDS: [(&str, ActivityKind); 8] = [
+    ("research", ActivityKind::Research),
+    ("inspection", ActivityKind::Inspection),
+    (
+        "law_enforcement_inspection",
+        ActivityKind::LawEnforcementInspection,
+    ),
+    ("special_inquiry", ActivityKind::SpecialInquiry),
+    ("training", ActivityKind::Training),
+    ("publicity", ActivityKind::Publicity),
+    ("receiving_voters", ActivityKind::ReceivingVoters),
+    ("group_activity", ActivityKind::GroupActivity),
+];
+
+fn parse_kind(raw: &str) -> Result<ActivityKind> {
+    KINDS
+        .iter()
+        .find(|(name, _)| *name == raw.trim())
+        .map(|(_, k)| *k)
+        .ok_or_else(|| Error::invalid("kind", "unknown activity kind", "活动类型无效"))
+}
+
+/// The activity's workflow events in the domain's form.
+fn domain_events(events: &[Ev]) -> Vec<Stamped<act::Event>> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let event = match e.name.as_str() {
+                "dispatched" => act::Event::Dispatched {
+                    deputies: [e.id("deputy")].into(),
+                },
+                "accepted" => act::Event::Accepted {
+                    deputy: e.id("deputy"),
+                },
+                "checked_in" => act::Event::CheckedIn {
+                    deputy: e.id("deputy"),
+                    at: DateTime::<Utc>::from_timestamp_millis(e.int("at")).unwrap_or_default(),
+                },
+                _ => return None,
+            };
+            Some(Stamped::new(e.stamp, event))
+        })
+        .collect()
+}
+
+fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Activity> {
+    let events = core.events(r)?;
+    let roster = act::roster(&domain_events(&events));
+    let to_orgs: BTreeSet<String> = events
+        .iter()
+        .filter(|e| e.name == "dispatched")
+        .filter_map(|e| e.org("to_org"))
+        .map(|o| o.to_string())
+        .collect();
+    Ok(pb::Activity {
+        id: r.id.to_string(),
+        org: org_string(r),
+        kind: text(r, "kind"),
+        title: text(r, "title"),
+        starts_at_ms: int(r, "starts_at"),
+        venue: text(r, "venue"),
+        qr_token: text(r, "qr_token"),
+        participants: roster
+            .participants
+            .iter()
+            .map(|(deputy, p)| pb::Participant {
+                deputy_id: deputy.to_string(),
+                participation: match p {
+                    Participation::Invited => "invited",
+                    Participation::Accepted => "accepted",
+                    Participation::CheckedIn => "checked_in",
+                }
+                .into(),
+                walk_in: roster.walk_ins.contains(deputy),
+            })
+            .collect(),
+        dispatched_to_orgs: to_orgs.into_iter().collect(),
+    })
+}
+
+/// Every duty record (一人一档) derived from the records this node holds. Ids are derived from
+/// the events, so every node derives the same records from the same operations.
+pub(crate) async fn duty_records(core: &Core) -> Result<Vec<DutyRecord>> {
+    let mut out = Vec::new();
+    let mut push =
+        |id: Uuid, deputy: Uuid, kind: DutyRecordKind, org: Option<DOrg>, on, activity| {
+            if let Some(org) = org
+                && let Ok(r) = DutyRecord::new(id, deputy, kind, org, on, activity)
+            {
+                out.push(r);
+            }
+        };
+    for r in core.list(kind::ACTIVITY, None).await? {
+        for e in core.events(&r)? {
+            let kind = match e.name.as_str() {
+                "checked_in" => DutyRecordKind::CheckIn,
+                "speech" => DutyRecordKind::Speech,
+                _ => continue,
+            };
+            push(
+                derived_id(r.id.0, &e.stamp),
+                e.id("deputy"),
+                kind,
+                e.org("org"),
+                local_date(e.int("at")),
+                Some(r.id.0),
+            );
+        }
+    }
+    for r in core.list(kind::DEPUTY, None).await? {
+        for e in core.events(&r)? {
+            if e.name == "visit" {
+                push(
+                    derived_id(r.id.0, &e.stamp),
+                    r.id.0,
+                    DutyRecordKind::VoterVisit,
+                    e.org("org"),
+                    e.date("on"),
+                    None,
+                );
+            }
+        }
+    }
+    for r in core.list(kind::STATION, None).await? {
+        for e in core.events(&r)? {
+            if e.name == "reception" {
+                for deputy in crate::schema::parse_id_list(&e.text("deputies")) {
+                    push(
+                        derived_id(deputy, &e.stamp),
+                        deputy,
+                        DutyRecordKind::Reception,
+                        e.org("org"),
+                        e.date("on"),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    for r in core.list(kind::SUGGESTION, None).await? {
+        let Some(lead) = ref_id(&r, "lead_deputy") else {
+            continue;
+        };
+        let kind = if text(&r, "kind") == "motion" {
+            DutyRecordKind::Motion
+        } else {
+            DutyRecordKind::Suggestion
+        };
+        if let Some(e) = core.events(&r)?.iter().find(|e| e.name == "submitted") {
+            push(
+                derived_id(r.id.0, &e.stamp),
+                lead,
+                kind,
+                e.org("org"),
+                e.date("on"),
+                None,
+            );
+        }
+    }
+    for r in core.list(kind::REPORT_BACK, None).await? {
+        if let (Some(deputy), Some(on)) = (
+            ref_id(&r, "deputy"),
+            r.fields.get("on").and_then(value_date),
+        ) {
+            push(
+                r.id.0,
+                deputy,
+                DutyRecordKind::ReportBack,
+                record_org(&r).ok(),
+                on,
+                None,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn period(p: Option<&pb::Period>) -> Result<Period> {
+    let p = p.cloned().unwrap_or_default();
+    let year = if p.year == 0 {
+        chrono::Datelike::year(&today())
+    } else {
+        p.year
+    };
+    Ok(match (p.quarter, p.month) {
+        (0, 0) => Period::year(year)?,
+        (q, 0) => Period::quarter(year, q)?,
+        (_, m) => Period::month(year, m)?,
+    })
+}
+
+impl Service {
+    /// A step taken where the deputy is: acceptance, check-in, speech.
+    async fn deputy_step(
+        &self,
+        caller: &Caller,
+        activity_id: &str,
+        deputy_id: &str,
+        step: Step,
+        make: impl FnOnce(
+            &StoredRecord,
+            &act::Roster,
+        ) -> Result<(&'static str, Vec<(&'static str, Value)>)>,
+    ) -> Result<pb::Activity> {
+        let core = &self.0;
+        let activity = core.get("activity_id", activity_id, kind::ACTIVITY).await?;
+        let deputy = core.get("deputy_id", deputy_id, kind::DEPUTY).await?;
+        let deputy_org = record_org(&deputy)?;
+        core.authorize(caller, RecordKind::Activity, step, &deputy_org)?;
+        let roster = act::roster(&domain_events(&core.events(&activity)?));
+        let (name, mut fields) = make(&activity, &roster)?;
+        fields.insert(0, ("deputy", reference(deputy.id.0)));
+        core.write(
+            caller,
+            activity.id.0,
+            kind::ACTIVITY,
+            vec![Pending::Event(name, deputy_org, fields)],
+        )
+        .await?;
+        to_pb(core, &core.get_id(activity.id.0, kind::ACTIVITY).await?)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::activities_server::Activities for Service {
+    async fn create_activity(
+        &self,
+        req: Request<pb::CreateActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        limit("title", &req.title, 400)?;
+        limit("venue", &req.venue, 800)?;
+        let org = core.node_org()?;
+        let starts_at = DateTime::<Utc>::from_timestamp_millis(req.starts_at_ms)
+            .ok_or_else(|| Error::invalid("starts_at_ms", "is out of range", "开始时间超出范围"))?;
+        let activity = act::Activity::parse(
+            ActivityDraft {
+                kind: parse_kind(&req.kind)?,
+                title: req.title,
+                organiser: org.to_string(),
+                starts_at,
+                venue: req.venue,
+            },
+            new_id(),
+        )
+        .map_err(Error::from)?;
+        core.authorize(
+            &caller,
+            RecordKind::Activity,
+            Step::Edit,
+            &activity.organiser,
+        )?;
+        core.write(
+            &caller,
+            activity.id,
+            kind::ACTIVITY,
+            vec![
+                Pending::Put("org", Value::Org(rorg(&activity.organiser)?)),
+                Pending::Put("kind", Value::Text(req.kind.trim().to_owned())),
+                Pending::Put("title", Value::Text(activity.title)),
+                Pending::Put("starts_at", Value::Int(req.starts_at_ms)),
+                Pending::Put("venue", text_value(activity.venue.unwrap_or_default())),
+                Pending::Put("qr_token", Value::Text(new_token())),
+            ],
+        )
+        .await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(activity.id, kind::ACTIVITY).await?,
+        )?))
+    }
+
+    async fn get_activity(
+        &self,
+        req: Request<pb::GetActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let r = self.0.get("id", &req.get_ref().id, kind::ACTIVITY).await?;
+        Ok(Response::new(to_pb(&self.0, &r)?))
+    }
+
+    async fn list_activities(
+        &self,
+        req: Request<pb::ListActivitiesRequest>,
+    ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
+        let req = req.into_inner();
+        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let limit = if req.limit == 0 {
+            100
+        } else {
+            req.limit.min(1000)
+        } as usize;
+        // Activities organised in the subtree, and those dispatched into it from above.
+        let mut activities = Vec::new();
+        for r in self.0.list(kind::ACTIVITY, None).await? {
+            let a = to_pb(&self.0, &r)?;
+            let mine = r
+                .org
+                .and_then(|o| dorg(o).ok())
+                .is_some_and(|o| org.is_same_or_ancestor_of(&o))
+                || a.dispatched_to_orgs
+                    .iter()
+                    .any(|t| DOrg::parse(t).is_ok_and(|t| org.is_same_or_ancestor_of(&t)));
+            if mine {
+                activities.push(a);
+            }
+        }
+        let activities = activities
+            .into_iter()
+            .skip(usize::try_from(req.offset).unwrap_or(usize::MAX))
+            .take(limit)
+            .collect();
+        Ok(Response::new(pb::ListActivitiesResponse { activities }))
+    }
+
+    async fn dispatch_activity(
+        &self,
+        req: Request<pb::DispatchActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        let activity = core
+            .get("activity_id", &req.activity_id, kind::ACTIVITY)
+            .await?;
+        let ids = parse_ids("deputy_ids", &req.deputy_ids, 500)?;
+        let org = record_org(&activity)?;
+        core.authorize(&caller, RecordKind::Activity, Step::Dispatch, &org)?;
+        let roster = act::roster(&domain_events(&core.events(&activity)?));
+        act::check(
+            &roster,
+            &act::Event::Dispatched {
+                deputies: ids.iter().copied().collect(),
+            },
+        )
+        .map_err(Error::from)?;
+        let mut changes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let deputy = core.get_id(id, kind::DEPUTY).await.map_err(|e| match e {
+                Error::NotFound { .. } => Error::invalid(
+                    "deputy_ids",
+                    format!("deputy {id} is not known here"),
+                    "代表不存在",
+                ),
+                other => other,
+            })?;
+            changes.push(Pending::Event(
+                "dispatched",
+                org.clone(),
+                vec![
+                    ("deputy", reference(id)),
+                    ("to_org", Value::Org(rorg(&record_org(&deputy)?)?)),
+                ],
+            ));
+        }
+        core.write(&caller, activity.id.0, kind::ACTIVITY, changes)
+            .await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(activity.id.0, kind::ACTIVITY).await?,
+        )?))
+    }
+
+    async fn accept_activity(
+        &self,
+        req: Request<pb::AcceptActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let deputy = parse_id("deputy_id", &req.deputy_id)?;
+        Ok(Response::new(
+            self.deputy_step(
+                &caller,
+                &req.activity_id,
+                &req.deputy_id,
+                Step::Accept,
+                |_, roster| {
+                    act::check(roster, &act::Event::Accepted { deputy })?;
+                    Ok(("accepted", vec![]))
+                },
+            )
+            .await?,
+        ))
+    }
+
+    async fn check_in(
+        &self,
+        req: Request<pb::CheckInRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        limit("qr_token", &req.qr_token, 64)?;
+        let at = if req.at_ms == 0 {
+            Utc::now().timestamp_millis()
+        } else {
+            req.at_ms
+        };
+        let token = req.qr_token.trim().to_owned();
+        Ok(Response::new(
+            self.deputy_step(
+                &caller,
+                &req.activity_id,
+                &req.deputy_id,
+                Step::CheckIn,
+                |activity, _| {
+                    if token.is_empty() || token != text(activity, "qr_token") {
+                        return Err(Error::invalid(
+                            "qr_token",
+                            "does not match the activity's code",
+                            "签到码与活动不符",
+                        ));
+                    }
+                    Ok((
+                        "checked_in",
+                        vec![("qr_token", Value::Text(token)), ("at", Value::Int(at))],
+                    ))
+                },
+            )
+            .await?,
+        ))
+    }
+
+    async fn record_speech(
+        &self,
+        req: Request<pb::RecordSpeechRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let topic =
+            renda_domain::text::optional("topic", Some(&req.topic), 500).map_err(Error::from)?;
+        let at = Utc::now().timestamp_millis();
+        Ok(Response::new(
+            self.deputy_step(
+                &caller,
+                &req.activity_id,
+                &req.deputy_id,
+                Step::CheckIn,
+                |_, _| {
+                    Ok((
+                        "speech",
+                        vec![
+                            ("topic", text_value(topic.unwrap_or_default())),
+                            ("at", Value::Int(at)),
+                        ],
+                    ))
+                },
+            )
+            .await?,
+        ))
+    }
+
+    async fn points(
+        &self,
+        req: Request<pb::PointsRequest>,
+    ) -> Result<Response<pb::PointsResponse>, Status> {
+        let req = req.into_inner();
+        let core = &self.0;
+        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let only = if req.deputy_id.trim().is_empty() {
+            None
+        } else {
+            Some(parse_id("deputy_id", &req.deputy_id)?)
+        };
+        let records: Vec<DutyRecord> = duty_records(core)
+            .await?
+            .into_iter()
+            .filter(|r| org.is_same_or_ancestor_of(&r.org))
+            .filter(|r| only.is_none_or(|d| d == r.deputy))
+            .collect();
+        let points: BTreeMap<Uuid, u64> = act::points(&records, core.ctx.weights());
+        Ok(Response::new(pb::PointsResponse {
+            points: points
+                .into_iter()
+                .map(|(deputy, points)| pb::DeputyPoints {
+                    deputy_id: deputy.to_string(),
+                    points,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn ranking(
+        &self,
+        req: Request<pb::RankingRequest>,
+    ) -> Result<Response<pb::RankingResponse>, Status> {
+        let req = req.into_inner();
+        let core = &self.0;
+        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let period = period(req.period.as_ref())?;
+        let tree = core.ctx.tree();
+        tree.require("org", &org).map_err(Error::from)?;
+        let records = duty_records(core).await?;
+        let lines = act::ranking(&records, core.ctx.weights(), &tree, &org, &period)
+            .into_iter()
+            .map(|l| pb::RankingLine {
+                position: u32::try_from(l.position).unwrap_or(u32::MAX),
+                deputy_id: l.deputy.to_string(),
+                points: l.points,
+                records: u32::try_from(l.records).unwrap_or(u32::MAX),
+            })
+            .collect();
+        Ok(Response::new(pb::RankingResponse { lines }))
+    }
+}

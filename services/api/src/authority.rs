@@ -1,0 +1,211 @@
+//! The write rules on the replication side, and which org units a record is addressed to.
+//!
+//! The API checks every call with `renda_domain::authority::check_write` before writing. A
+//! receiving node checks every incoming operation with [`replication_rule`] against the same
+//! rules, using what the operation itself states:
+//!
+//! - an event's payload field `org` (every event kind has it, see [`crate::schema`]) is the org
+//!   the step is taken for; the operation's origin org must be allowed to take that step there;
+//! - a write of the `org` field (creating or moving a record) must be an edit the origin may
+//!   make for that org.
+//!
+//! Writes to other fields and set changes do not name the record's org, so this stateless rule
+//! lets them through; checking them needs the record's current org, which the store's policy
+//! hook does not pass yet (see [`check_with_record`] for the check once it does). Operations of
+//! local-only kinds (personal data) are always refused: they must never leave their node.
+
+use std::sync::Arc;
+
+use renda_domain::authority::{RecordKind, Step, check_write};
+use renda_domain::org::{OrgCode as DOrg, OrgTree};
+use renda_replica::schema::ORG;
+use renda_replica::{Change, FieldId, Op, OrgCode as ROrg, RecordView, Schema, Value};
+
+use crate::schema::{LOCAL_ONLY_KINDS, kind};
+
+/// The domain record kind whose write rules govern a schema kind.
+pub fn record_kind(kind_name: &str) -> Option<RecordKind> {
+    Some(match kind_name {
+        kind::ORG_UNIT => RecordKind::OrgUnit,
+        kind::DEPUTY | kind::DEPUTY_IDENTITY => RecordKind::Deputy,
+        kind::DEPUTY_GROUP => RecordKind::DeputyGroup,
+        kind::STATION => RecordKind::Station,
+        kind::ACTIVITY => RecordKind::Activity,
+        kind::OPINION => RecordKind::Opinion,
+        // Handling units are registered by the node where they sit: the own-records rule,
+        // which the domain states for deputies (the domain has no kind of its own for them).
+        kind::HANDLING_UNIT => RecordKind::Deputy,
+        kind::SUGGESTION => RecordKind::Suggestion,
+        kind::CONGRESS_SESSION | kind::PROJECT => RecordKind::Project,
+        kind::REPORT_BACK | kind::EVALUATION | kind::APPRAISAL => RecordKind::Evaluation,
+        _ => return None,
+    })
+}
+
+/// The workflow step an event kind is.
+pub fn step_of(kind_name: &str, event: &str) -> Option<Step> {
+    use Step as S;
+    Some(match (kind_name, event) {
+        (kind::DEPUTY, "pledge" | "visit") => S::Edit,
+        (kind::STATION, "reception") => S::Edit,
+        (kind::APPRAISAL, "vote") => S::Edit,
+        (kind::ACTIVITY, "dispatched") => S::Dispatch,
+        (kind::ACTIVITY, "accepted") => S::Accept,
+        (kind::ACTIVITY, "checked_in" | "speech") => S::CheckIn,
+        (kind::OPINION, "routed") => S::Route,
+        (kind::OPINION, "escalated") => S::Escalate,
+        (kind::OPINION, "resolved") => S::Resolve,
+        (kind::OPINION, "followed_up") => S::FollowUp,
+        (kind::SUGGESTION, e) => match e {
+            "submitted" => S::Submit,
+            "reviewed" | "revision_requested" | "merged" => S::Review,
+            "revised" => S::Edit,
+            "withdrawn" => S::Withdraw,
+            "assigned" => S::Assign,
+            "returned" => S::Return,
+            "supervision" => S::Supervise,
+            "extension" => S::Extend,
+            "assisting_view" => S::AssistingView,
+            "replied" => S::Reply,
+            "satisfaction" => S::Evaluate,
+            "second_round" => S::SecondRound,
+            "implemented" => S::Implement,
+            "closed" => S::Close,
+            _ => return None,
+        },
+        (kind::PROJECT, e) => match e {
+            "shortlisted" | "screened_out" => S::Screen,
+            "voted" | "ballot" => S::Vote,
+            "plan_set" | "progress" | "maintenance_started" => S::Progress,
+            "supervision_adopted" => S::Supervise,
+            "acceptance_signed" | "acceptance_passed" => S::SignAcceptance,
+            "scored" => S::Evaluate,
+            "changed" => S::Change,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The rule the sync engine plugs into `Store::apply_batch`: refuses (to quarantine) an
+/// operation whose origin org may not take the step it states. The reason names the record
+/// kind, the step and the rule, never personal data.
+pub fn replication_rule(
+    schema: Arc<Schema>,
+) -> impl Fn(&Op) -> Result<(), String> + Send + Sync + 'static {
+    move |op: &Op| check_op(&schema, op, None)
+}
+
+/// The full check of an incoming operation once the receiver can pass the record's current
+/// view: field writes and set changes are then checked against the record's org too.
+pub fn check_with_record(
+    schema: &Schema,
+    op: &Op,
+    view: Option<&RecordView>,
+) -> Result<(), String> {
+    check_op(schema, op, view)
+}
+
+fn check_op(schema: &Schema, op: &Op, view: Option<&RecordView>) -> Result<(), String> {
+    let Some(kind) = schema.kind(op.kind) else {
+        return Err(format!("unknown record kind {}", op.kind.0));
+    };
+    if LOCAL_ONLY_KINDS.contains(&kind.name.as_str()) {
+        return Err(format!(
+            "{} records hold personal data and never leave the node that wrote them",
+            kind.name
+        ));
+    }
+    let Some(record_kind) = record_kind(&kind.name) else {
+        return Err(format!("no write rule for record kind {}", kind.name));
+    };
+    let (step, org) = match &op.change {
+        Change::Put {
+            field,
+            value: Value::Org(org),
+            ..
+        } if *field == ORG => (Step::Edit, *org),
+        Change::Event { event, payload } => {
+            let Some(schema_event) = kind.event(*event) else {
+                return Err(format!("unknown event {} of {}", event.0, kind.name));
+            };
+            let Some(step) = step_of(&kind.name, &schema_event.name) else {
+                return Err(format!(
+                    "no write rule for {}.{}",
+                    kind.name, schema_event.name
+                ));
+            };
+            let org = payload
+                .iter()
+                .find(|(id, _)| *id == FieldId(0))
+                .and_then(|(_, v)| v.as_org());
+            let Some(org) = org else {
+                return Err(format!("{}.{} names no org", kind.name, schema_event.name));
+            };
+            (step, org)
+        }
+        _ => match view.and_then(|v| v.org) {
+            Some(org) => (Step::Edit, org),
+            None => return Ok(()),
+        },
+    };
+    check(op.origin_org, record_kind, step, org)
+        .map_err(|e| format!("{} {step:?} from {}: {e}", kind.name, op.origin_org))
+}
+
+fn check(origin: ROrg, kind: RecordKind, step: Step, org: ROrg) -> Result<(), String> {
+    let parse = |o: ROrg| DOrg::parse(&o.to_string()).map_err(|e| e.to_string());
+    let author = parse(origin)?;
+    let record = parse(org)?;
+    // The shape of the tree follows from the codes alone, so a tree of the two units and their
+    // ancestors decides the rules without reference data that may lag behind.
+    let mut tree = OrgTree::new();
+    for code in [&author, &record] {
+        let mut chain = code.ancestors();
+        chain.reverse();
+        chain.push(code.clone());
+        for unit in chain {
+            let name = format!("单位{unit}");
+            tree.add(unit, &name).map_err(|e| e.to_string())?;
+        }
+    }
+    check_write(&author, author.level(), kind, step, &record, &tree).map_err(|e| e.to_string())
+}
+
+/// The org units a record is addressed to beyond its own org and its ancestors: an activity
+/// dispatched to deputies goes down to each deputy's org unit, and a record with steps taken for
+/// another org (a reply entered where the unit sits, a satisfaction where the deputy is) goes
+/// there too. Pass it as `renda_store::Options::audience`.
+pub fn audience(schema: Arc<Schema>) -> renda_store::Audience {
+    Arc::new(move |view: &RecordView| {
+        let Some(kind) = schema.kind(view.kind) else {
+            return Vec::new();
+        };
+        let mut out: Vec<ROrg> = Vec::new();
+        for event in &view.events {
+            let Some(schema_event) = kind.event(event.kind) else {
+                continue;
+            };
+            for (id, value) in &event.payload {
+                let named_org = schema_event.fields.iter().any(|f| {
+                    f.id == *id && (f.name == "org" || f.name == "to_org" || f.name == "to")
+                });
+                if let (true, Some(org)) = (named_org, value.as_org())
+                    && Some(org) != view.org
+                {
+                    out.push(org);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    })
+}
+
+/// Whether an operation must stay on the node that wrote it (the sync engine skips these).
+pub fn is_local_only(schema: &Schema, op: &Op) -> bool {
+    schema
+        .kind(op.kind)
+        .is_some_and(|k| LOCAL_ONLY_KINDS.contains(&k.name.as_str()))
+}

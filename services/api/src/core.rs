@@ -1,0 +1,571 @@
+//! What every service shares: the caller's identity, the context, reading stored records into
+//! plain values and events, and the one write path (authority checked before anything is
+//! written).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use renda_domain::activity::PointWeights;
+use renda_domain::authority::{RecordKind, Step, check_write};
+use renda_domain::event::Stamp;
+use renda_domain::org::{OrgCode as DOrg, OrgTree};
+use renda_replica::schema::KindSchema;
+use renda_replica::{Author, Change, FieldId, Materialise, OrgCode as ROrg, RecordId, Value};
+use renda_store::{Store, StoredRecord};
+use tonic::metadata::MetadataMap;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// Metadata keys of the caller's identity (set by the gateway and console after login).
+pub const USER_HEADER: &str = "x-renda-user";
+pub const ORG_HEADER: &str = "x-renda-org";
+pub const ROLE_HEADER: &str = "x-renda-role";
+
+/// What the services need besides the store: the org tree (reference data) and the congress's
+/// point weights. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ApiContext {
+    tree: Arc<RwLock<OrgTree>>,
+    weights: Arc<PointWeights>,
+}
+
+impl ApiContext {
+    pub fn new(tree: OrgTree) -> Self {
+        Self {
+            tree: Arc::new(RwLock::new(tree)),
+            weights: Arc::new(PointWeights::default()),
+        }
+    }
+
+    pub fn with_weights(mut self, weights: PointWeights) -> Self {
+        self.weights = Arc::new(weights);
+        self
+    }
+
+    pub fn weights(&self) -> &PointWeights {
+        &self.weights
+    }
+
+    /// A copy of the org tree as it is now.
+    pub fn tree(&self) -> OrgTree {
+        self.tree.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn add_unit(&self, code: DOrg, name: &str) -> Result<()> {
+        let mut tree = self
+            .tree
+            .write()
+            .map_err(|_| Error::Internal("org tree lock poisoned".into()))?;
+        Ok(tree.add(code, name)?)
+    }
+}
+
+/// The role a caller acts in. Only `viewer` is refused every write; the rest is decided by the
+/// write rules of the org tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Clerk,
+    DeputyOffice,
+    Deputy,
+    Admin,
+    Viewer,
+}
+
+/// The person calling, from gRPC metadata.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: u32,
+    pub org: DOrg,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn from_metadata(md: &MetadataMap) -> Result<Self> {
+        let get = |key: &str| {
+            md.get(key)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::Unauthenticated(format!("metadata {key} is missing")))
+        };
+        let user = get(USER_HEADER)?
+            .parse::<u32>()
+            .map_err(|_| Error::Unauthenticated(format!("{USER_HEADER} is not a user number")))?;
+        let org = DOrg::parse(get(ORG_HEADER)?).map_err(|e| {
+            Error::invalid(ORG_HEADER, e.reason().to_owned(), e.reason_zh().to_owned())
+        })?;
+        let role = match get(ROLE_HEADER)? {
+            "clerk" => Role::Clerk,
+            "deputy_office" => Role::DeputyOffice,
+            "deputy" => Role::Deputy,
+            "admin" => Role::Admin,
+            "viewer" => Role::Viewer,
+            other => {
+                return Err(Error::invalid(
+                    ROLE_HEADER,
+                    format!("unknown role {other:?}"),
+                    "未知的角色",
+                ));
+            }
+        };
+        Ok(Self { user, org, role })
+    }
+}
+
+/// One event as the services read it: its kind name, stamp and payload by field name.
+#[derive(Clone, Debug)]
+pub(crate) struct Ev {
+    pub name: String,
+    pub stamp: Stamp,
+    pub payload: BTreeMap<String, Value>,
+}
+
+impl Ev {
+    pub fn text(&self, name: &str) -> String {
+        self.payload
+            .get(name)
+            .and_then(Value::as_text)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn int(&self, name: &str) -> i64 {
+        self.payload
+            .get(name)
+            .and_then(Value::as_int)
+            .unwrap_or_default()
+    }
+
+    pub fn id(&self, name: &str) -> Uuid {
+        self.payload
+            .get(name)
+            .and_then(Value::as_ref_id)
+            .map(|r| r.0)
+            .unwrap_or_default()
+    }
+
+    pub fn date(&self, name: &str) -> NaiveDate {
+        self.payload
+            .get(name)
+            .and_then(value_date)
+            .unwrap_or_default()
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        self.payload
+            .get(name)
+            .and_then(Value::as_bool)
+            .unwrap_or_default()
+    }
+
+    pub fn org(&self, name: &str) -> Option<DOrg> {
+        self.payload
+            .get(name)
+            .and_then(Value::as_org)
+            .and_then(|o| dorg(o).ok())
+    }
+}
+
+/// A change to make, by schema names; resolved to ids inside the one write path.
+pub(crate) enum Pending {
+    Put(&'static str, Value),
+    Add(&'static str, Uuid),
+    Remove(&'static str, Uuid),
+    /// An event with its acting org (payload field `org`) and the rest of its payload.
+    Event(&'static str, DOrg, Vec<(&'static str, Value)>),
+}
+
+/// State shared by all services of one node.
+pub(crate) struct Core {
+    pub store: Store,
+    pub ctx: ApiContext,
+}
+
+pub(crate) type Shared = Arc<Core>;
+
+impl Core {
+    pub fn kind(&self, name: &str) -> Result<&KindSchema> {
+        self.store
+            .schema()
+            .kind_named(name)
+            .ok_or_else(|| Error::Internal(format!("schema has no kind {name}")))
+    }
+
+    /// The node's own org unit.
+    pub fn node_org(&self) -> Result<DOrg> {
+        dorg(self.store.org())
+    }
+
+    /// Loads a live record of `kind` named by the request field `field`.
+    pub async fn get(&self, field: &str, raw: &str, kind: &'static str) -> Result<StoredRecord> {
+        let id = parse_id(field, raw)?;
+        self.get_id(id, kind).await
+    }
+
+    pub async fn get_id(&self, id: Uuid, kind: &'static str) -> Result<StoredRecord> {
+        let schema_kind = self.kind(kind)?;
+        match self.store.record(RecordId(id)).await? {
+            Some(r) if r.kind == schema_kind.id && !r.deleted => Ok(r),
+            _ => Err(Error::NotFound {
+                kind,
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Every live record of `kind` in `org`'s subtree (all when `None`), by id.
+    pub async fn list(&self, kind: &'static str, org: Option<&DOrg>) -> Result<Vec<StoredRecord>> {
+        const PAGE: u32 = 1000;
+        let kind_id = self.kind(kind)?.id;
+        let org = org.map(rorg).transpose()?;
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            let page = self
+                .store
+                .records_of_kind(kind_id, org, PAGE, offset)
+                .await?;
+            let n = page.len();
+            out.extend(page.into_iter().filter(|r| !r.deleted));
+            if n < PAGE as usize {
+                return Ok(out);
+            }
+            offset += u64::from(PAGE);
+        }
+    }
+
+    /// The events of a record, in fold order, with payloads by name.
+    pub fn events(&self, record: &StoredRecord) -> Result<Vec<Ev>> {
+        let kind = self
+            .store
+            .schema()
+            .kind(record.kind)
+            .ok_or_else(|| Error::Internal(format!("unknown kind {}", record.kind.0)))?;
+        let mut out = Vec::with_capacity(record.events.len());
+        for e in &record.events {
+            let Some(schema) = kind.event(e.kind) else {
+                continue;
+            };
+            let payload = e
+                .payload
+                .iter()
+                .filter_map(|(id, v)| {
+                    schema
+                        .fields
+                        .iter()
+                        .find(|f| f.id == *id)
+                        .map(|f| (f.name.clone(), v.clone()))
+                })
+                .collect();
+            out.push(Ev {
+                name: schema.name.clone(),
+                stamp: Stamp::new(e.stamp.hlc.to_u64(), e.stamp.op.origin.0, e.stamp.op.seq),
+                payload,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks that `caller` may take `step` on a record of `kind` whose org (in the sense of
+    /// the domain's write rules for that step) is `record_org`, at this node.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        kind: RecordKind,
+        step: Step,
+        record_org: &DOrg,
+    ) -> Result<()> {
+        if caller.role == Role::Viewer {
+            return Err(Error::forbidden(
+                ROLE_HEADER,
+                "a viewer cannot change records",
+                "查看角色不能修改记录",
+            ));
+        }
+        let node = self.node_org()?;
+        if caller.org != node {
+            return Err(Error::forbidden(
+                ORG_HEADER,
+                format!("users of {} cannot write at the node of {node}", caller.org),
+                format!("{} 的用户不能在 {node} 节点录入", caller.org),
+            ));
+        }
+        let tree = self.ctx.tree();
+        check_write(
+            &caller.org,
+            caller.org.level(),
+            kind,
+            step,
+            record_org,
+            &tree,
+        )?;
+        Ok(())
+    }
+
+    /// The one write path: one local transaction of `changes` to record `id` of `kind`.
+    /// Callers validate and authorise first; nothing is written on a refusal.
+    pub async fn write(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        kind: &'static str,
+        changes: Vec<Pending>,
+    ) -> Result<()> {
+        let schema = self.kind(kind)?;
+        let missing = |what: &str| Error::Internal(format!("schema of {kind} has no {what}"));
+        let mut resolved: Vec<Resolved> = Vec::with_capacity(changes.len());
+        for change in changes {
+            resolved.push(match change {
+                Pending::Put(name, value) => Resolved::Put(
+                    schema.field_named(name).ok_or_else(|| missing(name))?.id,
+                    value,
+                ),
+                Pending::Add(name, member) => Resolved::Add(
+                    schema.set_named(name).ok_or_else(|| missing(name))?.id,
+                    member,
+                ),
+                Pending::Remove(name, member) => Resolved::Remove(
+                    schema.set_named(name).ok_or_else(|| missing(name))?.id,
+                    member,
+                ),
+                Pending::Event(name, org, fields) => {
+                    let event = schema.event_named(name).ok_or_else(|| missing(name))?;
+                    let mut payload = vec![(FieldId(0), Value::Org(rorg(&org)?))];
+                    for (field, value) in fields {
+                        if value == Value::Null {
+                            continue;
+                        }
+                        let f = event
+                            .fields
+                            .iter()
+                            .find(|f| f.name == field)
+                            .ok_or_else(|| missing(field))?;
+                        payload.push((f.id, value));
+                    }
+                    Resolved::Event(event.id, payload)
+                }
+            });
+        }
+        let author = Author {
+            org: rorg(&caller.org)?,
+            number: caller.user,
+        };
+        self.store
+            .write(RecordId(id), schema.id, author, move |record, actor| {
+                let view = record.materialise();
+                resolved
+                    .into_iter()
+                    .filter_map(|change| match change {
+                        Resolved::Put(field, value) => {
+                            let unchanged = view
+                                .field(field)
+                                .is_some_and(|f| f.winner.value == value && f.conflicts.is_empty());
+                            let absent_null = view.field(field).is_none() && value == Value::Null;
+                            (!unchanged && !absent_null).then(|| record.put(actor, field, value))
+                        }
+                        Resolved::Add(set, member) => Some(record.add(set, member)),
+                        Resolved::Remove(set, member) => Some(record.remove(set, member)),
+                        Resolved::Event(event, payload) => Some(Change::Event { event, payload }),
+                    })
+                    .collect()
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+enum Resolved {
+    Put(FieldId, Value),
+    Add(renda_replica::SetId, Uuid),
+    Remove(renda_replica::SetId, Uuid),
+    Event(renda_replica::EventKindId, Vec<(FieldId, Value)>),
+}
+
+// ---- plain values -------------------------------------------------------------------------
+
+pub(crate) fn text(r: &StoredRecord, name: &str) -> String {
+    r.fields
+        .get(name)
+        .and_then(Value::as_text)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub(crate) fn int(r: &StoredRecord, name: &str) -> i64 {
+    r.fields
+        .get(name)
+        .and_then(Value::as_int)
+        .unwrap_or_default()
+}
+
+pub(crate) fn boolean(r: &StoredRecord, name: &str) -> bool {
+    r.fields
+        .get(name)
+        .and_then(Value::as_bool)
+        .unwrap_or_default()
+}
+
+pub(crate) fn ref_id(r: &StoredRecord, name: &str) -> Option<Uuid> {
+    r.fields.get(name).and_then(Value::as_ref_id).map(|r| r.0)
+}
+
+pub(crate) fn set(r: &StoredRecord, name: &str) -> Vec<Uuid> {
+    r.sets.get(name).cloned().unwrap_or_default()
+}
+
+/// The owning org of a record, in the domain's form.
+pub(crate) fn record_org(r: &StoredRecord) -> Result<DOrg> {
+    r.org
+        .ok_or_else(|| Error::Internal(format!("record {} has no org", r.id)))
+        .and_then(dorg)
+}
+
+pub(crate) fn org_string(r: &StoredRecord) -> String {
+    r.org.map(|o| o.to_string()).unwrap_or_default()
+}
+
+pub(crate) fn conflicting_fields(r: &StoredRecord) -> Vec<String> {
+    r.conflicts.keys().cloned().collect()
+}
+
+pub(crate) fn dorg(o: ROrg) -> Result<DOrg> {
+    DOrg::parse(&o.to_string()).map_err(|e| Error::Internal(format!("stored org {o}: {e}")))
+}
+
+pub(crate) fn rorg(o: &DOrg) -> Result<ROrg> {
+    o.as_str()
+        .parse::<ROrg>()
+        .map_err(|e| Error::invalid("org", e.to_string(), "行政区划代码无效"))
+}
+
+/// Parses a request's org code field; empty means `default`.
+pub(crate) fn parse_org(field: &str, raw: &str, default: &DOrg) -> Result<DOrg> {
+    if raw.trim().is_empty() {
+        return Ok(default.clone());
+    }
+    DOrg::parse(raw)
+        .map_err(|e| Error::invalid(field, e.reason().to_owned(), e.reason_zh().to_owned()))
+}
+
+pub(crate) fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
+    Uuid::parse_str(raw.trim()).map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{:?} is not a record id", truncate(raw)),
+            "不是有效的记录编号",
+        )
+    })
+}
+
+/// Parses a list of ids, refusing more than `max`.
+pub(crate) fn parse_ids(field: &str, raw: &[String], max: usize) -> Result<Vec<Uuid>> {
+    if raw.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("at most {max} entries, got {}", raw.len()),
+            format!("最多{max}项，实际为{}项", raw.len()),
+        ));
+    }
+    let mut out: Vec<Uuid> = raw
+        .iter()
+        .map(|r| parse_id(field, r))
+        .collect::<Result<_>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn truncate(raw: &str) -> String {
+    raw.chars().take(40).collect()
+}
+
+/// Refuses a text longer than `max` characters before any rule looks at it.
+pub(crate) fn limit(field: &str, raw: &str, max: usize) -> Result<()> {
+    let n = raw.chars().count();
+    if n > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters, got {n}"),
+            format!("不得超过{max}个字符，实际为{n}个"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn today() -> NaiveDate {
+    // Business dates are Chinese local dates (UTC+8).
+    (Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+/// The Chinese local date of a time in Unix milliseconds.
+pub(crate) fn local_date(ms: i64) -> NaiveDate {
+    DateTime::<Utc>::from_timestamp_millis(ms.saturating_add(8 * 3_600_000))
+        .map(|t| t.date_naive())
+        .unwrap_or_default()
+}
+
+pub(crate) fn parse_day(field: &str, raw: &str) -> Result<NaiveDate> {
+    if raw.trim().is_empty() {
+        return Ok(today());
+    }
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{:?} is not a date (YYYY-MM-DD)", truncate(raw)),
+            "日期格式应为YYYY-MM-DD",
+        )
+    })
+}
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
+
+pub(crate) fn date_value(d: NaiveDate) -> Value {
+    Value::Date(i32::try_from((d - EPOCH).num_days()).unwrap_or(0))
+}
+
+pub(crate) fn value_date(v: &Value) -> Option<NaiveDate> {
+    match v {
+        Value::Date(days) => EPOCH.checked_add_signed(chrono::Duration::days(i64::from(*days))),
+        _ => None,
+    }
+}
+
+pub(crate) fn day_string(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+pub(crate) fn reference(id: Uuid) -> Value {
+    Value::Ref(RecordId(id))
+}
+
+pub(crate) fn text_value(s: impl Into<String>) -> Value {
+    let s = s.into();
+    if s.is_empty() {
+        Value::Null
+    } else {
+        Value::Text(s)
+    }
+}
+
+/// A fresh record id (UUIDv7, minted here: no central allocator).
+pub(crate) fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// A fresh QR token (一人一码, 一站一码, an activity's sign-in code).
+pub(crate) fn new_token() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+/// A deterministic id for a duty record derived from an event: the same event gives the same
+/// id on every node.
+pub(crate) fn derived_id(record: Uuid, stamp: &Stamp) -> Uuid {
+    let bits = (u128::from(stamp.actor) << 64) | u128::from(stamp.seq);
+    Uuid::from_u128(record.as_u128() ^ bits.rotate_left(17))
+}
+
+pub(crate) fn caller<T>(req: &tonic::Request<T>) -> Result<Caller> {
+    Caller::from_metadata(req.metadata())
+}

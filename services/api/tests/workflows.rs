@@ -1,0 +1,627 @@
+//! Each workflow end to end through the gRPC client against a real store, with its refusals.
+
+mod common;
+
+use common::*;
+use renda_proto::activity::v1 as act;
+use renda_proto::activity::v1::activities_client::ActivitiesClient;
+use renda_proto::deputy::v1 as dep;
+use renda_proto::deputy::v1::deputies_client::DeputiesClient;
+use renda_proto::org::v1 as org;
+use renda_proto::org::v1::records_client::RecordsClient;
+use renda_proto::project::v1 as prj;
+use renda_proto::project::v1::projects_client::ProjectsClient;
+use renda_proto::suggestion::v1 as sug;
+use renda_proto::suggestion::v1::suggestions_client::SuggestionsClient;
+use tonic::Code;
+
+pub fn deputy_fields(name: &str) -> dep::DeputyFields {
+    dep::DeputyFields {
+        name: name.into(),
+        levels: vec!["township".into()],
+        constituency: "第一选区".into(),
+        term: 19,
+        gender: "female".into(),
+        ethnicity: "汉族".into(),
+        sector: "教育".into(),
+        phone: "13812345678".into(),
+        id_card: String::new(),
+        status: String::new(),
+    }
+}
+
+async fn deputy(node: &Node, name: &str) -> anyhow::Result<String> {
+    let mut c = DeputiesClient::new(node.channel.clone());
+    let d = c
+        .create_deputy(as_user(
+            node.org,
+            dep::CreateDeputyRequest {
+                org: String::new(),
+                fields: Some(deputy_fields(name)),
+            },
+        ))
+        .await?
+        .into_inner();
+    Ok(d.id)
+}
+
+#[tokio::test]
+async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<()> {
+    let node = Node::start(TOWNSHIP).await?;
+    let mut c = DeputiesClient::new(node.channel.clone());
+    let mut fields = deputy_fields("王芳");
+    fields.id_card = "11010519491231002x".into();
+    let d = c
+        .create_deputy(as_user(
+            TOWNSHIP,
+            dep::CreateDeputyRequest {
+                org: String::new(),
+                fields: Some(fields.clone()),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(d.id_card_masked, "1101**********002X");
+    assert_eq!(d.phone_masked, "138****5678");
+    assert_eq!(d.status, "serving");
+    assert!(!d.qr_token.is_empty());
+    let listed = c
+        .list_deputies(dep::ListDeputiesRequest::default())
+        .await?
+        .into_inner();
+    let text = format!("{listed:?}");
+    assert!(!text.contains("11010519491231002X") && !text.contains("13812345678"));
+    // The ID-card number never shows in a record's history either.
+    let mut records = RecordsClient::new(node.channel.clone());
+    let history = records
+        .history(org::HistoryRequest {
+            record_id: d.id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert!(!format!("{history:?}").contains("13812345678"));
+    assert!(history.entries.len() >= 5);
+
+    // Refusals name the field; nothing is stored.
+    let before = node.store.log_len().await?;
+    let mut bad = fields.clone();
+    bad.id_card = "110105194912310021".into();
+    assert_refused(
+        c.create_deputy(as_user(
+            TOWNSHIP,
+            dep::CreateDeputyRequest {
+                org: String::new(),
+                fields: Some(bad),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "id_card",
+    );
+    let mut bad = fields.clone();
+    bad.name = "长".repeat(500);
+    assert_refused(
+        c.create_deputy(as_user(
+            TOWNSHIP,
+            dep::CreateDeputyRequest {
+                org: String::new(),
+                fields: Some(bad),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "name",
+    );
+    // Another township's deputy cannot be written here.
+    assert_refused(
+        c.create_deputy(as_user(
+            TOWNSHIP,
+            dep::CreateDeputyRequest {
+                org: OTHER_TOWNSHIP.into(),
+                fields: Some(deputy_fields("李强")),
+            },
+        ))
+        .await,
+        Code::PermissionDenied,
+        "record_org",
+    );
+    assert_refused(
+        c.create_deputy(as_role(
+            TOWNSHIP,
+            "viewer",
+            dep::CreateDeputyRequest {
+                org: String::new(),
+                fields: Some(deputy_fields("李强")),
+            },
+        ))
+        .await,
+        Code::PermissionDenied,
+        "x-renda-role",
+    );
+    let missing = c
+        .create_deputy(dep::CreateDeputyRequest {
+            org: String::new(),
+            fields: Some(deputy_fields("李强")),
+        })
+        .await;
+    assert_eq!(missing.err().map(|s| s.code()), Some(Code::Unauthenticated));
+    assert_eq!(node.store.log_len().await?, before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn activity_dispatch_accept_check_in_and_points() -> anyhow::Result<()> {
+    let node = Node::start(TOWNSHIP).await?;
+    let a = deputy(&node, "王芳").await?;
+    let b = deputy(&node, "李强").await?;
+    let mut c = ActivitiesClient::new(node.channel.clone());
+    let activity = c
+        .create_activity(as_user(
+            TOWNSHIP,
+            act::CreateActivityRequest {
+                kind: "research".into(),
+                title: "老旧小区改造调研".into(),
+                starts_at_ms: 1_717_200_000_000,
+                venue: "八大峡社区".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    c.dispatch_activity(as_user(
+        TOWNSHIP,
+        act::DispatchActivityRequest {
+            activity_id: activity.id.clone(),
+            deputy_ids: vec![a.clone()],
+        },
+    ))
+    .await?;
+    // Only a dispatched deputy accepts.
+    assert_refused(
+        c.accept_activity(as_user(
+            TOWNSHIP,
+            act::AcceptActivityRequest {
+                activity_id: activity.id.clone(),
+                deputy_id: b.clone(),
+            },
+        ))
+        .await,
+        Code::FailedPrecondition,
+        "deputy",
+    );
+    c.accept_activity(as_user(
+        TOWNSHIP,
+        act::AcceptActivityRequest {
+            activity_id: activity.id.clone(),
+            deputy_id: a.clone(),
+        },
+    ))
+    .await?;
+    assert_refused(
+        c.check_in(as_user(
+            TOWNSHIP,
+            act::CheckInRequest {
+                activity_id: activity.id.clone(),
+                deputy_id: a.clone(),
+                qr_token: "wrong".into(),
+                at_ms: 0,
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "qr_token",
+    );
+    for deputy in [&a, &a, &b] {
+        c.check_in(as_user(
+            TOWNSHIP,
+            act::CheckInRequest {
+                activity_id: activity.id.clone(),
+                deputy_id: deputy.clone(),
+                qr_token: activity.qr_token.clone(),
+                at_ms: 1_717_201_000_000,
+            },
+        ))
+        .await?;
+    }
+    let got = c
+        .get_activity(act::GetActivityRequest {
+            id: activity.id.clone(),
+        })
+        .await?
+        .into_inner();
+    let walk_in = got
+        .participants
+        .iter()
+        .find(|p| p.deputy_id == b)
+        .map(|p| (p.participation.as_str(), p.walk_in));
+    assert_eq!(walk_in, Some(("checked_in", true)));
+    let points = c
+        .points(act::PointsRequest::default())
+        .await?
+        .into_inner()
+        .points;
+    // A check-in counts once however often it was recorded: 2 points each.
+    assert_eq!(points.len(), 2);
+    assert!(points.iter().all(|p| p.points == 2), "{points:?}");
+    let ranking = c
+        .ranking(act::RankingRequest {
+            org: String::new(),
+            period: Some(act::Period {
+                year: 2024,
+                quarter: 2,
+                month: 0,
+            }),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(ranking.lines.len(), 2);
+    assert_eq!(ranking.lines[0].position, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
+    let county = Node::start(COUNTY).await?;
+    let lead = deputy(&county, "张伟").await?;
+    let mut c = SuggestionsClient::new(county.channel.clone());
+    let unit = c
+        .create_handling_unit(as_user(
+            COUNTY,
+            sug::CreateHandlingUnitRequest {
+                org: String::new(),
+                name: "区住房和城乡建设局".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_refused(
+        c.submit_suggestion(as_user(
+            COUNTY,
+            sug::SubmitSuggestionRequest {
+                kind: "motion".into(),
+                title: "关于加快老旧小区改造的议案".into(),
+                body: "建议加快老旧小区改造进度，改善居民居住条件。".into(),
+                lead_deputy_id: lead.clone(),
+                co_signer_ids: vec![],
+                on: "2024-01-05".into(),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "co_signers",
+    );
+    let s = c
+        .submit_suggestion(as_user(
+            COUNTY,
+            sug::SubmitSuggestionRequest {
+                kind: "suggestion".into(),
+                title: "关于增设社区公交线路的建议".into(),
+                body: "建议增设社区公交线路，方便居民出行。".into(),
+                lead_deputy_id: lead.clone(),
+                co_signer_ids: vec![],
+                on: "2024-01-05".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(s.status, "submitted");
+    let id = s.id.clone();
+    let assign = |on: &str| {
+        as_user(
+            COUNTY,
+            sug::AssignSuggestionRequest {
+                suggestion_id: id.clone(),
+                assignment: Some(sug::Assignment {
+                    mode: "single".into(),
+                    unit_ids: vec![unit.id.clone()],
+                    assisting_unit_ids: vec![],
+                }),
+                on: on.into(),
+            },
+        )
+    };
+    // Not reviewed yet: assignment refused by the fold's rule.
+    assert_refused(
+        c.assign_suggestion(assign("2024-01-10")).await,
+        Code::FailedPrecondition,
+        "status",
+    );
+    c.review_suggestion(as_user(
+        COUNTY,
+        sug::ReviewSuggestionRequest {
+            suggestion_id: id.clone(),
+            passed: true,
+            revision_reason: String::new(),
+            on: "2024-01-08".into(),
+        },
+    ))
+    .await?;
+    let s = c
+        .assign_suggestion(assign("2024-01-10"))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (s.status.as_str(), s.reply_due.as_str()),
+        ("assigned", "2024-04-10")
+    );
+    assert_refused(
+        c.reply_suggestion(as_user(
+            COUNTY,
+            sug::ReplySuggestionRequest {
+                suggestion_id: id.clone(),
+                unit_id: unit.id.clone(),
+                category: "E".into(),
+                on: "2024-03-01".into(),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "category",
+    );
+    let overdue = c
+        .overdue_suggestions(sug::OverdueSuggestionsRequest {
+            org: String::new(),
+            on: "2024-05-01".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(overdue.items.len(), 1);
+    assert_eq!(overdue.items[0].days_late, 21);
+    let s = c
+        .reply_suggestion(as_user(
+            COUNTY,
+            sug::ReplySuggestionRequest {
+                suggestion_id: id.clone(),
+                unit_id: unit.id.clone(),
+                category: "A".into(),
+                on: "2024-03-01".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!((s.status.as_str(), s.category.as_str()), ("replied", "A"));
+    let s = c
+        .rate_suggestion(as_user(
+            COUNTY,
+            sug::RateSuggestionRequest {
+                suggestion_id: id.clone(),
+                deputy_id: lead.clone(),
+                satisfaction: "satisfied".into(),
+                on: "2024-03-10".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(s.status, "evaluated");
+    let rates = c
+        .suggestion_rates(sug::SuggestionRatesRequest::default())
+        .await?
+        .into_inner();
+    let reply = rates.reply.unwrap_or_default();
+    assert_eq!((reply.numerator, reply.denominator), (1, 1));
+    assert_eq!(reply.name_zh, "答复率");
+    let s = c
+        .close_suggestion(as_user(
+            COUNTY,
+            sug::StepRequest {
+                suggestion_id: id.clone(),
+                on: "2024-03-20".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(s.status, "closed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_township_cannot_assign() -> anyhow::Result<()> {
+    let town = Node::start(TOWNSHIP).await?;
+    let lead = deputy(&town, "王芳").await?;
+    let mut c = SuggestionsClient::new(town.channel.clone());
+    let unit = c
+        .create_handling_unit(as_user(
+            TOWNSHIP,
+            sug::CreateHandlingUnitRequest {
+                org: String::new(),
+                name: "街道办事处".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    let s = c
+        .submit_suggestion(as_user(
+            TOWNSHIP,
+            sug::SubmitSuggestionRequest {
+                kind: "suggestion".into(),
+                title: "关于修缮社区道路的建议".into(),
+                body: "社区主干道破损严重，建议尽快修缮。".into(),
+                lead_deputy_id: lead,
+                co_signer_ids: vec![],
+                on: "2024-01-05".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    c.review_suggestion(as_user(
+        TOWNSHIP,
+        sug::ReviewSuggestionRequest {
+            suggestion_id: s.id.clone(),
+            passed: true,
+            revision_reason: String::new(),
+            on: "2024-01-06".into(),
+        },
+    ))
+    .await?;
+    let before = town.store.log_len().await?;
+    assert_refused(
+        c.assign_suggestion(as_user(
+            TOWNSHIP,
+            sug::AssignSuggestionRequest {
+                suggestion_id: s.id.clone(),
+                assignment: Some(sug::Assignment {
+                    mode: "single".into(),
+                    unit_ids: vec![unit.id],
+                    assisting_unit_ids: vec![],
+                }),
+                on: "2024-01-10".into(),
+            },
+        ))
+        .await,
+        Code::PermissionDenied,
+        "author_level",
+    );
+    // A user of the county cannot write at the township's node either.
+    assert_refused(
+        c.withdraw_suggestion(as_user(
+            COUNTY,
+            sug::StepRequest {
+                suggestion_id: s.id.clone(),
+                on: String::new(),
+            },
+        ))
+        .await,
+        Code::PermissionDenied,
+        "x-renda-org",
+    );
+    assert_eq!(town.store.log_len().await?, before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn project_vote_and_progress() -> anyhow::Result<()> {
+    let town = Node::start(TOWNSHIP).await?;
+    let deputies = [
+        deputy(&town, "王芳").await?,
+        deputy(&town, "李强").await?,
+        deputy(&town, "赵敏").await?,
+    ];
+    let mut c = ProjectsClient::new(town.channel.clone());
+    let session = c
+        .create_session(as_user(
+            TOWNSHIP,
+            prj::CreateSessionRequest {
+                name: "第十九届人民代表大会第三次会议".into(),
+                year: 2024,
+                to_adopt: 1,
+                threshold: "seated".into(),
+                candidate_margin: 1,
+            },
+        ))
+        .await?
+        .into_inner();
+    c.set_seated(as_user(
+        TOWNSHIP,
+        prj::SetSeatedRequest {
+            session_id: session.id.clone(),
+            add: deputies.to_vec(),
+            remove: vec![],
+        },
+    ))
+    .await?;
+    let mut projects = Vec::new();
+    for title in ["社区养老服务中心建设", "背街小巷路灯改造"] {
+        let p = c
+            .create_project(as_user(
+                TOWNSHIP,
+                prj::CreateProjectRequest {
+                    year: 2024,
+                    title: title.into(),
+                    summary: String::new(),
+                    budget_fen: 50_000_000,
+                },
+            ))
+            .await?
+            .into_inner();
+        c.screen_project(as_user(
+            TOWNSHIP,
+            prj::ScreenProjectRequest {
+                project_id: p.id.clone(),
+                session_id: session.id.clone(),
+                on: "2024-01-02".into(),
+            },
+        ))
+        .await?;
+        projects.push(p.id);
+    }
+    let ballot = |project: &str, deputy: &str, choice: &str| {
+        as_user(
+            TOWNSHIP,
+            prj::CastBallotRequest {
+                project_id: project.into(),
+                deputy_id: deputy.into(),
+                choice: choice.into(),
+            },
+        )
+    };
+    for d in &deputies {
+        c.cast_ballot(ballot(&projects[0], d, "for")).await?;
+    }
+    c.cast_ballot(ballot(&projects[1], &deputies[0], "against"))
+        .await?;
+    assert_refused(
+        c.cast_ballot(ballot(&projects[0], &deputies[0], "for"))
+            .await,
+        Code::FailedPrecondition,
+        "deputy_id",
+    );
+    assert_refused(
+        c.cast_ballot(ballot(&projects[0], &deputies[0], "maybe"))
+            .await,
+        Code::InvalidArgument,
+        "choice",
+    );
+    let tally = c
+        .tally_vote(as_user(
+            TOWNSHIP,
+            prj::TallyVoteRequest {
+                session_id: session.id.clone(),
+                record_outcome: true,
+                on: "2024-01-20".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(tally.adopted, vec![projects[0].clone()]);
+    assert_eq!(tally.base, 3);
+    let p = c
+        .report_progress(as_user(
+            TOWNSHIP,
+            prj::ReportProgressRequest {
+                project_id: projects[0].clone(),
+                percent: 40,
+                note: "主体完工".into(),
+                on: "2024-04-01".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!((p.stage.as_str(), p.progress), ("implementing", 40));
+    assert_refused(
+        c.report_progress(as_user(
+            TOWNSHIP,
+            prj::ReportProgressRequest {
+                project_id: projects[1].clone(),
+                percent: 10,
+                note: String::new(),
+                on: "2024-04-01".into(),
+            },
+        ))
+        .await,
+        Code::FailedPrecondition,
+        "stage",
+    );
+    assert_refused(
+        c.change_project(as_user(
+            TOWNSHIP,
+            prj::ChangeProjectRequest {
+                project_id: projects[0].clone(),
+                change: "termination".into(),
+                ..Default::default()
+            },
+        ))
+        .await,
+        Code::FailedPrecondition,
+        "decision",
+    );
+    Ok(())
+}
