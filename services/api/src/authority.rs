@@ -209,3 +209,105 @@ pub fn is_local_only(schema: &Schema, op: &Op) -> bool {
         .kind(op.kind)
         .is_some_and(|k| LOCAL_ONLY_KINDS.contains(&k.name.as_str()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use renda_replica::{ActorId, Author, Hlc, OpId, RecordId};
+
+    fn org(code: &str) -> ROrg {
+        code.parse().expect("test org code")
+    }
+
+    fn event_op(schema: &Schema, kind: &str, event: &str, origin: &str, for_org: &str) -> Op {
+        let k = schema.kind_named(kind).expect("kind");
+        let e = k.event_named(event).expect("event");
+        Op {
+            id: OpId {
+                origin: ActorId(5),
+                seq: 1,
+            },
+            record: RecordId(uuid::Uuid::nil()),
+            kind: k.id,
+            record_seq: 1,
+            hlc: Hlc::new(1, 0),
+            origin_org: org(origin),
+            author: Author::system(org(origin)),
+            change: Change::Event {
+                event: e.id,
+                payload: vec![(FieldId(0), Value::Org(org(for_org)))],
+            },
+        }
+    }
+
+    #[test]
+    fn a_forged_check_in_is_refused_on_receipt() {
+        let schema = Arc::new(crate::schema());
+        let rule = replication_rule(schema.clone());
+        let own = event_op(
+            &schema,
+            kind::ACTIVITY,
+            "checked_in",
+            "370202001",
+            "370202001",
+        );
+        assert_eq!(rule(&own), Ok(()));
+        let forged = event_op(&schema, kind::ACTIVITY, "checked_in", "370202", "370202001");
+        let reason = rule(&forged).expect_err("county forging a township check-in");
+        assert!(reason.contains("belongs to 370202001"), "{reason}");
+    }
+
+    #[test]
+    fn assignment_only_from_a_county_or_city_above() {
+        let schema = Arc::new(crate::schema());
+        let rule = replication_rule(schema.clone());
+        let by_county = event_op(&schema, kind::SUGGESTION, "assigned", "370202", "370202001");
+        assert_eq!(rule(&by_county), Ok(()));
+        let by_township = event_op(
+            &schema,
+            kind::SUGGESTION,
+            "assigned",
+            "370202001",
+            "370202001",
+        );
+        assert!(rule(&by_township).is_err());
+        let other_county = event_op(&schema, kind::SUGGESTION, "assigned", "370212", "370202001");
+        assert!(rule(&other_county).is_err());
+    }
+
+    #[test]
+    fn local_only_records_never_replicate() {
+        let schema = Arc::new(crate::schema());
+        let k = schema.kind_named(kind::DEPUTY_IDENTITY).expect("kind");
+        let op = Op {
+            id: OpId {
+                origin: ActorId(5),
+                seq: 1,
+            },
+            record: RecordId(uuid::Uuid::nil()),
+            kind: k.id,
+            record_seq: 1,
+            hlc: Hlc::new(1, 0),
+            origin_org: org("370202001"),
+            author: Author::system(org("370202001")),
+            change: Change::Put {
+                field: ORG,
+                value: Value::Org(org("370202001")),
+                seen: vec![],
+            },
+        };
+        assert!(is_local_only(&schema, &op));
+        assert!(replication_rule(schema)(&op).is_err());
+    }
+
+    #[test]
+    fn every_event_kind_has_a_write_rule() {
+        let schema = crate::schema();
+        for k in schema.kinds() {
+            assert!(record_kind(&k.name).is_some(), "{}", k.name);
+            for e in &k.events {
+                assert!(step_of(&k.name, &e.name).is_some(), "{}.{}", k.name, e.name);
+            }
+        }
+    }
+}

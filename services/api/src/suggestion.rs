@@ -265,19 +265,27 @@ enum StepOrg {
     Deputy(Uuid),
 }
 
+/// One step: the rule it is checked against, its domain event and what is recorded.
+struct StepSpec {
+    step: Step,
+    whose: StepOrg,
+    event: Event,
+    name: &'static str,
+    fields: Vec<(&'static str, Value)>,
+    on: NaiveDate,
+}
+
 impl Service {
     /// Loads, folds, authorises, checks and records one step.
-    async fn step(
-        &self,
-        caller: &Caller,
-        id: &str,
-        step: Step,
-        whose: StepOrg,
-        event: Event,
-        name: &'static str,
-        fields: Vec<(&'static str, Value)>,
-        on: NaiveDate,
-    ) -> Result<pb::Suggestion> {
+    async fn step(&self, caller: &Caller, id: &str, spec: StepSpec) -> Result<pb::Suggestion> {
+        let StepSpec {
+            step,
+            whose,
+            event,
+            name,
+            fields,
+            on,
+        } = spec;
         let core = &self.0;
         let r = core.get("suggestion_id", id, kind::SUGGESTION).await?;
         let (s, state) = fold(core, &r)?;
@@ -338,12 +346,14 @@ impl Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                step,
-                StepOrg::Congress,
-                make(on),
-                name,
-                vec![],
-                on,
+                StepSpec {
+                    step,
+                    whose: StepOrg::Congress,
+                    event: make(on),
+                    name,
+                    fields: vec![],
+                    on,
+                },
             )
             .await?,
         ))
@@ -546,12 +556,14 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::Review,
-                StepOrg::Congress,
-                event,
-                name,
-                fields,
-                on,
+                StepSpec {
+                    step: Step::Review,
+                    whose: StepOrg::Congress,
+                    event,
+                    name,
+                    fields,
+                    on,
+                },
             )
             .await?,
         ))
@@ -590,15 +602,17 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::Review,
-                StepOrg::Congress,
-                Event::MergedInto {
-                    target: into.id.0,
-                    at: on,
+                StepSpec {
+                    step: Step::Review,
+                    whose: StepOrg::Congress,
+                    event: Event::MergedInto {
+                        target: into.id.0,
+                        at: on,
+                    },
+                    name: "merged",
+                    fields: vec![("into", reference(into.id.0))],
+                    on,
                 },
-                "merged",
-                vec![("into", reference(into.id.0))],
-                on,
             )
             .await?,
         ))
@@ -652,19 +666,21 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::Assign,
-                StepOrg::Congress,
-                Event::Assigned {
-                    mode: assignment,
-                    at: on,
+                StepSpec {
+                    step: Step::Assign,
+                    whose: StepOrg::Congress,
+                    event: Event::Assigned {
+                        mode: assignment,
+                        at: on,
+                    },
+                    name: "assigned",
+                    fields: vec![
+                        ("mode", Value::Text(mode)),
+                        ("units", Value::Text(units_text)),
+                        ("assisting", text_value(assisting_text)),
+                    ],
+                    on,
                 },
-                "assigned",
-                vec![
-                    ("mode", Value::Text(mode)),
-                    ("units", Value::Text(units_text)),
-                    ("assisting", text_value(assisting_text)),
-                ],
-                on,
             )
             .await?,
         ))
@@ -682,12 +698,14 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::Return,
-                StepOrg::Unit(unit),
-                Event::Returned { unit, at: on },
-                "returned",
-                vec![("unit", reference(unit))],
-                on,
+                StepSpec {
+                    step: Step::Return,
+                    whose: StepOrg::Unit(unit),
+                    event: Event::Returned { unit, at: on },
+                    name: "returned",
+                    fields: vec![("unit", reference(unit))],
+                    on,
+                },
             )
             .await?,
         ))
@@ -706,12 +724,14 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::Supervise,
-                StepOrg::Congress,
-                Event::SupervisionSet { mode, at: on },
-                "supervision",
-                vec![("mode", Value::Text(req.mode.trim().to_owned()))],
-                on,
+                StepSpec {
+                    step: Step::Supervise,
+                    whose: StepOrg::Congress,
+                    event: Event::SupervisionSet { mode, at: on },
+                    name: "supervision",
+                    fields: vec![("mode", Value::Text(req.mode.trim().to_owned()))],
+                    on,
+                },
             )
             .await?,
         ))
@@ -739,12 +759,14 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::AssistingView,
-                StepOrg::Unit(unit),
-                Event::AssistingViewSent { unit, at: on },
-                "assisting_view",
-                vec![("unit", reference(unit))],
-                on,
+                StepSpec {
+                    step: Step::AssistingView,
+                    whose: StepOrg::Unit(unit),
+                    event: Event::AssistingViewSent { unit, at: on },
+                    name: "assisting_view",
+                    fields: vec![("unit", reference(unit))],
+                    on,
+                },
             )
             .await?,
         ))
@@ -765,22 +787,24 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::Reply,
-                StepOrg::Unit(unit),
-                Event::Replied {
-                    unit,
-                    category,
-                    at: on,
+                StepSpec {
+                    step: Step::Reply,
+                    whose: StepOrg::Unit(unit),
+                    event: Event::Replied {
+                        unit,
+                        category,
+                        at: on,
+                    },
+                    name: "replied",
+                    fields: vec![
+                        ("unit", reference(unit)),
+                        (
+                            "category",
+                            Value::Text(name_of(&CATEGORIES, category).into()),
+                        ),
+                    ],
+                    on,
                 },
-                "replied",
-                vec![
-                    ("unit", reference(unit)),
-                    (
-                        "category",
-                        Value::Text(name_of(&CATEGORIES, category).into()),
-                    ),
-                ],
-                on,
             )
             .await?,
         ))
@@ -799,22 +823,24 @@ impl pb::suggestions_server::Suggestions for Service {
             self.step(
                 &caller,
                 &req.suggestion_id,
-                Step::Evaluate,
-                StepOrg::Deputy(deputy),
-                Event::Evaluated {
-                    deputy,
-                    satisfaction,
-                    at: on,
+                StepSpec {
+                    step: Step::Evaluate,
+                    whose: StepOrg::Deputy(deputy),
+                    event: Event::Evaluated {
+                        deputy,
+                        satisfaction,
+                        at: on,
+                    },
+                    name: "satisfaction",
+                    fields: vec![
+                        ("deputy", reference(deputy)),
+                        (
+                            "satisfaction",
+                            Value::Text(name_of(&SATISFACTIONS, satisfaction).into()),
+                        ),
+                    ],
+                    on,
                 },
-                "satisfaction",
-                vec![
-                    ("deputy", reference(deputy)),
-                    (
-                        "satisfaction",
-                        Value::Text(name_of(&SATISFACTIONS, satisfaction).into()),
-                    ),
-                ],
-                on,
             )
             .await?,
         ))
