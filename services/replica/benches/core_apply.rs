@@ -37,7 +37,7 @@ fn main() {
             .collect();
         value_bytes += len;
         // A fifth of the records are edited on both replicas.
-        let replica = if r % 5 == 0 && next() % 2 == 0 {
+        let replica = if r.is_multiple_of(5) && next().is_multiple_of(2) {
             &mut b
         } else {
             &mut a

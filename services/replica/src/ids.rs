@@ -92,7 +92,7 @@ impl OrgCode {
         match self.digits() {
             12 => Level::Village,
             9 => Level::Township,
-            _ if self.0 % 100 == 0 => Level::City,
+            _ if self.0.is_multiple_of(100) => Level::City,
             _ => Level::County,
         }
     }
@@ -103,7 +103,7 @@ impl OrgCode {
         match self.digits() {
             12 => Some(OrgCode(self.0 / 1000)),
             9 => Some(OrgCode(self.0 / 1000)),
-            _ if self.0 % 100 != 0 => Some(OrgCode(self.0 / 100 * 100)),
+            _ if !self.0.is_multiple_of(100) => Some(OrgCode(self.0 / 100 * 100)),
             _ => None,
         }
     }

@@ -5,11 +5,12 @@
 //! tokio or the network: callers pass time and random bits in, and persist or send what it
 //! hands back. `renda-store` makes it durable; `renda-sync` moves its operations.
 //!
-//! Each record is its own CRDT ([`Record`]): scalar fields are multi-value registers inside a
-//! per-record `crdts::Map` (every replica shows the same winner — highest hybrid clock, then
-//! actor — and concurrent losers stay visible as conflicts until a write that saw them);
-//! memberships are add-wins `crdts::Orswot` sets; workflow steps are immutable events in a
-//! grow-only `crdts::GSet`; deletion is the soft-delete field [`schema::DELETED`].
+//! Each record is its own CRDT ([`Record`]), made of independent parts: each scalar field a
+//! multi-value register `crdts::MVReg` ([`Register`]: every replica shows the same winner —
+//! highest hybrid clock, then actor — and concurrent losers stay visible as conflicts until a
+//! write that saw them); each membership an add-wins `crdts::Orswot` ([`MemberSet`]); workflow
+//! steps immutable events in a grow-only `crdts::GSet`; deletion the soft-delete field
+//! [`schema::DELETED`].
 //! `crdts` is used only behind the [`Replicated`] and [`Materialise`] traits.
 
 pub mod hlc;
@@ -26,8 +27,8 @@ pub use hlc::{Clock, Hlc, Observed};
 pub use ids::{ActorId, Author, Level, OpId, OrgCode, OrgCodeError, RecordId};
 pub use op::{Change, Op, OpError, Seen};
 pub use record::{
-    Applied, ApplyError, Envelope, Event, FieldView, Held, Received, Record, RecordView, Stamp,
-    Stamped, StateError,
+    Applied, ApplyError, Envelope, Event, FieldView, Held, HoldKey, MemberSet, Received, Record,
+    RecordView, Register, Stamp, Stamped, StateError, apply_put, apply_set_change, hold_key,
 };
 pub use replica::{Outcome, Replica};
 pub use schema::{EventKindId, FieldId, KindId, Schema, SetId};

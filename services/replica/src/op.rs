@@ -20,8 +20,14 @@ pub enum Change {
         value: Value,
         seen: Seen,
     },
-    /// Adds a member to an add-wins set, witnessed by the operation's dot.
-    Add { set: SetId, member: Uuid },
+    /// Adds a member to an add-wins set. `counter` is the origin's add counter on this set,
+    /// gapless: `crdts` ignores an add that is not the next of its actor, so a receiver holds
+    /// one that arrives early.
+    Add {
+        set: SetId,
+        member: Uuid,
+        counter: u64,
+    },
     /// Removes a member the writer had seen; `seen` is the set's whole clock at the writer.
     /// A concurrent add (a dot not in `seen`) survives: add wins.
     Remove {
@@ -43,9 +49,6 @@ pub struct Op {
     pub id: OpId,
     pub record: RecordId,
     pub kind: KindId,
-    /// Gapless per (record, origin): an operation is applied only after the origin's earlier
-    /// operations on the same record, because `crdts` drops (rather than buffers) a late one.
-    pub record_seq: u64,
     pub hlc: Hlc,
     /// The org unit of the node where the change was made.
     pub origin_org: OrgCode,
@@ -83,7 +86,7 @@ impl OpError {
 }
 
 /// Format version of the encoding; bump on any change of layout.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 const CHANGE_PUT: u8 = 1;
 const CHANGE_ADD: u8 = 2;
 const CHANGE_REMOVE: u8 = 3;
@@ -183,7 +186,6 @@ impl Op {
         put_varint(out, u64::from(self.kind.0));
         put_varint(out, self.id.origin.0);
         put_varint(out, self.id.seq);
-        put_varint(out, self.record_seq);
         put_varint(
             out,
             zigzag(self.hlc.physical_ms as i64 - HLC_EPOCH_MS as i64),
@@ -205,9 +207,14 @@ impl Op {
                 put_seen(out, seen);
                 put_value(out, value);
             }
-            Change::Add { set, member } => {
+            Change::Add {
+                set,
+                member,
+                counter,
+            } => {
                 put_varint(out, u64::from(set.0));
                 out.extend_from_slice(member.as_bytes());
+                put_varint(out, *counter);
             }
             Change::Remove { set, member, seen } => {
                 put_varint(out, u64::from(set.0));
@@ -254,8 +261,7 @@ impl Op {
             return Err(r.error(format!("origin actor {origin} is out of range")));
         }
         let seq = r.varint("origin sequence")?;
-        let record_seq = r.varint("record sequence")?;
-        if seq == 0 || record_seq == 0 {
+        if seq == 0 {
             return Err(r.error("sequences start at 1".into()));
         }
         let physical = unzigzag(r.varint("clock")?)
@@ -282,7 +288,15 @@ impl Op {
             CHANGE_ADD => {
                 let set = SetId(r.small("set", u16::MAX.into())? as u16);
                 let member = Uuid::from_bytes(r.array::<16>("member")?);
-                Change::Add { set, member }
+                let counter = r.varint("add counter")?;
+                if counter == 0 {
+                    return Err(r.error("add counters start at 1".into()));
+                }
+                Change::Add {
+                    set,
+                    member,
+                    counter,
+                }
             }
             CHANGE_REMOVE => {
                 let set = SetId(r.small("set", u16::MAX.into())? as u16);
@@ -316,7 +330,6 @@ impl Op {
             },
             record,
             kind,
-            record_seq,
             hlc: Hlc::new(physical as u64, logical),
             origin_org,
             author: Author {
@@ -512,7 +525,6 @@ mod tests {
             },
             record: RecordId(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)),
             kind: KindId(1),
-            record_seq: 3,
             hlc: Hlc::new(1_790_000_000_000, 2),
             origin_org: OrgCode::new(370_202_001).unwrap(),
             author: Author {
@@ -545,6 +557,7 @@ mod tests {
             Change::Add {
                 set: SetId(1),
                 member: Uuid::from_u128(77),
+                counter: 4,
             },
             Change::Remove {
                 set: SetId(1),
@@ -656,10 +669,10 @@ mod edge_tests {
 
     #[test]
     fn extreme_numbers_are_errors_not_panics() {
-        // Header, record id, kind 1, actor 1, seq 1, record seq 1, then a clock of u64::MAX.
+        // Header, record id, kind 1, actor 1, seq 1, then a clock of u64::MAX.
         let mut bytes = vec![(FORMAT_VERSION << 4) | CHANGE_PUT];
         bytes.extend_from_slice(&[0u8; 16]);
-        bytes.extend_from_slice(&[1, 1, 1, 1]);
+        bytes.extend_from_slice(&[1, 1, 1]);
         put_varint(&mut bytes, u64::MAX);
         let err = Op::decode_unchecked(&bytes).unwrap_err();
         assert_eq!(err.reason, "clock is out of range");

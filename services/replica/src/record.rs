@@ -1,5 +1,7 @@
-//! One record as its own CRDT: scalar fields as multi-value registers in a `crdts::Map`, one
-//! add-wins `crdts::Orswot` per membership set, and a grow-only `crdts::GSet` of events.
+//! One record as its own CRDT: each scalar field a multi-value register (`crdts::MVReg`), each
+//! membership set an add-wins `crdts::Orswot`, and the workflow events a grow-only
+//! `crdts::GSet`. The parts are independent CRDTs, so the store can load and persist only the
+//! part an operation touches.
 
 use crate::hlc::Hlc;
 use crate::ids::{ActorId, Author, OpId, OrgCode, RecordId};
@@ -7,7 +9,7 @@ use crate::op::{Change, Op, Seen};
 use crate::schema::{DELETED, EventKindId, FieldId, KindId, ORG, SetId};
 use crate::value::Value;
 use crate::{Materialise, Replicated};
-use crdts::{CmRDT, CvRDT, Dot, GSet, MVReg, Map, Orswot, VClock, map, mvreg, orswot};
+use crdts::{CmRDT, CvRDT, Dot, GSet, MVReg, Orswot, VClock, mvreg, orswot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -17,25 +19,24 @@ use uuid::Uuid;
 pub struct Stamp {
     pub hlc: Hlc,
     pub op: OpId,
-    pub record_seq: u64,
     pub author: Author,
     pub org: OrgCode,
 }
 
 impl Stamp {
-    fn of(op: &Op) -> Self {
+    pub fn of(op: &Op) -> Self {
         Stamp {
             hlc: op.hlc,
             op: op.id,
-            record_seq: op.record_seq,
             author: op.author,
             org: op.origin_org,
         }
     }
 
-    /// The deterministic order among concurrent values: highest clock, then actor.
+    /// The deterministic order among concurrent values: highest clock, then actor, then
+    /// sequence.
     fn rank(&self) -> (Hlc, ActorId, u64) {
-        (self.hlc, self.op.origin, self.record_seq)
+        (self.hlc, self.op.origin, self.op.seq)
     }
 }
 
@@ -64,18 +65,152 @@ impl Event {
     }
 }
 
-type Register = MVReg<Stamped, ActorId>;
+/// The materialised state of a field: the value every replica shows, and the concurrent
+/// values that lost (a conflict waiting for a person while not empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldView {
+    pub field: FieldId,
+    pub winner: Stamped,
+    pub conflicts: Vec<Stamped>,
+}
+
+/// One scalar field: a multi-value register. Writes commute — a write's clock says which
+/// values it replaces — so registers need no delivery order.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Register(MVReg<Stamped, ActorId>);
+
+impl Register {
+    /// The context a write by `actor` carries: every value it sees now, minus its own entry,
+    /// which the write's dot implies.
+    pub fn seen_by(&self, actor: ActorId) -> Seen {
+        self.0
+            .read_ctx()
+            .add_clock
+            .into_iter()
+            .filter(|d| d.actor != actor)
+            .map(|d| (d.actor, d.counter))
+            .collect()
+    }
+
+    /// Applies a write: its dot is (origin, origin sequence), its clock that dot plus `seen`.
+    fn put(&mut self, op: &Op, value: &Value, seen: &Seen) {
+        let mut clock: VClock<ActorId> = seen.iter().map(|&(a, c)| Dot::new(a, c)).collect();
+        clock.apply(Dot::new(op.id.origin, op.id.seq));
+        self.0.apply(mvreg::Op::Put {
+            clock,
+            val: Stamped {
+                stamp: Stamp::of(op),
+                value: value.clone(),
+            },
+        });
+    }
+
+    /// The winner and the conflicting values, in the same order on every replica (`MVReg`
+    /// itself returns them in arrival order).
+    pub fn view(&self, field: FieldId) -> Option<FieldView> {
+        let mut values = self.0.read().val;
+        values.sort_by_key(|v| std::cmp::Reverse(v.stamp.rank()));
+        let mut values = values.into_iter();
+        let winner = values.next()?;
+        Some(FieldView {
+            field,
+            winner,
+            conflicts: values.collect(),
+        })
+    }
+
+    pub fn merge(&mut self, other: Register) {
+        self.0.merge(other.0);
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain vectors and integers into a Vec cannot fail.
+        postcard::to_stdvec(self).expect("register state serialises into memory")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
+        postcard::from_bytes(bytes).map_err(|e| StateError {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// One membership set: add-wins. `crdts` silently ignores an add whose dot is not the next
+/// of its actor, so adds carry a per-(set, actor) counter and one that arrives early is held.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MemberSet(Orswot<Uuid, ActorId>);
+
+impl MemberSet {
+    /// The counter the next add by `actor` carries.
+    pub fn next_add(&self, actor: ActorId) -> u64 {
+        self.0.clock().get(&actor) + 1
+    }
+
+    /// The set's whole clock: what a remove made now has seen.
+    pub fn seen(&self) -> Seen {
+        self.0
+            .clock()
+            .into_iter()
+            .map(|d| (d.actor, d.counter))
+            .collect()
+    }
+
+    fn add(&mut self, origin: ActorId, member: Uuid, counter: u64) -> Applied {
+        let have = self.0.clock().get(&origin);
+        if counter <= have {
+            return Applied::Duplicate;
+        }
+        if counter != have + 1 {
+            return Applied::Gap { expected: have + 1 };
+        }
+        self.0.apply(orswot::Op::Add {
+            dot: Dot::new(origin, counter),
+            members: vec![member],
+        });
+        Applied::Applied
+    }
+
+    /// A remove carries no dot of its own: it removes the adds its clock covers, and is kept
+    /// aside (deferred) inside the set until the adds it covers have arrived.
+    fn remove(&mut self, member: Uuid, seen: &Seen) {
+        let clock: VClock<ActorId> = seen.iter().map(|&(a, c)| Dot::new(a, c)).collect();
+        self.0.apply(orswot::Op::Rm {
+            clock,
+            members: vec![member],
+        });
+    }
+
+    /// The members, sorted.
+    pub fn members(&self) -> Vec<Uuid> {
+        let mut members: Vec<Uuid> = self.0.read().val.into_iter().collect();
+        members.sort();
+        members
+    }
+
+    pub fn merge(&mut self, other: MemberSet) {
+        self.0.merge(other.0);
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain maps, vectors and integers into a Vec cannot fail.
+        postcard::to_stdvec(self).expect("set state serialises into memory")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
+        postcard::from_bytes(bytes).map_err(|e| StateError {
+            reason: e.to_string(),
+        })
+    }
+}
 
 /// The replicated state of one record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     id: RecordId,
     kind: KindId,
-    fields: Map<FieldId, Register, ActorId>,
-    sets: BTreeMap<SetId, Orswot<Uuid, ActorId>>,
+    fields: BTreeMap<FieldId, Register>,
+    sets: BTreeMap<SetId, MemberSet>,
     events: GSet<Event>,
-    /// Highest per-record sequence applied from each origin.
-    applied: BTreeMap<ActorId, u64>,
 }
 
 /// What happened to an operation given to [`Record::apply`].
@@ -84,7 +219,7 @@ pub enum Applied {
     Applied,
     /// Already applied: applying an operation twice changes nothing.
     Duplicate,
-    /// An earlier operation of the same origin on this record is missing; hold this one.
+    /// A set add whose predecessor from the same origin on the same set is missing: hold it.
     Gap {
         expected: u64,
     },
@@ -108,8 +243,19 @@ pub enum ApplyError {
     SelfInContext { record: RecordId, origin: ActorId },
 }
 
-/// Operations of one record waiting for an earlier operation of the same origin.
-pub type Held = BTreeMap<(ActorId, u64), Op>;
+/// Where a held operation waits: the set, the origin and the add counter it carries.
+pub type HoldKey = (SetId, ActorId, u64);
+
+/// Operations of one record waiting for an earlier add of the same origin on the same set.
+pub type Held = BTreeMap<HoldKey, Op>;
+
+/// The hold key of an operation that can be held (a set add).
+pub fn hold_key(op: &Op) -> Option<HoldKey> {
+    match op.change {
+        Change::Add { set, counter, .. } => Some((set, op.id.origin, counter)),
+        _ => None,
+    }
+}
 
 /// What [`Record::receive`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -118,15 +264,6 @@ pub struct Received {
     pub applied: Vec<Op>,
     pub duplicate: bool,
     pub held: bool,
-}
-
-/// The materialised state of a field: the value every replica shows, and the concurrent
-/// values that lost (a conflict waiting for a person while not empty).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldView {
-    pub field: FieldId,
-    pub winner: Stamped,
-    pub conflicts: Vec<Stamped>,
 }
 
 /// The materialised state of a record, identical on every replica that applied the same ops.
@@ -155,8 +292,7 @@ impl RecordView {
     }
 }
 
-/// The envelope of a local change: everything but the record sequence, which the record
-/// assigns.
+/// The envelope of a local change.
 #[derive(Clone, Copy, Debug)]
 pub struct Envelope {
     pub id: OpId,
@@ -170,10 +306,9 @@ impl Record {
         Record {
             id,
             kind,
-            fields: Map::new(),
+            fields: BTreeMap::new(),
             sets: BTreeMap::new(),
             events: GSet::new(),
-            applied: BTreeMap::new(),
         }
     }
 
@@ -185,19 +320,21 @@ impl Record {
         self.kind
     }
 
-    /// The highest per-record sequence applied from `origin`.
-    pub fn applied_from(&self, origin: ActorId) -> u64 {
-        self.applied.get(&origin).copied().unwrap_or(0)
+    pub fn register(&self, field: FieldId) -> Option<&Register> {
+        self.fields.get(&field)
     }
 
-    /// Builds the operation for a local change by `envelope.id.origin`; apply it with
-    /// [`Record::apply`] in the same transaction that logs it.
+    pub fn member_set(&self, set: SetId) -> Option<&MemberSet> {
+        self.sets.get(&set)
+    }
+
+    /// Builds the operation for a local change; apply it with [`Record::apply`] in the same
+    /// transaction that logs it.
     pub fn local_op(&self, envelope: Envelope, change: Change) -> Op {
         Op {
             id: envelope.id,
             record: self.id,
             kind: self.kind,
-            record_seq: self.applied_from(envelope.id.origin) + 1,
             hlc: envelope.hlc,
             origin_org: envelope.origin_org,
             author: envelope.author,
@@ -210,28 +347,23 @@ impl Record {
         let seen = self
             .fields
             .get(&field)
-            .val
-            .map(|register| without(register.read_ctx().add_clock, actor))
+            .map(|r| r.seen_by(actor))
             .unwrap_or_default();
         Change::Put { field, value, seen }
     }
 
-    pub fn add(&self, set: SetId, member: Uuid) -> Change {
-        Change::Add { set, member }
+    pub fn add(&self, actor: ActorId, set: SetId, member: Uuid) -> Change {
+        let counter = self.sets.get(&set).map_or(1, |s| s.next_add(actor));
+        Change::Add {
+            set,
+            member,
+            counter,
+        }
     }
 
-    /// A remove of what `actor` sees of `member` now; a concurrent add elsewhere survives.
+    /// A remove of what this replica sees of `member` now; a concurrent add elsewhere survives.
     pub fn remove(&self, set: SetId, member: Uuid) -> Change {
-        let seen = self
-            .sets
-            .get(&set)
-            .map(|s| {
-                s.clock()
-                    .into_iter()
-                    .map(|d| (d.actor, d.counter))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let seen = self.sets.get(&set).map(|s| s.seen()).unwrap_or_default();
         Change::Remove { set, member, seen }
     }
 
@@ -239,7 +371,8 @@ impl Record {
         Change::Event { event, payload }
     }
 
-    /// Applies `op` if it is the next one from its origin for this record.
+    /// Applies `op`. Field writes, removes and events commute and apply at once; a set add
+    /// applies only when it is the next add of its origin on that set.
     pub fn apply(&mut self, op: &Op) -> Result<Applied, ApplyError> {
         if op.record != self.id {
             return Err(ApplyError::WrongRecord {
@@ -254,81 +387,30 @@ impl Record {
                 op_kind: op.kind.0,
             });
         }
-        let origin = op.id.origin;
-        let last = self.applied_from(origin);
-        if op.record_seq <= last {
-            return Ok(Applied::Duplicate);
-        }
-        if op.record_seq != last + 1 {
-            return Ok(Applied::Gap { expected: last + 1 });
-        }
-        // `crdts` ignores an op whose dot it has seen; every sub-CRDT of this record gets dots
-        // from the one per-record sequence, so they stay monotonic per actor in each of them.
-        let dot = Dot::new(origin, op.record_seq);
-        match &op.change {
-            Change::Put { field, value, seen } => {
-                if seen.iter().any(|(actor, _)| *actor == origin) {
-                    return Err(ApplyError::SelfInContext {
-                        record: self.id,
-                        origin,
-                    });
-                }
-                let mut clock: VClock<ActorId> =
-                    seen.iter().map(|&(a, c)| Dot::new(a, c)).collect();
-                clock.apply(dot.clone());
-                self.fields.apply(map::Op::Up {
-                    dot,
-                    key: *field,
-                    op: mvreg::Op::Put {
-                        clock,
-                        val: Stamped {
-                            stamp: Stamp::of(op),
-                            value: value.clone(),
-                        },
-                    },
-                });
-            }
-            Change::Add { set, member } => {
-                self.sets.entry(*set).or_default().apply(orswot::Op::Add {
-                    dot,
-                    members: vec![*member],
-                });
-            }
-            Change::Remove { set, member, seen } => {
-                let clock: VClock<ActorId> = seen.iter().map(|&(a, c)| Dot::new(a, c)).collect();
-                self.sets.entry(*set).or_default().apply(orswot::Op::Rm {
-                    clock,
-                    members: vec![*member],
-                });
-            }
-            Change::Event { event, payload } => {
-                self.events.insert(Event {
-                    stamp: Stamp::of(op),
-                    kind: *event,
-                    payload: payload.clone(),
-                });
-            }
-        }
-        self.applied.insert(origin, op.record_seq);
-        Ok(Applied::Applied)
+        apply_change(self, op)
     }
 
-    /// Applies `op`, holding it in `held` if an earlier operation of its origin is missing,
-    /// and applying any held operations it unblocks.
+    /// Applies `op`, holding a set add in `held` if an earlier add of its origin is missing,
+    /// and applying the held adds it unblocks.
     pub fn receive(&mut self, op: Op, held: &mut Held) -> Result<Received, ApplyError> {
         let mut received = Received::default();
         match self.apply(&op)? {
             Applied::Duplicate => received.duplicate = true,
             Applied::Gap { .. } => {
                 received.held = true;
-                held.insert((op.id.origin, op.record_seq), op);
+                if let Some(key) = hold_key(&op) {
+                    held.insert(key, op);
+                }
             }
             Applied::Applied => {
-                let origin = op.id.origin;
+                let next = hold_key(&op);
                 received.applied.push(op);
-                while let Some(next) = held.remove(&(origin, self.applied_from(origin) + 1)) {
-                    self.apply(&next)?;
-                    received.applied.push(next);
+                if let Some((set, origin, mut counter)) = next {
+                    while let Some(ready) = held.remove(&(set, origin, counter + 1)) {
+                        self.apply(&ready)?;
+                        received.applied.push(ready);
+                        counter += 1;
+                    }
                 }
             }
         }
@@ -338,28 +420,55 @@ impl Record {
     fn view_fields(&self) -> Vec<FieldView> {
         self.fields
             .iter()
-            .filter_map(|entry| {
-                let (field, register) = entry.val;
-                let mut values = register.read().val;
-                values.sort_by(|a, b| b.stamp.rank().cmp(&a.stamp.rank()));
-                let mut values = values.into_iter();
-                let winner = values.next()?;
-                Some(FieldView {
-                    field: *field,
-                    winner,
-                    conflicts: values.collect(),
-                })
-            })
+            .filter_map(|(field, register)| register.view(*field))
             .collect()
     }
 }
 
-fn without(clock: VClock<ActorId>, actor: ActorId) -> Seen {
-    clock
-        .into_iter()
-        .filter(|d| d.actor != actor)
-        .map(|d| (d.actor, d.counter))
-        .collect()
+/// Applies one change to the part of `record` it touches.
+fn apply_change(record: &mut Record, op: &Op) -> Result<Applied, ApplyError> {
+    Ok(match &op.change {
+        Change::Put { field, value, seen } => {
+            if seen.iter().any(|(actor, _)| *actor == op.id.origin) {
+                return Err(ApplyError::SelfInContext {
+                    record: record.id,
+                    origin: op.id.origin,
+                });
+            }
+            record
+                .fields
+                .entry(*field)
+                .or_default()
+                .put(op, value, seen);
+            Applied::Applied
+        }
+        Change::Add {
+            set,
+            member,
+            counter,
+        } => record
+            .sets
+            .entry(*set)
+            .or_default()
+            .add(op.id.origin, *member, *counter),
+        Change::Remove { set, member, seen } => {
+            record.sets.entry(*set).or_default().remove(*member, seen);
+            Applied::Applied
+        }
+        Change::Event { event, payload } => {
+            let event = Event {
+                stamp: Stamp::of(op),
+                kind: *event,
+                payload: payload.clone(),
+            };
+            if record.events.contains(&event) {
+                Applied::Duplicate
+            } else {
+                record.events.insert(event);
+                Applied::Applied
+            }
+        }
+    })
 }
 
 impl Replicated for Record {
@@ -371,15 +480,13 @@ impl Replicated for Record {
     }
 
     fn merge(&mut self, other: Self) {
-        self.fields.merge(other.fields);
+        for (id, register) in other.fields {
+            self.fields.entry(id).or_default().merge(register);
+        }
         for (id, set) in other.sets {
             self.sets.entry(id).or_default().merge(set);
         }
         self.events.merge(other.events);
-        for (actor, seq) in other.applied {
-            let mine = self.applied.entry(actor).or_insert(0);
-            *mine = (*mine).max(seq);
-        }
     }
 }
 
@@ -400,11 +507,7 @@ impl Materialise for Record {
         let sets = self
             .sets
             .iter()
-            .map(|(id, set)| {
-                let mut members: Vec<Uuid> = set.read().val.into_iter().collect();
-                members.sort();
-                (*id, members)
-            })
+            .map(|(id, set)| (*id, set.members()))
             .filter(|(_, members)| !members.is_empty())
             .collect();
         RecordView {
@@ -419,8 +522,8 @@ impl Materialise for Record {
     }
 }
 
-/// Encoding of a record's whole state for storage: `postcard`, a compact binary format.
-/// (JSON cannot carry the deferred removes of a set, whose keys are clocks.)
+/// Encoding of a record's whole state: `postcard`, a compact binary format. (JSON cannot
+/// carry the deferred removes of a set, whose keys are clocks.)
 impl Record {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serialising plain maps, vectors and integers into a Vec cannot fail.
@@ -432,13 +535,63 @@ impl Record {
             reason: e.to_string(),
         })
     }
+
+    /// Rebuilds a record from its parts as a store keeps them.
+    pub fn from_parts(
+        id: RecordId,
+        kind: KindId,
+        fields: BTreeMap<FieldId, Register>,
+        sets: BTreeMap<SetId, MemberSet>,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Self {
+        let mut set = GSet::new();
+        for event in events {
+            set.insert(event);
+        }
+        Record {
+            id,
+            kind,
+            fields,
+            sets,
+            events: set,
+        }
+    }
 }
 
-/// A stored record state that cannot be read back.
+/// A stored state that cannot be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("stored record state is unreadable: {reason}")]
 pub struct StateError {
     pub reason: String,
+}
+
+/// Applies `op` to a single register, as a store that keeps registers apart does. Returns
+/// `Err` for a context that names the writer itself.
+pub fn apply_put(register: &mut Register, op: &Op) -> Result<(), ApplyError> {
+    if let Change::Put { value, seen, .. } = &op.change {
+        if seen.iter().any(|(actor, _)| *actor == op.id.origin) {
+            return Err(ApplyError::SelfInContext {
+                record: op.record,
+                origin: op.id.origin,
+            });
+        }
+        register.put(op, value, seen);
+    }
+    Ok(())
+}
+
+/// Applies a set change to a single set, as a store that keeps sets apart does.
+pub fn apply_set_change(set: &mut MemberSet, op: &Op) -> Applied {
+    match &op.change {
+        Change::Add {
+            member, counter, ..
+        } => set.add(op.id.origin, *member, *counter),
+        Change::Remove { member, seen, .. } => {
+            set.remove(*member, seen);
+            Applied::Applied
+        }
+        _ => Applied::Applied,
+    }
 }
 
 #[cfg(test)]
@@ -531,14 +684,12 @@ mod tests {
         let id = RecordId(Uuid::from_u128(9));
         let deputy = Uuid::from_u128(42);
         let author = Author::system(org(370_202_001));
-        a.local(id, NOTE, author, 1_000, |r| r.add(MEMBERS, deputy))
-            .unwrap();
+        a.add(id, NOTE, MEMBERS, deputy, 1_000).unwrap();
         exchange(&mut a, &mut b, 1_000);
         // A removes what it saw; B concurrently adds the same deputy again.
         a.local(id, NOTE, author, 2_000, |r| r.remove(MEMBERS, deputy))
             .unwrap();
-        b.local(id, NOTE, author, 2_000, |r| r.add(MEMBERS, deputy))
-            .unwrap();
+        b.add(id, NOTE, MEMBERS, deputy, 2_000).unwrap();
         exchange(&mut a, &mut b, 3_000);
         for replica in [&a, &b] {
             let view = replica.view(id).unwrap();
@@ -561,9 +712,7 @@ mod tests {
         let id = RecordId(Uuid::from_u128(10));
         let deputy = Uuid::from_u128(43);
         let author = Author::system(org(370_202_001));
-        let add = a
-            .local(id, NOTE, author, 1_000, |r| r.add(MEMBERS, deputy))
-            .unwrap();
+        let add = a.add(id, NOTE, MEMBERS, deputy, 1_000).unwrap();
         b.receive(add.clone(), 1_000);
         let rm = b
             .local(id, NOTE, author, 2_000, |r| r.remove(MEMBERS, deputy))
@@ -576,11 +725,11 @@ mod tests {
     }
 
     #[test]
-    fn an_operation_ahead_of_its_predecessor_is_held_then_applied() {
+    fn a_set_add_ahead_of_its_predecessor_is_held_then_applied() {
         let (mut a, mut b) = pair();
         let id = RecordId(Uuid::from_u128(11));
-        let first = a.put(id, NOTE, TITLE, text("first"), 1_000).unwrap();
-        let second = a.put(id, NOTE, TITLE, text("second"), 2_000).unwrap();
+        let first = a.add(id, NOTE, MEMBERS, Uuid::from_u128(1), 1_000).unwrap();
+        let second = a.add(id, NOTE, MEMBERS, Uuid::from_u128(2), 2_000).unwrap();
         assert_eq!(b.receive(second.clone(), 3_000), Outcome::Held);
         assert_eq!(b.held_count(), 1);
         assert_eq!(b.receive(first.clone(), 3_000), Outcome::Applied(2));
@@ -588,6 +737,23 @@ mod tests {
         assert_eq!(b.receive(second, 3_000), Outcome::Duplicate);
         assert_eq!(b.receive(first, 3_000), Outcome::Duplicate);
         assert_eq!(b.view(id), a.view(id));
+        assert_eq!(b.view(id).unwrap().sets[&MEMBERS].len(), 2);
+    }
+
+    #[test]
+    fn field_writes_commute_so_a_late_one_is_not_lost_or_held() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(15));
+        let first = a.put(id, NOTE, TITLE, text("first"), 1_000).unwrap();
+        let other = a.put(id, NOTE, FieldId(3), text("body"), 1_500).unwrap();
+        let second = a.put(id, NOTE, TITLE, text("second"), 2_000).unwrap();
+        assert_eq!(b.receive(second, 3_000), Outcome::Applied(1));
+        assert_eq!(b.receive(other, 3_000), Outcome::Applied(1));
+        // The late first write is logged (history keeps it) but the second, which saw it, wins.
+        assert_eq!(b.receive(first, 3_000), Outcome::Applied(1));
+        assert_eq!(b.log().len(), 3);
+        assert_eq!(b.view(id), a.view(id));
+        assert_eq!(b.view(id).unwrap().value(TITLE), Some(&text("second")));
     }
 
     #[test]
@@ -629,9 +795,7 @@ mod tests {
         let mut c = Replica::new(ActorId(3), org(370_202), schema);
         let id = RecordId(Uuid::from_u128(14));
         let author = Author::system(org(370_202_001));
-        let add = a
-            .local(id, NOTE, author, 1, |r| r.add(MEMBERS, Uuid::from_u128(1)))
-            .unwrap();
+        let add = a.add(id, NOTE, MEMBERS, Uuid::from_u128(1), 1).unwrap();
         let rm = a
             .local(id, NOTE, author, 2, |r| {
                 r.remove(MEMBERS, Uuid::from_u128(1))
@@ -640,7 +804,6 @@ mod tests {
         // Deliver the remove of another origin first so C holds a deferred remove.
         let mut rm_other = rm.clone();
         rm_other.id.origin = ActorId(9);
-        rm_other.record_seq = 1;
         c.receive(rm_other, 3);
         let state = c.record(id).unwrap();
         let restored = Record::from_bytes(&state.to_bytes()).unwrap();

@@ -7,6 +7,7 @@ use crate::op::{Change, Op, OpError};
 use crate::record::{ApplyError, Envelope, Held, Record, RecordView};
 use crate::schema::{KindId, Schema};
 use crate::{Materialise, Value};
+use std::collections::HashSet;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub struct Replica {
     records: HashMap<RecordId, Record>,
     held: HashMap<RecordId, Held>,
     log: Vec<Op>,
+    /// Every operation in the log, to apply each once.
+    logged: HashSet<OpId>,
     quarantine: Vec<String>,
     clamped: u64,
 }
@@ -45,6 +48,7 @@ impl Replica {
             records: HashMap::new(),
             held: HashMap::new(),
             log: Vec::new(),
+            logged: HashSet::new(),
             quarantine: Vec::new(),
             clamped: 0,
         }
@@ -108,6 +112,7 @@ impl Replica {
             reason: e.to_string(),
         })?;
         self.next_seq += 1;
+        self.logged.insert(op.id);
         self.log.push(op.clone());
         Ok(op)
     }
@@ -124,6 +129,20 @@ impl Replica {
         let actor = self.actor;
         let author = Author::system(self.org);
         self.local(record, kind, author, now_ms, |r| r.put(actor, field, value))
+    }
+
+    /// Convenience for a local set add.
+    pub fn add(
+        &mut self,
+        record: RecordId,
+        kind: KindId,
+        set: crate::SetId,
+        member: uuid::Uuid,
+        now_ms: u64,
+    ) -> Result<Op, OpError> {
+        let actor = self.actor;
+        let author = Author::system(self.org);
+        self.local(record, kind, author, now_ms, |r| r.add(actor, set, member))
     }
 
     /// Receives an encoded operation from another replica.
@@ -144,6 +163,9 @@ impl Replica {
             self.quarantine.push(e.to_string());
             return Outcome::Quarantined(e.to_string());
         }
+        if self.logged.contains(&op.id) {
+            return Outcome::Duplicate;
+        }
         if let Observed::Clamped { .. } = self.clock.observe(op.hlc, now_ms) {
             self.clamped += 1;
         }
@@ -158,7 +180,10 @@ impl Replica {
             Ok(received) if received.held => Outcome::Held,
             Ok(received) => {
                 let n = received.applied.len();
-                self.log.extend(received.applied);
+                for op in received.applied {
+                    self.logged.insert(op.id);
+                    self.log.push(op);
+                }
                 Outcome::Applied(n)
             }
             Err(e @ ApplyError::KindMismatch { .. })

@@ -102,11 +102,14 @@ fn run(steps: &[Step]) -> Vec<Replica> {
                     .expect("valid put");
             }
             Step::Add { at, record, member } => {
-                let author = Author::system(org(*at));
                 nodes[*at]
-                    .local(record_id(*record), NOTE, author, now, |r| {
-                        r.add(SetId(1), Uuid::from_u128(u128::from(*member)))
-                    })
+                    .add(
+                        record_id(*record),
+                        NOTE,
+                        SetId(1),
+                        Uuid::from_u128(u128::from(*member)),
+                        now,
+                    )
                     .expect("valid add");
             }
             Step::Remove { at, record, member } => {
