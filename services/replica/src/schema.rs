@@ -55,6 +55,9 @@ pub struct KindSchema {
     pub fields: Vec<FieldSchema>,
     pub sets: Vec<SetSchema>,
     pub events: Vec<EventSchema>,
+    /// Records of this kind never leave the node that holds them (personal data such as
+    /// ID-card numbers, design.md §4): stores keep their operations out of every sync feed.
+    pub local_only: bool,
 }
 
 impl KindSchema {
@@ -139,6 +142,7 @@ impl SchemaBuilder {
                 fields: Vec::new(),
                 sets: Vec::new(),
                 events: Vec::new(),
+                local_only: false,
             },
         }
         .field(DELETED.0, "deleted", ValueType::Bool, 0)
@@ -208,6 +212,12 @@ impl KindBuilder {
 
     pub fn text(self, id: u16, name: &str, max_chars: u32) -> Self {
         self.field(id, name, ValueType::Text, max_chars)
+    }
+
+    /// Marks the kind as never replicated (see [`KindSchema::local_only`]).
+    pub fn local_only(mut self) -> Self {
+        self.kind.local_only = true;
+        self
     }
 
     pub fn set(mut self, id: u16, name: &str) -> Self {
