@@ -106,16 +106,23 @@ impl Register {
     }
 
     /// The winner and the conflicting values, in the same order on every replica (`MVReg`
-    /// itself returns them in arrival order).
+    /// itself returns them in arrival order). Concurrent writes of the *same* value are no
+    /// conflict for a person: only values that differ from the winner's are listed.
     pub fn view(&self, field: FieldId) -> Option<FieldView> {
         let mut values = self.0.read().val;
         values.sort_by_key(|v| std::cmp::Reverse(v.stamp.rank()));
         let mut values = values.into_iter();
         let winner = values.next()?;
+        let mut conflicts: Vec<Stamped> = Vec::new();
+        for value in values {
+            if value.value != winner.value && conflicts.iter().all(|c| c.value != value.value) {
+                conflicts.push(value);
+            }
+        }
         Some(FieldView {
             field,
             winner,
-            conflicts: values.collect(),
+            conflicts,
         })
     }
 
@@ -754,6 +761,17 @@ mod tests {
         assert_eq!(b.log().len(), 3);
         assert_eq!(b.view(id), a.view(id));
         assert_eq!(b.view(id).unwrap().value(TITLE), Some(&text("second")));
+    }
+
+    #[test]
+    fn the_same_value_written_concurrently_is_no_conflict() {
+        let (mut a, mut b) = pair();
+        let id = RecordId(Uuid::from_u128(16));
+        a.put(id, NOTE, TITLE, text("same"), 1_000).unwrap();
+        b.put(id, NOTE, TITLE, text("same"), 1_000).unwrap();
+        exchange(&mut a, &mut b, 2_000);
+        assert!(!a.view(id).unwrap().has_conflicts());
+        assert_eq!(a.view(id), b.view(id));
     }
 
     #[test]
