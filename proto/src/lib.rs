@@ -70,6 +70,20 @@ pub mod evaluation {
     }
 }
 
+/// The `renda.auth.v1` package: login, tokens and users.
+pub mod auth {
+    pub mod v1 {
+        tonic::include_proto!("renda.auth.v1");
+    }
+}
+
+/// The `renda.report.v1` package: upward reports with freshness.
+pub mod report {
+    pub mod v1 {
+        tonic::include_proto!("renda.report.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every `.proto` file in this crate, for
 /// `tonic_reflection::server::Builder::register_encoded_file_descriptor_set`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("renda_descriptor");

@@ -16,17 +16,21 @@
 //! `admin`, or `viewer`, who may not write). The gateway and console will set them after login.
 
 mod activity;
+pub mod auth;
 pub mod authority;
 mod core;
+pub mod demo;
 mod deputy;
 pub mod error;
 mod evaluation;
 mod opinion;
 mod org;
 mod project;
+pub mod reports;
 pub mod schema;
 mod station;
 mod suggestion;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -36,6 +40,7 @@ use renda_store::Store;
 pub use crate::authority::{audience, check_with_record, is_local_only, replication_rule};
 pub use crate::core::{ApiContext, Caller, ORG_HEADER, ROLE_HEADER, Role, USER_HEADER};
 pub use crate::error::{Error, domain_status};
+pub use crate::reports::{auth_server, reports_server};
 pub use crate::schema::schema;
 
 /// Every service of this crate over one store, ready to add to a tonic server

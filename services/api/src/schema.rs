@@ -17,7 +17,7 @@ use renda_replica::schema::DefinitionError;
 use renda_replica::{Schema, ValueType};
 
 /// Version of this schema, exchanged in the sync handshake.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Record kind names and their ids (stable forever).
 pub mod kind {
@@ -36,6 +36,8 @@ pub mod kind {
     pub const REPORT_BACK: &str = "report_back"; // 12
     pub const EVALUATION: &str = "evaluation"; // 13
     pub const APPRAISAL: &str = "appraisal"; // 14
+    /// A person who logs in (gateway, consoles); only the PHC password hash is stored.
+    pub const USER: &str = "user"; // 15
 }
 
 /// Kinds whose operations never leave the node that wrote them (personal data, design.md
@@ -386,6 +388,18 @@ pub fn build() -> Result<Schema, DefinitionError> {
                         (3, "choice", Text, true),
                     ],
                 )
+                // Added in schema version 2.
+                .event(
+                    13,
+                    "maintenance_visit",
+                    &[
+                        (0, "org", Org, true),
+                        on(1),
+                        (2, "deputy", Ref, true),
+                        (3, "note", Text, false),
+                        (4, "volunteer_points", Int, true),
+                    ],
+                )
         })
         .kind(12, kind::REPORT_BACK, |k| {
             k.field(2, "deputy", Ref, 0)
@@ -412,6 +426,17 @@ pub fn build() -> Result<Schema, DefinitionError> {
                     (2, "satisfaction", Text, true),
                 ],
             )
+        })
+        .kind(15, kind::USER, |k| {
+            k.text(2, "login", 40)
+                .text(3, "display_name", 50)
+                // city_office, county_office, township_clerk or read_only
+                .text(4, "role", 20)
+                // The argon2id PHC string; never the password.
+                .text(5, "password_hash", 200)
+                .field(6, "disabled", Bool, 0)
+                // The user's number at its org unit (operation authors name it).
+                .field(7, "number", Int, 0)
         })
         .build()
 }
@@ -442,7 +467,7 @@ mod tests {
     fn schema_builds() {
         let schema = build().expect("schema builds");
         assert_eq!(schema.version, SCHEMA_VERSION);
-        assert_eq!(schema.kinds().count(), 14);
+        assert_eq!(schema.kinds().count(), 15);
         for kind in schema.kinds() {
             for event in &kind.events {
                 assert_eq!(
@@ -481,6 +506,7 @@ mod tests {
                 (12, "report_back"),
                 (13, "evaluation"),
                 (14, "appraisal"),
+                (15, "user"),
             ]
         );
         let activity = schema.kind_named(kind::ACTIVITY).expect("activity");

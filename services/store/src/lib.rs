@@ -16,6 +16,7 @@ mod db;
 mod error;
 mod json;
 mod read;
+mod report;
 mod write;
 
 pub use error::Error;
@@ -23,6 +24,7 @@ pub use json::hlc_time;
 pub use read::{
     ConflictedField, Cursor, Direction, HistoryEntry, LoggedOp, PeerSync, Quarantined, StoredRecord,
 };
+pub use report::{Cell, ColumnType};
 pub use write::BatchReport;
 
 use db::{Arg, Backend, PoolSettings};
