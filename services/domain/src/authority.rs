@@ -3,6 +3,10 @@
 //! Every receiving node checks each operation's origin with [`check_write`]; a refusal is
 //! quarantined by the sync layer with the reason given here. The rules:
 //!
+//! - **Registers.** The deputy and station registers (代表信息库, 联络站名录) are kept by the
+//!   township that owns each entry and may also be corrected by the deputy office of a county
+//!   or city above it, which maintains the register for its area. Both may edit the same entry
+//!   while apart; a field edited on both sides is a conflict shown to a person.
 //! - **Own records.** A node authors the records of its own org unit (and of the villages
 //!   under a township, which run no node): deputies, groups, stations, opinions, activities,
 //!   check-ins and other duty records, projects and their votes, evaluations. A county cannot
@@ -80,6 +84,8 @@ enum Rule {
     Assigner,
     /// The city, for its subtree.
     City,
+    /// The node of the record's org unit, or a county or city deputy office above it.
+    Register,
 }
 
 fn rule(kind: RecordKind, step: Step) -> Option<Rule> {
@@ -87,7 +93,8 @@ fn rule(kind: RecordKind, step: Step) -> Option<Rule> {
     use Step as S;
     Some(match (kind, step) {
         (K::OrgUnit, S::Edit) => Rule::City,
-        (K::Deputy | K::DeputyGroup | K::Station | K::Evaluation, S::Edit) => Rule::Own,
+        (K::Deputy | K::Station, S::Edit) => Rule::Register,
+        (K::DeputyGroup | K::Evaluation, S::Edit) => Rule::Own,
         (K::Activity, S::Edit | S::Dispatch | S::Accept | S::CheckIn) => Rule::Own,
         (K::DutyRecord, S::Edit | S::CheckIn) => Rule::Own,
         (K::Opinion, S::Edit | S::Route | S::Escalate | S::Resolve | S::FollowUp) => Rule::Own,
@@ -177,6 +184,20 @@ pub fn check_write(
                 ));
             }
         }
+        Rule::Register => {
+            let owner = record_org.node_unit();
+            let office_above = matches!(author_level, OrgLevel::City | OrgLevel::County)
+                && tree.contains(author_org, record_org);
+            if owner != *author_org && !office_above {
+                return Err(Error::forbidden(
+                    "record_org",
+                    format!(
+                        "{author_org} may edit only its own register entries or those of the units below it; this {kind:?} belongs to {owner}"
+                    ),
+                    format!("{author_org} 只能维护本单位或下级单位的名录，该记录属于 {owner}"),
+                ));
+            }
+        }
         Rule::City => {
             if author_level != OrgLevel::City || !tree.contains(author_org, record_org) {
                 return Err(Error::forbidden(
@@ -225,6 +246,25 @@ mod tests {
         }
         let e = write("370202001", RecordKind::Deputy, Step::Edit, "370202002").unwrap_err();
         assert!(matches!(e, Error::Forbidden { .. }));
+        assert_eq!(e.field(), "record_org");
+    }
+
+    #[test]
+    fn a_county_office_may_correct_the_registers_below_it_but_not_elsewhere() {
+        assert_eq!(
+            write("370202", RecordKind::Deputy, Step::Edit, "370202001"),
+            Ok(())
+        );
+        assert_eq!(
+            write("370200", RecordKind::Station, Step::Edit, "370202001"),
+            Ok(())
+        );
+        let e = write("370212", RecordKind::Deputy, Step::Edit, "370202001").unwrap_err();
+        assert_eq!(e.field(), "record_org");
+        let e = write("370202002", RecordKind::Deputy, Step::Edit, "370202001").unwrap_err();
+        assert_eq!(e.field(), "record_org");
+        // Groups and workflow steps stay with their owner.
+        let e = write("370202", RecordKind::DeputyGroup, Step::Edit, "370202001").unwrap_err();
         assert_eq!(e.field(), "record_org");
     }
 
