@@ -8,6 +8,8 @@
 //! It is not a metrics library and decides nothing about what to log; it only wires the
 //! pipeline.
 
+pub mod collector;
+
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};

@@ -7,7 +7,6 @@
 //! same generated `TraceService` trait too, only because its code is already at hand: any unary
 //! gRPC service would do.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -18,8 +17,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use renda_telemetry::collector::Collector;
 use renda_telemetry::{TraceContextInterceptor, set_parent_from_metadata};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -27,63 +26,6 @@ use tonic::{Request, Response, Status};
 use tracing::instrument::WithSubscriber;
 use tracing::{Dispatch, Instrument};
 use tracing_subscriber::layer::SubscriberExt;
-
-/// A span as the collector received it.
-#[derive(Debug, Clone)]
-struct Received {
-    service: String,
-    name: String,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    parent_span_id: Vec<u8>,
-}
-
-/// The OTLP collector stub: keeps every span it is sent.
-#[derive(Clone, Default)]
-struct Collector {
-    spans: Arc<Mutex<Vec<Received>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let mut received = Vec::new();
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|resource| &resource.attributes)
-                .find(|attribute| attribute.key == "service.name")
-                .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
-                .map(|value| match value {
-                    Value::StringValue(name) => name.clone(),
-                    other => format!("{other:?}"),
-                })
-                .unwrap_or_default();
-            for scope_spans in resource_spans.scope_spans {
-                for span in scope_spans.spans {
-                    received.push(Received {
-                        service: service.clone(),
-                        name: span.name,
-                        trace_id: span.trace_id,
-                        span_id: span.span_id,
-                        parent_span_id: span.parent_span_id,
-                    });
-                }
-            }
-        }
-        self.spans
-            .lock()
-            .map_err(|_| Status::internal("collector lock poisoned"))?
-            .extend(received);
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
 
 /// The county node's application service: handles a call in a span whose parent is the
 /// caller's span, taken from the request metadata.
@@ -177,11 +119,7 @@ async fn a_call_between_two_nodes_is_one_trace_at_the_collector() -> anyhow::Res
 
     let mut spans = Vec::new();
     for _ in 0..100 {
-        spans = collector
-            .spans
-            .lock()
-            .map_err(|_| anyhow::anyhow!("collector lock poisoned"))?
-            .clone();
+        spans = collector.spans();
         if spans.len() >= 2 {
             break;
         }
