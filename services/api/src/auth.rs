@@ -6,8 +6,8 @@
 //! them can check a token without a round trip). The MAC is compared in constant time by
 //! `hmac`'s `verify_slice`. Passwords are hashed with argon2id; only the PHC string is stored.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, KeyInit, Mac};
 use renda_domain::org::OrgCode;
 use sha2::Sha256;
@@ -221,8 +221,7 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
 
 /// A hash of nothing in particular, checked when a login names no user, so that a missing user
 /// and a wrong password take the same time.
-pub(crate) const DECOY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4Yb9y2LgdtL0Uq6Rmu0gm1c7bI8YyvE0DgGUoE6h6Ao";
+pub(crate) const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4Yb9y2LgdtL0Uq6Rmu0gm1c7bI8YyvE0DgGUoE6h6Ao";
 
 fn rand_u64() -> u64 {
     // A v4 UUID is 122 bits from the OS generator; two of them salt a hash.
@@ -254,7 +253,11 @@ mod tests {
         let other = TokenSigner::new(b"other".to_vec());
         assert_eq!(other.verify(&token, 1_000), Err(TokenError::BadSignature));
         for bad in ["", "abc", "v1.7.370202.x.1.zz", &"a".repeat(300)] {
-            assert_eq!(signer.verify(bad, 1_000), Err(TokenError::Malformed), "{bad}");
+            assert_eq!(
+                signer.verify(bad, 1_000),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
         }
     }
 

@@ -45,7 +45,13 @@ pub struct NodeFreshness {
 }
 
 /// Report names, as the gateway's paths spell them.
-pub const REPORT_NAMES: [&str; 5] = ["suggestions", "projects", "deputies", "stations", "opinions"];
+pub const REPORT_NAMES: [&str; 5] = [
+    "suggestions",
+    "projects",
+    "deputies",
+    "stations",
+    "opinions",
+];
 
 /// The default freshness limit when the request gives none.
 pub const DEFAULT_FRESHNESS_HOURS: u32 = 72;
@@ -96,7 +102,10 @@ fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
         NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
             Error::invalid(
                 field,
-                format!("{:?} is not a date (YYYY-MM-DD)", raw.chars().take(20).collect::<String>()),
+                format!(
+                    "{:?} is not a date (YYYY-MM-DD)",
+                    raw.chars().take(20).collect::<String>()
+                ),
                 "日期格式应为YYYY-MM-DD",
             )
         })
@@ -214,11 +223,18 @@ impl Groups {
     fn new(tree: &OrgTree, org: &DOrg) -> Groups {
         let mut units = vec![(
             org.clone(),
-            format!("{}(本级)", tree.get(org).map(|u| u.name.as_str()).unwrap_or("")),
+            format!(
+                "{}(本级)",
+                tree.get(org).map(|u| u.name.as_str()).unwrap_or("")
+            ),
         )];
         let mut children: Vec<_> = tree.children(org);
         children.sort_by(|a, b| a.code.cmp(&b.code));
-        units.extend(children.into_iter().map(|u| (u.code.clone(), u.name.clone())));
+        units.extend(
+            children
+                .into_iter()
+                .map(|u| (u.code.clone(), u.name.clone())),
+        );
         let index = units
             .iter()
             .enumerate()
@@ -308,6 +324,11 @@ fn title_of(name: &str) -> &'static str {
     }
 }
 
+/// Parses an org code from a request, with the Chinese reason on refusal.
+pub fn parse_org_code(raw: &str) -> std::result::Result<DOrg, String> {
+    DOrg::parse(raw).map_err(|e| e.reason_zh().to_owned())
+}
+
 /// The Chinese title of a report (file names of exports use it).
 pub fn report_title_zh(name: &str) -> &'static str {
     title_of(name)
@@ -334,7 +355,12 @@ impl Service {
         Ok(i64::from(self.core.kind(name)?.id.0))
     }
 
-    async fn rows(&self, sql: String, args: Vec<Cell>, cols: &[ColumnType]) -> Result<Vec<Vec<Cell>>> {
+    async fn rows(
+        &self,
+        sql: String,
+        args: Vec<Cell>,
+        cols: &[ColumnType],
+    ) -> Result<Vec<Vec<Cell>>> {
         Ok(self.core.store.report_rows(sql, args, cols).await?)
     }
 
@@ -342,13 +368,19 @@ impl Service {
         let tree = self.core.tree().await?;
         let groups = Groups::new(&tree, &q.org);
         let (tables, rate_kinds) = match q.name {
-            "suggestions" => (self.suggestions(q, &groups, None).await?.0, vec![
-                RateKind::Reply,
-                RateKind::Satisfaction,
-                RateKind::Implementation,
-            ]),
+            "suggestions" => (
+                self.suggestions(q, &groups, None).await?.0,
+                vec![
+                    RateKind::Reply,
+                    RateKind::Satisfaction,
+                    RateKind::Implementation,
+                ],
+            ),
             "projects" => (self.projects(q, &groups).await?, vec![]),
-            "deputies" => (self.deputies(q, &groups).await?, vec![RateKind::ReportBackCoverage]),
+            "deputies" => (
+                self.deputies(q, &groups).await?,
+                vec![RateKind::ReportBackCoverage],
+            ),
             "stations" => (self.stations(q, &groups).await?, vec![]),
             _ => {
                 let mut t = self.opinions_summary(q, &groups).await?;
@@ -358,7 +390,10 @@ impl Service {
         };
         let (freshness, stale) = self.freshness(q, &tree).await?;
         let note = if stale {
-            format!("注意：部分乡镇(街道)数据超过{}小时未同步，数字可能不全。", q.limit_hours)
+            format!(
+                "注意：部分乡镇(街道)数据超过{}小时未同步，数字可能不全。",
+                q.limit_hours
+            )
         } else {
             String::new()
         };
@@ -379,7 +414,11 @@ impl Service {
     }
 
     /// Every township in the report's subtree with when its data last reached this node.
-    async fn freshness(&self, q: &Query, tree: &OrgTree) -> Result<(Vec<pb::TownshipFreshness>, bool)> {
+    async fn freshness(
+        &self,
+        q: &Query,
+        tree: &OrgTree,
+    ) -> Result<(Vec<pb::TownshipFreshness>, bool)> {
         let peers = self.core.store.peer_syncs().await?;
         let mut known: HashMap<String, (i64, u64, String)> = HashMap::new();
         for p in peers {
@@ -479,7 +518,11 @@ impl Service {
         );
         use ColumnType::{Int, Text};
         let rows = self
-            .rows(text, args, &[Text, Int, Text, Text, Int, Int, Int, Text, Text, Text])
+            .rows(
+                text,
+                args,
+                &[Text, Int, Text, Text, Int, Int, Int, Text, Text, Text],
+            )
             .await?;
         // Group the event rows by record.
         struct Item {
@@ -496,7 +539,8 @@ impl Service {
                 org: int_of(row.get(1)),
                 lead: Uuid::parse_str(&text_of(row.get(7))).unwrap_or_default(),
                 motion: text_of(row.get(8)) == "motion",
-                co_signers: serde_json::from_str::<Vec<Uuid>>(&text_of(row.get(9))).unwrap_or_default(),
+                co_signers: serde_json::from_str::<Vec<Uuid>>(&text_of(row.get(9)))
+                    .unwrap_or_default(),
                 events: Vec::new(),
             });
             let payload: Json = serde_json::from_str(&text_of(row.get(3))).unwrap_or(Json::Null);
@@ -512,8 +556,12 @@ impl Service {
         let today = today();
         let mut folded: Vec<(String, i64, sug::State, Uuid)> = Vec::with_capacity(items.len());
         for (id, item) in items {
-            let Ok(uuid) = Uuid::parse_str(&id) else { continue };
-            let congress = DOrg::parse(&item.org.to_string()).map(|o| o.to_string()).unwrap_or_default();
+            let Ok(uuid) = Uuid::parse_str(&id) else {
+                continue;
+            };
+            let congress = DOrg::parse(&item.org.to_string())
+                .map(|o| o.to_string())
+                .unwrap_or_default();
             let draft = |k| sug::Draft {
                 kind: k,
                 congress: congress.clone(),
@@ -651,7 +699,10 @@ impl Service {
                         sug::OverdueKind::Reply => "逾期未答复".to_owned(),
                         sug::OverdueKind::SecondRoundReply => "二次交办逾期未答复".to_owned(),
                         sug::OverdueKind::AssistingView(u) => {
-                            format!("协办意见逾期({})", names.get(&u).cloned().unwrap_or_else(|| u.to_string()))
+                            format!(
+                                "协办意见逾期({})",
+                                names.get(&u).cloned().unwrap_or_else(|| u.to_string())
+                            )
                         }
                     }),
                     text_cell(o.due.to_string()),
@@ -685,7 +736,9 @@ impl Service {
              WHERE r.kind = $1",
             sql.scalar("f.value")
         );
-        let rows = self.rows(text, args, &[ColumnType::Text, ColumnType::Text]).await?;
+        let rows = self
+            .rows(text, args, &[ColumnType::Text, ColumnType::Text])
+            .await?;
         let wanted: BTreeSet<Uuid> = ids.into_iter().collect();
         Ok(rows
             .iter()
@@ -727,7 +780,9 @@ impl Service {
             percent = sql.key_int("e.payload", "percent"),
         );
         use ColumnType::{Int, Text};
-        let rows = self.rows(text, args, &[Text, Int, Int, Text, Int, Int, Int, Int]).await?;
+        let rows = self
+            .rows(text, args, &[Text, Int, Int, Text, Int, Int, Int, Int])
+            .await?;
         let this_year = today().year();
         // candidates, adopted, budget, progress sum, accepted, overdue
         let mut sums = vec![[0i64; 6]; groups.len()];
@@ -880,14 +935,23 @@ impl Service {
         let mut check_ins: HashMap<Uuid, i64> = HashMap::new();
         let mut speeches: HashMap<Uuid, i64> = HashMap::new();
         for r in &duty {
-            let Ok(d) = Uuid::parse_str(&text_of(r.first())) else { continue };
-            let target = if text_of(r.get(1)) == "speech" { &mut speeches } else { &mut check_ins };
+            let Ok(d) = Uuid::parse_str(&text_of(r.first())) else {
+                continue;
+            };
+            let target = if text_of(r.get(1)) == "speech" {
+                &mut speeches
+            } else {
+                &mut check_ins
+            };
             *target.entry(d).or_default() += int_of(r.get(2));
         }
         let visit_of: HashMap<Uuid, (i64, i64)> = visits
             .iter()
             .filter_map(|r| {
-                Some((Uuid::parse_str(&text_of(r.first())).ok()?, (int_of(r.get(1)), int_of(r.get(2)))))
+                Some((
+                    Uuid::parse_str(&text_of(r.first())).ok()?,
+                    (int_of(r.get(1)), int_of(r.get(2))),
+                ))
             })
             .collect();
         // deputies, check-ins, speeches, visits, households, points
@@ -895,7 +959,9 @@ impl Service {
         let mut serving: Vec<BTreeSet<Uuid>> = vec![BTreeSet::new(); groups.len()];
         let mut ranking = Vec::new();
         for r in &deputies {
-            let Ok(id) = Uuid::parse_str(&text_of(r.first())) else { continue };
+            let Ok(id) = Uuid::parse_str(&text_of(r.first())) else {
+                continue;
+            };
             let org = int_of(r.get(1));
             let ended = text_of(r.get(3)) == "终止" || text_of(r.get(3)) == "ended";
             let c = check_ins.get(&id).copied().unwrap_or(0);
@@ -1120,7 +1186,12 @@ impl Service {
     // -- opinions -----------------------------------------------------------------------------
 
     /// Opinions of the subtree raised in the period, by id, after `after`, at most `limit`.
-    async fn opinion_rows(&self, q: &Query, after: Option<&str>, limit: Option<i64>) -> Result<Vec<OpinionRow>> {
+    async fn opinion_rows(
+        &self,
+        q: &Query,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<OpinionRow>> {
         let sql = self.sql();
         let mut args = vec![Cell::Int(self.kind_id(kind::OPINION)?)];
         let orgs = subtree_filter(&q.org, "r.org_code", &mut args);
@@ -1152,7 +1223,9 @@ impl Service {
             route = sql.key("e.payload", "route"),
         );
         use ColumnType::{Int, Text};
-        let rows = self.rows(text, args, &[Text, Int, Int, Text, Text, Int, Int]).await?;
+        let rows = self
+            .rows(text, args, &[Text, Int, Int, Text, Text, Int, Int])
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| OpinionRow {
@@ -1230,7 +1303,12 @@ impl Service {
     }
 
     /// The opinion list (no content: it may name citizens), `limit` rows after `after`.
-    async fn opinions_detail(&self, q: &Query, after: Option<&str>, limit: i64) -> Result<(pb::Table, Option<String>)> {
+    async fn opinions_detail(
+        &self,
+        q: &Query,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<(pb::Table, Option<String>)> {
         let rows = self.opinion_rows(q, after, Some(limit)).await?;
         let last = rows.last().map(|r| r.id.clone());
         let out = rows
@@ -1246,8 +1324,15 @@ impl Service {
                         (None, false) => "办理中",
                     }),
                     text_cell(crate::core::local_date(o.raised_ms).to_string()),
-                    text_cell(o.resolved_ms.map(|t| crate::core::local_date(t).to_string()).unwrap_or_default()),
-                    real_cell(o.resolved_ms.map(|t| ((t - o.raised_ms).max(0) as f64) / 86_400_000.0)),
+                    text_cell(
+                        o.resolved_ms
+                            .map(|t| crate::core::local_date(t).to_string())
+                            .unwrap_or_default(),
+                    ),
+                    real_cell(
+                        o.resolved_ms
+                            .map(|t| ((t - o.raised_ms).max(0) as f64) / 86_400_000.0),
+                    ),
                 ]
             })
             .collect();
@@ -1299,7 +1384,9 @@ fn suggestion_event(name: &str, p: &Json) -> Option<SEvent> {
     let at = NaiveDate::parse_from_str(s("on"), "%Y-%m-%d").ok()?;
     let id = |k: &str| Uuid::parse_str(s(k)).ok();
     let ids = |k: &str| -> Vec<Uuid> {
-        s(k).split(',').filter_map(|x| Uuid::parse_str(x.trim()).ok()).collect()
+        s(k).split(',')
+            .filter_map(|x| Uuid::parse_str(x.trim()).ok())
+            .collect()
     };
     Some(match name {
         "submitted" => SEvent::Submitted { at },
@@ -1310,7 +1397,10 @@ fn suggestion_event(name: &str, p: &Json) -> Option<SEvent> {
         },
         "revised" => SEvent::Revised { at },
         "withdrawn" => SEvent::Withdrawn { at },
-        "merged" => SEvent::MergedInto { target: id("into")?, at },
+        "merged" => SEvent::MergedInto {
+            target: id("into")?,
+            at,
+        },
         "assigned" => {
             let units = ids("units");
             let assisting = ids("assisting");
@@ -1325,9 +1415,15 @@ fn suggestion_event(name: &str, p: &Json) -> Option<SEvent> {
             };
             SEvent::Assigned { mode, at }
         }
-        "returned" => SEvent::Returned { unit: id("unit")?, at },
+        "returned" => SEvent::Returned {
+            unit: id("unit")?,
+            at,
+        },
         "extension" => SEvent::ExtensionApproved { at },
-        "assisting_view" => SEvent::AssistingViewSent { unit: id("unit")?, at },
+        "assisting_view" => SEvent::AssistingViewSent {
+            unit: id("unit")?,
+            at,
+        },
         "replied" => SEvent::Replied {
             unit: id("unit")?,
             category: match s("category") {
@@ -1356,7 +1452,8 @@ fn suggestion_event(name: &str, p: &Json) -> Option<SEvent> {
     })
 }
 
-type RowStream = Pin<Box<dyn tokio_stream::Stream<Item = std::result::Result<pb::RowBatch, Status>> + Send>>;
+type RowStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = std::result::Result<pb::RowBatch, Status>> + Send>>;
 
 /// The tonic face of [`Service`], cheap to clone into a streaming task.
 pub struct Reports(Arc<Service>);
@@ -1391,7 +1488,9 @@ impl pb::reports_server::Reports for Reports {
                 let _ = tx.send(Err(Status::from(e))).await;
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 
@@ -1408,7 +1507,9 @@ impl Service {
             let mut after: Option<String> = None;
             let mut first = true;
             loop {
-                let (t, last) = self.opinions_detail(q, after.as_deref(), EXPORT_PAGE).await?;
+                let (t, last) = self
+                    .opinions_detail(q, after.as_deref(), EXPORT_PAGE)
+                    .await?;
                 let n = t.rows.len();
                 let batch = pb::RowBatch {
                     columns: if first { t.columns } else { Vec::new() },
@@ -1448,7 +1549,12 @@ impl Service {
             }
         }
         if let Some(columns) = columns {
-            let _ = tx.send(Ok(pb::RowBatch { columns, rows: Vec::new() })).await;
+            let _ = tx
+                .send(Ok(pb::RowBatch {
+                    columns,
+                    rows: Vec::new(),
+                }))
+                .await;
         }
         Ok(())
     }
@@ -1505,7 +1611,12 @@ mod tests {
         };
         let e = parse_request(&req, &tree).unwrap_err();
         assert!(matches!(&e, Error::Domain(d) if d.field() == "to"), "{e}");
-        let bad = pb::ReportRequest { name: "nope".into(), ..req.clone() };
-        assert!(matches!(parse_request(&bad, &tree).unwrap_err(), Error::Domain(d) if d.field() == "name"));
+        let bad = pb::ReportRequest {
+            name: "nope".into(),
+            ..req.clone()
+        };
+        assert!(
+            matches!(parse_request(&bad, &tree).unwrap_err(), Error::Domain(d) if d.field() == "name")
+        );
     }
 }

@@ -152,15 +152,25 @@ impl pb::auth_server::Auth for Service {
         if login.is_empty() || login.chars().count() > 40 || password.len() > 4 * MAX_PASSWORD_CHARS
         {
             tracing::warn!(login = %login.chars().take(40).collect::<String>(), "login failed: malformed");
-            return Err(unauthenticated("wrong login or password", "用户名或密码错误"));
+            return Err(unauthenticated(
+                "wrong login or password",
+                "用户名或密码错误",
+            ));
         }
-        let users = self.core.users_by_login(&login).await.map_err(Status::from)?;
+        let users = self
+            .core
+            .users_by_login(&login)
+            .await
+            .map_err(Status::from)?;
         // One record per login is the rule; concurrent creations on two offline nodes could
         // make two, and then the first live one that matches the password wins.
         let (hashes, users): (Vec<String>, Vec<UserRecord>) = if users.is_empty() {
             (vec![auth::DECOY_HASH.to_owned()], Vec::new())
         } else {
-            (users.iter().map(|u| u.password_hash.clone()).collect(), users)
+            (
+                users.iter().map(|u| u.password_hash.clone()).collect(),
+                users,
+            )
         };
         let matched = tokio::task::spawn_blocking(move || {
             hashes
@@ -172,7 +182,10 @@ impl pb::auth_server::Auth for Service {
         let user = matched.and_then(|i| users.into_iter().nth(i));
         let Some(user) = user.filter(|u| !u.disabled && u.role.is_some()) else {
             tracing::warn!(login = %login, "login failed");
-            return Err(unauthenticated("wrong login or password", "用户名或密码错误"));
+            return Err(unauthenticated(
+                "wrong login or password",
+                "用户名或密码错误",
+            ));
         };
         let role = user.role.unwrap_or(UserRole::ReadOnly);
         let claims = Claims {
@@ -236,7 +249,10 @@ impl Service {
             ));
         }
         let login = req.login.trim().to_owned();
-        if login.is_empty() || !login.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c))
+        if login.is_empty()
+            || !login
+                .chars()
+                .all(|c| c.is_alphanumeric() || "._-@".contains(c))
         {
             return Err(Error::invalid(
                 "login",
@@ -250,7 +266,10 @@ impl Service {
         let role = UserRole::parse(&req.role).ok_or_else(|| {
             Error::invalid(
                 "role",
-                format!("unknown role {:?}", req.role.chars().take(20).collect::<String>()),
+                format!(
+                    "unknown role {:?}",
+                    req.role.chars().take(20).collect::<String>()
+                ),
                 "未知的角色",
             )
         })?;
@@ -261,10 +280,15 @@ impl Service {
                 "只有市人大常委会办公室可以创建市级办公室用户",
             ));
         }
-        let org = DOrg::parse(&req.org_code)
-            .map_err(|e| Error::invalid("org_code", e.reason().to_owned(), e.reason_zh().to_owned()))?;
+        let org = DOrg::parse(&req.org_code).map_err(|e| {
+            Error::invalid("org_code", e.reason().to_owned(), e.reason_zh().to_owned())
+        })?;
         if !self.core.tree().await?.has(&org) {
-            return Err(Error::invalid("org_code", format!("unknown org unit {org}"), "未知的组织单位"));
+            return Err(Error::invalid(
+                "org_code",
+                format!("unknown org unit {org}"),
+                "未知的组织单位",
+            ));
         }
         if !admin.org.is_same_or_ancestor_of(&org) {
             return Err(Error::forbidden(
@@ -282,7 +306,11 @@ impl Service {
             ));
         }
         if !self.core.users_by_login(&login).await?.is_empty() {
-            return Err(Error::precondition("login", "login is taken", "用户名已被使用"));
+            return Err(Error::precondition(
+                "login",
+                "login is taken",
+                "用户名已被使用",
+            ));
         }
         let password = req.password;
         let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))

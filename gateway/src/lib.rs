@@ -1,0 +1,1032 @@
+//! The city gateway: a stateless HTTP server (axum) in front of the city node. It logs people
+//! in through the node's `renda.auth.v1` service, checks their tokens itself (same deployment
+//! secret, no round trip), and serves the node's `renda.report.v1` reports as JSON, CSV and
+//! XLSX, limited to the caller's org subtree, with an OpenAPI description.
+//!
+//! It holds no data and no business rule: figures, rates and freshness come from the node;
+//! several gateways can run side by side. Exports stream: CSV rows go out as they arrive from
+//! the node, XLSX is written in rust_xlsxwriter's constant-memory mode to a temporary file and
+//! streamed from there.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{Datelike, NaiveDate};
+use renda_api::auth::{Claims, TokenSigner};
+use renda_api::reports::{DEFAULT_FRESHNESS_HOURS, REPORT_NAMES, report_title_zh};
+use renda_proto::auth::v1 as auth_pb;
+use renda_proto::report::v1 as pb;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+#[cfg(feature = "mtls")]
+pub use node_agent::config::TlsFiles;
+
+/// PEM files of the city CA and of the gateway's client certificate and key.
+#[cfg(not(feature = "mtls"))]
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+// ---- config -------------------------------------------------------------------------------
+
+/// `[gateway]` and `[tls]` of the TOML file.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: String,
+    /// `https://host:port` (mutual TLS) or `http://…` (plain, only with `insecure = true`).
+    pub city_grpc: String,
+    pub token_secret: String,
+    pub freshness_limit_hours: u32,
+    pub request_timeout: Duration,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Deserialize)]
+struct FileConfig {
+    gateway: GatewaySection,
+    tls: Option<TlsSection>,
+}
+
+#[derive(Deserialize)]
+struct GatewaySection {
+    listen: String,
+    city_grpc: String,
+    token_secret: String,
+    #[serde(default = "default_freshness")]
+    freshness_limit_hours: u32,
+    #[serde(default = "default_timeout")]
+    request_timeout_ms: u64,
+    #[serde(default)]
+    insecure: bool,
+}
+
+#[derive(Deserialize)]
+struct TlsSection {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn default_freshness() -> u32 {
+    DEFAULT_FRESHNESS_HOURS
+}
+
+fn default_timeout() -> u64 {
+    5_000
+}
+
+/// Why a config was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config: {0}")]
+    Parse(String),
+}
+
+impl Config {
+    /// Loads `path`, then applies `RENDA_GATEWAY_<KEY>` overrides from `env`
+    /// (LISTEN, CITY_GRPC, TOKEN_SECRET, FRESHNESS_LIMIT_HOURS, REQUEST_TIMEOUT_MS).
+    pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text, env)
+    }
+
+    pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut g = file.gateway;
+        let var = |k: &str| env.get(&format!("RENDA_GATEWAY_{k}")).cloned();
+        if let Some(v) = var("LISTEN") {
+            g.listen = v;
+        }
+        if let Some(v) = var("CITY_GRPC") {
+            g.city_grpc = v;
+        }
+        if let Some(v) = var("TOKEN_SECRET") {
+            g.token_secret = v;
+        }
+        if let Some(v) = var("FRESHNESS_LIMIT_HOURS") {
+            g.freshness_limit_hours = v.parse().map_err(|_| {
+                ConfigError::Parse("RENDA_GATEWAY_FRESHNESS_LIMIT_HOURS is not a number".into())
+            })?;
+        }
+        if let Some(v) = var("REQUEST_TIMEOUT_MS") {
+            g.request_timeout_ms = v.parse().map_err(|_| {
+                ConfigError::Parse("RENDA_GATEWAY_REQUEST_TIMEOUT_MS is not a number".into())
+            })?;
+        }
+        if g.token_secret.len() < 16 {
+            return Err(ConfigError::Parse(
+                "gateway.token_secret must have at least 16 characters".into(),
+            ));
+        }
+        let tls = match (file.tls, g.insecure) {
+            (Some(t), _) => Some(TlsFiles {
+                ca: t.ca.into(),
+                cert: t.cert.into(),
+                key: t.key.into(),
+            }),
+            (None, true) => None,
+            (None, false) => {
+                return Err(ConfigError::Parse(
+                    "[tls] is required (plain gRPC only with gateway.insecure = true)".into(),
+                ));
+            }
+        };
+        Ok(Config {
+            listen: g.listen,
+            city_grpc: g.city_grpc,
+            token_secret: g.token_secret,
+            freshness_limit_hours: g.freshness_limit_hours,
+            request_timeout: Duration::from_millis(g.request_timeout_ms.max(1)),
+            tls,
+        })
+    }
+}
+
+// ---- application state --------------------------------------------------------------------
+
+/// What every request shares. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    channel: Channel,
+    signer: TokenSigner,
+    freshness_limit_hours: u32,
+    timeout: Duration,
+}
+
+impl App {
+    /// A lazily connecting channel to the city node (mutual TLS when `[tls]` is set).
+    pub fn connect(config: Config) -> anyhow::Result<App> {
+        let uri: tonic::transport::Uri = config.city_grpc.parse()?;
+        let channel = match &config.tls {
+            #[cfg(feature = "mtls")]
+            Some(files) => {
+                let material = node_agent::tls::Material::from_files(files)?;
+                node_agent::tls::channel(&uri, material.client_config()?)?
+            }
+            #[cfg(not(feature = "mtls"))]
+            Some(_) => anyhow::bail!("this gateway was built without the mtls feature"),
+            None => Channel::builder(uri).connect_lazy(),
+        };
+        Ok(App::new(channel, &config))
+    }
+
+    pub fn new(channel: Channel, config: &Config) -> App {
+        App {
+            channel,
+            signer: TokenSigner::new(config.token_secret.as_bytes().to_vec()),
+            freshness_limit_hours: config.freshness_limit_hours,
+            timeout: config.request_timeout,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/reports/{name}", get(report))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .with_state(Arc::new(app))
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+/// An HTTP error: `{ "error": { "code", "parameter", "message" } }`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    parameter: String,
+    message: String,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        parameter: &str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            parameter: parameter.into(),
+            message: message.into(),
+        }
+    }
+
+    fn bad(parameter: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            parameter,
+            message,
+        )
+    }
+
+    fn from_status(s: tonic::Status) -> ApiError {
+        use tonic::Code;
+        use tonic_types::StatusExt;
+        let details = s.get_error_details();
+        let parameter = details
+            .bad_request()
+            .and_then(|b| b.field_violations.first())
+            .map(|v| v.field.clone())
+            .unwrap_or_default();
+        let message = details
+            .localized_message()
+            .map(|m| m.message.clone())
+            .unwrap_or_else(|| s.message().to_owned());
+        let (status, code) = match s.code() {
+            Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition"),
+            Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
+            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            Code::Unavailable => (StatusCode::BAD_GATEWAY, "city_node_unavailable"),
+            _ => (StatusCode::BAD_GATEWAY, "city_node_error"),
+        };
+        ApiError {
+            status,
+            code,
+            parameter,
+            message,
+        }
+    }
+
+    fn timeout() -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "",
+            "市级节点响应超时，请稍后重试",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "parameter": self.parameter, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+async fn timed<T>(
+    app: &App,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(app.timeout, call).await {
+        Ok(r) => r.map_err(ApiError::from_status),
+        Err(_) => Err(ApiError::timeout()),
+    }
+}
+
+// ---- login --------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct LoginBody {
+    login: Option<String>,
+    password: Option<String>,
+}
+
+async fn login(
+    State(app): State<Arc<App>>,
+    body: Option<Json<LoginBody>>,
+) -> Result<Response, ApiError> {
+    let Some(Json(body)) = body else {
+        return Err(ApiError::bad(
+            "body",
+            "请求体应为 JSON：{\"login\": …, \"password\": …}",
+        ));
+    };
+    let login = body.login.unwrap_or_default();
+    let password = body.password.unwrap_or_default();
+    if login.trim().is_empty() {
+        return Err(ApiError::bad("login", "缺少用户名"));
+    }
+    if password.is_empty() {
+        return Err(ApiError::bad("password", "缺少密码"));
+    }
+    let mut client = auth_pb::auth_client::AuthClient::new(app.channel.clone());
+    let reply = timed(
+        &app,
+        client.login(auth_pb::LoginRequest { login, password }),
+    )
+    .await?
+    .into_inner();
+    let identity = reply.identity.unwrap_or_default();
+    Ok(Json(json!({
+        "token": reply.token,
+        "user": identity.user,
+        "login": identity.login,
+        "display_name": identity.display_name,
+        "role": identity.role,
+        "org": identity.org_code,
+        "expires_unix_ms": identity.expires_unix_ms,
+    }))
+    .into_response())
+}
+
+fn caller(app: &App, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let raw = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authorization",
+            "缺少登录凭据(Authorization: Bearer …)",
+        )
+    })?;
+    let token = raw
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authorization",
+                "登录凭据格式错误，应为 Bearer 令牌",
+            )
+        })?;
+    app.signer
+        .verify(token, chrono::Utc::now().timestamp_millis())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authorization",
+                e.reason_zh(),
+            )
+        })
+}
+
+// ---- reports ------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Format {
+    Json,
+    Csv,
+    Xlsx,
+}
+
+/// The period of a request as `[from, to)` dates and its label for file names.
+fn parse_period(q: &HashMap<String, String>) -> Result<(NaiveDate, NaiveDate, String), ApiError> {
+    let period = q.get("period").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let from = q.get("from").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let to = q.get("to").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let day = |name: &str, raw: &str| {
+        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .map_err(|_| ApiError::bad(name, format!("{name} 应为 YYYY-MM-DD 格式的日期")))
+    };
+    match (period, from, to) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err(ApiError::bad("period", "period 与 from/to 只能二选一"))
+        }
+        (Some(p), None, None) => parse_named_period(p),
+        (None, Some(f), Some(t)) => {
+            let from = day("from", f)?;
+            let last = day("to", t)?;
+            if last < from {
+                return Err(ApiError::bad(
+                    "to",
+                    format!("结束日期 {last} 早于开始日期 {from}"),
+                ));
+            }
+            let to = last
+                .succ_opt()
+                .ok_or_else(|| ApiError::bad("to", "日期超出范围"))?;
+            Ok((
+                from,
+                to,
+                format!("{}_{}", from.format("%Y%m%d"), last.format("%Y%m%d")),
+            ))
+        }
+        (None, Some(_), None) => Err(ApiError::bad("to", "给出 from 时须同时给出 to")),
+        (None, None, Some(_)) => Err(ApiError::bad("from", "给出 to 时须同时给出 from")),
+        (None, None, None) => Err(ApiError::bad(
+            "period",
+            "缺少统计期间：period=2026-Q3|2026-09|2026，或 from=…&to=…",
+        )),
+    }
+}
+
+fn parse_named_period(p: &str) -> Result<(NaiveDate, NaiveDate, String), ApiError> {
+    let bad = || {
+        ApiError::bad(
+            "period",
+            format!(
+                "无法识别的统计期间 {:?}，应为 2026-Q3、2026-09 或 2026",
+                p.chars().take(20).collect::<String>()
+            ),
+        )
+    };
+    let year = |s: &str| s.parse::<i32>().ok().filter(|y| (1949..=9999).contains(y));
+    let span = |y: i32, m: u32, months: u32| {
+        let from = NaiveDate::from_ymd_opt(y, m, 1)?;
+        let to = from.checked_add_months(chrono::Months::new(months))?;
+        Some((from, to))
+    };
+    let (from, to, label) = if let Some((y, q)) = p.split_once("-Q").or_else(|| p.split_once("-q"))
+    {
+        let y = year(y).ok_or_else(bad)?;
+        let q: u32 = q
+            .parse()
+            .ok()
+            .filter(|q| (1..=4).contains(q))
+            .ok_or_else(bad)?;
+        let (f, t) = span(y, (q - 1) * 3 + 1, 3).ok_or_else(bad)?;
+        (f, t, format!("{y}Q{q}"))
+    } else if let Some((y, m)) = p.split_once('-') {
+        let y = year(y).ok_or_else(bad)?;
+        let m: u32 = m
+            .parse()
+            .ok()
+            .filter(|m| (1..=12).contains(m))
+            .ok_or_else(bad)?;
+        let (f, t) = span(y, m, 1).ok_or_else(bad)?;
+        (f, t, format!("{y}{m:02}"))
+    } else {
+        let y = year(p).ok_or_else(bad)?;
+        let (f, t) = span(y, 1, 12).ok_or_else(bad)?;
+        (f, t, format!("{y}"))
+    };
+    debug_assert!(from.year() <= to.year());
+    Ok((from, to, label))
+}
+
+async fn report(
+    State(app): State<Arc<App>>,
+    UrlPath(name): UrlPath<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let user = caller(&app, &headers)?;
+    let (base, format) = if let Some(b) = name.strip_suffix(".csv") {
+        (b, Format::Csv)
+    } else if let Some(b) = name.strip_suffix(".xlsx") {
+        (b, Format::Xlsx)
+    } else {
+        (name.as_str(), Format::Json)
+    };
+    if !REPORT_NAMES.contains(&base) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_report",
+            "name",
+            format!(
+                "未知的报表 {:?}，可选：{}",
+                base.chars().take(40).collect::<String>(),
+                REPORT_NAMES.join("、")
+            ),
+        ));
+    }
+    for key in q.keys() {
+        if !["org", "period", "from", "to"].contains(&key.as_str()) {
+            return Err(ApiError::bad(key, format!("未知的参数 {key}")));
+        }
+    }
+    let org = q
+        .get("org")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| user.org.to_string());
+    let org_code = renda_api::reports::parse_org_code(&org).map_err(|m| ApiError::bad("org", m))?;
+    if !user.org.is_same_or_ancestor_of(&org_code) {
+        tracing::warn!(user = user.user, user_org = %user.org, org = %org_code, "report refused outside the user's subtree");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "org",
+            format!(
+                "无权查看 {org_code} 的数据：只能查看本单位({})及下级单位",
+                user.org
+            ),
+        ));
+    }
+    let (from, to, label) = parse_period(&q)?;
+    let request = pb::ReportRequest {
+        name: base.to_owned(),
+        org_code: org_code.to_string(),
+        from: from.to_string(),
+        to: to.to_string(),
+        freshness_limit_hours: app.freshness_limit_hours,
+    };
+    let mut client = pb::reports_client::ReportsClient::new(app.channel.clone())
+        .max_decoding_message_size(64 * 1024 * 1024);
+    let report = timed(&app, client.get_report(request.clone()))
+        .await?
+        .into_inner();
+    if format == Format::Json {
+        return Ok(Json(report_json(&report)).into_response());
+    }
+    tracing::info!(user = user.user, org = %user.org, role = user.role.as_str(), report = base, report_org = %org_code, period = %label, format = ?format, "export");
+    let file_name = format!(
+        "{}_{}_{}.{}",
+        report_title_zh(base),
+        org_code,
+        label,
+        if format == Format::Csv { "csv" } else { "xlsx" }
+    );
+    let rows = timed(&app, client.export_rows(request)).await?.into_inner();
+    let timeout = app.timeout;
+    let body = match format {
+        Format::Csv => csv_body(report, rows, timeout),
+        _ => xlsx_body(report, rows, timeout).await?,
+    };
+    let mut response = Response::new(body);
+    let content_type = if format == Format::Csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition = format!(
+        "attachment; filename=\"export.{}\"; filename*=UTF-8''{}",
+        if format == Format::Csv { "csv" } else { "xlsx" },
+        percent_encode(&file_name)
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn cell_json(c: &pb::Cell) -> serde_json::Value {
+    match &c.kind {
+        Some(pb::cell::Kind::Int(n)) => json!(n),
+        Some(pb::cell::Kind::Real(r)) => json!(r),
+        Some(pb::cell::Kind::Text(s)) => json!(s),
+        None => serde_json::Value::Null,
+    }
+}
+
+fn cell_text(c: &pb::Cell) -> String {
+    match &c.kind {
+        Some(pb::cell::Kind::Int(n)) => n.to_string(),
+        Some(pb::cell::Kind::Real(r)) => r.to_string(),
+        Some(pb::cell::Kind::Text(s)) => s.clone(),
+        None => String::new(),
+    }
+}
+
+/// The JSON form: each table as a list of objects keyed by column.
+pub fn report_json(r: &pb::Report) -> serde_json::Value {
+    let tables: serde_json::Map<String, serde_json::Value> = r
+        .tables
+        .iter()
+        .map(|t| {
+            let rows: Vec<serde_json::Value> = t
+                .rows
+                .iter()
+                .map(|row| {
+                    let obj: serde_json::Map<String, serde_json::Value> = t
+                        .columns
+                        .iter()
+                        .zip(&row.cells)
+                        .map(|(c, v)| (c.key.clone(), cell_json(v)))
+                        .collect();
+                    serde_json::Value::Object(obj)
+                })
+                .collect();
+            (
+                t.key.clone(),
+                json!({
+                    "title": t.title_zh,
+                    "columns": t.columns.iter().map(|c| json!({"key": c.key, "title": c.title_zh})).collect::<Vec<_>>(),
+                    "rows": rows,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "report": r.name,
+        "title": r.title_zh,
+        "org": r.org_code,
+        "org_name": r.org_name,
+        "from": r.from,
+        "to": r.to,
+        "tables": tables,
+        "definitions": r.definitions.iter().map(|d| json!({"key": d.key, "name": d.name_zh, "definition": d.definition_zh, "definition_en": d.definition_en})).collect::<Vec<_>>(),
+        "freshness": {
+            "stale": r.stale,
+            "note": r.stale_note_zh,
+            "townships": r.freshness.iter().map(|f| json!({
+                "org": f.org_code,
+                "name": f.name,
+                "last_sync_unix_ms": f.last_sync_unix_ms,
+                "pending_ops": f.pending_ops,
+                "stale": f.stale,
+                "source": f.source,
+            })).collect::<Vec<_>>(),
+        },
+        "generated_unix_ms": r.generated_unix_ms,
+    })
+}
+
+fn csv_line(cells: impl IntoIterator<Item = String>) -> String {
+    let mut line = cells
+        .into_iter()
+        .map(|c| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// The summary tables first (all but the detail list), then the detail rows as they stream in.
+fn csv_body(
+    report: pb::Report,
+    mut rows: tonic::Streaming<pb::RowBatch>,
+    timeout: Duration,
+) -> Body {
+    let mut head = String::from("\u{feff}");
+    head.push_str(&csv_line([format!(
+        "{} {} {}至{}",
+        report.title_zh, report.org_name, report.from, report.to
+    )]));
+    if report.stale {
+        head.push_str(&csv_line([report.stale_note_zh.clone()]));
+    }
+    let n = report.tables.len();
+    for t in report.tables.iter().take(n.saturating_sub(1)) {
+        head.push_str(&csv_line([t.title_zh.clone()]));
+        head.push_str(&csv_line(t.columns.iter().map(|c| c.title_zh.clone())));
+        for r in &t.rows {
+            head.push_str(&csv_line(r.cells.iter().map(cell_text)));
+        }
+        head.push_str("\r\n");
+    }
+    if let Some(t) = report.tables.last() {
+        head.push_str(&csv_line([t.title_zh.clone()]));
+    }
+    let stream = async_stream(head, move |tx| async move {
+        loop {
+            let next = match tokio::time::timeout(timeout, rows.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    tracing::warn!("export stream from the city node timed out");
+                    return;
+                }
+            };
+            let Some(batch) = next else { return };
+            let Ok(batch) = batch else {
+                tracing::warn!("export stream from the city node failed");
+                return;
+            };
+            let mut out = String::new();
+            if !batch.columns.is_empty() {
+                out.push_str(&csv_line(batch.columns.iter().map(|c| c.title_zh.clone())));
+            }
+            for r in &batch.rows {
+                out.push_str(&csv_line(r.cells.iter().map(cell_text)));
+            }
+            if tx.send(Ok(out.into_bytes())).await.is_err() {
+                return;
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+type Chunk = Result<Vec<u8>, std::io::Error>;
+
+/// A body fed by a task: `first` at once, then what `produce` sends.
+fn async_stream<F, Fut>(first: String, produce: F) -> tokio_stream::wrappers::ReceiverStream<Chunk>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Chunk>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+    let first_tx = tx.clone();
+    let task = produce(tx);
+    tokio::spawn(async move {
+        if first_tx.send(Ok(first.into_bytes())).await.is_ok() {
+            drop(first_tx);
+            task.await;
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Writes the workbook in constant-memory mode to a temporary file (rows are flushed as they
+/// are written), then streams the file.
+async fn xlsx_body(
+    report: pb::Report,
+    mut rows: tonic::Streaming<pb::RowBatch>,
+    timeout: Duration,
+) -> Result<Body, ApiError> {
+    use rust_xlsxwriter::{Format as XFormat, Workbook};
+    let internal = |e: String| {
+        tracing::error!(error = %e, "xlsx export failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "",
+            "导出失败",
+        )
+    };
+    let file = tempfile::NamedTempFile::new().map_err(|e| internal(e.to_string()))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<pb::RowBatch>(4);
+    let path = file.path().to_owned();
+    let writer = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut workbook = Workbook::new();
+        let bold = XFormat::new().set_bold();
+        let e = |e: rust_xlsxwriter::XlsxError| e.to_string();
+        {
+            let sheet = workbook.add_worksheet_with_constant_memory().map_err(e)?;
+            sheet.set_name("报表").map_err(e)?;
+            let mut row: u32 = 0;
+            sheet
+                .write_string_with_format(
+                    row,
+                    0,
+                    format!(
+                        "{} {} {}至{}",
+                        report.title_zh, report.org_name, report.from, report.to
+                    ),
+                    &bold,
+                )
+                .map_err(e)?;
+            row += 1;
+            if report.stale {
+                sheet
+                    .write_string(row, 0, &report.stale_note_zh)
+                    .map_err(e)?;
+                row += 1;
+            }
+            let write_cells = |sheet: &mut rust_xlsxwriter::Worksheet,
+                               row: u32,
+                               cells: &[pb::Cell]|
+             -> Result<(), String> {
+                for (i, c) in cells.iter().enumerate() {
+                    let col = u16::try_from(i).map_err(|_| "too many columns".to_owned())?;
+                    match &c.kind {
+                        Some(pb::cell::Kind::Int(n)) => {
+                            sheet.write_number(row, col, *n as f64).map(|_| ())
+                        }
+                        Some(pb::cell::Kind::Real(r)) => {
+                            sheet.write_number(row, col, *r).map(|_| ())
+                        }
+                        Some(pb::cell::Kind::Text(s)) => {
+                            sheet.write_string(row, col, s).map(|_| ())
+                        }
+                        None => Ok(()),
+                    }
+                    .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            };
+            let n = report.tables.len();
+            for t in report.tables.iter().take(n.saturating_sub(1)) {
+                row += 1;
+                sheet
+                    .write_string_with_format(row, 0, &t.title_zh, &bold)
+                    .map_err(e)?;
+                row += 1;
+                for (i, c) in t.columns.iter().enumerate() {
+                    sheet
+                        .write_string_with_format(row, i as u16, &c.title_zh, &bold)
+                        .map_err(e)?;
+                }
+                for r in &t.rows {
+                    row += 1;
+                    write_cells(sheet, row, &r.cells)?;
+                }
+                row += 1;
+            }
+            if let Some(t) = report.tables.last() {
+                row += 1;
+                sheet
+                    .write_string_with_format(row, 0, &t.title_zh, &bold)
+                    .map_err(e)?;
+            }
+            while let Some(batch) = rx.blocking_recv() {
+                if !batch.columns.is_empty() {
+                    row += 1;
+                    for (i, c) in batch.columns.iter().enumerate() {
+                        sheet
+                            .write_string_with_format(row, i as u16, &c.title_zh, &bold)
+                            .map_err(e)?;
+                    }
+                }
+                for r in &batch.rows {
+                    row += 1;
+                    write_cells(sheet, row, &r.cells)?;
+                }
+            }
+        }
+        let defs = workbook.add_worksheet();
+        defs.set_name("指标定义").map_err(e)?;
+        defs.write_string_with_format(0, 0, "指标", &bold)
+            .map_err(e)?;
+        defs.write_string_with_format(0, 1, "定义", &bold)
+            .map_err(e)?;
+        for (i, d) in report.definitions.iter().enumerate() {
+            defs.write_string(i as u32 + 1, 0, &d.name_zh).map_err(e)?;
+            defs.write_string(i as u32 + 1, 1, &d.definition_zh)
+                .map_err(e)?;
+        }
+        let mut r = report.definitions.len() as u32 + 2;
+        defs.write_string_with_format(r, 0, "数据新鲜度", &bold)
+            .map_err(e)?;
+        for f in &report.freshness {
+            r += 1;
+            defs.write_string(r, 0, format!("{} {}", f.org_code, f.name))
+                .map_err(e)?;
+            let when = chrono::DateTime::from_timestamp_millis(f.last_sync_unix_ms)
+                .filter(|_| f.last_sync_unix_ms > 0)
+                .map(|t| {
+                    (t + chrono::Duration::hours(8))
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
+                .unwrap_or_else(|| "从未同步".into());
+            let note = format!(
+                "最近同步 {when}，待同步操作 {}{}",
+                f.pending_ops,
+                if f.stale { "（已超过时限）" } else { "" }
+            );
+            defs.write_string(r, 1, note).map_err(e)?;
+        }
+        workbook.save(&path).map_err(e)?;
+        Ok(())
+    });
+    loop {
+        let next = tokio::time::timeout(timeout, rows.next())
+            .await
+            .map_err(|_| ApiError::timeout())?;
+        let Some(batch) = next else { break };
+        let batch = batch.map_err(ApiError::from_status)?;
+        if tx.send(batch).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    writer
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(internal)?;
+    let handle = tokio::fs::File::open(file.path())
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    // The open handle keeps the data readable after the temporary path is removed.
+    drop(file);
+    Ok(Body::from_stream(tokio_util_free::reader_stream(handle)))
+}
+
+mod tokio_util_free {
+    //! A file as a stream of chunks, without pulling in tokio-util for one function.
+    use tokio::io::AsyncReadExt;
+
+    pub fn reader_stream(
+        mut file: tokio::fs::File,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<Vec<u8>, std::io::Error>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                let mut buf = vec![0u8; 64 * 1024];
+                match file.read(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}
+
+// ---- OpenAPI ------------------------------------------------------------------------------
+
+/// Every route with its parameters, as the router serves them; the OpenAPI test checks that
+/// the description covers each.
+pub const ROUTES: &[(&str, &str, &[&str])] = &[
+    ("post", "/api/v1/login", &[]),
+    (
+        "get",
+        "/api/v1/reports/{name}",
+        &["name", "org", "period", "from", "to", "Authorization"],
+    ),
+    ("get", "/api/v1/openapi.json", &[]),
+];
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi())
+}
+
+/// The OpenAPI 3 description of the gateway.
+pub fn openapi() -> serde_json::Value {
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let err =
+        |d: &str| json!({"description": d, "content": {"application/json": {"schema": error}}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "renda-mesh gateway", "version": "1", "description": "人大代表履职上报报表与导出"},
+        "paths": {
+            "/api/v1/login": {"post": {
+                "summary": "Log in; returns a bearer token",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["login", "password"],
+                    "properties": {"login": {"type": "string"}, "password": {"type": "string", "format": "password"}}}}}},
+                "responses": {"200": {"description": "token and identity", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "token": {"type": "string"}, "user": {"type": "integer"}, "role": {"type": "string", "enum": ["city_office", "county_office", "township_clerk", "read_only"]},
+                    "org": {"type": "string"}, "expires_unix_ms": {"type": "integer"}}}}}},
+                    "400": err("missing login or password"), "401": err("wrong login or password"), "504": err("city node timeout")}
+            }},
+            "/api/v1/reports/{name}": {"get": {
+                "summary": "A report as JSON, or as CSV/XLSX export when name ends in .csv or .xlsx",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(suggestions|projects|deputies|stations|opinions)(\\.csv|\\.xlsx)?$"}},
+                    {"name": "org", "in": "query", "required": false, "description": "行政区划代码; defaults to the user's org", "schema": {"type": "string"}},
+                    {"name": "period", "in": "query", "required": false, "description": "2026-Q3, 2026-09 or 2026 (or from and to)", "schema": {"type": "string"}},
+                    {"name": "from", "in": "query", "required": false, "description": "first day, YYYY-MM-DD", "schema": {"type": "string", "format": "date"}},
+                    {"name": "to", "in": "query", "required": false, "description": "last day (inclusive), YYYY-MM-DD", "schema": {"type": "string", "format": "date"}},
+                    {"name": "Authorization", "in": "header", "required": true, "description": "Bearer <token>", "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the report", "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}}},
+                    "400": err("bad parameter (unknown org, periods the wrong way round, malformed date)"),
+                    "401": err("missing, malformed or expired token"),
+                    "403": err("org outside the user's subtree"),
+                    "404": err("unknown report"),
+                    "504": err("city node timeout")}
+            }},
+            "/api/v1/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3"}}}}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                "code": {"type": "string"}, "parameter": {"type": "string"}, "message": {"type": "string"}}}}}}
+        }
+    })
+}
