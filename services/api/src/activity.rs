@@ -220,6 +220,47 @@ fn period(p: Option<&pb::Period>) -> Result<Period> {
 }
 
 impl Service {
+    /// How many activities are organised in `org`'s subtree.
+    async fn count_in(&self, org: &DOrg) -> Result<u64> {
+        const PAGE: u32 = 1000;
+        let mut n = 0u64;
+        loop {
+            let page = self.0.page(kind::ACTIVITY, org, PAGE, n).await?;
+            n += page.len() as u64;
+            if page.len() < PAGE as usize {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Activities organised by an ancestor of `org` and dispatched to deputies in its
+    /// subtree, by id.
+    async fn dispatched_from_above(&self, org: &DOrg) -> Result<Vec<pb::Activity>> {
+        let core = &self.0;
+        let ancestors = org.ancestors();
+        let Some(top) = ancestors.last() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for r in core.list(kind::ACTIVITY, Some(top)).await? {
+            let above = r
+                .org
+                .and_then(|o| dorg(o).ok())
+                .is_some_and(|o| ancestors.contains(&o));
+            if !above {
+                continue;
+            }
+            let a = to_pb(core, &r)?;
+            if a.dispatched_to_orgs
+                .iter()
+                .any(|t| DOrg::parse(t).is_ok_and(|t| org.is_same_or_ancestor_of(&t)))
+            {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
     /// A step taken where the deputy is: acceptance, check-in, speech.
     async fn deputy_step(
         &self,
@@ -236,7 +277,8 @@ impl Service {
         let activity = core.get("activity_id", activity_id, kind::ACTIVITY).await?;
         let deputy = core.get("deputy_id", deputy_id, kind::DEPUTY).await?;
         let deputy_org = record_org(&deputy)?;
-        core.authorize(caller, RecordKind::Activity, step, &deputy_org)?;
+        core.authorize(caller, RecordKind::Activity, step, &deputy_org)
+            .await?;
         let roster = act::roster(&domain_events(&core.events(&activity)?));
         let (name, mut fields) = make(&activity, &roster)?;
         fields.insert(0, ("deputy", reference(deputy.id.0)));
@@ -281,7 +323,8 @@ impl pb::activities_server::Activities for Service {
             RecordKind::Activity,
             Step::Edit,
             &activity.organiser,
-        )?;
+        )
+        .await?;
         core.write(
             &caller,
             activity.id,
@@ -302,6 +345,63 @@ impl pb::activities_server::Activities for Service {
         )?))
     }
 
+    async fn update_activity(
+        &self,
+        req: Request<pb::UpdateActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        limit("title", &req.title, 400)?;
+        limit("venue", &req.venue, 800)?;
+        let r = core.get("id", &req.id, kind::ACTIVITY).await?;
+        let org = record_org(&r)?;
+        let starts_at = DateTime::<Utc>::from_timestamp_millis(req.starts_at_ms)
+            .ok_or_else(|| Error::invalid("starts_at_ms", "is out of range", "开始时间超出范围"))?;
+        let activity = act::Activity::parse(
+            ActivityDraft {
+                kind: parse_kind(&req.kind)?,
+                title: req.title,
+                organiser: org.to_string(),
+                starts_at,
+                venue: req.venue,
+            },
+            r.id.0,
+        )
+        .map_err(Error::from)?;
+        core.authorize(&caller, RecordKind::Activity, Step::Edit, &org)
+            .await?;
+        let roster = act::roster(&domain_events(&core.events(&r)?));
+        if roster
+            .participants
+            .values()
+            .any(|p| *p == Participation::CheckedIn)
+        {
+            return Err(Error::precondition(
+                "id",
+                "deputies have already checked in; the activity can no longer change",
+                "已有代表签到，活动信息不能再修改",
+            )
+            .into());
+        }
+        core.write(
+            &caller,
+            r.id.0,
+            kind::ACTIVITY,
+            vec![
+                Pending::Put("kind", Value::Text(req.kind.trim().to_owned())),
+                Pending::Put("title", Value::Text(activity.title)),
+                Pending::Put("starts_at", Value::Int(req.starts_at_ms)),
+                Pending::Put("venue", text_value(activity.venue.unwrap_or_default())),
+            ],
+        )
+        .await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(r.id.0, kind::ACTIVITY).await?,
+        )?))
+    }
+
     async fn get_activity(
         &self,
         req: Request<pb::GetActivityRequest>,
@@ -316,31 +416,34 @@ impl pb::activities_server::Activities for Service {
     ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
         let req = req.into_inner();
         let org = parse_org("org", &req.org, &self.0.node_org()?)?;
-        let limit = if req.limit == 0 {
-            100
-        } else {
-            req.limit.min(1000)
-        } as usize;
-        // Activities organised in the subtree, and those dispatched into it from above.
-        let mut activities = Vec::new();
-        for r in self.0.list(kind::ACTIVITY, None).await? {
-            let a = to_pb(&self.0, &r)?;
-            let mine = r
-                .org
-                .and_then(|o| dorg(o).ok())
-                .is_some_and(|o| org.is_same_or_ancestor_of(&o))
-                || a.dispatched_to_orgs
-                    .iter()
-                    .any(|t| DOrg::parse(t).is_ok_and(|t| org.is_same_or_ancestor_of(&t)));
-            if mine {
-                activities.push(a);
-            }
+        // Activities organised in the subtree, paged in SQL, then those organised above it and
+        // dispatched into it. The second part reads the activities under the top ancestor and
+        // keeps the ancestors' own: at a township node that is what it holds anyway; a store
+        // query by audience (record_scope) would spare a city node the read.
+        let core = &self.0;
+        let limit = page_limit(req.limit)?;
+        let offset = req.offset;
+        let own = core.page(kind::ACTIVITY, &org, limit, offset).await?;
+        let mut activities = own
+            .iter()
+            .map(|r| to_pb(core, r))
+            .collect::<Result<Vec<_>>>()?;
+        if activities.len() < limit as usize {
+            // The page after the subtree's own records: how far into the dispatched list.
+            let own_total = if own.is_empty() {
+                self.count_in(&org).await?
+            } else {
+                offset + own.len() as u64
+            };
+            let skip = offset.saturating_sub(own_total);
+            let from_above = self.dispatched_from_above(&org).await?;
+            activities.extend(
+                from_above
+                    .into_iter()
+                    .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+                    .take(limit as usize - activities.len()),
+            );
         }
-        let activities = activities
-            .into_iter()
-            .skip(usize::try_from(req.offset).unwrap_or(usize::MAX))
-            .take(limit)
-            .collect();
         Ok(Response::new(pb::ListActivitiesResponse { activities }))
     }
 
@@ -356,7 +459,8 @@ impl pb::activities_server::Activities for Service {
             .await?;
         let ids = parse_ids("deputy_ids", &req.deputy_ids, 500)?;
         let org = record_org(&activity)?;
-        core.authorize(&caller, RecordKind::Activity, Step::Dispatch, &org)?;
+        core.authorize(&caller, RecordKind::Activity, Step::Dispatch, &org)
+            .await?;
         let roster = act::roster(&domain_events(&core.events(&activity)?));
         act::check(
             &roster,
@@ -518,7 +622,7 @@ impl pb::activities_server::Activities for Service {
         let core = &self.0;
         let org = parse_org("org", &req.org, &core.node_org()?)?;
         let period = period(req.period.as_ref())?;
-        let tree = core.ctx.tree();
+        let tree = core.tree().await?;
         tree.require("org", &org).map_err(Error::from)?;
         let records = duty_records(core).await?;
         let lines = act::ranking(&records, core.ctx.weights(), &tree, &org, &period)

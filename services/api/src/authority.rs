@@ -78,7 +78,7 @@ pub fn step_of(kind_name: &str, event: &str) -> Option<Step> {
         (kind::PROJECT, e) => match e {
             "shortlisted" | "screened_out" => S::Screen,
             "voted" | "ballot" => S::Vote,
-            "plan_set" | "progress" | "maintenance_started" => S::Progress,
+            "plan_set" | "progress" | "maintenance_started" | "maintenance_visit" => S::Progress,
             "supervision_adopted" => S::Supervise,
             "acceptance_signed" | "acceptance_passed" => S::SignAcceptance,
             "scored" => S::Evaluate,

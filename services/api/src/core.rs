@@ -24,17 +24,45 @@ pub const ORG_HEADER: &str = "x-renda-org";
 pub const ROLE_HEADER: &str = "x-renda-role";
 
 /// What the services need besides the store: the org tree (reference data) and the congress's
-/// point weights. Cheap to clone.
+/// point weights. Cheap to clone; clones share the cached tree.
+///
+/// The org tree is read from the store's `org_unit` records, over an optional base tree given
+/// at construction (a unit in both takes the store's name). An ancestor of a known unit whose
+/// record has not arrived is in the tree under its code. The cache is keyed by the op log:
+/// each call that needs the tree looks at the operations logged since it last looked (one
+/// indexed query, usually empty) and re-reads the org units only when one of those operations
+/// is on an `org_unit` record, whether written here or received by sync.
 #[derive(Clone, Debug)]
 pub struct ApiContext {
-    tree: Arc<RwLock<OrgTree>>,
+    base: Arc<OrgTree>,
+    cache: Arc<RwLock<TreeCache>>,
     weights: Arc<PointWeights>,
 }
 
+#[derive(Debug, Default)]
+struct TreeCache {
+    tree: Arc<OrgTree>,
+    /// The local sequence up to which the op log was looked at; `None` before the first read.
+    seen: Option<u64>,
+}
+
+impl Default for ApiContext {
+    /// A context whose org tree comes from the store alone.
+    fn default() -> Self {
+        Self::new(OrgTree::new())
+    }
+}
+
 impl ApiContext {
-    pub fn new(tree: OrgTree) -> Self {
+    /// A context with `base` as the units known before any `org_unit` record is stored (a
+    /// node's bootstrap configuration); pass `OrgTree::new()` to rely on the store alone.
+    pub fn new(base: OrgTree) -> Self {
         Self {
-            tree: Arc::new(RwLock::new(tree)),
+            cache: Arc::new(RwLock::new(TreeCache {
+                tree: Arc::new(base.clone()),
+                seen: None,
+            })),
+            base: Arc::new(base),
             weights: Arc::new(PointWeights::default()),
         }
     }
@@ -48,17 +76,130 @@ impl ApiContext {
         &self.weights
     }
 
-    /// A copy of the org tree as it is now.
+    /// A copy of the org tree as last read (call [`ApiContext::refresh`] for the store's).
     pub fn tree(&self) -> OrgTree {
-        self.tree.read().map(|t| t.clone()).unwrap_or_default()
+        self.cache
+            .read()
+            .map(|c| c.tree.as_ref().clone())
+            .unwrap_or_default()
     }
 
-    pub(crate) fn add_unit(&self, code: DOrg, name: &str) -> Result<()> {
-        let mut tree = self
-            .tree
+    /// The org tree as `store` holds it now: re-read when an `org_unit` record changed since
+    /// the last look, else the cached one.
+    pub async fn refresh(&self, store: &Store) -> Result<Arc<OrgTree>> {
+        const PAGE: u32 = 1000;
+        let (cached, seen) = {
+            let c = self
+                .cache
+                .read()
+                .map_err(|_| Error::Internal("org tree cache lock poisoned".into()))?;
+            (c.tree.clone(), c.seen)
+        };
+        let org_unit = self.org_unit_kind(store)?;
+        // The log position is read before the org units, so a unit written in between is
+        // looked at again next time rather than missed.
+        let (last, changed) = match seen {
+            None => (store.log_len().await?, true),
+            Some(seen) => {
+                let mut last = seen;
+                let mut changed = false;
+                loop {
+                    let cursor = renda_store::Cursor {
+                        position: last,
+                        local_seq: last,
+                    };
+                    let ops = store.ops_since(cursor, PAGE).await?;
+                    for op in &ops {
+                        last = last.max(op.cursor.local_seq);
+                        // An undecodable op never reached the log; if one did, re-reading the
+                        // tree is the safe answer.
+                        changed |= renda_replica::Op::decode_unchecked(&op.bytes)
+                            .map_or(true, |o| o.kind == org_unit);
+                    }
+                    if ops.len() < PAGE as usize {
+                        break;
+                    }
+                }
+                (last, changed)
+            }
+        };
+        if !changed {
+            if last != seen.unwrap_or_default() {
+                self.store_cache(cached.clone(), last)?;
+            }
+            return Ok(cached);
+        }
+        let tree = Arc::new(self.load(store, org_unit).await?);
+        self.store_cache(tree.clone(), last)?;
+        Ok(tree)
+    }
+
+    fn org_unit_kind(&self, store: &Store) -> Result<renda_replica::KindId> {
+        store
+            .schema()
+            .kind_named(crate::schema::kind::ORG_UNIT)
+            .map(|k| k.id)
+            .ok_or_else(|| Error::Internal("schema has no org_unit kind".into()))
+    }
+
+    fn store_cache(&self, tree: Arc<OrgTree>, seen: u64) -> Result<()> {
+        let mut c = self
+            .cache
             .write()
-            .map_err(|_| Error::Internal("org tree lock poisoned".into()))?;
-        Ok(tree.add(code, name)?)
+            .map_err(|_| Error::Internal("org tree cache lock poisoned".into()))?;
+        // Two requests may refresh at once; the one that looked further wins.
+        if c.seen.is_none_or(|s| s <= seen) {
+            c.tree = tree;
+            c.seen = Some(seen);
+        }
+        Ok(())
+    }
+
+    /// The base tree with every live `org_unit` record of `store` over it, parents first.
+    async fn load(&self, store: &Store, org_unit: renda_replica::KindId) -> Result<OrgTree> {
+        const PAGE: u32 = 1000;
+        let mut names: BTreeMap<DOrg, String> = self
+            .base
+            .units()
+            .map(|u| (u.code.clone(), u.name.clone()))
+            .collect();
+        let mut offset = 0u64;
+        loop {
+            let page = store.records_of_kind(org_unit, None, PAGE, offset).await?;
+            for r in page.iter().filter(|r| !r.deleted) {
+                let (Some(org), Some(name)) =
+                    (r.org, r.fields.get("name").and_then(Value::as_text))
+                else {
+                    continue;
+                };
+                if let Ok(code) = dorg(org) {
+                    names.insert(code, name.to_owned());
+                }
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+            offset += u64::from(PAGE);
+        }
+        // A node's downward feed carries the org units of its own subtree; its ancestors'
+        // records may not have reached it. Their codes are implied by its own, so they enter
+        // the tree named by their code until their records arrive.
+        let implied: Vec<DOrg> = names.keys().flat_map(DOrg::ancestors).collect();
+        for code in implied {
+            names
+                .entry(code.clone())
+                .or_insert_with(|| code.to_string());
+        }
+        let mut ordered: Vec<(DOrg, String)> = names.into_iter().collect();
+        ordered.sort_by_key(|(code, _)| (code.as_str().len(), code.clone()));
+        let mut tree = OrgTree::new();
+        for (code, name) in ordered {
+            if let Err(e) = tree.add(code.clone(), &name) {
+                // A unit whose parent has not arrived yet stays out until it does.
+                tracing::warn!(org = %code, error = %e, "org unit left out of the tree");
+            }
+        }
+        Ok(tree)
     }
 }
 
@@ -193,6 +334,41 @@ impl Core {
             .ok_or_else(|| Error::Internal(format!("schema has no kind {name}")))
     }
 
+    /// The org tree as this node's store holds it now.
+    pub async fn tree(&self) -> Result<Arc<OrgTree>> {
+        self.ctx.refresh(&self.store).await
+    }
+
+    /// Refuses an org unit named by a request field that this node does not know: a node
+    /// takes records only for org units in its tree.
+    pub async fn require_org(&self, field: &str, org: &DOrg) -> Result<()> {
+        self.tree()
+            .await?
+            .require(field, org)
+            .map_err(Error::from)?;
+        Ok(())
+    }
+
+    /// One page of live records of `kind` in `org`'s subtree, by id, filtered and paged in
+    /// SQL. Soft-deleted records are skipped after paging, so a page may run short of `limit`
+    /// when one falls in it (no call deletes records today).
+    pub async fn page(
+        &self,
+        kind: &'static str,
+        org: &DOrg,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<StoredRecord>> {
+        let kind_id = self.kind(kind)?.id;
+        Ok(self
+            .store
+            .records_of_kind(kind_id, Some(rorg(org)?), limit, offset)
+            .await?
+            .into_iter()
+            .filter(|r| !r.deleted)
+            .collect())
+    }
+
     /// The node's own org unit.
     pub fn node_org(&self) -> Result<DOrg> {
         dorg(self.store.org())
@@ -270,12 +446,26 @@ impl Core {
 
     /// Checks that `caller` may take `step` on a record of `kind` whose org (in the sense of
     /// the domain's write rules for that step) is `record_org`, at this node.
-    pub fn authorize(
+    pub async fn authorize(
         &self,
         caller: &Caller,
         kind: RecordKind,
         step: Step,
         record_org: &DOrg,
+    ) -> Result<()> {
+        let tree = self.tree().await?;
+        self.authorize_in(caller, kind, step, record_org, &tree)
+    }
+
+    /// [`Core::authorize`] against a given tree (an org unit being created checks against the
+    /// tree with itself added).
+    pub fn authorize_in(
+        &self,
+        caller: &Caller,
+        kind: RecordKind,
+        step: Step,
+        record_org: &DOrg,
+        tree: &OrgTree,
     ) -> Result<()> {
         if caller.role == Role::Viewer {
             return Err(Error::forbidden(
@@ -292,14 +482,13 @@ impl Core {
                 format!("{} 的用户不能在 {node} 节点录入", caller.org),
             ));
         }
-        let tree = self.ctx.tree();
         check_write(
             &caller.org,
             caller.org.level(),
             kind,
             step,
             record_org,
-            &tree,
+            tree,
         )?;
         Ok(())
     }
@@ -355,6 +544,9 @@ impl Core {
         self.store
             .write(RecordId(id), schema.id, author, move |record, actor| {
                 let view = record.materialise();
+                // Several adds to one set in one write each need the next counter of this
+                // actor on that set; the record's state gives only the first.
+                let mut next_add: BTreeMap<renda_replica::SetId, u64> = BTreeMap::new();
                 resolved
                     .into_iter()
                     .filter_map(|change| match change {
@@ -365,7 +557,21 @@ impl Core {
                             let absent_null = view.field(field).is_none() && value == Value::Null;
                             (!unchanged && !absent_null).then(|| record.put(actor, field, value))
                         }
-                        Resolved::Add(set, member) => Some(record.add(set, member)),
+                        Resolved::Add(set, member) => {
+                            let counter = match next_add.get(&set) {
+                                Some(n) => *n,
+                                None => match record.add(actor, set, member) {
+                                    Change::Add { counter, .. } => counter,
+                                    _ => 1,
+                                },
+                            };
+                            next_add.insert(set, counter + 1);
+                            Some(Change::Add {
+                                set,
+                                member,
+                                counter,
+                            })
+                        }
                         Resolved::Remove(set, member) => Some(record.remove(set, member)),
                         Resolved::Event(event, payload) => Some(Change::Event { event, payload }),
                     })
@@ -568,4 +774,17 @@ pub(crate) fn derived_id(record: Uuid, stamp: &Stamp) -> Uuid {
 
 pub(crate) fn caller<T>(req: &tonic::Request<T>) -> Result<Caller> {
     Caller::from_metadata(req.metadata())
+}
+
+/// The page size of a list call: 100 when unset, at most 1000.
+pub(crate) fn page_limit(raw: u32) -> Result<u32> {
+    match raw {
+        0 => Ok(100),
+        n if n > 1000 => Err(Error::invalid(
+            "limit",
+            format!("at most 1000, got {n}"),
+            format!("每页最多1000条，实际为{n}"),
+        )),
+        n => Ok(n),
+    }
 }

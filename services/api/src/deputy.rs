@@ -233,7 +233,8 @@ impl Service {
         let core = &self.0;
         let draft = draft(fields, &org)?;
         let deputy = Deputy::parse(draft, id, today()).map_err(id_card_error)?;
-        core.authorize(caller, RecordKind::Deputy, Step::Edit, &deputy.org)?;
+        core.authorize(caller, RecordKind::Deputy, Step::Edit, &deputy.org)
+            .await?;
         let mut changes = changes(&deputy, new.then(new_token));
         if new {
             changes.insert(0, Pending::Put("org", Value::Org(rorg(&deputy.org)?)));
@@ -266,7 +267,8 @@ impl Service {
         let core = &self.0;
         let r = core.get("deputy_id", deputy_id, kind::DEPUTY).await?;
         let org = record_org(&r)?;
-        core.authorize(caller, RecordKind::Deputy, Step::Edit, &org)?;
+        core.authorize(caller, RecordKind::Deputy, Step::Edit, &org)
+            .await?;
         core.write(
             caller,
             r.id.0,
@@ -307,6 +309,7 @@ impl pb::deputies_server::Deputies for Service {
         let req = req.into_inner();
         let fields = req.fields.unwrap_or_default();
         let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        self.0.require_org("org", &org).await?;
         Ok(Response::new(
             self.save(&caller, new_id(), org.to_string(), &fields, true)
                 .await?,
@@ -341,18 +344,12 @@ impl pb::deputies_server::Deputies for Service {
     ) -> Result<Response<pb::ListDeputiesResponse>, Status> {
         let req = req.into_inner();
         let org = parse_org("org", &req.org, &self.0.node_org()?)?;
-        let limit = match req.limit {
-            0 => 100,
-            n if n > 1000 => {
-                return Err(Error::invalid("limit", "at most 1000", "每页最多1000条").into());
-            }
-            n => n as usize,
-        };
-        let records = self.0.list(kind::DEPUTY, Some(&org)).await?;
+        let records = self
+            .0
+            .page(kind::DEPUTY, &org, page_limit(req.limit)?, req.offset)
+            .await?;
         let deputies = records
             .iter()
-            .skip(usize::try_from(req.offset).unwrap_or(usize::MAX))
-            .take(limit)
             .map(|r| to_pb(&self.0, r))
             .collect::<Result<_>>()?;
         Ok(Response::new(pb::ListDeputiesResponse { deputies }))
@@ -414,12 +411,14 @@ impl pb::deputies_server::Deputies for Service {
         let req = req.into_inner();
         let core = &self.0;
         let org = parse_org("org", &req.org, &core.node_org()?)?;
+        core.require_org("org", &org).await?;
         limit("name", &req.name, 200)?;
         let name = renda_domain::text::bounded("name", &req.name, 2, 50).map_err(Error::from)?;
         let sector =
             renda_domain::text::optional("sector", Some(&req.sector), 100).map_err(Error::from)?;
         let members = parse_ids("members", &req.members, 1000)?;
-        core.authorize(&caller, RecordKind::DeputyGroup, Step::Edit, &org)?;
+        core.authorize(&caller, RecordKind::DeputyGroup, Step::Edit, &org)
+            .await?;
         let id = new_id();
         let mut changes = vec![
             Pending::Put("org", Value::Org(rorg(&org)?)),
@@ -448,7 +447,8 @@ impl pb::deputies_server::Deputies for Service {
             RecordKind::DeputyGroup,
             Step::Edit,
             &record_org(&r)?,
-        )?;
+        )
+        .await?;
         let mut changes: Vec<Pending> = add
             .into_iter()
             .map(|m| Pending::Add("members", m))

@@ -134,7 +134,8 @@ impl Service {
         let r = core.get("opinion_id", id, kind::OPINION).await?;
         let state = fold(core, &r)?;
         let handling = state.handling_org.clone();
-        core.authorize(caller, RecordKind::Opinion, step, &handling)?;
+        core.authorize(caller, RecordKind::Opinion, step, &handling)
+            .await?;
         let (event, name, mut fields) = make(&state)?;
         op::check(&state, &event)?;
         fields.push(("at", Value::Int(Utc::now().timestamp_millis())));
@@ -187,7 +188,8 @@ impl pb::opinions_server::Opinions for Service {
             new_id(),
         )
         .map_err(Error::from)?;
-        core.authorize(&caller, RecordKind::Opinion, Step::Edit, &o.org)?;
+        core.authorize(&caller, RecordKind::Opinion, Step::Edit, &o.org)
+            .await?;
         let mut changes = vec![
             Pending::Put("org", Value::Org(rorg(&o.org)?)),
             Pending::Put("content", Value::Text(o.content.clone())),
@@ -216,10 +218,11 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::ListOpinionsRequest>,
     ) -> Result<Response<pb::ListOpinionsResponse>, Status> {
-        let org = parse_org("org", &req.get_ref().org, &self.0.node_org()?)?;
+        let req = req.into_inner();
+        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
         let opinions = self
             .0
-            .list(kind::OPINION, Some(&org))
+            .page(kind::OPINION, &org, page_limit(req.limit)?, req.offset)
             .await?
             .iter()
             .map(|r| to_pb(&self.0, r))
@@ -263,7 +266,7 @@ impl pb::opinions_server::Opinions for Service {
         req: Request<pb::OpinionStepRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
         let caller = caller(&req)?;
-        let tree = self.0.ctx.tree();
+        let tree = self.0.tree().await?;
         Ok(Response::new(
             self.step(
                 &caller,

@@ -36,6 +36,40 @@ fn masked(change: String, local_only: bool) -> String {
     }
 }
 
+/// Writes one org unit (the city's reference data). Checked against the tree with the unit
+/// added, so the city can write its own root and each unit needs its parent known first.
+pub(crate) async fn create_unit(
+    core: &Core,
+    caller: &Caller,
+    code: &str,
+    name: &str,
+) -> Result<pb::OrgUnit> {
+    limit("name", name, 200)?;
+    let code = parse_org("code", code, &core.node_org()?)?;
+    let name = renda_domain::text::bounded("name", name, 2, 50).map_err(Error::from)?;
+    let mut tree = core.tree().await?.as_ref().clone();
+    tree.add(code.clone(), &name).map_err(|e| match e {
+        renda_domain::Error::Precondition {
+            reason, reason_zh, ..
+        } => Error::precondition("code", reason, reason_zh),
+        other => Error::Domain(other),
+    })?;
+    core.authorize_in(caller, RecordKind::OrgUnit, Step::Edit, &code, &tree)?;
+    // One record per code, with an id derived from it, so two creations are one record.
+    let id = Uuid::from_u128(u128::from(rorg(&code)?.get()));
+    core.write(
+        caller,
+        id,
+        kind::ORG_UNIT,
+        vec![
+            Pending::Put("org", Value::Org(rorg(&code)?)),
+            Pending::Put("name", Value::Text(name.clone())),
+        ],
+    )
+    .await?;
+    Ok(unit_pb(&code, &name))
+}
+
 #[tonic::async_trait]
 impl pb::org_units_server::OrgUnits for Units {
     async fn create_org_unit(
@@ -44,34 +78,16 @@ impl pb::org_units_server::OrgUnits for Units {
     ) -> Result<Response<pb::OrgUnit>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        let core = &self.0;
-        limit("name", &req.name, 200)?;
-        let code = parse_org("code", &req.code, &core.node_org()?)?;
-        let name = renda_domain::text::bounded("name", &req.name, 2, 50).map_err(Error::from)?;
-        core.authorize(&caller, RecordKind::OrgUnit, Step::Edit, &code)?;
-        let mut tree = core.ctx.tree();
-        tree.add(code.clone(), &name).map_err(Error::from)?;
-        // One record per code, with an id derived from it, so two creations are one record.
-        let id = Uuid::from_u128(u128::from(rorg(&code)?.get()));
-        core.write(
-            &caller,
-            id,
-            kind::ORG_UNIT,
-            vec![
-                Pending::Put("org", Value::Org(rorg(&code)?)),
-                Pending::Put("name", Value::Text(name.clone())),
-            ],
-        )
-        .await?;
-        core.ctx.add_unit(code.clone(), &name)?;
-        Ok(Response::new(unit_pb(&code, &name)))
+        Ok(Response::new(
+            create_unit(&self.0, &caller, &req.code, &req.name).await?,
+        ))
     }
 
     async fn list_org_units(
         &self,
         req: Request<pb::ListOrgUnitsRequest>,
     ) -> Result<Response<pb::ListOrgUnitsResponse>, Status> {
-        let tree = self.0.ctx.tree();
+        let tree = self.0.tree().await?;
         let under = req.get_ref().under.trim().to_owned();
         let units = if under.is_empty() {
             tree.units().map(|u| unit_pb(&u.code, &u.name)).collect()

@@ -144,7 +144,18 @@ fn fold(core: &Core, r: &StoredRecord) -> Result<(proj::Project, proj::State, Ve
 }
 
 fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
-    let (p, state, _) = fold(core, r)?;
+    let (p, state, events) = fold(core, r)?;
+    let caretaker = events
+        .iter()
+        .filter(|e| e.name == "maintenance_started")
+        .max_by_key(|e| e.stamp)
+        .map(|e| e.id("caretaker").to_string())
+        .unwrap_or_default();
+    let mut visits: Vec<&Ev> = events
+        .iter()
+        .filter(|e| e.name == "maintenance_visit")
+        .collect();
+    visits.sort_by_key(|e| e.stamp);
     Ok(pb::Project {
         id: r.id.to_string(),
         congress: p.congress.to_string(),
@@ -161,6 +172,21 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
         signatures: state.signatures.iter().map(Uuid::to_string).collect(),
         average_score: state.average_score(),
         flags: state.flags.iter().map(|f| f.reason.clone()).collect(),
+        supervision_group_ids: state
+            .supervision_groups
+            .iter()
+            .map(Uuid::to_string)
+            .collect(),
+        caretaker_id: caretaker,
+        maintenance: visits
+            .into_iter()
+            .map(|e| pb::MaintenanceVisit {
+                deputy_id: e.id("deputy").to_string(),
+                on: day_string(e.date("on")),
+                note: e.text("note"),
+                volunteer_points: u32::try_from(e.int("volunteer_points")).unwrap_or_default(),
+            })
+            .collect(),
     })
 }
 
@@ -240,7 +266,8 @@ impl Service {
         let core = &self.0;
         let r = core.get("project_id", id, kind::PROJECT).await?;
         let org = record_org(&r)?;
-        core.authorize(caller, RecordKind::Project, step, &org)?;
+        core.authorize(caller, RecordKind::Project, step, &org)
+            .await?;
         let (_, state, _) = fold(core, &r)?;
         proj::check(&state, &event)?;
         core.write(
@@ -260,7 +287,8 @@ impl Service {
         changes: Vec<Pending>,
     ) -> Result<pb::Session> {
         let core = &self.0;
-        core.authorize(caller, RecordKind::Project, Step::Edit, &record_org(r)?)?;
+        core.authorize(caller, RecordKind::Project, Step::Edit, &record_org(r)?)
+            .await?;
         core.write(caller, r.id.0, kind::CONGRESS_SESSION, changes)
             .await?;
         Ok(session_pb(
@@ -306,7 +334,8 @@ impl pb::projects_server::Projects for Service {
         };
         rules.validate().map_err(Error::from)?;
         let org = core.node_org()?;
-        core.authorize(&caller, RecordKind::Project, Step::Edit, &org)?;
+        core.authorize(&caller, RecordKind::Project, Step::Edit, &org)
+            .await?;
         let id = new_id();
         core.write(
             &caller,
@@ -407,7 +436,8 @@ impl pb::projects_server::Projects for Service {
             new_id(),
         )
         .map_err(Error::from)?;
-        core.authorize(&caller, RecordKind::Project, Step::Edit, &p.congress)?;
+        core.authorize(&caller, RecordKind::Project, Step::Edit, &p.congress)
+            .await?;
         core.write(
             &caller,
             p.id,
@@ -424,6 +454,63 @@ impl pb::projects_server::Projects for Service {
         Ok(Response::new(to_pb(
             core,
             &core.get_id(p.id, kind::PROJECT).await?,
+        )?))
+    }
+
+    async fn update_project(
+        &self,
+        req: Request<pb::UpdateProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        limit("title", &req.title, 400)?;
+        limit("summary", &req.summary, 5000)?;
+        let r = core.get("id", &req.id, kind::PROJECT).await?;
+        let org = record_org(&r)?;
+        let p = proj::Project::parse(
+            proj::ProjectDraft {
+                congress: org.to_string(),
+                year: req.year,
+                title: req.title,
+                summary: req.summary,
+                budget_fen: req.budget_fen,
+            },
+            r.id.0,
+        )
+        .map_err(Error::from)?;
+        core.authorize(&caller, RecordKind::Project, Step::Edit, &org)
+            .await?;
+        let (_, state, _) = fold(core, &r)?;
+        if !matches!(state.stage, Stage::Collected | Stage::Candidate) {
+            return Err(Error::precondition(
+                "stage",
+                format!(
+                    "a project can be edited only before the vote; it is {:?}",
+                    state.stage
+                ),
+                format!(
+                    "项目处于“{}”阶段，票决后不能修改，重大调整须有决定",
+                    state.stage.label_zh()
+                ),
+            )
+            .into());
+        }
+        core.write(
+            &caller,
+            r.id.0,
+            kind::PROJECT,
+            vec![
+                Pending::Put("year", Value::Int(i64::from(p.year))),
+                Pending::Put("title", Value::Text(p.title.clone())),
+                Pending::Put("summary", text_value(p.summary.clone())),
+                Pending::Put("budget_fen", Value::Int(p.budget_fen)),
+            ],
+        )
+        .await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(r.id.0, kind::PROJECT).await?,
         )?))
     }
 
@@ -446,12 +533,22 @@ impl pb::projects_server::Projects for Service {
         } else {
             Some(parse_id("session_id", &req.session_id)?)
         };
-        let projects = self
-            .0
-            .list(kind::PROJECT, Some(&org))
-            .await?
+        let limit = page_limit(req.limit)?;
+        let records = match session {
+            // A session's candidate list is short; it is filtered, then paged.
+            Some(session) => self
+                .0
+                .list(kind::PROJECT, Some(&org))
+                .await?
+                .into_iter()
+                .filter(|r| ref_id(r, "session") == Some(session))
+                .skip(usize::try_from(req.offset).unwrap_or(usize::MAX))
+                .take(limit as usize)
+                .collect(),
+            None => self.0.page(kind::PROJECT, &org, limit, req.offset).await?,
+        };
+        let projects = records
             .iter()
-            .filter(|r| session.is_none() || ref_id(r, "session") == session)
             .map(|r| to_pb(&self.0, r))
             .collect::<Result<_>>()?;
         Ok(Response::new(pb::ListProjectsResponse { projects }))
@@ -469,7 +566,8 @@ impl pb::projects_server::Projects for Service {
             .get("project_id", &req.project_id, kind::PROJECT)
             .await?;
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Project, Step::Screen, &org)?;
+        core.authorize(&caller, RecordKind::Project, Step::Screen, &org)
+            .await?;
         let (_, state, _) = fold(core, &r)?;
         let mut changes = Vec::new();
         let event = if req.session_id.trim().is_empty() {
@@ -521,7 +619,8 @@ impl pb::projects_server::Projects for Service {
             )
         })?;
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Project, Step::Vote, &org)?;
+        core.authorize(&caller, RecordKind::Project, Step::Vote, &org)
+            .await?;
         let (_, state, events) = fold(core, &r)?;
         if state.stage != Stage::Candidate {
             return Err(Error::precondition(
@@ -598,7 +697,8 @@ impl pb::projects_server::Projects for Service {
             .map_err(Error::from)?;
         if let Some(caller) = req_caller {
             let org = record_org(&session)?;
-            core.authorize(&caller, RecordKind::Project, Step::Vote, &org)?;
+            core.authorize(&caller, RecordKind::Project, Step::Vote, &org)
+                .await?;
             for (r, stage) in &candidates {
                 if *stage != Stage::Candidate || tally.runoff.contains(&r.id.0) {
                     continue;
@@ -813,5 +913,161 @@ impl pb::projects_server::Projects for Service {
             )
             .await?,
         ))
+    }
+
+    async fn adopt_for_supervision(
+        &self,
+        req: Request<pb::AdoptForSupervisionRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        // Each supervision group adopts one or two projects (Longwan's practice).
+        const MAX_PER_GROUP: usize = 2;
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        let at = on(&req.on)?;
+        let project = core
+            .get("project_id", &req.project_id, kind::PROJECT)
+            .await?;
+        let group = core
+            .get("group_id", &req.group_id, kind::DEPUTY_GROUP)
+            .await?;
+        let org = record_org(&project)?;
+        if !org.is_same_or_ancestor_of(&record_org(&group)?) {
+            return Err(Error::invalid(
+                "group_id",
+                "the group is not in the project's congress",
+                "该代表小组不属于本级人大",
+            )
+            .into());
+        }
+        let year = int(&project, "year");
+        let mut adopted = 0;
+        for r in core.list(kind::PROJECT, Some(&org)).await? {
+            if r.id == project.id || int(&r, "year") != year {
+                continue;
+            }
+            let (_, state, _) = fold(core, &r)?;
+            if state.supervision_groups.contains(&group.id.0) {
+                adopted += 1;
+            }
+        }
+        if adopted >= MAX_PER_GROUP {
+            return Err(Error::precondition(
+                "group_id",
+                format!("the group already supervises {adopted} projects of {year}"),
+                format!("该代表小组已认领{year}年度{adopted}个项目，每组认领1至2个"),
+            )
+            .into());
+        }
+        Ok(Response::new(
+            self.project_step(
+                &caller,
+                &req.project_id,
+                Step::Supervise,
+                Event::SupervisionAdopted {
+                    group: group.id.0,
+                    at,
+                },
+                "supervision_adopted",
+                vec![("on", date_value(at)), ("group", reference(group.id.0))],
+            )
+            .await?,
+        ))
+    }
+
+    async fn start_maintenance(
+        &self,
+        req: Request<pb::DeputyStepRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let at = on(&req.on)?;
+        let deputy = self
+            .0
+            .get("deputy_id", &req.deputy_id, kind::DEPUTY)
+            .await?;
+        Ok(Response::new(
+            self.project_step(
+                &caller,
+                &req.project_id,
+                Step::Progress,
+                Event::MaintenanceStarted {
+                    caretaker: deputy.id.0,
+                    at,
+                },
+                "maintenance_started",
+                vec![
+                    ("on", date_value(at)),
+                    ("caretaker", reference(deputy.id.0)),
+                ],
+            )
+            .await?,
+        ))
+    }
+
+    async fn record_maintenance(
+        &self,
+        req: Request<pb::RecordMaintenanceRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        let at = on(&req.on)?;
+        limit("note", &req.note, 2000)?;
+        let note =
+            renda_domain::text::optional("note", Some(&req.note), 500).map_err(Error::from)?;
+        if req.volunteer_points > 100 {
+            return Err(Error::invalid(
+                "volunteer_points",
+                format!("must be 0 to 100, got {}", req.volunteer_points),
+                format!("志愿积分须在0至100之间，实际为{}", req.volunteer_points),
+            )
+            .into());
+        }
+        let r = core
+            .get("project_id", &req.project_id, kind::PROJECT)
+            .await?;
+        let deputy = core.get("deputy_id", &req.deputy_id, kind::DEPUTY).await?;
+        let org = record_org(&r)?;
+        core.authorize(&caller, RecordKind::Project, Step::Progress, &org)
+            .await?;
+        let (_, state, _) = fold(core, &r)?;
+        if state.stage != Stage::Maintained {
+            return Err(Error::precondition(
+                "stage",
+                format!(
+                    "maintenance is recorded once the project is in maintenance; it is {:?}",
+                    state.stage
+                ),
+                format!(
+                    "项目处于“{}”阶段，进入管护后才能记录管护",
+                    state.stage.label_zh()
+                ),
+            )
+            .into());
+        }
+        core.write(
+            &caller,
+            r.id.0,
+            kind::PROJECT,
+            vec![Pending::Event(
+                "maintenance_visit",
+                org,
+                vec![
+                    ("on", date_value(at)),
+                    ("deputy", reference(deputy.id.0)),
+                    ("note", text_value(note.unwrap_or_default())),
+                    (
+                        "volunteer_points",
+                        Value::Int(i64::from(req.volunteer_points)),
+                    ),
+                ],
+            )],
+        )
+        .await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(r.id.0, kind::PROJECT).await?,
+        )?))
     }
 }

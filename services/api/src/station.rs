@@ -64,6 +64,57 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Station> {
     })
 }
 
+/// Validates a station as entered (create and update alike).
+fn parse_station(
+    name: &str,
+    kind_raw: &str,
+    address: &str,
+    checklist: &[String],
+    org: &renda_domain::org::OrgCode,
+    id: Uuid,
+) -> Result<st::Station> {
+    limit("name", name, 200)?;
+    limit("address", address, 800)?;
+    if checklist.len() > CHECKLIST_FIELDS.len() {
+        return Err(Error::invalid("checklist", "at most 12 items", "最多12项"));
+    }
+    let items = checklist
+        .iter()
+        .map(|n| item(n).ok_or_else(|| Error::invalid("checklist", "unknown item", "检查项无效")))
+        .collect::<Result<Vec<_>>>()?;
+    let kind_ = KINDS
+        .iter()
+        .find(|(n, _)| *n == kind_raw.trim())
+        .map(|(_, k)| *k);
+    Ok(st::Station::parse(
+        st::StationDraft {
+            name: name.to_owned(),
+            kind: kind_,
+            org: org.to_string(),
+            address: address.to_owned(),
+            checklist: items,
+        },
+        id,
+    )?)
+}
+
+/// The field writes of a validated station (unchanged values are skipped by the write path).
+fn station_changes(station: &st::Station, kind_raw: &str) -> Vec<Pending> {
+    let mut changes = vec![
+        Pending::Put("name", Value::Text(station.name.clone())),
+        Pending::Put("kind", Value::Text(kind_raw.trim().to_owned())),
+        Pending::Put(
+            "address",
+            text_value(station.address.clone().unwrap_or_default()),
+        ),
+    ];
+    for (i, (name, _)) in CHECKLIST_FIELDS.iter().enumerate() {
+        let met = station.checklist.met.contains(&ChecklistItem::ALL[i]);
+        changes.push(Pending::Put(name, Value::Bool(met)));
+    }
+    changes
+}
+
 #[tonic::async_trait]
 impl pb::stations_server::Stations for Service {
     async fn create_station(
@@ -73,53 +124,59 @@ impl pb::stations_server::Stations for Service {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let core = &self.0;
-        limit("name", &req.name, 200)?;
-        limit("address", &req.address, 800)?;
-        if req.checklist.len() > CHECKLIST_FIELDS.len() {
-            return Err(Error::invalid("checklist", "at most 12 items", "最多12项").into());
-        }
-        let items = req
-            .checklist
-            .iter()
-            .map(|n| {
-                item(n).ok_or_else(|| Error::invalid("checklist", "unknown item", "检查项无效"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let kind_ = KINDS
-            .iter()
-            .find(|(n, _)| *n == req.kind.trim())
-            .map(|(_, k)| *k);
-        let station = st::Station::parse(
-            st::StationDraft {
-                name: req.name,
-                kind: kind_,
-                org: core.node_org()?.to_string(),
-                address: req.address,
-                checklist: items,
-            },
+        let org = core.node_org()?;
+        let station = parse_station(
+            &req.name,
+            &req.kind,
+            &req.address,
+            &req.checklist,
+            &org,
             new_id(),
-        )
-        .map_err(Error::from)?;
-        core.authorize(&caller, RecordKind::Station, Step::Edit, &station.org)?;
+        )?;
+        core.authorize(&caller, RecordKind::Station, Step::Edit, &station.org)
+            .await?;
         let mut changes = vec![
             Pending::Put("org", Value::Org(rorg(&station.org)?)),
-            Pending::Put("name", Value::Text(station.name.clone())),
-            Pending::Put("kind", Value::Text(req.kind.trim().to_owned())),
-            Pending::Put(
-                "address",
-                text_value(station.address.clone().unwrap_or_default()),
-            ),
             Pending::Put("qr_token", Value::Text(new_token())),
         ];
-        for (i, (name, _)) in CHECKLIST_FIELDS.iter().enumerate() {
-            let met = station.checklist.met.contains(&ChecklistItem::ALL[i]);
-            changes.push(Pending::Put(name, Value::Bool(met)));
-        }
+        changes.extend(station_changes(&station, &req.kind));
         core.write(&caller, station.id, kind::STATION, changes)
             .await?;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(station.id, kind::STATION).await?,
+        )?))
+    }
+
+    async fn update_station(
+        &self,
+        req: Request<pb::UpdateStationRequest>,
+    ) -> Result<Response<pb::Station>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        let r = core.get("id", &req.id, kind::STATION).await?;
+        let org = record_org(&r)?;
+        let station = parse_station(
+            &req.name,
+            &req.kind,
+            &req.address,
+            &req.checklist,
+            &org,
+            r.id.0,
+        )?;
+        core.authorize(&caller, RecordKind::Station, Step::Edit, &org)
+            .await?;
+        core.write(
+            &caller,
+            r.id.0,
+            kind::STATION,
+            station_changes(&station, &req.kind),
+        )
+        .await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(r.id.0, kind::STATION).await?,
         )?))
     }
 
@@ -135,10 +192,11 @@ impl pb::stations_server::Stations for Service {
         &self,
         req: Request<pb::ListStationsRequest>,
     ) -> Result<Response<pb::ListStationsResponse>, Status> {
-        let org = parse_org("org", &req.get_ref().org, &self.0.node_org()?)?;
+        let req = req.into_inner();
+        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
         let stations = self
             .0
-            .list(kind::STATION, Some(&org))
+            .page(kind::STATION, &org, page_limit(req.limit)?, req.offset)
             .await?
             .iter()
             .map(|r| to_pb(&self.0, r))
@@ -158,7 +216,8 @@ impl pb::stations_server::Stations for Service {
             .await?;
         let add = parse_ids("add", &req.add, 500)?;
         let remove = parse_ids("remove", &req.remove, 500)?;
-        core.authorize(&caller, RecordKind::Station, Step::Edit, &record_org(&r)?)?;
+        core.authorize(&caller, RecordKind::Station, Step::Edit, &record_org(&r)?)
+            .await?;
         let mut changes: Vec<Pending> = add
             .into_iter()
             .map(|d| Pending::Add("residents", d))
@@ -191,7 +250,8 @@ impl pb::stations_server::Stations for Service {
             renda_domain::text::optional("note", Some(&req.note), 2000).map_err(Error::from)?;
         let on = parse_day("on", &req.on)?;
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Station, Step::Edit, &org)?;
+        core.authorize(&caller, RecordKind::Station, Step::Edit, &org)
+            .await?;
         core.write(
             &caller,
             r.id.0,

@@ -318,7 +318,8 @@ impl Service {
                 record_org(&deputy)?
             }
         };
-        core.authorize(caller, RecordKind::Suggestion, step, &org)?;
+        core.authorize(caller, RecordKind::Suggestion, step, &org)
+            .await?;
         sug::check(&s, &state, &event)?;
         let mut fields = fields;
         fields.insert(0, ("on", date_value(on)));
@@ -360,6 +361,25 @@ impl Service {
     }
 }
 
+fn parse_kind(raw: &str) -> Result<Kind> {
+    match raw.trim() {
+        "motion" => Ok(Kind::Motion),
+        "suggestion" | "" => Ok(Kind::Suggestion),
+        _ => Err(Error::invalid(
+            "kind",
+            "must be motion or suggestion",
+            "须为议案或建议",
+        )),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Motion => "motion",
+        Kind::Suggestion => "suggestion",
+    }
+}
+
 fn rate_pb(r: &rates::Rate) -> pb::Rate {
     pb::Rate {
         name_zh: r.kind.name_zh().into(),
@@ -380,9 +400,11 @@ impl pb::suggestions_server::Suggestions for Service {
         let req = req.into_inner();
         let core = &self.0;
         let org = parse_org("org", &req.org, &core.node_org()?)?;
+        core.require_org("org", &org).await?;
         limit("name", &req.name, 400)?;
         let name = renda_domain::text::bounded("name", &req.name, 2, 100).map_err(Error::from)?;
-        core.authorize(&caller, RecordKind::Deputy, Step::Edit, &org)?;
+        core.authorize(&caller, RecordKind::Deputy, Step::Edit, &org)
+            .await?;
         let id = new_id();
         core.write(
             &caller,
@@ -429,18 +451,7 @@ impl pb::suggestions_server::Suggestions for Service {
         let core = &self.0;
         limit("title", &req.title, 400)?;
         limit("body", &req.body, 20_000)?;
-        let kind_ = match req.kind.trim() {
-            "motion" => Kind::Motion,
-            "suggestion" | "" => Kind::Suggestion,
-            _ => {
-                return Err(Error::invalid(
-                    "kind",
-                    "must be motion or suggestion",
-                    "须为议案或建议",
-                )
-                .into());
-            }
-        };
+        let kind_ = parse_kind(&req.kind)?;
         let lead = parse_id("lead_deputy_id", &req.lead_deputy_id)?;
         let co_signers = parse_ids("co_signer_ids", &req.co_signer_ids, 500)?;
         let on = parse_day("on", &req.on)?;
@@ -464,20 +475,11 @@ impl pb::suggestions_server::Suggestions for Service {
             }
             other => other,
         })?;
-        core.authorize(&caller, RecordKind::Suggestion, Step::Submit, &s.congress)?;
+        core.authorize(&caller, RecordKind::Suggestion, Step::Submit, &s.congress)
+            .await?;
         let mut changes = vec![
             Pending::Put("org", Value::Org(rorg(&s.congress)?)),
-            Pending::Put(
-                "kind",
-                Value::Text(
-                    if kind_ == Kind::Motion {
-                        "motion"
-                    } else {
-                        "suggestion"
-                    }
-                    .into(),
-                ),
-            ),
+            Pending::Put("kind", Value::Text(kind_name(kind_).into())),
             Pending::Put("title", Value::Text(s.title.clone())),
             Pending::Put("body", Value::Text(s.body.clone())),
             Pending::Put("lead_deputy", reference(lead)),
@@ -492,6 +494,79 @@ impl pb::suggestions_server::Suggestions for Service {
         Ok(Response::new(to_pb(
             core,
             &core.get_id(id, kind::SUGGESTION).await?,
+        )?))
+    }
+
+    async fn update_suggestion(
+        &self,
+        req: Request<pb::UpdateSuggestionRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        limit("title", &req.title, 400)?;
+        limit("body", &req.body, 20_000)?;
+        let kind_ = parse_kind(&req.kind)?;
+        let co_signers = parse_ids("co_signer_ids", &req.co_signer_ids, 500)?;
+        let r = core
+            .get("suggestion_id", &req.suggestion_id, kind::SUGGESTION)
+            .await?;
+        let (old, state) = fold(core, &r)?;
+        let s = sug::Suggestion::parse(
+            sug::Draft {
+                kind: kind_,
+                congress: old.congress.to_string(),
+                title: req.title,
+                body: req.body,
+                lead_deputy: old.lead_deputy,
+                co_signers,
+            },
+            r.id.0,
+        )
+        .map_err(|e| match e {
+            renda_domain::Error::Invalid {
+                field,
+                reason,
+                reason_zh,
+            } if field == "co_signers" => Error::invalid("co_signer_ids", reason, reason_zh),
+            other => Error::Domain(other),
+        })?;
+        core.authorize(&caller, RecordKind::Suggestion, Step::Edit, &s.congress)
+            .await?;
+        if !matches!(
+            state.status,
+            St::Drafted | St::Submitted | St::RevisionRequested
+        ) {
+            return Err(Error::precondition(
+                "status",
+                format!(
+                    "the item can be edited only before review passes; it is {}",
+                    status_name(state.status)
+                ),
+                "审核通过后不能再修改议案建议内容",
+            )
+            .into());
+        }
+        let mut changes = vec![
+            Pending::Put("kind", Value::Text(kind_name(kind_).into())),
+            Pending::Put("title", Value::Text(s.title.clone())),
+            Pending::Put("body", Value::Text(s.body.clone())),
+        ];
+        changes.extend(
+            s.co_signers
+                .difference(&old.co_signers)
+                .map(|c| Pending::Add("co_signers", *c)),
+        );
+        changes.extend(
+            old.co_signers
+                .difference(&s.co_signers)
+                .map(|c| Pending::Remove("co_signers", *c)),
+        );
+        core.write(&caller, r.id.0, kind::SUGGESTION, changes)
+            .await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(r.id.0, kind::SUGGESTION).await?,
         )?))
     }
 
@@ -512,18 +587,11 @@ impl pb::suggestions_server::Suggestions for Service {
     ) -> Result<Response<pb::ListSuggestionsResponse>, Status> {
         let req = req.into_inner();
         let org = parse_org("org", &req.org, &self.0.node_org()?)?;
-        let limit = if req.limit == 0 {
-            100
-        } else {
-            req.limit.min(1000)
-        } as usize;
         let suggestions = self
             .0
-            .list(kind::SUGGESTION, Some(&org))
+            .page(kind::SUGGESTION, &org, page_limit(req.limit)?, req.offset)
             .await?
             .iter()
-            .skip(usize::try_from(req.offset).unwrap_or(usize::MAX))
-            .take(limit)
             .map(|r| to_pb(&self.0, r))
             .collect::<Result<_>>()?;
         Ok(Response::new(pb::ListSuggestionsResponse { suggestions }))

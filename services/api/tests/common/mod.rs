@@ -29,6 +29,15 @@ pub struct Node {
 
 impl Node {
     pub async fn start(org: &'static str) -> anyhow::Result<Node> {
+        Self::start_with(org, ApiContext::new(OrgTree::demo())).await
+    }
+
+    /// A node whose org tree comes from its store alone.
+    pub async fn start_bare(org: &'static str) -> anyhow::Result<Node> {
+        Self::start_with(org, ApiContext::default()).await
+    }
+
+    pub async fn start_with(org: &'static str, ctx: ApiContext) -> anyhow::Result<Node> {
         let dir = tempfile::tempdir()?;
         let schema = Arc::new(schema());
         let url = format!("sqlite://{}", dir.path().join("node.sqlite").display());
@@ -39,7 +48,7 @@ impl Node {
         let store = Store::open(&url, schema, org.parse::<OrgCode>()?, options).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let service = routes(store.clone(), ApiContext::new(OrgTree::demo()));
+        let service = routes(store.clone(), ctx);
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let _ = tonic::transport::Server::builder()
