@@ -9,9 +9,9 @@
 //! - a write of the `org` field (creating or moving a record) must be an edit the origin may
 //!   make for that org.
 //!
-//! Writes to other fields and set changes do not name the record's org, so this stateless rule
-//! lets them through; checking them needs the record's current org, which the store's policy
-//! hook does not pass yet (see [`check_with_record`] for the check once it does). Operations of
+//! Writes to other fields and set changes do not name the record's org: they are checked as an
+//! edit of the record's org as the receiving store knows it (the store's policy hook passes it;
+//! a record the store has not seen yet has none, and such a write goes through). Operations of
 //! local-only kinds (personal data) are always refused: they must never leave their node.
 
 use std::sync::Arc;
@@ -89,26 +89,27 @@ pub fn step_of(kind_name: &str, event: &str) -> Option<Step> {
     })
 }
 
-/// The rule the sync engine plugs into `Store::apply_batch`: refuses (to quarantine) an
-/// operation whose origin org may not take the step it states. The reason names the record
-/// kind, the step and the rule, never personal data.
+/// The rule the sync engine plugs into `Store::apply_batch` (a `renda_store::Policy`): refuses (to
+/// quarantine) an operation whose origin org may not take the step it states, or, for other
+/// field writes and set changes, may not edit a record of the org the store passes. The reason
+/// names the record kind, the step and the rule, never personal data.
 pub fn replication_rule(
     schema: Arc<Schema>,
-) -> impl Fn(&Op) -> Result<(), String> + Send + Sync + 'static {
-    move |op: &Op| check_op(&schema, op, None)
+) -> impl Fn(&Op, Option<ROrg>) -> Result<(), String> + Send + Sync + 'static {
+    move |op: &Op, record_org: Option<ROrg>| check_op(&schema, op, record_org)
 }
 
-/// The full check of an incoming operation once the receiver can pass the record's current
-/// view: field writes and set changes are then checked against the record's org too.
+/// The full check of an incoming operation given the record's current view: field writes and
+/// set changes are checked against the record's org too.
 pub fn check_with_record(
     schema: &Schema,
     op: &Op,
     view: Option<&RecordView>,
 ) -> Result<(), String> {
-    check_op(schema, op, view)
+    check_op(schema, op, view.and_then(|v| v.org))
 }
 
-fn check_op(schema: &Schema, op: &Op, view: Option<&RecordView>) -> Result<(), String> {
+fn check_op(schema: &Schema, op: &Op, record_org: Option<ROrg>) -> Result<(), String> {
     let Some(kind) = schema.kind(op.kind) else {
         return Err(format!("unknown record kind {}", op.kind.0));
     };
@@ -146,7 +147,7 @@ fn check_op(schema: &Schema, op: &Op, view: Option<&RecordView>) -> Result<(), S
             };
             (step, org)
         }
-        _ => match view.and_then(|v| v.org) {
+        _ => match record_org {
             Some(org) => (Step::Edit, org),
             None => return Ok(()),
         },
@@ -231,7 +232,6 @@ mod tests {
             },
             record: RecordId(uuid::Uuid::nil()),
             kind: k.id,
-            record_seq: 1,
             hlc: Hlc::new(1, 0),
             origin_org: org(origin),
             author: Author::system(org(origin)),
@@ -253,9 +253,9 @@ mod tests {
             "370202001",
             "370202001",
         );
-        assert_eq!(rule(&own), Ok(()));
+        assert_eq!(rule(&own, None), Ok(()));
         let forged = event_op(&schema, kind::ACTIVITY, "checked_in", "370202", "370202001");
-        let reason = rule(&forged).expect_err("county forging a township check-in");
+        let reason = rule(&forged, None).expect_err("county forging a township check-in");
         assert!(reason.contains("belongs to 370202001"), "{reason}");
     }
 
@@ -264,7 +264,7 @@ mod tests {
         let schema = Arc::new(crate::schema());
         let rule = replication_rule(schema.clone());
         let by_county = event_op(&schema, kind::SUGGESTION, "assigned", "370202", "370202001");
-        assert_eq!(rule(&by_county), Ok(()));
+        assert_eq!(rule(&by_county, None), Ok(()));
         let by_township = event_op(
             &schema,
             kind::SUGGESTION,
@@ -272,9 +272,9 @@ mod tests {
             "370202001",
             "370202001",
         );
-        assert!(rule(&by_township).is_err());
+        assert!(rule(&by_township, None).is_err());
         let other_county = event_op(&schema, kind::SUGGESTION, "assigned", "370212", "370202001");
-        assert!(rule(&other_county).is_err());
+        assert!(rule(&other_county, None).is_err());
     }
 
     #[test]
@@ -288,7 +288,6 @@ mod tests {
             },
             record: RecordId(uuid::Uuid::nil()),
             kind: k.id,
-            record_seq: 1,
             hlc: Hlc::new(1, 0),
             origin_org: org("370202001"),
             author: Author::system(org("370202001")),
@@ -299,7 +298,41 @@ mod tests {
             },
         };
         assert!(is_local_only(&schema, &op));
-        assert!(replication_rule(schema)(&op).is_err());
+        assert!(replication_rule(schema)(&op, None).is_err());
+    }
+
+    #[test]
+    fn a_field_write_is_checked_against_the_record_org() {
+        let schema = Arc::new(crate::schema());
+        let rule = replication_rule(schema.clone());
+        let k = schema.kind_named(kind::STATION).expect("kind");
+        let field = k
+            .fields
+            .iter()
+            .find(|f| f.id != ORG && f.id != renda_replica::schema::DELETED)
+            .expect("a station has fields");
+        let op = Op {
+            id: OpId {
+                origin: ActorId(5),
+                seq: 1,
+            },
+            record: RecordId(uuid::Uuid::nil()),
+            kind: k.id,
+            hlc: Hlc::new(1, 0),
+            origin_org: org("370202002"),
+            author: Author::system(org("370202002")),
+            change: Change::Put {
+                field: field.id,
+                value: Value::Null,
+                seen: vec![],
+            },
+        };
+        assert_eq!(rule(&op, None), Ok(()), "a record not seen yet");
+        assert_eq!(rule(&op, Some(org("370202002"))), Ok(()), "its own record");
+        assert!(
+            rule(&op, Some(org("370202001"))).is_err(),
+            "a sibling township's record"
+        );
     }
 
     #[test]

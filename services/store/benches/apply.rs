@@ -1,85 +1,185 @@
 //! Durable apply against raw inserts of the same rows, in one run on the same machine.
 //!
 //! `cargo bench -p renda-store --bench apply` (set `RENDA_BENCH_PG_URL=postgres://…` to add
-//! PostgreSQL). Workload: 10,000 records of the `wide` kind (15 text fields, values of 8–24
-//! characters) edited on two replicas A and B, a fifth of the records on both, 100,000 field
-//! operations in all, applied in batches of 1,000. Prints figures with their goals; asserts
-//! nothing.
+//! PostgreSQL). Workload of issue #2: 10,000 records of the `wide` kind (15 text fields,
+//! values of 8–24 characters) edited on two replicas A and B, a fifth of the records on both,
+//! 100,000 field operations in all, applied in batches of 1,000, with UUIDv7 record ids minted
+//! from the bench's clock when a record is created. Two delivery orders:
+//!
+//! - A, in origin order: each record is created by one form save of 6 fields (consecutive
+//!   operations), later single-field edits are spread over time, and the two origins' logs
+//!   arrive interleaved by time, as a sync delivers them;
+//! - B, random: every operation edits a random field of a random record (the worst case).
+//!
+//! Baselines write the same (record, field, value) rows with the same batching and pragmas:
+//! (i) an unkeyed append-only table, (ii) a table keyed by (record, field) with
+//! `INSERT OR REPLACE` — what a non-replicated application keeps field values in. Prints
+//! figures with their goals; asserts nothing.
 
 use anyhow::{Context, Result};
 use renda_replica::{ActorId, FieldId, KindId, Op, OrgCode, Outcome, RecordId, Replica, Value};
 use renda_store::{Options, Store};
 use sqlx::{AssertSqlSafe, Connection, Executor};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use uuid::Uuid;
 
-const RECORDS: u64 = 10_000;
+const RECORDS: usize = 10_000;
 const OPS: usize = 100_000;
 const BATCH: usize = 1_000;
-/// Rows per multi-row INSERT in the baseline: the same as the store's own inserts.
+/// Fields a record is created with.
+const FORM_FIELDS: usize = 6;
+/// Rows per multi-row INSERT in the baselines: the same as the store's own inserts.
 const ROWS_PER_STATEMENT: usize = 250;
 
 struct Workload {
+    name: &'static str,
     ops: Vec<Op>,
     encoded: Vec<Vec<u8>>,
-    /// (record id, field, value) of every operation: the rows of the raw baseline.
+    /// (record id, field, value) of every operation: the rows of the raw baselines.
     rows: Vec<(String, i64, String)>,
     value_bytes: usize,
     now: u64,
 }
 
-fn workload() -> Result<Workload> {
-    let schema = Arc::new(renda_replica::testkit::schema());
-    let org = OrgCode::new(370_202_001)?;
-    let mut a = Replica::new(ActorId(0xa11ce), org, schema.clone());
-    let mut b = Replica::new(ActorId(0xb0b), org, schema);
-    let wide = KindId(2);
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let mut now = 1_790_000_000_000u64;
-    let mut ops = Vec::with_capacity(OPS);
-    let mut rows = Vec::with_capacity(OPS);
-    let mut value_bytes = 0;
-    while ops.len() < OPS {
-        let r = next() % RECORDS;
-        let record = RecordId(Uuid::from_u128(u128::from(r) + 1));
-        let field = FieldId(2 + (next() % 15) as u16);
-        let len = 8 + (next() % 17) as usize;
-        let value: String = (0..len)
-            .map(|_| (b'a' + (next() % 26) as u8) as char)
-            .collect();
-        value_bytes += len;
-        // A fifth of the records are edited on both replicas.
-        let replica = if r.is_multiple_of(5) && next().is_multiple_of(2) {
-            &mut b
-        } else {
-            &mut a
-        };
-        now += 1;
-        rows.push((record.to_string(), i64::from(field.0), value.clone()));
-        ops.push(replica.put(record, wide, field, Value::Text(value), now)?);
+/// xorshift64: reproducible without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
-    let encoded = ops.iter().map(Op::encode).collect();
-    Ok(Workload {
-        ops,
-        encoded,
-        rows,
-        value_bytes,
-        now,
-    })
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn value(&mut self) -> String {
+        let len = 8 + self.below(17);
+        (0..len)
+            .map(|_| (b'a' + self.below(26) as u8) as char)
+            .collect()
+    }
+
+    /// A UUIDv7 minted at `ms` on the bench's clock.
+    fn v7(&mut self, ms: u64) -> RecordId {
+        let mut random = [0u8; 10];
+        random[..8].copy_from_slice(&self.next().to_le_bytes());
+        random[8..].copy_from_slice(&self.next().to_le_bytes()[..2]);
+        RecordId(uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid())
+    }
 }
 
-fn accept_all(_: &Op) -> Result<(), String> {
+struct Builder {
+    replicas: [Replica; 2],
+    rng: Rng,
+    now: u64,
+    ops: Vec<Op>,
+    rows: Vec<(String, i64, String)>,
+}
+
+impl Builder {
+    fn new() -> Result<Self> {
+        let schema = Arc::new(renda_replica::testkit::schema());
+        let org = OrgCode::new(370_202_001)?;
+        Ok(Builder {
+            replicas: [
+                Replica::new(ActorId(0xa11ce), org, schema.clone()),
+                Replica::new(ActorId(0xb0b), org, schema),
+            ],
+            rng: Rng(0x2545_f491_4f6c_dd1d),
+            now: 1_790_000_000_000,
+            ops: Vec::with_capacity(OPS + FORM_FIELDS),
+            rows: Vec::with_capacity(OPS + FORM_FIELDS),
+        })
+    }
+
+    fn put(&mut self, replica: usize, record: RecordId, field: FieldId) -> Result<()> {
+        let value = self.rng.value();
+        self.rows
+            .push((record.to_string(), i64::from(field.0), value.clone()));
+        let op =
+            self.replicas[replica].put(record, KindId(2), field, Value::Text(value), self.now)?;
+        self.ops.push(op);
+        Ok(())
+    }
+
+    fn finish(mut self, name: &'static str) -> Workload {
+        self.ops.truncate(OPS);
+        self.rows.truncate(OPS);
+        let encoded = self.ops.iter().map(Op::encode).collect();
+        let value_bytes = self.rows.iter().map(|(_, _, v)| v.len()).sum();
+        Workload {
+            name,
+            ops: self.ops,
+            encoded,
+            rows: self.rows,
+            value_bytes,
+            now: self.now,
+        }
+    }
+}
+
+/// Workload A: records created by form saves, edited later, delivered in origin order.
+fn in_origin_order() -> Result<Workload> {
+    let mut b = Builder::new()?;
+    // (id, home replica, edited on both)
+    let mut records: Vec<(RecordId, usize, bool)> = Vec::with_capacity(RECORDS);
+    while b.ops.len() < OPS {
+        b.now += 1 + b.rng.below(3) as u64;
+        let create = records.len() < RECORDS && (records.is_empty() || b.rng.below(5) == 0);
+        if create {
+            let id = b.rng.v7(b.now);
+            let home = b.rng.below(2);
+            records.push((id, home, records.len().is_multiple_of(5)));
+            let mut fields: Vec<u16> = (0..15).collect();
+            for i in 0..FORM_FIELDS {
+                let j = i + b.rng.below(15 - i);
+                fields.swap(i, j);
+                b.put(home, id, FieldId(2 + fields[i]))?;
+            }
+        } else {
+            let (id, home, shared) = records[b.rng.below(records.len())];
+            let replica = if shared { b.rng.below(2) } else { home };
+            let field = FieldId(2 + b.rng.below(15) as u16);
+            b.put(replica, id, field)?;
+        }
+    }
+    Ok(b.finish("A in origin order"))
+}
+
+/// Workload B: every operation a random field of a random record.
+fn random() -> Result<Workload> {
+    let mut b = Builder::new()?;
+    let mut ids: HashMap<usize, RecordId> = HashMap::new();
+    while b.ops.len() < OPS {
+        b.now += 1;
+        let r = b.rng.below(RECORDS);
+        let now = b.now;
+        let id = match ids.get(&r) {
+            Some(id) => *id,
+            None => {
+                let id = b.rng.v7(now);
+                ids.insert(r, id);
+                id
+            }
+        };
+        let field = FieldId(2 + b.rng.below(15) as u16);
+        // A fifth of the records are edited on both replicas.
+        let replica = usize::from(r.is_multiple_of(5) && b.rng.next().is_multiple_of(2));
+        b.put(replica, id, field)?;
+    }
+    Ok(b.finish("B random"))
+}
+
+fn accept_all(_: &Op, _: Option<OrgCode>) -> Result<(), String> {
     Ok(())
 }
 
-/// (1)/(4): durable apply of the encoded operations in batches, ops per second.
+/// Durable apply of the encoded operations in batches, ops per second.
 async fn durable_apply(url: &str, work: &Workload) -> Result<f64> {
     let schema = Arc::new(renda_replica::testkit::schema());
     let store = Store::open(url, schema, OrgCode::new(370_202)?, Options::default()).await?;
@@ -95,9 +195,38 @@ async fn durable_apply(url: &str, work: &Workload) -> Result<f64> {
     Ok(OPS as f64 / elapsed)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    /// (i) unkeyed, append-only.
+    Append,
+    /// (ii) keyed by (record, field), the latest value replacing the earlier one.
+    Keyed,
+}
+
+fn create_sql(table: Table, sqlite: bool) -> &'static str {
+    match (table, sqlite) {
+        (Table::Append, _) => {
+            "CREATE TABLE raw_rows (record_id TEXT NOT NULL, field BIGINT NOT NULL, \
+             value TEXT NOT NULL)"
+        }
+        (Table::Keyed, true) => {
+            "CREATE TABLE raw_rows (record_id TEXT NOT NULL, field BIGINT NOT NULL, \
+             value TEXT NOT NULL, PRIMARY KEY (record_id, field)) WITHOUT ROWID"
+        }
+        (Table::Keyed, false) => {
+            "CREATE TABLE raw_rows (record_id TEXT NOT NULL, field BIGINT NOT NULL, \
+             value TEXT NOT NULL, PRIMARY KEY (record_id, field))"
+        }
+    }
+}
+
 /// Multi-row INSERT text: `?` placeholders on SQLite (its fastest form), `$N` on PostgreSQL.
-fn insert_sql(rows: usize, sqlite: bool) -> String {
-    let mut sql = String::from("INSERT INTO raw_rows (record_id, field, value) VALUES ");
+fn insert_sql(rows: usize, table: Table, sqlite: bool) -> String {
+    let mut sql = String::from(if table == Table::Keyed && sqlite {
+        "INSERT OR REPLACE INTO raw_rows (record_id, field, value) VALUES "
+    } else {
+        "INSERT INTO raw_rows (record_id, field, value) VALUES "
+    });
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
@@ -108,21 +237,35 @@ fn insert_sql(rows: usize, sqlite: bool) -> String {
             sql.push_str(&format!("(${},${},${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
         }
     }
+    if table == Table::Keyed && !sqlite {
+        sql.push_str(" ON CONFLICT (record_id, field) DO UPDATE SET value = excluded.value");
+    }
     sql
 }
 
-/// (2)/(4): the same rows into a plain table, one transaction per batch of 1,000, multi-row
-/// statements like the store's: rows per second.
+/// The same rows into a plain table, one transaction per batch of 1,000, multi-row statements
+/// like the store's: rows per second. PostgreSQL refuses to upsert one key twice in a
+/// statement, so there a statement keeps the last value of each key (what it would store).
 macro_rules! raw_insert {
-    ($conn:expr, $rows:expr, $sqlite:expr) => {{
+    ($conn:expr, $rows:expr, $table:expr, $sqlite:expr) => {{
         let conn = $conn;
-        conn.execute("CREATE TABLE raw_rows (record_id TEXT NOT NULL, field BIGINT NOT NULL, value TEXT NOT NULL)")
-            .await?;
+        conn.execute(create_sql($table, $sqlite)).await?;
         let start = Instant::now();
         for batch in $rows.chunks(BATCH) {
             let mut tx = conn.begin().await?;
             for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-                let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len(), $sqlite)));
+                let mut chunk: Vec<&(String, i64, String)> = chunk.iter().collect();
+                if $table == Table::Keyed && !$sqlite {
+                    let mut last = HashMap::new();
+                    for (i, row) in chunk.iter().enumerate() {
+                        last.insert((&row.0, row.1), i);
+                    }
+                    let mut keep: Vec<usize> = last.into_values().collect();
+                    keep.sort_unstable();
+                    chunk = keep.into_iter().map(|i| chunk[i]).collect();
+                }
+                let sql = insert_sql(chunk.len(), $table, $sqlite);
+                let mut query = sqlx::query(AssertSqlSafe(sql));
                 for (id, field, value) in chunk {
                     query = query.bind(id.as_str()).bind(*field).bind(value.as_str());
                 }
@@ -134,7 +277,11 @@ macro_rules! raw_insert {
     }};
 }
 
-async fn raw_sqlite(path: &std::path::Path, rows: &[(String, i64, String)]) -> Result<f64> {
+async fn raw_sqlite(
+    path: &std::path::Path,
+    rows: &[(String, i64, String)],
+    table: Table,
+) -> Result<f64> {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -142,14 +289,17 @@ async fn raw_sqlite(path: &std::path::Path, rows: &[(String, i64, String)]) -> R
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(std::time::Duration::from_secs(10));
+        .busy_timeout(std::time::Duration::from_secs(10))
+        // The store's pragmas (see its db.rs), so the baseline runs on equal terms.
+        .pragma("cache_size", "-32768")
+        .pragma("temp_store", "memory");
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-    Ok(raw_insert!(&mut conn, rows, true))
+    Ok(raw_insert!(&mut conn, rows, table, true))
 }
 
-async fn raw_postgres(url: &str, rows: &[(String, i64, String)]) -> Result<f64> {
+async fn raw_postgres(url: &str, rows: &[(String, i64, String)], table: Table) -> Result<f64> {
     let mut conn = sqlx::PgConnection::connect(url).await?;
-    Ok(raw_insert!(&mut conn, rows, false))
+    Ok(raw_insert!(&mut conn, rows, table, false))
 }
 
 /// A fresh schema on the PostgreSQL server and a URL whose connections use it.
@@ -189,62 +339,84 @@ fn core_apply(work: &Workload) -> Result<f64> {
     Ok(OPS as f64 / best)
 }
 
-fn ratio_line(label: &str, durable: f64, raw: f64) {
-    println!("{label} durable apply:      {durable:>12.0} ops/s   (batches of {BATCH})");
-    println!("{label} raw insert:         {raw:>12.0} rows/s  (same rows, same batching)");
+fn ratio_lines(label: &str, durable: f64, append: f64, keyed: f64) {
+    println!("  {label} durable apply:            {durable:>10.0} ops/s   (batches of {BATCH})");
     println!(
-        "{label} ratio durable/raw:  {:>12.2}          (goal >= 0.5)",
-        durable / raw
+        "  {label} raw (i) append-only:      {append:>10.0} rows/s  (same rows, same batching)"
     );
+    println!(
+        "  {label} raw (ii) keyed, replace:  {keyed:>10.0} rows/s  (same rows, same batching)"
+    );
+    println!(
+        "  {label} ratio durable/raw (i):    {:>10.2}          (goal >= 0.5)",
+        durable / append
+    );
+    println!(
+        "  {label} ratio durable/raw (ii):   {:>10.2}          (goal >= 0.5)",
+        durable / keyed
+    );
+}
+
+async fn sqlite_figures(work: &Workload) -> Result<(f64, f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let store_url = format!("sqlite://{}", dir.path().join("store.sqlite").display());
+    let durable = durable_apply(&store_url, work)
+        .await
+        .context("durable apply on SQLite")?;
+    let append = raw_sqlite(&dir.path().join("append.sqlite"), &work.rows, Table::Append)
+        .await
+        .context("raw append on SQLite")?;
+    let keyed = raw_sqlite(&dir.path().join("keyed.sqlite"), &work.rows, Table::Keyed)
+        .await
+        .context("raw keyed on SQLite")?;
+    Ok((durable, append, keyed))
+}
+
+async fn postgres_figures(base: &str, work: &Workload) -> Result<(f64, f64, f64)> {
+    let (url, schema) = pg_schema(base).await?;
+    let durable = durable_apply(&url, work).await;
+    drop_pg_schema(base, &schema).await?;
+    let mut raw = Vec::new();
+    for table in [Table::Append, Table::Keyed] {
+        let (url, schema) = pg_schema(base).await?;
+        let rate = raw_postgres(&url, &work.rows, table).await;
+        drop_pg_schema(base, &schema).await?;
+        raw.push(rate?);
+    }
+    Ok((durable?, raw[0], raw[1]))
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let work = workload()?;
-    let encoded_bytes: usize = work.encoded.iter().map(Vec::len).sum();
     println!(
         "workload: {OPS} field writes on {RECORDS} `wide` records (15 text fields, 8-24 chars), \
-         two replicas, a fifth of the records edited on both"
+         two replicas, a fifth of the records edited on both, UUIDv7 ids"
     );
-
-    let dir = tempfile::tempdir()?;
-    let store_url = format!("sqlite://{}", dir.path().join("store.sqlite").display());
-    let durable = durable_apply(&store_url, &work)
-        .await
-        .context("durable apply on SQLite")?;
-    let raw = raw_sqlite(&dir.path().join("raw.sqlite"), &work.rows)
-        .await
-        .context("raw insert on SQLite")?;
-    ratio_line("SQLite", durable, raw);
-
-    match std::env::var("RENDA_BENCH_PG_URL") {
-        Ok(base) if !base.is_empty() => {
-            let result: Result<(f64, f64)> = async {
-                let (store_url, store_schema) = pg_schema(&base).await?;
-                let durable = durable_apply(&store_url, &work).await;
-                drop_pg_schema(&base, &store_schema).await?;
-                let (raw_url, raw_schema) = pg_schema(&base).await?;
-                let raw = raw_postgres(&raw_url, &work.rows).await;
-                drop_pg_schema(&base, &raw_schema).await?;
-                Ok((durable?, raw?))
-            }
-            .await;
-            match result {
-                Ok((durable, raw)) => ratio_line("PostgreSQL", durable, raw),
-                Err(e) => println!("PostgreSQL: skipped (unreachable: {e})"),
-            }
+    let workloads = [in_origin_order()?, random()?];
+    let pg = std::env::var("RENDA_BENCH_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    for work in &workloads {
+        println!("workload {}:", work.name);
+        let (durable, append, keyed) = sqlite_figures(work).await?;
+        ratio_lines("SQLite    ", durable, append, keyed);
+        match &pg {
+            Some(base) => match postgres_figures(base, work).await {
+                Ok((durable, append, keyed)) => ratio_lines("PostgreSQL", durable, append, keyed),
+                Err(e) => println!("  PostgreSQL: skipped (unreachable: {e})"),
+            },
+            None => println!("  PostgreSQL: skipped (RENDA_BENCH_PG_URL not set)"),
         }
-        _ => println!("PostgreSQL: skipped (RENDA_BENCH_PG_URL not set)"),
+        let encoded_bytes: usize = work.encoded.iter().map(Vec::len).sum();
+        println!(
+            "  core apply (in memory):            {:>10.0} ops/s   (goal >= 1,000,000)",
+            core_apply(work)?
+        );
+        println!(
+            "  encoded field write:               {:>10.1} bytes/op on average, value {:.1} bytes  (goal <= 64)",
+            encoded_bytes as f64 / OPS as f64,
+            work.value_bytes as f64 / OPS as f64
+        );
     }
-
-    println!(
-        "core apply (in memory):     {:>12.0} ops/s   (goal >= 1,000,000)",
-        core_apply(&work)?
-    );
-    println!(
-        "encoded field write:        {:>12.1} bytes/op on average, value {:.1} bytes  (goal <= 64)",
-        encoded_bytes as f64 / OPS as f64,
-        work.value_bytes as f64 / OPS as f64
-    );
     Ok(())
 }

@@ -43,6 +43,9 @@ macro_rules! bind_args {
     }};
 }
 
+/// SQLite page cache per connection, in KiB (the negative form of `PRAGMA cache_size`).
+pub(crate) const SQLITE_CACHE_KIB: &str = "-32768";
+
 /// Which database a store runs on.
 #[derive(Clone, Debug)]
 pub(crate) enum Backend {
@@ -67,7 +70,14 @@ impl Backend {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(settings.busy_timeout);
+                .busy_timeout(settings.busy_timeout)
+                // A batch touches pages all over the op log, its indexes and the part tables:
+                // with SQLite's default 2 MiB cache it spills dirty pages to the WAL before
+                // commit, writing many of them twice.
+                .pragma("cache_size", SQLITE_CACHE_KIB)
+                // Multi-row upserts keep a statement journal; in memory it costs no file
+                // writes (it never needs to survive a crash: the WAL does).
+                .pragma("temp_store", "memory");
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.max(1))
                 .connect_with(options)
@@ -283,6 +293,51 @@ impl Conn<'_> {
     }
 }
 
+/// Keys per lookup statement in [`Conn::fetch_by_keys`].
+pub(crate) const KEYS_PER_LOOKUP: usize = 128;
+
+impl Conn<'_> {
+    /// Runs `select` once per chunk of `keys` (each `width` values), with the chunk bound as a
+    /// `VALUES` list named `w({columns})` that `select` joins against. The last chunk is padded
+    /// by repeating its last key, so every statement has the same text and stays prepared; a
+    /// padded key returns its rows again, which callers collecting into maps ignore. Write
+    /// `FROM w CROSS JOIN t WHERE t.k = w.k`: on SQLite `CROSS JOIN` keeps the key list as the
+    /// outer loop, so each key is one primary-key probe, and PostgreSQL plans it as a join.
+    pub(crate) async fn fetch_by_keys<T>(
+        &mut self,
+        columns: &str,
+        select: &str,
+        width: usize,
+        keys: &[Vec<Arg>],
+    ) -> Result<Vec<T>, Error>
+    where
+        T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let mut out = Vec::new();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let per = KEYS_PER_LOOKUP.min(keys.len().next_power_of_two());
+        let mut sql = format!("WITH w({columns}) AS (VALUES ");
+        values_list(self.dialect(), &mut sql, width, per);
+        sql.push_str(") ");
+        sql.push_str(select);
+        let sql = dynamic(sql);
+        for chunk in keys.chunks(per) {
+            let mut args = Vec::with_capacity(per * width);
+            for key in chunk {
+                args.extend(key.iter().cloned());
+            }
+            let last = chunk.last().expect("chunks are never empty");
+            for _ in chunk.len()..per {
+                args.extend(last.iter().cloned());
+            }
+            out.extend(self.fetch_all::<T>(sql.clone(), args).await?);
+        }
+        Ok(out)
+    }
+}
+
 /// Rows per multi-row statement.
 pub(crate) const ROWS_PER_STATEMENT: usize = 250;
 /// Parameters per statement, below both SQLite's (32,766) and PostgreSQL's (65,535) limits.
@@ -319,6 +374,14 @@ pub(crate) fn values_sql(
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6 + 8);
     sql.push_str(head);
     sql.push_str(" VALUES ");
+    values_list(dialect, &mut sql, columns, rows);
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// Appends `($1, $2), ($3, $4)` (with `?` on SQLite): `rows` tuples of `columns` parameters.
+fn values_list(dialect: Dialect, sql: &mut String, columns: usize, rows: usize) {
     let mut n = 0;
     for row in 0..rows {
         if row > 0 {
@@ -330,32 +393,10 @@ pub(crate) fn values_sql(
                 sql.push(',');
             }
             n += 1;
-            dialect.push_param(&mut sql, n);
+            dialect.push_param(sql, n);
         }
         sql.push(')');
     }
-    sql.push(' ');
-    sql.push_str(tail);
-    sql
-}
-
-/// `$1, $2, …` (or `?, ?, …` on SQLite) for an `IN (…)` list that holds all the parameters of
-/// its statement; `group` parameters per parenthesised tuple when more than one.
-pub(crate) fn placeholders(dialect: Dialect, count: usize, group: usize) -> String {
-    let mut sql = String::with_capacity(count * 6);
-    for n in 1..=count {
-        if n > 1 {
-            sql.push(',');
-        }
-        if group > 1 && n % group == 1 {
-            sql.push('(');
-        }
-        dialect.push_param(&mut sql, n);
-        if group > 1 && n % group == 0 {
-            sql.push(')');
-        }
-    }
-    sql
 }
 
 #[cfg(test)]
@@ -378,7 +419,5 @@ mod tests {
             values_sql(Dialect::Sqlite, "INSERT INTO t (a)", 1, 2, ""),
             "INSERT INTO t (a) VALUES (?),(?) "
         );
-        assert_eq!(placeholders(Dialect::Postgres, 3, 1), "$1,$2,$3");
-        assert_eq!(placeholders(Dialect::Sqlite, 4, 2), "(?,?),(?,?)");
     }
 }

@@ -25,6 +25,10 @@ pub enum Error {
     },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A local change the record refused to apply (a bug in the caller's `make`); nothing was
+    /// written.
+    #[error("local change to record {record} was not applied: {reason}")]
+    NotApplied { record: RecordId, reason: String },
     /// Stored data that does not read back: a bug or a damaged database.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -1,9 +1,11 @@
-//! The JSON columns of the materialised `records` and `events` tables, for SQL reports.
+//! The JSON columns of the materialised `fields`, `sets` and `events` tables, for SQL reports,
+//! and the record-level JSON a [`crate::StoredRecord`] carries.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use renda_replica::schema::KindSchema;
-use renda_replica::{FieldId, Hlc, RecordView, Stamped, Value};
+use renda_replica::{FieldId, FieldView, Hlc, RecordView, Stamped, Value};
 use serde_json::{Map, Value as Json, json};
+use uuid::Uuid;
 
 /// Text → string, int → number, bool, date → "YYYY-MM-DD", ref → uuid string, org → code string.
 pub(crate) fn value(value: &Value) -> Json {
@@ -50,7 +52,31 @@ fn stamped(s: &Stamped) -> Json {
     })
 }
 
-/// The three JSON columns of a `records` row: fields (winner values by name), conflicts (for
+/// A field's concurrent values, winner first, each with when, where and who; `None` while the
+/// field has no conflict.
+pub(crate) fn conflicts(field: &FieldView) -> Option<String> {
+    if field.conflicts.is_empty() {
+        return None;
+    }
+    let all: Vec<Json> = std::iter::once(&field.winner)
+        .chain(&field.conflicts)
+        .map(stamped)
+        .collect();
+    Some(Json::Array(all).to_string())
+}
+
+/// A set's members as a JSON array of UUID strings.
+pub(crate) fn members(members: &[Uuid]) -> String {
+    Json::Array(
+        members
+            .iter()
+            .map(|m| Json::String(m.to_string()))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// The three JSON documents of a whole record: fields (winner values by name), conflicts (for
 /// each conflicting field, every concurrent value with when, where and who; winner first) and
 /// sets (members by set name).
 pub(crate) struct Columns {

@@ -4,17 +4,20 @@
 //!
 //! This is the only crate that touches sqlx. It makes the receive rules of
 //! [`renda_replica::Replica`] durable: every local write and every remote batch is one
-//! transaction; origin sequences are assigned in the transaction that applies them; an
-//! operation ahead of its predecessor on the same record is held, never dropped; an operation
-//! that fails to decode, validate or pass the caller's policy is quarantined with its reason
-//! while the rest of the batch goes on. It is not the sync protocol (that is `renda-sync`,
-//! which reads the feeds and moves the checkpoints here) and holds no domain rules: authority
-//! checks come in as a policy function, and "records addressed to" an org unit as an
-//! [`Audience`] function.
+//! transaction; origin sequences are assigned in the transaction that applies them; each
+//! operation is logged and applied once; a set add ahead of its origin's earlier add on the same
+//! set is held, never dropped; an operation that fails to decode, validate or pass the caller's
+//! policy is quarantined with its reason while the rest of the batch goes on. Records are stored
+//! as their independent CRDT parts — a row per field register, per set, per event — so an
+//! operation reads and rewrites only the part it touches. It is not the sync protocol (that is
+//! `renda-sync`, which reads the feeds and moves the checkpoints here) and holds no domain
+//! rules: authority checks come in as a [`Policy`] function, and "records addressed to" an org
+//! unit as an [`Audience`] function.
 
 mod db;
 mod error;
 mod json;
+mod parts;
 mod read;
 mod report;
 mod write;
@@ -25,7 +28,7 @@ pub use read::{
     ConflictedField, Cursor, Direction, HistoryEntry, LoggedOp, PeerSync, Quarantined, StoredRecord,
 };
 pub use report::{Cell, ColumnType};
-pub use write::BatchReport;
+pub use write::{BatchReport, Policy};
 
 use db::{Arg, Backend, PoolSettings};
 use renda_replica::{ActorId, Clock, Hlc, OrgCode, RecordView, Schema};
@@ -35,6 +38,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Extra org units a record is addressed to beyond its own org and that org's ancestors (an
 /// activity dispatched to a township's deputies, a reply to a suggestion raised there). Those
 /// org units' downward feeds carry the record, its whole history included.
+///
+/// It must depend only on the record's org, sets and events: the store recomputes it only when
+/// one of those changes (or the record is new), never for other field writes, which would
+/// otherwise need the whole record loaded for each of them.
 pub type Audience = Arc<dyn Fn(&RecordView) -> Vec<OrgCode> + Send + Sync>;
 
 /// How to open a store.

@@ -2,11 +2,11 @@
 //! tables.
 
 use crate::db::{Arg, Conn};
-use crate::write::load_states;
+use crate::parts::{load_records, parse_id};
 use crate::{Error, Store, json, now_ms};
 use chrono::{DateTime, Utc};
 use renda_replica::{
-    ActorId, Author, Change, Event, Hlc, KindId, Materialise, Op, OpId, OrgCode, RecordId,
+    ActorId, Author, Change, Event, Hlc, KindId, Materialise, Op, OpId, OrgCode, Record, RecordId,
     RecordView, Stamped, Value,
 };
 use std::collections::BTreeMap;
@@ -82,11 +82,12 @@ pub struct StoredRecord {
     pub sets: BTreeMap<String, Vec<Uuid>>,
     /// Workflow events in fold order.
     pub events: Vec<Event>,
-    /// The JSON columns exactly as reports read them: fields, conflicts, sets.
+    /// The whole record as JSON, assembled from the `fields` and `sets` rows: winner values by
+    /// field name, conflicting fields with every value, members by set name.
     pub fields_json: String,
     pub conflicts_json: String,
     pub sets_json: String,
-    /// The local sequence of the last operation that changed it (differs between nodes).
+    /// The local sequence of the last operation logged for it (differs between nodes).
     pub updated_seq: u64,
     /// The core's view, with numeric ids.
     pub view: RecordView,
@@ -121,20 +122,16 @@ pub struct Quarantined {
     pub bytes: Vec<u8>,
 }
 
-type RecordRow = (
-    String,
-    i64,
-    Option<i64>,
-    bool,
-    String,
-    String,
-    String,
-    Vec<u8>,
-    i64,
-);
-
-const RECORD_COLUMNS: &str = "r.id, r.kind, r.org_code, r.deleted, r.fields, r.conflicts, \
-                              r.sets, r.state, r.updated_seq";
+/// The downward feed of org `$1`: every operation of a record in its scope, at the position
+/// `max(op.local_seq, scope.since_local_seq)`; local-only operations and (when `$4` is not null)
+/// operations received from peer `$4` left out.
+const SCOPE_FEED: &str = "SELECT CASE WHEN o.local_seq > s.since_local_seq THEN o.local_seq \
+                                      ELSE s.since_local_seq END AS position, \
+                                 o.local_seq AS local_seq, o.bytes AS bytes \
+                          FROM record_scope s JOIN op_log o ON o.record_id = s.record_id \
+                          WHERE s.org_code = $1 AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
+                            AND NOT o.local_only \
+                            AND ($4 IS NULL OR o.from_peer IS NULL OR o.from_peer <> $4)";
 
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -145,13 +142,14 @@ fn time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 impl Store {
-    /// Everything in the log after `after`, by local sequence: the upward feed.
+    /// Everything in the log after `after`, by local sequence, except operations of local-only
+    /// kinds: the upward feed.
     pub async fn ops_since(&self, after: Cursor, limit: u32) -> Result<Vec<LoggedOp>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
         let rows: Vec<(i64, Vec<u8>)> = conn
             .conn()
             .fetch_all(
-                "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 \
+                "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 AND NOT local_only \
                  ORDER BY local_seq LIMIT $2",
                 vec![Arg::Int(after.local_seq as i64), Arg::Int(i64::from(limit))],
             )
@@ -169,30 +167,31 @@ impl Store {
     }
 
     /// The operations of records in `org`'s scope after `after`: the downward feed. A record
-    /// that entered the scope after the cursor comes with its whole history.
+    /// that entered the scope after the cursor comes with its whole history. Operations of
+    /// local-only kinds never appear, nor (with `except_from`) operations received from that
+    /// peer: a parent does not send a child its own operations back.
     pub async fn ops_for_scope(
         &self,
         org: OrgCode,
         after: Cursor,
         limit: u32,
+        except_from: Option<&str>,
     ) -> Result<Vec<LoggedOp>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
+        let sql = format!(
+            "SELECT position, local_seq, bytes FROM ({SCOPE_FEED}) feed \
+             WHERE position > $2 OR (position = $2 AND local_seq > $3) \
+             ORDER BY position, local_seq LIMIT $5"
+        );
         let rows: Vec<(i64, i64, Vec<u8>)> = conn
             .conn()
             .fetch_all(
-                "SELECT position, local_seq, bytes FROM ( \
-                   SELECT CASE WHEN o.local_seq > s.since_local_seq THEN o.local_seq \
-                               ELSE s.since_local_seq END AS position, \
-                          o.local_seq AS local_seq, o.bytes AS bytes \
-                   FROM record_scope s JOIN op_log o ON o.record_id = s.record_id \
-                   WHERE s.org_code = $1 AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
-                 ) feed \
-                 WHERE position > $2 OR (position = $2 AND local_seq > $3) \
-                 ORDER BY position, local_seq LIMIT $4",
+                crate::db::dynamic(sql),
                 vec![
                     Arg::Int(org.get() as i64),
                     Arg::Int(after.position as i64),
                     Arg::Int(after.local_seq as i64),
+                    Arg::OptText(except_from.map(str::to_string)),
                     Arg::Int(i64::from(limit)),
                 ],
             )
@@ -207,6 +206,50 @@ impl Store {
                 bytes,
             })
             .collect())
+    }
+
+    /// How many operations [`Store::ops_for_scope`] would still send after `after`.
+    pub async fn count_for_scope(
+        &self,
+        org: OrgCode,
+        after: Cursor,
+        except_from: Option<&str>,
+    ) -> Result<u64, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let sql = format!(
+            "SELECT COUNT(*) FROM ({SCOPE_FEED}) feed \
+             WHERE position > $2 OR (position = $2 AND local_seq > $3)"
+        );
+        let (n,): (i64,) = conn
+            .conn()
+            .fetch_optional(
+                crate::db::dynamic(sql),
+                vec![
+                    Arg::Int(org.get() as i64),
+                    Arg::Int(after.position as i64),
+                    Arg::Int(after.local_seq as i64),
+                    Arg::OptText(except_from.map(str::to_string)),
+                ],
+            )
+            .await?
+            .unwrap_or((0,));
+        Ok(to_u64(n))
+    }
+
+    /// Operations in the upward feed after the push checkpoint of `peer`: what it has not
+    /// acknowledged.
+    pub async fn pending_push(&self, peer: &str) -> Result<u64, Error> {
+        let after = self.checkpoint(peer, Direction::Push).await?;
+        let mut conn = self.inner.backend.acquire().await?;
+        let (n,): (i64,) = conn
+            .conn()
+            .fetch_optional(
+                "SELECT COUNT(*) FROM op_log WHERE local_seq > $1 AND NOT local_only",
+                vec![Arg::Int(after.local_seq as i64)],
+            )
+            .await?
+            .unwrap_or((0,));
+        Ok(to_u64(n))
     }
 
     /// Where the sync with `peer` stands in `direction`; [`Cursor::START`] if never synced.
@@ -319,15 +362,17 @@ impl Store {
     /// The replicated state of one record, for the domain layer to build changes from.
     pub async fn state(&self, id: RecordId) -> Result<Option<renda_replica::Record>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
-        Ok(load_states(&mut conn.conn(), &[id]).await?.remove(&id))
+        Ok(load_records(&mut conn.conn(), &[id]).await?.remove(&id))
     }
 
     /// One materialised record.
     pub async fn record(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM records r WHERE r.id = $1");
-        self.records_where(sql, vec![Arg::Text(id.to_string())])
-            .await
-            .map(|mut v| v.pop())
+        self.records_where(
+            "SELECT r.id FROM records r WHERE r.id = $1".to_string(),
+            vec![Arg::Text(id.to_string())],
+        )
+        .await
+        .map(|mut v| v.pop())
     }
 
     /// Records of `kind`, optionally only those whose org unit is `org` or below it, by id.
@@ -355,7 +400,7 @@ impl Store {
         }
         let n = args.len();
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records r WHERE r.kind = $1{filter} \
+            "SELECT r.id FROM records r WHERE r.kind = $1{filter} \
              ORDER BY r.id LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
@@ -365,32 +410,53 @@ impl Store {
         self.records_where(sql, args).await
     }
 
-    /// Records with at least one conflicting field, most recently changed first.
+    /// Records with at least one conflicting field, most recently changed conflict first.
     pub async fn conflicts(&self, limit: u32) -> Result<Vec<StoredRecord>, Error> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records r WHERE r.has_conflict \
-             ORDER BY r.updated_seq DESC LIMIT $1"
-        );
-        self.records_where(sql, vec![Arg::Int(i64::from(limit))])
-            .await
+        self.records_where(
+            "SELECT record_id FROM fields WHERE has_conflict GROUP BY record_id \
+             ORDER BY MAX(updated_seq) DESC LIMIT $1"
+                .to_string(),
+            vec![Arg::Int(i64::from(limit))],
+        )
+        .await
     }
 
+    /// The records whose ids `sql` selects, in its order, assembled from their parts.
     async fn records_where(&self, sql: String, args: Vec<Arg>) -> Result<Vec<StoredRecord>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
         let mut conn = conn.conn();
-        let rows: Vec<RecordRow> = conn.fetch_all(crate::db::dynamic(sql), args).await?;
-        rows.into_iter()
-            .map(|row| self.stored_record(row))
+        let rows: Vec<(String,)> = conn.fetch_all(crate::db::dynamic(sql), args).await?;
+        let ids = rows
+            .iter()
+            .map(|(id,)| parse_id(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let updated: Vec<(String, i64)> = conn
+            .fetch_by_keys(
+                "r",
+                "SELECT w.r, (SELECT MAX(o.local_seq) FROM op_log o WHERE o.record_id = w.r) \
+                 FROM w",
+                1,
+                &crate::parts::id_keys(&ids),
+            )
+            .await?;
+        let updated: std::collections::HashMap<String, i64> = updated.into_iter().collect();
+        let mut records = load_records(&mut conn, &ids).await?;
+        ids.into_iter()
+            .filter_map(|id| records.remove(&id))
+            .map(|record| {
+                let seq = updated.get(&record.id().to_string()).copied().unwrap_or(0);
+                Ok(self.stored_record(&record, seq))
+            })
             .collect()
     }
 
-    fn stored_record(&self, row: RecordRow) -> Result<StoredRecord, Error> {
-        let (id, _kind, _org, _deleted, fields_json, conflicts_json, sets_json, state, updated) =
-            row;
-        let state = renda_replica::Record::from_bytes(&state)
-            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?;
-        let view = state.materialise();
+    fn stored_record(&self, record: &Record, updated: i64) -> StoredRecord {
+        let view = record.materialise();
         let kind = self.inner.schema.kind(view.kind);
+        let columns = json::columns(&view, kind);
         let mut fields = BTreeMap::new();
         let mut conflicts = BTreeMap::new();
         for f in &view.fields {
@@ -415,7 +481,7 @@ impl Store {
                 (name, members.clone())
             })
             .collect();
-        Ok(StoredRecord {
+        StoredRecord {
             id: view.id,
             kind: view.kind,
             kind_name: kind
@@ -427,12 +493,12 @@ impl Store {
             conflicts,
             sets,
             events: view.events.clone(),
-            fields_json,
-            conflicts_json,
-            sets_json,
+            fields_json: columns.fields,
+            conflicts_json: columns.conflicts,
+            sets_json: columns.sets,
             updated_seq: to_u64(updated),
             view,
-        })
+        }
     }
 
     /// Every change to a record, in the order this node applied them.
@@ -478,7 +544,7 @@ impl Store {
                     json::value(value)
                 )
             }
-            Change::Add { set, member } => format!("{} + {member}", set_name(*set)),
+            Change::Add { set, member, .. } => format!("{} + {member}", set_name(*set)),
             Change::Remove { set, member, .. } => format!("{} - {member}", set_name(*set)),
             Change::Event { event, payload } => {
                 let schema = kind.and_then(|k| k.event(*event));

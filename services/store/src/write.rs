@@ -1,12 +1,27 @@
 //! The write path: local changes and remote batches, each one transaction.
+//!
+//! Both go through [`Work`]: the parts of records a transaction touches (field registers, sets,
+//! held set adds, record rows) are loaded once in batched statements, every operation is
+//! applied to the part it touches in memory, and each changed part is written back once with
+//! multi-row statements. A field write therefore costs its op log row and one upsert of its
+//! field row, however large the record.
 
-use crate::db::{Arg, Conn, MAX_PARAMS, dynamic, placeholders};
-use crate::{Error, Inner, Store, json, load_clock, now_ms, save_clock};
-use renda_replica::{
-    ActorId, Author, Change, Envelope, Held, KindId, Materialise, Observed, Op, OpId, OrgCode,
-    Record, RecordId,
+use crate::db::{Arg, Conn};
+use crate::parts::{
+    RecordRow, id_keys, load_record_rows, load_records, load_registers, load_sets, parse_id,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crate::{Error, Inner, Store, json, load_clock, now_ms, save_clock};
+use renda_replica::schema::{DELETED, ORG};
+use renda_replica::{
+    ActorId, Applied, Author, Change, Envelope, FieldId, KindId, Materialise, MemberSet, Observed,
+    Op, OpId, OrgCode, Record, RecordId, Register, Schema, SetId, apply_put, apply_set_change,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// The authority check [`Store::apply_batch`] runs on every incoming operation: the operation
+/// and the org of its record as this store knows it when the operation applies (`None` for a
+/// record it has not seen). `Err(reason)` quarantines the operation.
+pub type Policy<'a> = dyn Fn(&Op, Option<OrgCode>) -> Result<(), String> + Sync + 'a;
 
 /// What [`Store::apply_batch`] did with a batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -14,7 +29,7 @@ pub struct BatchReport {
     /// Operations applied, held ones this batch released included.
     pub applied: usize,
     pub duplicates: usize,
-    /// Operations waiting for an earlier operation of their origin on the same record.
+    /// Set adds waiting for an earlier add of their origin on the same set.
     pub held: usize,
     pub quarantined: usize,
     /// Remote clocks that were too far ahead and were clamped.
@@ -28,20 +43,305 @@ struct Refused {
     bytes: Vec<u8>,
 }
 
-/// Operations applied in this transaction and the records they changed, in order.
-#[derive(Default)]
-struct Applied {
-    ops: Vec<(Op, Vec<u8>)>,
-    changed: Vec<RecordId>,
-    changed_set: HashSet<RecordId>,
+/// A record as the transaction sees it.
+struct RecordSlot {
+    kind: KindId,
+    org: Option<OrgCode>,
+    deleted: bool,
+    /// A `records` row exists.
+    stored: bool,
+    /// The org or the soft-delete flag changed: the row is rewritten.
+    row_changed: bool,
+    org_changed: bool,
+    /// A set or the events changed: the audience may have changed.
+    parts_changed: bool,
+    /// Local sequence of the last operation applied to it in this transaction; 0 if none.
+    last_local: i64,
 }
 
-impl Applied {
-    fn push(&mut self, op: Op, bytes: Vec<u8>) {
-        if self.changed_set.insert(op.record) {
-            self.changed.push(op.record);
+impl RecordSlot {
+    fn stored(row: RecordRow) -> Self {
+        RecordSlot {
+            kind: row.kind,
+            org: row.org,
+            deleted: row.deleted,
+            stored: true,
+            row_changed: false,
+            org_changed: false,
+            parts_changed: false,
+            last_local: 0,
         }
-        self.ops.push((op, bytes));
+    }
+
+    fn new(kind: KindId) -> Self {
+        RecordSlot {
+            kind,
+            org: None,
+            deleted: false,
+            stored: false,
+            row_changed: false,
+            org_changed: false,
+            parts_changed: false,
+            last_local: 0,
+        }
+    }
+}
+
+/// A part loaded (or created) in this transaction.
+#[derive(Default)]
+struct Slot<T> {
+    part: T,
+    /// Local sequence of the last operation that changed it; 0 if unchanged.
+    updated: i64,
+}
+
+/// A set add waiting for its predecessor.
+struct HeldAdd {
+    op: Op,
+    bytes: Vec<u8>,
+    /// It has a `held_ops` row (from an earlier transaction).
+    stored: bool,
+}
+
+type HeldBySet = HashMap<(RecordId, SetId), BTreeMap<(ActorId, u64), HeldAdd>>;
+
+/// The state of one write transaction.
+struct Work<'a> {
+    schema: &'a Schema,
+    from: Option<&'a str>,
+    records: HashMap<RecordId, RecordSlot>,
+    registers: HashMap<(RecordId, FieldId), Slot<Register>>,
+    sets: HashMap<(RecordId, SetId), Slot<MemberSet>>,
+    held: HeldBySet,
+    /// Stored held adds released or dropped in this transaction.
+    held_gone: Vec<(RecordId, SetId, ActorId, u64)>,
+    /// Operation ids in the log: found there before this transaction or applied in it.
+    logged: HashSet<OpId>,
+    log_rows: Vec<Vec<Arg>>,
+    event_rows: Vec<Vec<Arg>>,
+    next_local: i64,
+    report: BatchReport,
+    refused: Vec<Refused>,
+}
+
+impl<'a> Work<'a> {
+    fn new(schema: &'a Schema, from: Option<&'a str>, last_local: i64) -> Self {
+        Work {
+            schema,
+            from,
+            records: HashMap::new(),
+            registers: HashMap::new(),
+            sets: HashMap::new(),
+            held: HashMap::new(),
+            held_gone: Vec::new(),
+            logged: HashSet::new(),
+            log_rows: Vec::new(),
+            event_rows: Vec::new(),
+            next_local: last_local,
+            report: BatchReport::default(),
+            refused: Vec::new(),
+        }
+    }
+
+    fn refuse(&mut self, op: &Op, bytes: Vec<u8>, reason: String) {
+        self.refused.push(Refused {
+            reason,
+            record: Some(op.record),
+            bytes,
+        });
+    }
+
+    /// Applies one decoded, validated operation to the part it touches.
+    fn apply(&mut self, op: Op, bytes: Vec<u8>, policy: Option<&Policy<'_>>) {
+        if self.logged.contains(&op.id) {
+            self.report.duplicates += 1;
+            return;
+        }
+        let slot = self
+            .records
+            .entry(op.record)
+            .or_insert_with(|| RecordSlot::new(op.kind));
+        if slot.kind != op.kind {
+            let reason = renda_replica::ApplyError::KindMismatch {
+                record: op.record,
+                record_kind: slot.kind.0,
+                op_kind: op.kind.0,
+            }
+            .to_string();
+            return self.refuse(&op, bytes, reason);
+        }
+        if let Some(policy) = policy
+            && let Err(reason) = policy(&op, slot.org)
+        {
+            let reason = format!(
+                "operation on record {}: refused by policy: {reason}",
+                op.record
+            );
+            return self.refuse(&op, bytes, reason);
+        }
+        match &op.change {
+            Change::Put { field, .. } => {
+                let field = *field;
+                let register = self.registers.entry((op.record, field)).or_default();
+                if let Err(e) = apply_put(&mut register.part, &op) {
+                    return self.refuse(&op, bytes, e.to_string());
+                }
+                if field == ORG || field == DELETED {
+                    let winner = register.part.view(field).map(|v| v.winner.value);
+                    let slot = self
+                        .records
+                        .get_mut(&op.record)
+                        .expect("the record slot was created above");
+                    if field == ORG {
+                        let org = winner.and_then(|v| v.as_org());
+                        if org != slot.org {
+                            slot.org = org;
+                            slot.org_changed = true;
+                            slot.row_changed = true;
+                        }
+                    } else {
+                        let deleted = winner.and_then(|v| v.as_bool()).unwrap_or(false);
+                        if deleted != slot.deleted {
+                            slot.deleted = deleted;
+                            slot.row_changed = true;
+                        }
+                    }
+                }
+                let local = self.log(&op, bytes);
+                if let Some(register) = self.registers.get_mut(&(op.record, field)) {
+                    register.updated = local;
+                }
+            }
+            Change::Add {
+                set, counter: c, ..
+            } => {
+                let key = (op.record, *set);
+                let hold = (op.id.origin, *c);
+                if self.held.get(&key).is_some_and(|h| h.contains_key(&hold)) {
+                    self.report.duplicates += 1;
+                    return;
+                }
+                let members = self.sets.entry(key).or_default();
+                match apply_set_change(&mut members.part, &op) {
+                    Applied::Duplicate => self.report.duplicates += 1,
+                    Applied::Gap { .. } => {
+                        self.report.held += 1;
+                        self.held.entry(key).or_default().insert(
+                            hold,
+                            HeldAdd {
+                                op,
+                                bytes,
+                                stored: false,
+                            },
+                        );
+                    }
+                    Applied::Applied => {
+                        self.set_changed(&op, bytes);
+                        self.release(key, hold);
+                    }
+                }
+            }
+            Change::Remove { set, .. } => {
+                let members = self.sets.entry((op.record, *set)).or_default();
+                apply_set_change(&mut members.part, &op);
+                self.set_changed(&op, bytes);
+            }
+            Change::Event { event, payload } => {
+                let event_schema = self.schema.kind(op.kind).and_then(|k| k.event(*event));
+                self.event_rows.push(vec![
+                    Arg::Text(op.record.to_string()),
+                    Arg::Int(op.id.origin.0 as i64),
+                    Arg::Int(op.id.seq as i64),
+                    Arg::Int(op.hlc.to_u64() as i64),
+                    Arg::Int(i64::from(op.kind.0)),
+                    Arg::Text(
+                        event_schema
+                            .map(|e| e.name.clone())
+                            .unwrap_or_else(|| event.0.to_string()),
+                    ),
+                    Arg::Text(json::payload(event_schema, payload)),
+                ]);
+                if let Some(slot) = self.records.get_mut(&op.record) {
+                    slot.parts_changed = true;
+                }
+                self.log(&op, bytes);
+            }
+        }
+    }
+
+    /// Logs a set change that applied and marks the set and the record changed.
+    fn set_changed(&mut self, op: &Op, bytes: Vec<u8>) {
+        let set = match &op.change {
+            Change::Add { set, .. } | Change::Remove { set, .. } => *set,
+            _ => return,
+        };
+        let local = self.log(op, bytes);
+        if let Some(members) = self.sets.get_mut(&(op.record, set)) {
+            members.updated = local;
+        }
+        if let Some(slot) = self.records.get_mut(&op.record) {
+            slot.parts_changed = true;
+        }
+    }
+
+    /// Applies the held adds that the add `(origin, counter)` on `key` made ready, in order.
+    fn release(&mut self, key: (RecordId, SetId), (origin, mut counter): (ActorId, u64)) {
+        loop {
+            let Some(ready) = self
+                .held
+                .get_mut(&key)
+                .and_then(|h| h.remove(&(origin, counter + 1)))
+            else {
+                return;
+            };
+            if ready.stored {
+                self.held_gone.push((key.0, key.1, origin, counter + 1));
+            }
+            // A held add whose id is already logged is another operation with the same id
+            // (logged while this one waited): a duplicate by id, dropped, never a failed batch.
+            if self.logged.contains(&ready.op.id) {
+                self.report.duplicates += 1;
+                return;
+            }
+            let members = self.sets.entry(key).or_default();
+            match apply_set_change(&mut members.part, &ready.op) {
+                Applied::Applied => {
+                    self.set_changed(&ready.op, ready.bytes);
+                    counter += 1;
+                }
+                _ => {
+                    self.report.duplicates += 1;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Appends an applied operation to the op log rows with the next local sequence.
+    fn log(&mut self, op: &Op, bytes: Vec<u8>) -> i64 {
+        self.next_local += 1;
+        let local = self.next_local;
+        self.logged.insert(op.id);
+        self.report.applied += 1;
+        if let Some(slot) = self.records.get_mut(&op.record) {
+            slot.last_local = local;
+        }
+        let local_only = self.schema.kind(op.kind).is_some_and(|k| k.local_only);
+        self.log_rows.push(vec![
+            Arg::Int(local),
+            Arg::Int(op.id.origin.0 as i64),
+            Arg::Int(op.id.seq as i64),
+            Arg::Text(op.record.to_string()),
+            Arg::Int(i64::from(op.kind.0)),
+            Arg::Int(op.hlc.to_u64() as i64),
+            Arg::Int(op.origin_org.get() as i64),
+            Arg::Int(op.author.org.get() as i64),
+            Arg::Int(i64::from(op.author.number)),
+            Arg::OptText(self.from.map(str::to_string)),
+            Arg::Bool(local_only),
+            Arg::Bytes(bytes),
+        ]);
+        local
     }
 }
 
@@ -63,17 +363,25 @@ impl Store {
         let mut tx = inner.backend.begin().await?;
         let mut conn = tx.conn();
         let mut clock = load_clock(&mut conn, inner.max_drift_ms).await?;
-        let mut states = load_states(&mut conn, &[record]).await?;
-        let mut state = states
-            .remove(&record)
-            .unwrap_or_else(|| Record::new(record, kind));
-        if state.kind() != kind {
+        let row = load_record_rows(&mut conn, &[record])
+            .await?
+            .remove(&record);
+        if let Some(row) = row
+            && row.kind != kind
+        {
             return Err(Error::KindMismatch {
                 record,
                 expected: kind,
-                found: state.kind(),
+                found: row.kind,
             });
         }
+        let state = match row {
+            Some(_) => load_records(&mut conn, &[record])
+                .await?
+                .remove(&record)
+                .unwrap_or_else(|| Record::new(record, kind)),
+            None => Record::new(record, kind),
+        };
         let changes = make(&state, inner.actor);
         if changes.is_empty() {
             return Ok(Vec::new());
@@ -86,7 +394,7 @@ impl Store {
             .await?
             .unwrap_or((0,));
         let mut seq = last_seq as u64;
-        let mut applied = Applied::default();
+        let mut ops = Vec::with_capacity(changes.len());
         for change in changes {
             seq += 1;
             let envelope = Envelope {
@@ -100,34 +408,76 @@ impl Store {
             };
             let op = state.local_op(envelope, change);
             op.validate(&inner.schema)?;
-            state.apply(&op)?;
-            let bytes = op.encode();
-            applied.push(op, bytes);
+            ops.push(op);
         }
-        let mut states = HashMap::from([(record, state)]);
-        persist(inner, &mut conn, &applied, &mut states).await?;
+
+        let mut work = Work::new(&inner.schema, None, last_local_seq(&mut conn).await?);
+        work.records.insert(
+            record,
+            row.map_or_else(|| RecordSlot::new(kind), RecordSlot::stored),
+        );
+        for op in &ops {
+            match op.change {
+                Change::Put { field, .. } => {
+                    if let Some(register) = state.register(field) {
+                        work.registers
+                            .entry((record, field))
+                            .or_insert_with(|| Slot {
+                                part: register.clone(),
+                                updated: 0,
+                            });
+                    }
+                }
+                Change::Add { set, .. } | Change::Remove { set, .. } => {
+                    if let Some(members) = state.member_set(set) {
+                        work.sets.entry((record, set)).or_insert_with(|| Slot {
+                            part: members.clone(),
+                            updated: 0,
+                        });
+                    }
+                }
+                Change::Event { .. } => {}
+            }
+        }
+        for op in &ops {
+            work.apply(op.clone(), op.encode(), None);
+        }
+        if let Some(refused) = work.refused.pop() {
+            return Err(Error::NotApplied {
+                record,
+                reason: refused.reason,
+            });
+        }
+        if work.report.applied != ops.len() {
+            return Err(Error::NotApplied {
+                record,
+                reason: format!("{} of {} changes applied", work.report.applied, ops.len()),
+            });
+        }
+        persist(inner, &mut conn, work, now).await?;
         save_clock(&mut conn, &clock).await?;
         tx.commit().await?;
-        tracing::debug!(%record, ops = applied.ops.len(), last_seq = seq, "local write committed");
-        Ok(applied.ops.into_iter().map(|(op, _)| op).collect())
+        tracing::debug!(%record, ops = ops.len(), last_seq = seq, "local write committed");
+        Ok(ops)
     }
 
     /// Applies a batch of encoded remote operations in one transaction. Each operation is
-    /// decoded, validated and passed to `policy` (the authority check); refusals are quarantined
-    /// with their reason and the rest goes on. Operations ahead of an earlier one of their
-    /// origin on the same record are held (durably) until the gap fills; duplicates change
-    /// nothing. `from` names the peer the batch came from, for the quarantine.
+    /// decoded and validated (before the writer lock is taken), then passed to `policy` with
+    /// the org of its record as this store knows it; refusals are quarantined with their reason
+    /// and the rest goes on. A set add ahead of an earlier add of its origin on that set is
+    /// held (durably) until the gap fills; duplicates change nothing. `from` names the peer the
+    /// batch came from: it is kept with each logged operation (so feeds to that peer can leave
+    /// them out) and with each quarantined one.
     pub async fn apply_batch(
         &self,
         ops: &[Vec<u8>],
         from: Option<&str>,
-        policy: &(dyn Fn(&Op) -> Result<(), String> + Sync),
+        policy: &Policy<'_>,
     ) -> Result<BatchReport, Error> {
         let inner = &self.inner;
-        let mut report = BatchReport::default();
         let mut refused = Vec::new();
-        let mut accepted: Vec<(Op, &[u8])> = Vec::with_capacity(ops.len());
-        // Decoding and policy need no database: do them before taking the writer lock.
+        let mut accepted: Vec<(Op, &Vec<u8>)> = Vec::with_capacity(ops.len());
+        // Decoding and validation need no database: do them before taking the writer lock.
         for bytes in ops {
             match Op::decode(bytes, &inner.schema) {
                 Err(e) => refused.push(Refused {
@@ -135,19 +485,14 @@ impl Store {
                     record: e.record,
                     bytes: bytes.clone(),
                 }),
-                Ok(op) => {
-                    if let Err(reason) = in_storage_range(&op)
-                        .and_then(|()| policy(&op).map_err(|r| format!("refused by policy: {r}")))
-                    {
-                        refused.push(Refused {
-                            reason: format!("operation on record {}: {reason}", op.record),
-                            record: Some(op.record),
-                            bytes: bytes.clone(),
-                        });
-                    } else {
-                        accepted.push((op, bytes));
-                    }
-                }
+                Ok(op) => match in_storage_range(&op) {
+                    Err(reason) => refused.push(Refused {
+                        reason: format!("operation on record {}: {reason}", op.record),
+                        record: Some(op.record),
+                        bytes: bytes.clone(),
+                    }),
+                    Ok(()) => accepted.push((op, bytes)),
+                },
             }
         }
 
@@ -156,87 +501,19 @@ impl Store {
         let mut tx = inner.backend.begin().await?;
         let mut conn = tx.conn();
         let mut clock = load_clock(&mut conn, inner.max_drift_ms).await?;
+        let mut work = Work::new(&inner.schema, from, last_local_seq(&mut conn).await?);
+        work.refused = refused;
+        load_parts(&mut conn, &mut work, &accepted).await?;
 
-        let mut ids: Vec<RecordId> = Vec::new();
-        let mut seen_ids = HashSet::new();
-        for (op, _) in &accepted {
-            if seen_ids.insert(op.record) {
-                ids.push(op.record);
-            }
-        }
-        let mut states = load_states(&mut conn, &ids).await?;
-        let (mut held, mut bytes_of) = load_held(&mut conn, &ids).await?;
-        let held_before: HashSet<(RecordId, ActorId, u64)> = held
-            .iter()
-            .flat_map(|(record, h)| h.keys().map(|(a, s)| (*record, *a, *s)))
-            .collect();
-        let logged = load_logged(&mut conn, accepted.iter().map(|(op, _)| op.id)).await?;
-
-        let mut applied = Applied::default();
-        let mut applied_ids: HashSet<OpId> = HashSet::new();
         for (op, bytes) in accepted {
             if let Observed::Clamped { remote, limit_ms } = clock.observe(op.hlc, now) {
-                report.clamped += 1;
+                work.report.clamped += 1;
                 tracing::warn!(origin = %op.id.origin, %remote, limit_ms, "remote clock clamped");
             }
-            let state = states
-                .entry(op.record)
-                .or_insert_with(|| Record::new(op.record, op.kind));
-            if let Some(reason) = cannot_apply(state, &op) {
-                refused.push(Refused {
-                    reason,
-                    record: Some(op.record),
-                    bytes: bytes.to_vec(),
-                });
-                continue;
-            }
-            if logged.contains(&op.id) || applied_ids.contains(&op.id) {
-                if state.applied_from(op.id.origin) >= op.record_seq {
-                    report.duplicates += 1;
-                } else {
-                    refused.push(Refused {
-                        reason: format!(
-                            "operation on record {}: id {}:{} is already logged for another operation",
-                            op.record, op.id.origin, op.id.seq
-                        ),
-                        record: Some(op.record),
-                        bytes: bytes.to_vec(),
-                    });
-                }
-                continue;
-            }
-            let record_held = held.entry(op.record).or_default();
-            if record_held.contains_key(&(op.id.origin, op.record_seq)) {
-                report.duplicates += 1;
-                continue;
-            }
-            bytes_of.insert(op.id, bytes.to_vec());
-            let record = op.record;
-            match state.receive(op, record_held) {
-                Err(e) => refused.push(Refused {
-                    reason: e.to_string(),
-                    record: Some(record),
-                    bytes: bytes.to_vec(),
-                }),
-                Ok(r) if r.duplicate => report.duplicates += 1,
-                Ok(r) if r.held => report.held += 1,
-                Ok(r) => {
-                    for op in r.applied {
-                        let bytes = bytes_of.remove(&op.id).ok_or_else(|| {
-                            Error::Corrupt(format!("no bytes kept for operation {:?}", op.id))
-                        })?;
-                        applied_ids.insert(op.id);
-                        applied.push(op, bytes);
-                        report.applied += 1;
-                    }
-                }
-            }
+            work.apply(op, bytes.clone(), Some(policy));
         }
 
-        persist(inner, &mut conn, &applied, &mut states).await?;
-        save_held(&mut conn, &held, &held_before, &bytes_of, now).await?;
-        report.quarantined = refused.len();
-        save_refused(&mut conn, refused, from, now).await?;
+        let report = persist(inner, &mut conn, work, now).await?;
         save_clock(&mut conn, &clock).await?;
         tx.commit().await?;
         tracing::debug!(
@@ -262,339 +539,417 @@ impl Store {
 /// Numbers the database stores as signed 64-bit integers must fit.
 fn in_storage_range(op: &Op) -> Result<(), String> {
     let max = i64::MAX as u64;
-    if op.id.seq > max || op.record_seq > max || op.hlc.to_u64() > max {
-        return Err("sequence or clock is out of the storable range".into());
+    let counter = match op.change {
+        Change::Add { counter, .. } => counter,
+        _ => 0,
+    };
+    if op.id.seq > max || counter > max || op.hlc.to_u64() > max {
+        return Err("sequence, counter or clock is out of the storable range".into());
     }
     Ok(())
 }
 
-/// Checks done before [`Record::receive`], so that an operation released from the held set
-/// later can never fail half way through a release.
-fn cannot_apply(state: &Record, op: &Op) -> Option<String> {
-    if state.kind() != op.kind {
-        return Some(
-            renda_replica::ApplyError::KindMismatch {
-                record: op.record,
-                record_kind: state.kind().0,
-                op_kind: op.kind.0,
-            }
-            .to_string(),
-        );
-    }
-    if let Change::Put { seen, .. } = &op.change
-        && seen.iter().any(|(actor, _)| *actor == op.id.origin)
-    {
-        return Some(
-            renda_replica::ApplyError::SelfInContext {
-                record: op.record,
-                origin: op.id.origin,
-            }
-            .to_string(),
-        );
-    }
-    None
-}
-
-/// Loads the CRDT state of each existing record among `ids`, in batched SELECTs.
-pub(crate) async fn load_states(
-    conn: &mut Conn<'_>,
-    ids: &[RecordId],
-) -> Result<HashMap<RecordId, Record>, Error> {
-    let mut states = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(MAX_PARAMS) {
-        let sql = format!(
-            "SELECT state FROM records WHERE id IN ({})",
-            placeholders(conn.dialect(), chunk.len(), 1)
-        );
-        let rows: Vec<(Vec<u8>,)> = conn
-            .fetch_all(
-                dynamic(sql),
-                chunk.iter().map(|id| Arg::Text(id.to_string())).collect(),
-            )
-            .await?;
-        for (bytes,) in rows {
-            let record = Record::from_bytes(&bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
-            states.insert(record.id(), record);
-        }
-    }
-    Ok(states)
-}
-
-type HeldByRecord = HashMap<RecordId, Held>;
-
-async fn load_held(
-    conn: &mut Conn<'_>,
-    ids: &[RecordId],
-) -> Result<(HeldByRecord, HashMap<OpId, Vec<u8>>), Error> {
-    let mut held: HeldByRecord = HashMap::new();
-    let mut bytes_of = HashMap::new();
-    for chunk in ids.chunks(MAX_PARAMS) {
-        let sql = format!(
-            "SELECT bytes FROM held_ops WHERE record_id IN ({})",
-            placeholders(conn.dialect(), chunk.len(), 1)
-        );
-        let rows: Vec<(Vec<u8>,)> = conn
-            .fetch_all(
-                dynamic(sql),
-                chunk.iter().map(|id| Arg::Text(id.to_string())).collect(),
-            )
-            .await?;
-        for (bytes,) in rows {
-            let op = Op::decode_unchecked(&bytes)
-                .map_err(|e| Error::Corrupt(format!("held operation: {e}")))?;
-            held.entry(op.record)
-                .or_default()
-                .insert((op.id.origin, op.record_seq), op.clone());
-            bytes_of.insert(op.id, bytes);
-        }
-    }
-    Ok((held, bytes_of))
-}
-
-/// Which of `ids` are already in the op log. Asks for every (origin, sequence) combination of
-/// the batch's origins and sequences — index probes on both backends, where a row-value `IN`
-/// may scan — and keeps the exact pairs.
-async fn load_logged(
-    conn: &mut Conn<'_>,
-    ids: impl Iterator<Item = OpId>,
-) -> Result<HashSet<OpId>, Error> {
-    let wanted: HashSet<OpId> = ids.collect();
-    let mut logged = HashSet::new();
-    let origins: BTreeSet<i64> = wanted.iter().map(|id| id.origin.0 as i64).collect();
-    let seqs: BTreeSet<i64> = wanted.iter().map(|id| id.seq as i64).collect();
-    let seqs: Vec<i64> = seqs.into_iter().collect();
-    for origin in origins {
-        for chunk in seqs.chunks(MAX_PARAMS - 1) {
-            let list = placeholders(conn.dialect(), chunk.len() + 1, 1);
-            let (first, rest) = list.split_once(',').unwrap_or((&list, ""));
-            let sql = format!(
-                "SELECT origin, origin_seq FROM op_log WHERE origin = {first} \
-                 AND origin_seq IN ({rest})"
-            );
-            let mut args = vec![Arg::Int(origin)];
-            args.extend(chunk.iter().map(|s| Arg::Int(*s)));
-            let rows: Vec<(i64, i64)> = conn.fetch_all(dynamic(sql), args).await?;
-            logged.extend(
-                rows.into_iter()
-                    .map(|(origin, seq)| OpId {
-                        origin: ActorId(origin as u64),
-                        seq: seq as u64,
-                    })
-                    .filter(|id| wanted.contains(id)),
-            );
-        }
-    }
-    Ok(logged)
-}
-
-/// Appends the applied operations to the op log with new local sequences and rewrites the
-/// materialised rows, events and scope of every record they changed.
-async fn persist(
-    inner: &Inner,
-    conn: &mut Conn<'_>,
-    applied: &Applied,
-    states: &mut HashMap<RecordId, Record>,
-) -> Result<(), Error> {
-    if applied.ops.is_empty() {
-        return Ok(());
-    }
-    let (max_local,): (i64,) = conn
+async fn last_local_seq(conn: &mut Conn<'_>) -> Result<i64, Error> {
+    let (max,): (i64,) = conn
         .fetch_optional("SELECT COALESCE(MAX(local_seq), 0) FROM op_log", vec![])
         .await?
         .unwrap_or((0,));
-    let mut local_seq = max_local;
-    let mut last_seq_of: HashMap<RecordId, i64> = HashMap::new();
-    let mut log_rows = Vec::with_capacity(applied.ops.len());
-    let mut event_rows = Vec::new();
-    for (op, bytes) in &applied.ops {
-        local_seq += 1;
-        last_seq_of.insert(op.record, local_seq);
-        let record_id = op.record.to_string();
-        log_rows.push(vec![
-            Arg::Int(local_seq),
-            Arg::Int(op.id.origin.0 as i64),
-            Arg::Int(op.id.seq as i64),
-            Arg::Text(record_id.clone()),
-            Arg::Int(op.record_seq as i64),
-            Arg::Int(op.hlc.to_u64() as i64),
-            Arg::Int(op.origin_org.get() as i64),
-            Arg::Int(op.author.org.get() as i64),
-            Arg::Int(i64::from(op.author.number)),
-            Arg::Bytes(bytes.clone()),
-        ]);
-        if let Change::Event { event, payload } = &op.change {
-            let event_schema = inner.schema.kind(op.kind).and_then(|k| k.event(*event));
-            event_rows.push(vec![
-                Arg::Text(record_id),
-                Arg::Int(op.id.origin.0 as i64),
-                Arg::Int(op.record_seq as i64),
-                Arg::Int(op.hlc.to_u64() as i64),
-                Arg::Int(i64::from(op.kind.0)),
-                Arg::Text(
-                    event_schema
-                        .map(|e| e.name.clone())
-                        .unwrap_or_else(|| event.0.to_string()),
-                ),
-                Arg::Text(json::payload(event_schema, payload)),
-            ]);
+    Ok(max)
+}
+
+/// Loads what a batch touches: its records' rows, the held adds of the sets it adds to, which
+/// of its operation ids (and of those held adds) are logged, and the registers and sets its
+/// operations change.
+async fn load_parts(
+    conn: &mut Conn<'_>,
+    work: &mut Work<'_>,
+    ops: &[(Op, &Vec<u8>)],
+) -> Result<(), Error> {
+    let mut ids = Vec::new();
+    let mut seen_ids = HashSet::new();
+    let mut register_pairs = Vec::new();
+    let mut seen_registers = HashSet::new();
+    let mut set_pairs = Vec::new();
+    let mut seen_sets = HashSet::new();
+    let mut adding = Vec::new();
+    let mut seen_adding = HashSet::new();
+    for (op, _) in ops {
+        if seen_ids.insert(op.record) {
+            ids.push(op.record);
+        }
+        match &op.change {
+            Change::Put { field, .. } => {
+                if seen_registers.insert((op.record, *field)) {
+                    register_pairs.push((op.record, *field));
+                }
+            }
+            Change::Add { set, .. } | Change::Remove { set, .. } => {
+                if seen_sets.insert((op.record, *set)) {
+                    set_pairs.push((op.record, *set));
+                }
+                if matches!(op.change, Change::Add { .. }) && seen_adding.insert(op.record) {
+                    adding.push(op.record);
+                }
+            }
+            Change::Event { .. } => {}
         }
     }
-    conn.insert_many(
-        "INSERT INTO op_log (local_seq, origin, origin_seq, record_id, record_seq, hlc, \
-         origin_org, author_org, author_number, bytes)",
-        10,
-        "",
+    for (id, row) in load_record_rows(conn, &ids).await? {
+        work.records.insert(id, RecordSlot::stored(row));
+    }
+    let held = load_held(conn, &adding).await?;
+    let mut wanted: Vec<OpId> = ops.iter().map(|(op, _)| op.id).collect();
+    for adds in held.values() {
+        wanted.extend(adds.values().map(|h| h.op.id));
+    }
+    work.held = held;
+    work.logged = load_logged(conn, &wanted).await?;
+    for (key, part) in load_registers(conn, &register_pairs).await? {
+        work.registers.insert(key, Slot { part, updated: 0 });
+    }
+    for (key, part) in load_sets(conn, &set_pairs).await? {
+        work.sets.insert(key, Slot { part, updated: 0 });
+    }
+    Ok(())
+}
+
+/// The held adds of the sets of `records`.
+async fn load_held(conn: &mut Conn<'_>, records: &[RecordId]) -> Result<HeldBySet, Error> {
+    let rows: Vec<(String, i64, Vec<u8>)> = conn
+        .fetch_by_keys(
+            "r",
+            "SELECT x.record_id, x.counter, x.bytes FROM w CROSS JOIN held_ops x \
+             WHERE x.record_id = w.r",
+            1,
+            &id_keys(records),
+        )
+        .await?;
+    let mut held: HeldBySet = HashMap::new();
+    for (id, counter, bytes) in rows {
+        let id = parse_id(&id)?;
+        let op = Op::decode_unchecked(&bytes)
+            .map_err(|e| Error::Corrupt(format!("held operation of record {id}: {e}")))?;
+        let Change::Add {
+            set, counter: c, ..
+        } = op.change
+        else {
+            return Err(Error::Corrupt(format!(
+                "held operation of record {id} is not a set add"
+            )));
+        };
+        if op.record != id || c as i64 != counter {
+            return Err(Error::Corrupt(format!(
+                "held operation of record {id} does not match its row"
+            )));
+        }
+        held.entry((id, set)).or_default().insert(
+            (op.id.origin, c),
+            HeldAdd {
+                op,
+                bytes,
+                stored: true,
+            },
+        );
+    }
+    Ok(held)
+}
+
+/// Which of `ids` are already in the op log. Operations usually arrive in origin order, so
+/// only ids at or below the highest logged sequence of their origin are looked up.
+async fn load_logged(conn: &mut Conn<'_>, ids: &[OpId]) -> Result<HashSet<OpId>, Error> {
+    let mut by_origin: BTreeMap<ActorId, Vec<u64>> = BTreeMap::new();
+    for id in ids {
+        by_origin.entry(id.origin).or_default().push(id.seq);
+    }
+    let mut keys = Vec::new();
+    for (origin, seqs) in by_origin {
+        let (max,): (i64,) = conn
+            .fetch_optional(
+                "SELECT COALESCE(MAX(origin_seq), 0) FROM op_log WHERE origin = $1",
+                vec![Arg::Int(origin.0 as i64)],
+            )
+            .await?
+            .unwrap_or((0,));
+        let mut seqs: Vec<u64> = seqs.into_iter().filter(|s| *s as i64 <= max).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        keys.extend(
+            seqs.into_iter()
+                .map(|s| vec![Arg::Int(origin.0 as i64), Arg::Int(s as i64)]),
+        );
+    }
+    let rows: Vec<(i64, i64)> = conn
+        .fetch_by_keys(
+            "o, s",
+            "SELECT x.origin, x.origin_seq FROM w CROSS JOIN op_log x \
+             WHERE x.origin = w.o AND x.origin_seq = w.s",
+            2,
+            &keys,
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(origin, seq)| OpId {
+            origin: ActorId(origin as u64),
+            seq: seq as u64,
+        })
+        .collect())
+}
+
+/// Writes a transaction's changes back: op log rows, one upsert per changed field and set,
+/// event rows, record rows that are new or whose org or deleted flag changed, held adds, the
+/// scope of records whose org (or, with an audience, sets or events) changed, and the
+/// quarantine.
+async fn persist(
+    inner: &Inner,
+    conn: &mut Conn<'_>,
+    work: Work<'_>,
+    now: u64,
+) -> Result<BatchReport, Error> {
+    let Work {
+        from,
+        records,
+        registers,
+        sets,
+        held,
+        held_gone,
         log_rows,
-    )
-    .await?;
+        event_rows,
+        mut report,
+        refused,
+        ..
+    } = work;
+    if !log_rows.is_empty() {
+        conn.insert_many(
+            "INSERT INTO op_log (local_seq, origin, origin_seq, record_id, kind, hlc, \
+             origin_org, author_org, author_number, from_peer, local_only, bytes)",
+            12,
+            "",
+            log_rows,
+        )
+        .await?;
+    }
+
+    let mut field_rows = Vec::new();
+    for ((id, field), slot) in registers {
+        if slot.updated == 0 {
+            continue;
+        }
+        let Some(view) = slot.part.view(field) else {
+            continue;
+        };
+        let kind = records.get(&id).and_then(|r| inner.schema.kind(r.kind));
+        let winner = &view.winner;
+        let conflicts = json::conflicts(&view);
+        field_rows.push(vec![
+            Arg::Text(id.to_string()),
+            Arg::Int(i64::from(field.0)),
+            Arg::Text(json::field_name(kind, field)),
+            Arg::Text(json::value(&winner.value).to_string()),
+            Arg::Int(winner.stamp.hlc.to_u64() as i64),
+            Arg::Int(winner.stamp.org.get() as i64),
+            Arg::Text(winner.stamp.author.to_string()),
+            Arg::Bool(conflicts.is_some()),
+            Arg::OptText(conflicts),
+            Arg::Int(slot.updated),
+            Arg::Bytes(slot.part.to_bytes()),
+        ]);
+    }
+    if !field_rows.is_empty() {
+        conn.insert_many(
+            "INSERT INTO fields (record_id, field, name, value, hlc, org, author, has_conflict, \
+             conflicts, updated_seq, state)",
+            11,
+            "ON CONFLICT (record_id, field) DO UPDATE SET value = excluded.value, \
+             hlc = excluded.hlc, org = excluded.org, author = excluded.author, \
+             has_conflict = excluded.has_conflict, conflicts = excluded.conflicts, \
+             updated_seq = excluded.updated_seq, state = excluded.state",
+            field_rows,
+        )
+        .await?;
+    }
+
+    let mut set_rows = Vec::new();
+    for ((id, set), slot) in sets {
+        if slot.updated == 0 {
+            continue;
+        }
+        let name = records
+            .get(&id)
+            .and_then(|r| inner.schema.kind(r.kind))
+            .and_then(|k| k.set(set))
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| set.0.to_string());
+        set_rows.push(vec![
+            Arg::Text(id.to_string()),
+            Arg::Int(i64::from(set.0)),
+            Arg::Text(name),
+            Arg::Text(json::members(&slot.part.members())),
+            Arg::Bytes(slot.part.to_bytes()),
+        ]);
+    }
+    if !set_rows.is_empty() {
+        conn.insert_many(
+            "INSERT INTO sets (record_id, set_id, name, members, state)",
+            5,
+            "ON CONFLICT (record_id, set_id) DO UPDATE SET members = excluded.members, \
+             state = excluded.state",
+            set_rows,
+        )
+        .await?;
+    }
+
     if !event_rows.is_empty() {
         conn.insert_many(
-            "INSERT INTO events (record_id, origin, record_seq, hlc, kind, event, payload)",
+            "INSERT INTO events (record_id, origin, origin_seq, hlc, kind, event, payload)",
             7,
-            "ON CONFLICT (record_id, origin, record_seq) DO NOTHING",
+            "ON CONFLICT (record_id, origin, origin_seq) DO NOTHING",
             event_rows,
         )
         .await?;
     }
 
-    let mut record_rows = Vec::with_capacity(applied.changed.len());
-    let mut wanted_scope: Vec<(RecordId, BTreeSet<OrgCode>)> = Vec::new();
-    for id in &applied.changed {
-        let state = states
-            .get(id)
-            .ok_or_else(|| Error::Corrupt(format!("changed record {id} has no state")))?;
-        let view = state.materialise();
-        let kind = inner.schema.kind(state.kind());
-        let columns = json::columns(&view, kind);
-        let updated = last_seq_of.get(id).copied().unwrap_or(local_seq);
-        let mut scope = BTreeSet::new();
-        let mut org = view.org;
-        while let Some(code) = org {
-            scope.insert(code);
-            org = code.parent();
+    let mut record_rows = Vec::new();
+    let mut rescope = Vec::new();
+    for (id, slot) in &records {
+        if slot.last_local == 0 {
+            continue;
         }
-        if let Some(audience) = &inner.audience {
-            scope.extend(audience(&view));
+        let new = !slot.stored;
+        if new || slot.row_changed {
+            record_rows.push(vec![
+                Arg::Text(id.to_string()),
+                Arg::Int(i64::from(slot.kind.0)),
+                Arg::Text(
+                    inner
+                        .schema
+                        .kind(slot.kind)
+                        .map(|k| k.name.clone())
+                        .unwrap_or_else(|| slot.kind.0.to_string()),
+                ),
+                Arg::OptInt(slot.org.map(|o| o.get() as i64)),
+                Arg::Bool(slot.deleted),
+                Arg::Int(slot.last_local),
+            ]);
         }
-        if !scope.is_empty() {
-            wanted_scope.push((*id, scope));
+        let audience_may_change = inner.audience.is_some() && (new || slot.parts_changed);
+        if slot.org_changed || audience_may_change {
+            rescope.push(*id);
         }
-        record_rows.push(vec![
-            Arg::Text(id.to_string()),
-            Arg::Int(i64::from(state.kind().0)),
-            Arg::OptInt(view.org.map(|o| o.get() as i64)),
-            Arg::Bool(view.deleted),
-            Arg::Bool(view.has_conflicts()),
-            Arg::Text(columns.fields),
-            Arg::Text(columns.conflicts),
-            Arg::Text(columns.sets),
-            Arg::Bytes(state.to_bytes()),
-            Arg::Int(updated),
-        ]);
     }
-    conn.insert_many(
-        "INSERT INTO records (id, kind, org_code, deleted, has_conflict, fields, conflicts, \
-         sets, state, updated_seq)",
-        10,
-        "ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, org_code = excluded.org_code, \
-         deleted = excluded.deleted, has_conflict = excluded.has_conflict, \
-         fields = excluded.fields, conflicts = excluded.conflicts, sets = excluded.sets, \
-         state = excluded.state, updated_seq = excluded.updated_seq",
-        record_rows,
-    )
-    .await?;
+    if !record_rows.is_empty() {
+        conn.insert_many(
+            "INSERT INTO records (id, kind, kind_name, org_code, deleted, updated_seq)",
+            6,
+            "ON CONFLICT (id) DO UPDATE SET org_code = excluded.org_code, \
+             deleted = excluded.deleted, updated_seq = excluded.updated_seq",
+            record_rows,
+        )
+        .await?;
+    }
+    if !rescope.is_empty() {
+        save_scope(inner, conn, &records, &rescope).await?;
+    }
 
-    // Scope only grows: once a record has gone down to an org unit it keeps going there, so a
-    // child learns of a record that moved away instead of keeping a stale copy.
-    if !wanted_scope.is_empty() {
-        let ids: Vec<RecordId> = wanted_scope.iter().map(|(id, _)| *id).collect();
-        let mut existing: HashSet<(String, i64)> = HashSet::new();
-        for chunk in ids.chunks(MAX_PARAMS) {
-            let sql = format!(
-                "SELECT record_id, org_code FROM record_scope WHERE record_id IN ({})",
-                placeholders(conn.dialect(), chunk.len(), 1)
-            );
-            let rows: Vec<(String, i64)> = conn
-                .fetch_all(
-                    dynamic(sql),
-                    chunk.iter().map(|id| Arg::Text(id.to_string())).collect(),
-                )
-                .await?;
-            existing.extend(rows);
-        }
-        let mut scope_rows = Vec::new();
-        for (id, orgs) in wanted_scope {
-            let id_text = id.to_string();
-            let since = last_seq_of.get(&id).copied().unwrap_or(local_seq);
-            for org in orgs {
-                let code = org.get() as i64;
-                if !existing.contains(&(id_text.clone(), code)) {
-                    scope_rows.push(vec![
-                        Arg::Int(code),
-                        Arg::Text(id_text.clone()),
-                        Arg::Int(since),
-                    ]);
-                }
-            }
-        }
-        if !scope_rows.is_empty() {
-            conn.insert_many(
-                "INSERT INTO record_scope (org_code, record_id, since_local_seq)",
-                3,
-                "ON CONFLICT (org_code, record_id) DO NOTHING",
-                scope_rows,
-            )
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes the changes to the held set: newly held operations in, released ones out.
-async fn save_held(
-    conn: &mut Conn<'_>,
-    held: &HeldByRecord,
-    before: &HashSet<(RecordId, ActorId, u64)>,
-    bytes_of: &HashMap<OpId, Vec<u8>>,
-    now: u64,
-) -> Result<(), Error> {
-    let mut after = HashSet::new();
-    let mut new_rows = Vec::new();
-    for (record, ops) in held {
-        for ((origin, record_seq), op) in ops {
-            let key = (*record, *origin, *record_seq);
-            if !before.contains(&key) {
-                let bytes = bytes_of.get(&op.id).cloned().ok_or_else(|| {
-                    Error::Corrupt(format!("no bytes kept for held operation {:?}", op.id))
-                })?;
-                new_rows.push(vec![
-                    Arg::Text(record.to_string()),
-                    Arg::Int(origin.0 as i64),
-                    Arg::Int(*record_seq as i64),
-                    Arg::Bytes(bytes),
-                    Arg::Int(now as i64),
-                ]);
-            }
-            after.insert(key);
-        }
-    }
-    for (record, origin, record_seq) in before.difference(&after) {
+    for (record, set, origin, counter) in held_gone {
         conn.execute(
-            "DELETE FROM held_ops WHERE record_id = $1 AND origin = $2 AND record_seq = $3",
+            "DELETE FROM held_ops WHERE record_id = $1 AND set_id = $2 AND origin = $3 \
+             AND counter = $4",
             vec![
                 Arg::Text(record.to_string()),
+                Arg::Int(i64::from(set.0)),
                 Arg::Int(origin.0 as i64),
-                Arg::Int(*record_seq as i64),
+                Arg::Int(counter as i64),
             ],
         )
         .await?;
     }
-    if !new_rows.is_empty() {
+    let mut held_rows = Vec::new();
+    for ((record, set), adds) in held {
+        for ((origin, counter), add) in adds {
+            if !add.stored {
+                held_rows.push(vec![
+                    Arg::Text(record.to_string()),
+                    Arg::Int(i64::from(set.0)),
+                    Arg::Int(origin.0 as i64),
+                    Arg::Int(counter as i64),
+                    Arg::Bytes(add.bytes),
+                    Arg::Int(now as i64),
+                ]);
+            }
+        }
+    }
+    if !held_rows.is_empty() {
         conn.insert_many(
-            "INSERT INTO held_ops (record_id, origin, record_seq, bytes, received_ms)",
-            5,
-            "ON CONFLICT (record_id, origin, record_seq) DO NOTHING",
-            new_rows,
+            "INSERT INTO held_ops (record_id, set_id, origin, counter, bytes, received_ms)",
+            6,
+            "ON CONFLICT (record_id, set_id, origin, counter) DO NOTHING",
+            held_rows,
+        )
+        .await?;
+    }
+
+    report.quarantined = refused.len();
+    save_refused(conn, refused, from, now).await?;
+    Ok(report)
+}
+
+/// Adds the scope rows `ids` now need: each record's org and that org's ancestors, and its
+/// audience. Scope only grows: once a record has gone down to an org unit it keeps going there,
+/// so a child learns of a record that moved away instead of keeping a stale copy.
+async fn save_scope(
+    inner: &Inner,
+    conn: &mut Conn<'_>,
+    records: &HashMap<RecordId, RecordSlot>,
+    ids: &[RecordId],
+) -> Result<(), Error> {
+    // The audience needs the whole record: rebuilt from its parts, as just written.
+    let views = match &inner.audience {
+        Some(_) => load_records(conn, ids).await?,
+        None => HashMap::new(),
+    };
+    let existing: Vec<(String, i64)> = conn
+        .fetch_by_keys(
+            "r",
+            "SELECT x.record_id, x.org_code FROM w CROSS JOIN record_scope x \
+             WHERE x.record_id = w.r",
+            1,
+            &id_keys(ids),
+        )
+        .await?;
+    let existing: HashSet<(String, i64)> = existing.into_iter().collect();
+    let mut rows = Vec::new();
+    for id in ids {
+        let Some(slot) = records.get(id) else {
+            continue;
+        };
+        let mut scope = BTreeSet::new();
+        let mut org = slot.org;
+        while let Some(code) = org {
+            scope.insert(code);
+            org = code.parent();
+        }
+        if let (Some(audience), Some(record)) = (&inner.audience, views.get(id)) {
+            scope.extend(audience(&record.materialise()));
+        }
+        let id_text = id.to_string();
+        for org in scope {
+            let code = org.get() as i64;
+            if !existing.contains(&(id_text.clone(), code)) {
+                rows.push(vec![
+                    Arg::Int(code),
+                    Arg::Text(id_text.clone()),
+                    Arg::Int(slot.last_local),
+                ]);
+            }
+        }
+    }
+    if !rows.is_empty() {
+        conn.insert_many(
+            "INSERT INTO record_scope (org_code, record_id, since_local_seq)",
+            3,
+            "ON CONFLICT (org_code, record_id) DO NOTHING",
+            rows,
         )
         .await?;
     }

@@ -5,8 +5,8 @@
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use renda_replica::{
-    ActorId, Author, Change, FieldId, KindId, Op, OrgCode, RecordId, Replica, Value, schema::ORG,
-    testkit,
+    ActorId, Author, Change, EventKindId, FieldId, KindId, Op, OpId, OrgCode, RecordId, Replica,
+    Schema, SetId, Value, ValueType, schema::ORG,
 };
 use renda_store::{Cursor, Direction, Error, Options, PeerSync, Store, StoredRecord};
 use std::sync::Arc;
@@ -17,6 +17,9 @@ const WIDE: KindId = KindId(2);
 const TITLE: FieldId = FieldId(2);
 const BODY: FieldId = FieldId(3);
 const COUNT: FieldId = FieldId(4);
+const SECRET: KindId = KindId(3);
+const MEMBERS: SetId = SetId(1);
+const SIGNED: EventKindId = EventKindId(1);
 
 fn org(code: u64) -> OrgCode {
     OrgCode::new(code).expect("test org codes are valid")
@@ -40,7 +43,7 @@ fn rid(n: u128) -> RecordId {
     ))
 }
 
-fn accept_all(_: &Op) -> Result<(), String> {
+fn accept_all(_: &Op, _: Option<OrgCode>) -> Result<(), String> {
     Ok(())
 }
 
@@ -144,8 +147,26 @@ macro_rules! on_every_backend {
     };
 }
 
-fn schema() -> Arc<renda_replica::Schema> {
-    Arc::new(testkit::schema())
+/// The core's test schema (kind 1 `note`, kind 2 `wide`) plus kind 3 `secret`, local-only.
+fn schema() -> Arc<Schema> {
+    let schema = Schema::builder(1)
+        .kind(1, "note", |k| {
+            k.text(2, "title", 24)
+                .text(3, "body", 200)
+                .field(4, "count", ValueType::Int, 0)
+                .set(1, "members")
+                .event(1, "signed", &[(1, "by", ValueType::Text, true)])
+        })
+        .kind(2, "wide", |mut k| {
+            for i in 0..15u16 {
+                k = k.text(2 + i, &format!("f{i}"), 64);
+            }
+            k
+        })
+        .kind(3, "secret", |k| k.text(2, "id_number", 18).local_only())
+        .build()
+        .expect("the test schema is well formed");
+    Arc::new(schema)
 }
 
 async fn open(url: &str, at: OrgCode) -> Result<Store> {
@@ -280,14 +301,9 @@ fn remote_history() -> Result<Replica> {
     a.put(rid(10), NOTE, ORG, Value::Org(org(370_202_002)), 1_000)?;
     a.put(rid(10), NOTE, TITLE, text("one"), 1_001)?;
     a.put(rid(10), NOTE, TITLE, text("two"), 1_002)?;
-    a.local(rid(10), NOTE, author, 1_003, |r| {
-        r.add(renda_replica::SetId(1), Uuid::from_u128(5))
-    })?;
+    a.add(rid(10), NOTE, MEMBERS, Uuid::from_u128(5), 1_003)?;
     a.local(rid(10), NOTE, author, 1_004, |r| {
-        r.event(
-            renda_replica::EventKindId(1),
-            vec![(FieldId(1), text("王丽"))],
-        )
+        r.event(SIGNED, vec![(FieldId(1), text("王丽"))])
     })?;
     a.put(rid(11), WIDE, FieldId(5), text("wide value"), 1_005)?;
     Ok(a)
@@ -354,11 +370,11 @@ async fn bad_ops_are_quarantined(env: &Env) -> Result<()> {
     refused.id.seq = 900;
 
     let mut batch = good.clone();
-    batch.insert(2, vec![0x13, 0x01, 0x02]);
+    batch.insert(2, vec![0x21, 0x01, 0x02]);
     batch.insert(4, unknown_kind.encode());
     batch.push(wrong_type.encode());
     batch.push(refused.encode());
-    let policy = |op: &Op| {
+    let policy = |op: &Op, _: Option<OrgCode>| {
         if op.author.number == 666 {
             Err("author 666 may not write here".to_string())
         } else {
@@ -417,8 +433,14 @@ on_every_backend!(
 async fn held_until_the_gap_fills(env: &Env) -> Result<()> {
     let url = env.new_db().await?;
     let mut a = Replica::new(ActorId(0xa), township(), schema());
-    for (i, word) in ["first", "second", "third"].iter().enumerate() {
-        a.put(rid(30), NOTE, TITLE, text(word), 1_000 + i as u64)?;
+    for i in 0..3u128 {
+        a.add(
+            rid(30),
+            NOTE,
+            MEMBERS,
+            Uuid::from_u128(100 + i),
+            1_000 + i as u64,
+        )?;
     }
     let ops = encode(a.log());
     {
@@ -427,32 +449,97 @@ async fn held_until_the_gap_fills(env: &Env) -> Result<()> {
         ensure!(r.held == 1 && r.applied == 0, "{r:?}");
         let r = store.apply_batch(&ops[1..2], None, &accept_all).await?;
         ensure!(r.held == 1, "{r:?}");
-        // A held operation received again is a duplicate, still held once.
+        // A held add received again is a duplicate, still held once.
         let r = store.apply_batch(&ops[2..3], None, &accept_all).await?;
         ensure!(r.duplicates == 1, "{r:?}");
         ensure!(store.held_count().await? == 2);
         ensure!(store.record(rid(30)).await?.is_none());
+        ensure!(store.log_len().await? == 0, "held adds are not logged yet");
         store.close().await;
     }
     let store = open(&url, county()).await?;
     ensure!(
         store.held_count().await? == 2,
-        "held operations survive a restart"
+        "held adds survive a restart"
     );
     let r = store.apply_batch(&ops[0..1], None, &accept_all).await?;
     ensure!(r.applied == 3 && r.held == 0, "{r:?}");
     ensure!(store.held_count().await? == 0);
     let record = store.record(rid(30)).await?.context("applied")?;
     ensure!(Some(record.view) == a.view(rid(30)));
-    ensure!(record.fields.get("title") == Some(&text("third")));
-    // The log keeps per-origin order for the record.
+    ensure!(record.sets.get("members").map(Vec::len) == Some(3));
+    // The log keeps the origin's order of the adds.
     let log = store.ops_since(Cursor::START, 10).await?;
     ensure!(log.iter().map(|l| l.bytes.clone()).collect::<Vec<_>>() == ops);
+    let r = store.apply_batch(&ops, None, &accept_all).await?;
+    ensure!(r.duplicates == 3 && r.applied == 0, "{r:?}");
     Ok(())
 }
 on_every_backend!(
-    an_op_ahead_of_its_predecessor_is_held_across_batches_and_restarts,
+    a_set_add_ahead_of_its_predecessor_is_held_across_batches_and_restarts,
     held_until_the_gap_fills
+);
+
+async fn field_writes_out_of_order(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    let mut a = Replica::new(ActorId(0xa), township(), schema());
+    for (i, word) in ["first", "second", "third"].iter().enumerate() {
+        a.put(rid(31), NOTE, TITLE, text(word), 1_000 + i as u64)?;
+    }
+    let ops = encode(a.log());
+    for op in ops.iter().rev() {
+        let r = store
+            .apply_batch(std::slice::from_ref(op), None, &accept_all)
+            .await?;
+        ensure!(r.applied == 1 && r.held == 0, "{r:?}");
+    }
+    ensure!(store.held_count().await? == 0);
+    let record = store.record(rid(31)).await?.context("applied")?;
+    ensure!(
+        Some(record.view) == a.view(rid(31)),
+        "store and core disagree"
+    );
+    ensure!(record.fields.get("title") == Some(&text("third")));
+    ensure!(record.conflicts.is_empty(), "{:?}", record.conflicts);
+    ensure!(
+        store.history(rid(31)).await?.len() == 3,
+        "history keeps every write"
+    );
+    Ok(())
+}
+on_every_backend!(
+    field_writes_out_of_order_converge_without_holding,
+    field_writes_out_of_order
+);
+
+async fn held_add_with_a_logged_id(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    let mut a = Replica::new(ActorId(0xa), township(), schema());
+    let first = a.add(rid(32), NOTE, MEMBERS, Uuid::from_u128(1), 1_000)?;
+    let second = a.add(rid(32), NOTE, MEMBERS, Uuid::from_u128(2), 1_001)?;
+    // Another operation claiming the id of the held add: logged while the add waits.
+    let mut impostor = a.put(rid(33), NOTE, TITLE, text("same id"), 1_002)?;
+    impostor.id = second.id;
+    let r = store
+        .apply_batch(&encode(&[second]), None, &accept_all)
+        .await?;
+    ensure!(r.held == 1, "{r:?}");
+    let r = store
+        .apply_batch(&encode(&[impostor]), None, &accept_all)
+        .await?;
+    ensure!(r.applied == 1, "{r:?}");
+    let r = store
+        .apply_batch(&encode(&[first]), None, &accept_all)
+        .await?;
+    ensure!(r.applied == 1 && r.duplicates == 1, "{r:?}");
+    ensure!(store.held_count().await? == 0);
+    let record = store.record(rid(32)).await?.context("applied")?;
+    ensure!(record.sets.get("members") == Some(&vec![Uuid::from_u128(1)]));
+    Ok(())
+}
+on_every_backend!(
+    a_held_add_whose_id_is_already_logged_is_a_duplicate,
+    held_add_with_a_logged_id
 );
 
 async fn conflicts_show_and_resolve(env: &Env) -> Result<()> {
@@ -538,7 +625,7 @@ async fn two_stores_converge(env: &Env) -> Result<()> {
             .write(rid(50 + i % 5), NOTE, author, |r, me| {
                 vec![
                     r.put(me, TITLE, text(&format!("v{i}"))),
-                    r.add(renda_replica::SetId(1), Uuid::from_u128(i % 3)),
+                    r.add(me, MEMBERS, Uuid::from_u128(i % 3)),
                 ]
             })
             .await?;
@@ -548,7 +635,7 @@ async fn two_stores_converge(env: &Env) -> Result<()> {
         }
     }
     two.write(rid(51), NOTE, at_two, |r, _| {
-        vec![r.remove(renda_replica::SetId(1), Uuid::from_u128(1))]
+        vec![r.remove(MEMBERS, Uuid::from_u128(1))]
     })
     .await?;
     push(&one, &two, "county").await?;
@@ -576,9 +663,13 @@ async fn downward_feed_follows_scope(env: &Env) -> Result<()> {
     let second = org(370_202_002);
     let dispatched_to = first;
     let options = Options {
-        // Records whose body says "dispatch" are addressed to the first township too.
+        // Records signed by "dispatch" are addressed to the first township too.
         audience: Some(Arc::new(move |view: &renda_replica::RecordView| {
-            if view.value(BODY) == Some(&text("dispatch")) {
+            if view
+                .events
+                .iter()
+                .any(|e| e.get(FieldId(1)) == Some(&text("dispatch")))
+            {
                 vec![dispatched_to]
             } else {
                 vec![]
@@ -625,7 +716,7 @@ async fn downward_feed_follows_scope(env: &Env) -> Result<()> {
             .collect()
     };
     let feed = county_store
-        .ops_for_scope(first, Cursor::START, 100)
+        .ops_for_scope(first, Cursor::START, 100, None)
         .await?;
     ensure!(
         records_in(&feed)? == vec![rid(60), rid(60)],
@@ -636,7 +727,7 @@ async fn downward_feed_follows_scope(env: &Env) -> Result<()> {
     // The county's own scope holds both townships' records.
     ensure!(
         county_store
-            .ops_for_scope(county(), Cursor::START, 100)
+            .ops_for_scope(county(), Cursor::START, 100, None)
             .await?
             .len()
             == 4
@@ -646,7 +737,7 @@ async fn downward_feed_follows_scope(env: &Env) -> Result<()> {
     county_store
         .write(rid(61), NOTE, author, put_org(first))
         .await?;
-    let more = county_store.ops_for_scope(first, cursor, 100).await?;
+    let more = county_store.ops_for_scope(first, cursor, 100, None).await?;
     ensure!(
         records_in(&more)? == vec![rid(61); 3],
         "{:?}",
@@ -661,7 +752,7 @@ async fn downward_feed_follows_scope(env: &Env) -> Result<()> {
     // Paging one at a time gives the same feed.
     let mut paged = Vec::new();
     let mut at = cursor;
-    while let Some(l) = county_store.ops_for_scope(first, at, 1).await?.pop() {
+    while let Some(l) = county_store.ops_for_scope(first, at, 1, None).await?.pop() {
         at = l.cursor;
         paged.push(l);
     }
@@ -674,11 +765,11 @@ async fn downward_feed_follows_scope(env: &Env) -> Result<()> {
         })
         .await?;
     county_store
-        .write(rid(63), NOTE, author, |r, me| {
-            vec![r.put(me, BODY, text("dispatch"))]
+        .write(rid(63), NOTE, author, |r, _| {
+            vec![r.event(SIGNED, vec![(FieldId(1), text("dispatch"))])]
         })
         .await?;
-    let more = county_store.ops_for_scope(first, at, 100).await?;
+    let more = county_store.ops_for_scope(first, at, 100, None).await?;
     ensure!(
         records_in(&more)? == vec![rid(63); 2],
         "{:?}",
@@ -828,6 +919,158 @@ async fn gapless_under_concurrency(env: &Env) -> Result<()> {
 on_every_backend!(
     origin_sequences_are_gapless_under_200_concurrent_writes,
     gapless_under_concurrency
+);
+
+async fn scope_feed_leaves_out_the_peers_own_ops(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    let mut child = Replica::new(ActorId(0xc1), township(), schema());
+    child.put(rid(80), NOTE, ORG, Value::Org(township()), 1_000)?;
+    child.put(rid(80), NOTE, TITLE, text("from the township"), 1_001)?;
+    let r = store
+        .apply_batch(&encode(child.log()), Some("370202001"), &accept_all)
+        .await?;
+    ensure!(r.applied == 2, "{r:?}");
+    store
+        .write(rid(80), NOTE, Author::system(county()), |r, me| {
+            vec![r.put(me, BODY, text("from the county"))]
+        })
+        .await?;
+    let all = store
+        .ops_for_scope(township(), Cursor::START, 100, None)
+        .await?;
+    ensure!(all.len() == 3, "{all:?}");
+    let to_child = store
+        .ops_for_scope(township(), Cursor::START, 100, Some("370202001"))
+        .await?;
+    ensure!(to_child.len() == 1, "{to_child:?}");
+    let op = Op::decode_unchecked(&to_child[0].bytes).map_err(|e| anyhow!(e))?;
+    ensure!(
+        op.id.origin == store.actor(),
+        "only the county's own write goes down"
+    );
+    ensure!(
+        store
+            .count_for_scope(township(), Cursor::START, Some("370202001"))
+            .await?
+            == 1
+    );
+    ensure!(
+        store
+            .count_for_scope(township(), Cursor::START, None)
+            .await?
+            == 3
+    );
+    ensure!(
+        store
+            .count_for_scope(township(), all[1].cursor, None)
+            .await?
+            == 1
+    );
+    // Another peer (a sibling township relayed through the county) still gets everything.
+    ensure!(
+        store
+            .ops_for_scope(township(), Cursor::START, 100, Some("370202002"))
+            .await?
+            .len()
+            == 3
+    );
+    Ok(())
+}
+on_every_backend!(
+    the_scope_feed_leaves_out_operations_received_from_that_peer,
+    scope_feed_leaves_out_the_peers_own_ops
+);
+
+async fn local_only_never_in_feeds(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, township()).await?;
+    let author = Author::system(township());
+    store
+        .write(rid(90), SECRET, author, |r, me| {
+            vec![
+                r.put(me, ORG, Value::Org(township())),
+                r.put(me, TITLE, text("370202199001011234")),
+            ]
+        })
+        .await?;
+    store
+        .write(rid(91), NOTE, author, |r, me| {
+            vec![
+                r.put(me, ORG, Value::Org(township())),
+                r.put(me, TITLE, text("public")),
+            ]
+        })
+        .await?;
+    // A local-only operation received from elsewhere (a bug there) stays here too.
+    let mut other = Replica::new(ActorId(0xd), township(), schema());
+    other.put(rid(92), SECRET, ORG, Value::Org(township()), 1_000)?;
+    store
+        .apply_batch(&encode(other.log()), Some("peer"), &accept_all)
+        .await?;
+    ensure!(store.log_len().await? == 5);
+    ensure!(store.record(rid(90)).await?.is_some(), "kept locally");
+    let records_in = |page: Vec<renda_store::LoggedOp>| -> Result<Vec<RecordId>> {
+        page.iter()
+            .map(|l| {
+                Ok(Op::decode_unchecked(&l.bytes)
+                    .map_err(|e| anyhow!(e))?
+                    .record)
+            })
+            .collect()
+    };
+    let up = records_in(store.ops_since(Cursor::START, 100).await?)?;
+    ensure!(up == vec![rid(91), rid(91)], "{up:?}");
+    for org in [township(), county()] {
+        let down = records_in(store.ops_for_scope(org, Cursor::START, 100, None).await?)?;
+        ensure!(down == vec![rid(91), rid(91)], "{org}: {down:?}");
+        ensure!(store.count_for_scope(org, Cursor::START, None).await? == 2);
+    }
+    ensure!(store.pending_push("county").await? == 2);
+    Ok(())
+}
+on_every_backend!(
+    local_only_kinds_never_appear_in_either_feed,
+    local_only_never_in_feeds
+);
+
+async fn policy_sees_the_record_org(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    let mut a = Replica::new(ActorId(0xa), township(), schema());
+    let seen: std::sync::Mutex<Vec<(OpId, Option<OrgCode>)>> = Default::default();
+    let policy = |op: &Op, org: Option<OrgCode>| {
+        seen.lock().expect("not poisoned").push((op.id, org));
+        Ok(())
+    };
+    let create = a.put(rid(95), NOTE, ORG, Value::Org(township()), 1_000)?;
+    let title = a.put(rid(95), NOTE, TITLE, text("t"), 1_001)?;
+    store
+        .apply_batch(&encode(&[create.clone(), title.clone()]), None, &policy)
+        .await?;
+    let add = a.add(rid(95), NOTE, MEMBERS, Uuid::from_u128(1), 1_002)?;
+    let moved = a.put(rid(95), NOTE, ORG, Value::Org(org(370_202_002)), 1_003)?;
+    let after = a.put(rid(95), NOTE, BODY, text("b"), 1_004)?;
+    let elsewhere = a.put(rid(96), NOTE, TITLE, text("new"), 1_005)?;
+    store
+        .apply_batch(
+            &encode(&[add.clone(), moved.clone(), after.clone(), elsewhere.clone()]),
+            None,
+            &policy,
+        )
+        .await?;
+    let seen = seen.into_inner().expect("not poisoned");
+    let expected = vec![
+        (create.id, None),
+        (title.id, Some(township())),
+        (add.id, Some(township())),
+        (moved.id, Some(township())),
+        (after.id, Some(org(370_202_002))),
+        (elsewhere.id, None),
+    ];
+    ensure!(seen == expected, "{seen:?}");
+    Ok(())
+}
+on_every_backend!(
+    the_policy_receives_the_org_of_the_record,
+    policy_sees_the_record_org
 );
 
 // --- crash test ------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
 -- renda-store schema, PostgreSQL dialect. Keep in step with ../sqlite/0001_init.sql.
+--
+-- A record is stored as its independent CRDT parts (one row per field register, per set, per
+-- event), so applying an operation reads and rewrites only the part it touches.
 
 -- This replica's identity and counters that must survive a restart.
 CREATE TABLE meta (
@@ -7,30 +10,88 @@ CREATE TABLE meta (
 );
 
 -- The durable op log. local_seq is this node's insertion order (sync checkpoints);
--- (origin, origin_seq) identifies an operation mesh-wide and is gapless per origin.
+-- (origin, origin_seq) identifies an operation mesh-wide: it is logged and applied once.
+-- from_peer is the peer it came from (NULL for local writes), so a feed can leave out what a
+-- peer sent us; local_only operations (kinds that never leave the node) stay out of feeds.
 CREATE TABLE op_log (
-    local_seq     BIGINT  NOT NULL UNIQUE,
+    local_seq     BIGINT  PRIMARY KEY,
     origin        BIGINT  NOT NULL,
     origin_seq    BIGINT  NOT NULL,
     record_id     TEXT    NOT NULL,
-    record_seq    BIGINT  NOT NULL,
+    kind          BIGINT  NOT NULL,
     hlc           BIGINT  NOT NULL,
     origin_org    BIGINT  NOT NULL,
     author_org    BIGINT  NOT NULL,
     author_number BIGINT  NOT NULL,
-    bytes         BYTEA   NOT NULL,
-    PRIMARY KEY (origin, origin_seq)
+    from_peer     TEXT,
+    local_only    BOOLEAN NOT NULL,
+    bytes         BYTEA    NOT NULL,
+    UNIQUE (origin, origin_seq)
 );
 CREATE INDEX op_log_record ON op_log (record_id, local_seq);
 
--- Operations that arrived ahead of an earlier operation of the same origin on the same record.
+-- One row per record: written on its first operation and afterwards only when its org or its
+-- soft-delete flag changes, never for other field writes.
+CREATE TABLE records (
+    id          TEXT    PRIMARY KEY,
+    kind        BIGINT  NOT NULL,
+    kind_name   TEXT    NOT NULL,
+    org_code    BIGINT,
+    deleted     BOOLEAN NOT NULL,
+    updated_seq BIGINT  NOT NULL
+);
+CREATE INDEX records_kind_org ON records (kind, org_code);
+
+-- One row per field register: the CRDT state (postcard) and, for reports, the winner as JSON
+-- with when (hlc), where (org) and who (author), and every concurrent value while conflicted.
+CREATE TABLE fields (
+    record_id    TEXT    NOT NULL,
+    field        BIGINT  NOT NULL,
+    name         TEXT    NOT NULL,
+    value        TEXT    NOT NULL,
+    hlc          BIGINT  NOT NULL,
+    org          BIGINT  NOT NULL,
+    author       TEXT    NOT NULL,
+    has_conflict BOOLEAN NOT NULL,
+    conflicts    TEXT,
+    updated_seq  BIGINT  NOT NULL,
+    state        BYTEA    NOT NULL,
+    PRIMARY KEY (record_id, field)
+);
+CREATE INDEX fields_conflicted ON fields (record_id, updated_seq) WHERE has_conflict;
+
+-- One row per add-wins set: members as a JSON array and the CRDT state (deferred removes
+-- included, hence postcard).
+CREATE TABLE sets (
+    record_id TEXT    NOT NULL,
+    set_id    BIGINT  NOT NULL,
+    name      TEXT    NOT NULL,
+    members   TEXT    NOT NULL,
+    state     BYTEA    NOT NULL,
+    PRIMARY KEY (record_id, set_id)
+);
+
+-- Workflow events, one row per event operation (the typed event is its op_log row).
+CREATE TABLE events (
+    record_id  TEXT    NOT NULL,
+    origin     BIGINT  NOT NULL,
+    origin_seq BIGINT  NOT NULL,
+    hlc        BIGINT  NOT NULL,
+    kind       BIGINT  NOT NULL,
+    event      TEXT    NOT NULL,
+    payload    TEXT    NOT NULL,
+    PRIMARY KEY (record_id, origin, origin_seq)
+);
+
+-- Set adds that arrived ahead of an earlier add of the same origin on the same set.
 CREATE TABLE held_ops (
     record_id   TEXT    NOT NULL,
+    set_id      BIGINT  NOT NULL,
     origin      BIGINT  NOT NULL,
-    record_seq  BIGINT  NOT NULL,
-    bytes       BYTEA   NOT NULL,
+    counter     BIGINT  NOT NULL,
+    bytes       BYTEA    NOT NULL,
     received_ms BIGINT  NOT NULL,
-    PRIMARY KEY (record_id, origin, record_seq)
+    PRIMARY KEY (record_id, set_id, origin, counter)
 );
 
 -- Operations refused on receipt, kept with their reason and raw bytes; never applied or relayed.
@@ -40,36 +101,7 @@ CREATE TABLE quarantine (
     from_peer   TEXT,
     reason      TEXT    NOT NULL,
     record_id   TEXT,
-    bytes       BYTEA   NOT NULL
-);
-
--- Materialised records for queries and reports. fields/conflicts/sets are JSON text;
--- state is the record's CRDT state (postcard), the source of truth for further applies.
-CREATE TABLE records (
-    id           TEXT    PRIMARY KEY,
-    kind         BIGINT  NOT NULL,
-    org_code     BIGINT,
-    deleted      BOOLEAN NOT NULL,
-    has_conflict BOOLEAN NOT NULL,
-    fields       TEXT    NOT NULL,
-    conflicts    TEXT    NOT NULL,
-    sets         TEXT    NOT NULL,
-    state        BYTEA   NOT NULL,
-    updated_seq  BIGINT  NOT NULL
-);
-CREATE INDEX records_kind_org ON records (kind, org_code);
-CREATE INDEX records_conflicted ON records (has_conflict) WHERE has_conflict;
-
--- Workflow events, one row per event operation.
-CREATE TABLE events (
-    record_id  TEXT    NOT NULL,
-    origin     BIGINT  NOT NULL,
-    record_seq BIGINT  NOT NULL,
-    hlc        BIGINT  NOT NULL,
-    kind       BIGINT  NOT NULL,
-    event      TEXT    NOT NULL,
-    payload    TEXT    NOT NULL,
-    PRIMARY KEY (record_id, origin, record_seq)
+    bytes       BYTEA    NOT NULL
 );
 
 -- Which org units a record is in scope of (its org, that org's ancestors, its audience), and

@@ -1,4 +1,8 @@
 -- renda-store schema, SQLite dialect. Keep in step with ../postgres/0001_init.sql.
+--
+-- A record is stored as its independent CRDT parts (one row per field register, per set, per
+-- event), so applying an operation reads and rewrites only the part it touches. Tables keyed by
+-- record are WITHOUT ROWID: the row lives in its primary-key B-tree, one insert instead of two.
 
 -- This replica's identity and counters that must survive a restart.
 CREATE TABLE meta (
@@ -7,31 +11,89 @@ CREATE TABLE meta (
 );
 
 -- The durable op log. local_seq is this node's insertion order (sync checkpoints);
--- (origin, origin_seq) identifies an operation mesh-wide and is gapless per origin.
+-- (origin, origin_seq) identifies an operation mesh-wide: it is logged and applied once.
+-- from_peer is the peer it came from (NULL for local writes), so a feed can leave out what a
+-- peer sent us; local_only operations (kinds that never leave the node) stay out of feeds.
 CREATE TABLE op_log (
     local_seq     INTEGER PRIMARY KEY,
     origin        INTEGER NOT NULL,
     origin_seq    INTEGER NOT NULL,
     record_id     TEXT    NOT NULL,
-    record_seq    INTEGER NOT NULL,
+    kind          INTEGER NOT NULL,
     hlc           INTEGER NOT NULL,
     origin_org    INTEGER NOT NULL,
     author_org    INTEGER NOT NULL,
     author_number INTEGER NOT NULL,
+    from_peer     TEXT,
+    local_only    BOOLEAN NOT NULL,
     bytes         BLOB    NOT NULL,
     UNIQUE (origin, origin_seq)
 );
 CREATE INDEX op_log_record ON op_log (record_id, local_seq);
 
--- Operations that arrived ahead of an earlier operation of the same origin on the same record.
+-- One row per record: written on its first operation and afterwards only when its org or its
+-- soft-delete flag changes, never for other field writes.
+CREATE TABLE records (
+    id          TEXT    PRIMARY KEY,
+    kind        INTEGER NOT NULL,
+    kind_name   TEXT    NOT NULL,
+    org_code    INTEGER,
+    deleted     BOOLEAN NOT NULL,
+    updated_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX records_kind_org ON records (kind, org_code);
+
+-- One row per field register: the CRDT state (postcard) and, for reports, the winner as JSON
+-- with when (hlc), where (org) and who (author), and every concurrent value while conflicted.
+CREATE TABLE fields (
+    record_id    TEXT    NOT NULL,
+    field        INTEGER NOT NULL,
+    name         TEXT    NOT NULL,
+    value        TEXT    NOT NULL,
+    hlc          INTEGER NOT NULL,
+    org          INTEGER NOT NULL,
+    author       TEXT    NOT NULL,
+    has_conflict BOOLEAN NOT NULL,
+    conflicts    TEXT,
+    updated_seq  INTEGER NOT NULL,
+    state        BLOB    NOT NULL,
+    PRIMARY KEY (record_id, field)
+) WITHOUT ROWID;
+CREATE INDEX fields_conflicted ON fields (record_id, updated_seq) WHERE has_conflict;
+
+-- One row per add-wins set: members as a JSON array and the CRDT state (deferred removes
+-- included, hence postcard).
+CREATE TABLE sets (
+    record_id TEXT    NOT NULL,
+    set_id    INTEGER NOT NULL,
+    name      TEXT    NOT NULL,
+    members   TEXT    NOT NULL,
+    state     BLOB    NOT NULL,
+    PRIMARY KEY (record_id, set_id)
+) WITHOUT ROWID;
+
+-- Workflow events, one row per event operation (the typed event is its op_log row).
+CREATE TABLE events (
+    record_id  TEXT    NOT NULL,
+    origin     INTEGER NOT NULL,
+    origin_seq INTEGER NOT NULL,
+    hlc        INTEGER NOT NULL,
+    kind       INTEGER NOT NULL,
+    event      TEXT    NOT NULL,
+    payload    TEXT    NOT NULL,
+    PRIMARY KEY (record_id, origin, origin_seq)
+) WITHOUT ROWID;
+
+-- Set adds that arrived ahead of an earlier add of the same origin on the same set.
 CREATE TABLE held_ops (
     record_id   TEXT    NOT NULL,
+    set_id      INTEGER NOT NULL,
     origin      INTEGER NOT NULL,
-    record_seq  INTEGER NOT NULL,
+    counter     INTEGER NOT NULL,
     bytes       BLOB    NOT NULL,
     received_ms INTEGER NOT NULL,
-    PRIMARY KEY (record_id, origin, record_seq)
-);
+    PRIMARY KEY (record_id, set_id, origin, counter)
+) WITHOUT ROWID;
 
 -- Operations refused on receipt, kept with their reason and raw bytes; never applied or relayed.
 CREATE TABLE quarantine (
@@ -43,35 +105,6 @@ CREATE TABLE quarantine (
     bytes       BLOB    NOT NULL
 );
 
--- Materialised records for queries and reports. fields/conflicts/sets are JSON text;
--- state is the record's CRDT state (postcard), the source of truth for further applies.
-CREATE TABLE records (
-    id           TEXT    PRIMARY KEY,
-    kind         INTEGER NOT NULL,
-    org_code     INTEGER,
-    deleted      BOOLEAN NOT NULL,
-    has_conflict BOOLEAN NOT NULL,
-    fields       TEXT    NOT NULL,
-    conflicts    TEXT    NOT NULL,
-    sets         TEXT    NOT NULL,
-    state        BLOB    NOT NULL,
-    updated_seq  INTEGER NOT NULL
-);
-CREATE INDEX records_kind_org ON records (kind, org_code);
-CREATE INDEX records_conflicted ON records (has_conflict) WHERE has_conflict;
-
--- Workflow events, one row per event operation.
-CREATE TABLE events (
-    record_id  TEXT    NOT NULL,
-    origin     INTEGER NOT NULL,
-    record_seq INTEGER NOT NULL,
-    hlc        INTEGER NOT NULL,
-    kind       INTEGER NOT NULL,
-    event      TEXT    NOT NULL,
-    payload    TEXT    NOT NULL,
-    PRIMARY KEY (record_id, origin, record_seq)
-);
-
 -- Which org units a record is in scope of (its org, that org's ancestors, its audience), and
 -- from which local_seq on: the downward feed of org X is an equality lookup on org_code = X.
 CREATE TABLE record_scope (
@@ -79,7 +112,7 @@ CREATE TABLE record_scope (
     record_id       TEXT    NOT NULL,
     since_local_seq INTEGER NOT NULL,
     PRIMARY KEY (org_code, record_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX record_scope_record ON record_scope (record_id);
 
 -- Per-peer sync positions; moved only after the other side durably committed.
