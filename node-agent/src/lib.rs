@@ -6,8 +6,13 @@
 //! crates, which this crate only wires together.
 
 pub mod certs;
+pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod domain;
 pub mod identity;
+pub mod mesh;
+pub mod node;
 pub mod server;
 pub mod tls;
 

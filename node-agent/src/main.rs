@@ -29,6 +29,51 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Show the sync state of a running node and of every node below it.
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Carry changes on removable media when a node has no link at all.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+    /// Run a demo mesh on loopback: one city, two counties, four townships, real mutual TLS,
+    /// SQLite files in a temporary folder. Takes a township offline, edits the same records
+    /// there and at its county, brings it back, and prints what converged.
+    Demo {
+        /// Keep the demo's folder (certificates, databases) here instead of a temporary one.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Write the operations the node `--to` lacks into FILE, signed with this node's key.
+    /// `--to` is this node's parent (everything not yet acknowledged) or a unit below it (its
+    /// scope since the last bundle; `--full` for all of it).
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        to: renda_replica::OrgCode,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long)]
+        full: bool,
+    },
+    /// Verify a bundle completely, then apply it with the same checks as a live sync.
+    Import {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,15 +114,37 @@ fn parse_level(text: &str) -> Result<Level, String> {
 fn main() -> anyhow::Result<()> {
     node_agent::install_crypto_provider();
     let cli = Cli::parse();
+    let runtime = || tokio::runtime::Runtime::new().context("cannot start the tokio runtime");
+    let load = |path: &PathBuf| -> anyhow::Result<Config> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Ok(Config::load(path, &env)?)
+    };
     match cli.command {
         Command::Certs { command } => run_certs(command),
         Command::Run { config } => {
-            let env: HashMap<String, String> = std::env::vars().collect();
-            let config = Config::load(&config, &env)?;
-            tokio::runtime::Runtime::new()
-                .context("cannot start the tokio runtime")?
-                .block_on(run(config))
+            let config = load(&config)?;
+            runtime()?.block_on(run(config))
         }
+        Command::Status { config, json } => {
+            let config = load(&config)?;
+            runtime()?.block_on(node_agent::cli::status(&config, json))
+        }
+        Command::Bundle { command } => match command {
+            BundleCommand::Export {
+                config,
+                to,
+                out,
+                full,
+            } => {
+                let config = load(&config)?;
+                runtime()?.block_on(node_agent::cli::bundle_export(&config, to, &out, full))
+            }
+            BundleCommand::Import { config, file } => {
+                let config = load(&config)?;
+                runtime()?.block_on(node_agent::cli::bundle_import(&config, &file))
+            }
+        },
+        Command::Demo { keep } => runtime()?.block_on(node_agent::demo::run(keep)),
     }
 }
 
@@ -114,9 +181,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _telemetry = renda_telemetry::init(&telemetry)?;
     tracing::info!(org = %identity.org_code, level = %identity.level, "node-agent starting");
 
-    // The sync, domain and console services are added to these routes as they are written.
-    let services = tonic::service::Routes::default();
-    node_agent::serve(&config, services, shutdown_signal()).await?;
+    let (node, task) = node_agent::node::start(
+        &config,
+        node_agent::domain::deputy_work(),
+        shutdown_signal(),
+    )
+    .await?;
+    tracing::info!(grpc = %node.grpc_addr, actor = %node.store.actor(), "node-agent serving");
+    task.await.context("the server task failed")??;
     Ok(())
 }
 

@@ -1,0 +1,332 @@
+//! Sync benchmark: real node stores and gRPC over mutual TLS on loopback, in one process.
+//!
+//! `cargo bench -p node-agent --bench sync`. Prints, in one run:
+//! 1. a township's catch-up after 10,000 offline operations on each side (pushed up and pulled
+//!    down), its rate against applying the same operations locally, and the bytes on the wire
+//!    (TLS included, counted by a proxy) against the bytes of the operations;
+//! 2. a sync with nothing to do: round trips, bytes, time;
+//! 3. a county receiving 30 townships syncing at once, against one township alone.
+//!
+//! Authority here is the org-tree check only (the domain's rules need an org tree naming 30
+//! townships); everything else is the production path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use node_agent::mesh::Mesh;
+use node_agent::node::Domain;
+use renda_replica::{Author, FieldId, OrgCode, RecordId, Value};
+use renda_store::{Cursor, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const OPS: usize = 10_000;
+const FIELDS_PER_SAVE: usize = 5;
+
+/// Bytes each way through a proxy, and how many times the direction of traffic turned from
+/// client→server to server→client (one turn per round trip).
+#[derive(Default)]
+struct Meter {
+    up: AtomicU64,
+    down: AtomicU64,
+    turns: AtomicU64,
+    last: AtomicU64,
+}
+
+impl Meter {
+    fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.up.load(Ordering::SeqCst),
+            self.down.load(Ordering::SeqCst),
+            self.turns.load(Ordering::SeqCst),
+        )
+    }
+}
+
+fn proxy(target: SocketAddr, meter: Arc<Meter>) -> anyhow::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let listener = TcpListener::from_std(std_listener)?;
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let meter = meter.clone();
+            tokio::spawn(async move {
+                let Ok(outbound) = TcpStream::connect(target).await else {
+                    return;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                let up = pump(ri, wo, meter.clone(), true);
+                let down = pump(ro, wi, meter, false);
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    meter: Arc<Meter>,
+    upward: bool,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        if upward {
+            meter.up.fetch_add(n as u64, Ordering::SeqCst);
+            meter.last.store(1, Ordering::SeqCst);
+        } else {
+            meter.down.fetch_add(n as u64, Ordering::SeqCst);
+            if meter.last.swap(2, Ordering::SeqCst) == 1 {
+                meter.turns.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
+fn open_domain() -> Domain {
+    let mut domain = node_agent::domain::deputy_work();
+    domain.rule = Arc::new(|_, _| Ok(()));
+    domain
+}
+
+/// Writes `ops` field operations as deputy form saves of `org`, at `store`.
+async fn write_deputies(store: &Store, org: OrgCode, ops: usize, tag: &str) -> anyhow::Result<()> {
+    let schema = store.schema().clone();
+    let kind = schema.kind_named("deputy").context("deputy kind")?;
+    let text_fields: Vec<FieldId> = ["name", "constituency", "ethnicity", "sector", "qr_token"]
+        .iter()
+        .filter_map(|n| kind.field_named(n).map(|f| f.id))
+        .collect();
+    anyhow::ensure!(
+        text_fields.len() == FIELDS_PER_SAVE,
+        "deputy text fields changed"
+    );
+    let author = Author { org, number: 1 };
+    let mut written = 0;
+    let mut i = 0u64;
+    while written < ops {
+        let id = RecordId(uuid::Uuid::now_v7());
+        let kind_id = kind.id;
+        let fields = text_fields.clone();
+        let n = FIELDS_PER_SAVE.min(ops - written);
+        store
+            .write(id, kind_id, author, move |record, actor| {
+                let mut changes =
+                    vec![record.put(actor, renda_replica::schema::ORG, Value::Org(org))];
+                for (k, field) in fields.iter().take(n.saturating_sub(1)).enumerate() {
+                    changes.push(record.put(
+                        actor,
+                        *field,
+                        Value::Text(format!("{tag}代表{i:05}-{k}")),
+                    ));
+                }
+                changes
+            })
+            .await?;
+        written += n;
+        i += 1;
+    }
+    Ok(())
+}
+
+async fn local_apply_rate(
+    dir: &std::path::Path,
+    from: &Store,
+    to_org: OrgCode,
+) -> anyhow::Result<f64> {
+    let mut ops = Vec::new();
+    let mut after = Cursor::START;
+    loop {
+        let page = from.ops_since(after, 1_000).await?;
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|o| o.cursor).unwrap_or(after);
+        ops.extend(page.into_iter().map(|o| o.bytes));
+    }
+    let url = format!(
+        "sqlite://{}",
+        dir.join(format!("local-{to_org}.db")).display()
+    );
+    let store = Store::open(&url, from.schema().clone(), to_org, Default::default()).await?;
+    let accept = |_: &renda_replica::Op, _: Option<OrgCode>| Ok(());
+    let start = Instant::now();
+    for chunk in ops.chunks(1_000) {
+        store.apply_batch(chunk, Some("bench"), &accept).await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    store.close().await;
+    Ok(ops.len() as f64 / secs)
+}
+
+async fn catch_up(dir: &std::path::Path) -> anyhow::Result<()> {
+    let city = OrgCode::new(370_200)?;
+    let county = OrgCode::new(370_202)?;
+    let township = OrgCode::new(370_202_001)?;
+    let meter = Arc::new(Meter::default());
+    let m = meter.clone();
+    let mesh = Mesh::start_via(
+        dir,
+        &[city, county, township],
+        open_domain(),
+        &mut |child, parent, target| {
+            if child == township && parent == county {
+                proxy(target, m.clone())
+            } else {
+                Ok(target)
+            }
+        },
+    )
+    .await?;
+    // Open the channel once so the connection (and its TLS handshake) is not counted.
+    mesh.sync(township).await?;
+    let t_store = &mesh.node(township)?.store;
+    let c_store = &mesh.node(county)?.store;
+    write_deputies(t_store, township, OPS, "乡").await?;
+    write_deputies(c_store, township, OPS, "县").await?;
+    let payload_up: u64 = count_bytes(t_store, 0).await?;
+    let before = meter.snapshot();
+    let start = Instant::now();
+    let report = mesh.sync(township).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let after = meter.snapshot();
+    let wire = (after.0 - before.0) + (after.1 - before.1);
+    let moved = report.pushed + report.pulled;
+    let payload_down = report_payload(t_store, c_store).await?;
+    let payload = payload_up + payload_down;
+    let rate = moved as f64 / secs;
+    let local = (local_apply_rate(dir, t_store, county).await?
+        + local_apply_rate(dir, c_store, township).await?)
+        / 2.0;
+    println!(
+        "catch-up: {} ops pushed + {} pulled in {:.2}s = {:.0} ops/s",
+        report.pushed, report.pulled, secs, rate
+    );
+    println!(
+        "   local apply of the same ops:  {local:.0} ops/s; ratio {:.2}  (goal >= 0.5)",
+        rate / local
+    );
+    println!(
+        "   bytes on the wire {wire} (TLS included) for {payload} bytes of operations: {:.2}x  (goal <= 1.5x)",
+        wire as f64 / payload as f64
+    );
+
+    let before = meter.snapshot();
+    let start = Instant::now();
+    let idle = mesh.sync(township).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let after = meter.snapshot();
+    println!(
+        "idle sync: {} round trip(s), {} bytes ({} up, {} down), {:.1} ms, moved {} ops  (goal 1 round trip, < 2 KB)",
+        after.2 - before.2,
+        (after.0 - before.0) + (after.1 - before.1),
+        after.0 - before.0,
+        after.1 - before.1,
+        secs * 1000.0,
+        idle.pushed + idle.pulled
+    );
+    mesh.shutdown().await
+}
+
+/// Total encoded bytes of `store`'s log.
+async fn count_bytes(store: &Store, _skip: u64) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    let mut after = Cursor::START;
+    loop {
+        let page = store.ops_since(after, 1_000).await?;
+        if page.is_empty() {
+            return Ok(total);
+        }
+        after = page.last().map(|o| o.cursor).unwrap_or(after);
+        total += page.iter().map(|o| o.bytes.len() as u64).sum::<u64>();
+    }
+}
+
+/// Bytes of the county's own operations (those pulled down by the township).
+async fn report_payload(township: &Store, county: &Store) -> anyhow::Result<u64> {
+    let _ = township;
+    count_bytes_of_origin(county).await
+}
+
+async fn count_bytes_of_origin(store: &Store) -> anyhow::Result<u64> {
+    let actor = store.actor();
+    let mut total = 0u64;
+    let mut after = Cursor::START;
+    loop {
+        let page = store.ops_since(after, 1_000).await?;
+        if page.is_empty() {
+            return Ok(total);
+        }
+        after = page.last().map(|o| o.cursor).unwrap_or(after);
+        for op in &page {
+            if renda_replica::Op::decode_unchecked(&op.bytes).is_ok_and(|o| o.id.origin == actor) {
+                total += op.bytes.len() as u64;
+            }
+        }
+    }
+}
+
+async fn many_townships(dir: &std::path::Path) -> anyhow::Result<()> {
+    const TOWNSHIPS: u64 = 30;
+    const EACH: usize = 2_000;
+    let city = OrgCode::new(370_200)?;
+    let county = OrgCode::new(370_202)?;
+    let mut orgs = vec![city, county];
+    for i in 1..=TOWNSHIPS {
+        orgs.push(OrgCode::new(370_202_000 + i)?);
+    }
+    let mesh = Mesh::start(dir, &orgs, open_domain()).await?;
+    for org in &orgs[2..] {
+        mesh.sync(*org).await?;
+        write_deputies(&mesh.node(*org)?.store, *org, EACH, "乡").await?;
+    }
+    // One township alone.
+    let start = Instant::now();
+    let alone = mesh.sync(orgs[2]).await?;
+    let single = alone.pushed as f64 / start.elapsed().as_secs_f64();
+    // The other 29 at once.
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for org in orgs[3..].iter().copied() {
+        let handle = mesh
+            .node(org)?
+            .sync
+            .clone()
+            .context("township has an upstream")?;
+        tasks.push(tokio::spawn(async move { handle.sync_now().await }));
+    }
+    let mut pushed = 0;
+    for task in tasks {
+        let (_, report) = task.await?.map_err(anyhow::Error::msg)?;
+        pushed += report.pushed;
+    }
+    let together = pushed as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{} townships at once: {together:.0} ops/s at the county; one township alone {single:.0} ops/s; ratio {:.2}  (goal >= 0.7)",
+        TOWNSHIPS - 1,
+        together / single
+    );
+    mesh.shutdown().await
+}
+
+fn main() -> anyhow::Result<()> {
+    node_agent::install_crypto_provider();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let dir = tempfile::tempdir()?;
+        catch_up(&dir.path().join("catch-up")).await?;
+        many_townships(&dir.path().join("thirty")).await?;
+        anyhow::Ok(())
+    })
+}

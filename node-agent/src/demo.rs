@@ -1,0 +1,316 @@
+//! `node-agent demo`: the README's first command. A mesh of one city, two counties and four
+//! townships on loopback with real mutual TLS and SQLite files; a township goes offline, the
+//! same records are edited there and at its county, it comes back, and the demo prints what
+//! converged, which conflicts wait for a person, and every node's sync state.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use renda_proto::deputy::v1 as deputy;
+use renda_replica::OrgCode;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::mesh::Mesh;
+
+pub const CITY: u64 = 370_200;
+pub const COUNTIES: [u64; 2] = [370_202, 370_212];
+pub const TOWNSHIPS: [u64; 4] = [370_202_001, 370_202_002, 370_212_001, 370_212_002];
+
+/// The org units of the demo mesh, parents first.
+pub fn orgs() -> anyhow::Result<Vec<OrgCode>> {
+    std::iter::once(CITY)
+        .chain(COUNTIES)
+        .chain(TOWNSHIPS)
+        .map(|code| OrgCode::new(code).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// A person at a node: their API calls carry who they are.
+#[derive(Clone)]
+pub struct Caller {
+    pub user: u32,
+    pub org: OrgCode,
+    pub role: &'static str,
+}
+
+impl tonic::service::Interceptor for Caller {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let metadata = request.metadata_mut();
+        let values = [
+            (renda_api::USER_HEADER, self.user.to_string()),
+            (renda_api::ORG_HEADER, self.org.to_string()),
+            (renda_api::ROLE_HEADER, self.role.to_string()),
+        ];
+        for (key, value) in values {
+            let value: MetadataValue<_> = value
+                .parse()
+                .map_err(|_| tonic::Status::internal("caller metadata is not ASCII"))?;
+            metadata.insert(key, value);
+        }
+        Ok(request)
+    }
+}
+
+pub type Deputies = deputy::deputies_client::DeputiesClient<InterceptedService<Channel, Caller>>;
+
+pub fn deputies(mesh: &Mesh, org: OrgCode, caller: Caller) -> anyhow::Result<Deputies> {
+    Ok(deputy::deputies_client::DeputiesClient::with_interceptor(
+        mesh.channel(org)?,
+        caller,
+    ))
+}
+
+fn fields(name: &str, sector: &str, phone: &str, levels: &[&str]) -> deputy::DeputyFields {
+    deputy::DeputyFields {
+        name: name.into(),
+        levels: levels.iter().map(|l| l.to_string()).collect(),
+        constituency: "第三选区".into(),
+        term: 5,
+        gender: "female".into(),
+        ethnicity: "汉族".into(),
+        sector: sector.into(),
+        phone: phone.into(),
+        id_card: String::new(),
+        status: "serving".into(),
+    }
+}
+
+pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut settings = renda_telemetry::Settings::new("node-agent-demo");
+    settings.filter = Some("warn".into());
+    let _telemetry = renda_telemetry::init(&settings)?;
+    let temp;
+    let dir = match keep {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir
+        }
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary folder")?;
+            temp.path().to_path_buf()
+        }
+    };
+    println!(
+        "== renda-mesh demo: 1 city, 2 counties, 4 townships on loopback, mutual TLS, SQLite in {}",
+        dir.display()
+    );
+    let orgs = orgs()?;
+    let mesh = Mesh::start(&dir, &orgs, crate::domain::deputy_work()).await?;
+    for member in mesh.members.values() {
+        println!(
+            "   {:<8} {} listening on {}",
+            member.node.store.org().level().as_str(),
+            member.node.store.org(),
+            member.node.grpc_addr
+        );
+    }
+
+    let township = OrgCode::new(TOWNSHIPS[0])?;
+    let county = OrgCode::new(COUNTIES[0])?;
+    let city = OrgCode::new(CITY)?;
+    let clerk = Caller {
+        user: 1,
+        org: township,
+        role: "clerk",
+    };
+    let office = Caller {
+        user: 1,
+        org: county,
+        role: "deputy_office",
+    };
+
+    println!("\n== 1. each township registers its deputies (乡镇人大录入代表信息)");
+    let mut first_deputy = None;
+    for (i, code) in TOWNSHIPS.iter().enumerate() {
+        let org = OrgCode::new(*code)?;
+        let mut api = deputies(
+            &mesh,
+            org,
+            Caller {
+                user: 1,
+                org,
+                role: "clerk",
+            },
+        )?;
+        for (j, (name, sector)) in [("王丽", "农业"), ("李建国", "教育"), ("张敏", "医疗")]
+            .iter()
+            .enumerate()
+        {
+            let request = deputy::CreateDeputyRequest {
+                org: org.to_string(),
+                fields: Some(fields(
+                    name,
+                    sector,
+                    &format!("1380532{:04}", i * 10 + j),
+                    if j == 0 {
+                        &["county", "township"]
+                    } else {
+                        &["township"]
+                    },
+                )),
+            };
+            let created = api.create_deputy(request).await?.into_inner();
+            if first_deputy.is_none() {
+                first_deputy = Some(created.id.clone());
+            }
+        }
+    }
+    let deputy_id = first_deputy.context("no deputy was created")?;
+
+    println!("\n== 2. everyone syncs (乡镇 → 区县 → 市, and back down)");
+    mesh.sync_all().await?;
+    print_counts(&mesh).await?;
+
+    println!(
+        "\n== 3. township {township} loses its link; the same deputy is edited there and at county {county}"
+    );
+    mesh.node(township)?
+        .sync
+        .as_ref()
+        .context("a township has an upstream")?
+        .set_offline(true);
+    let mut at_township = deputies(&mesh, township, clerk.clone())?;
+    let mut at_county = deputies(&mesh, county, office.clone())?;
+    let current = at_township
+        .get_deputy(deputy::GetDeputyRequest {
+            id: deputy_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let mut edit = fields(
+        &current.name,
+        "乡村振兴",
+        "13805320001",
+        &["county", "township"],
+    );
+    at_township
+        .update_deputy(deputy::UpdateDeputyRequest {
+            id: deputy_id.clone(),
+            fields: Some(edit.clone()),
+        })
+        .await?;
+    edit.sector = "农业农村".into();
+    at_county
+        .update_deputy(deputy::UpdateDeputyRequest {
+            id: deputy_id.clone(),
+            fields: Some(edit),
+        })
+        .await?;
+    // Offline work goes on: a new deputy registered at the township.
+    at_township
+        .create_deputy(deputy::CreateDeputyRequest {
+            org: township.to_string(),
+            fields: Some(fields("刘洋", "个体工商户", "13905321234", &["township"])),
+        })
+        .await?;
+    let offline = mesh
+        .node(township)?
+        .sync
+        .as_ref()
+        .context("upstream")?
+        .sync_now()
+        .await;
+    println!(
+        "   township tries to sync: {}",
+        offline.err().unwrap_or_default()
+    );
+    mesh.sync_all().await?;
+
+    println!("\n== 4. the link is back; everyone syncs again");
+    mesh.node(township)?
+        .sync
+        .as_ref()
+        .context("upstream")?
+        .set_offline(false);
+    mesh.sync_all().await?;
+    print_counts(&mesh).await?;
+
+    println!("\n== 5. what converged");
+    let mut differing = 0;
+    let township_store = &mesh.node(township)?.store;
+    let mut records = Vec::new();
+    for kind in township_store.schema().kinds() {
+        let page = township_store
+            .records_of_kind(kind.id, None, 100_000, 0)
+            .await?;
+        if !kind.local_only {
+            records.extend(page.into_iter().map(|r| r.id));
+        }
+    }
+    println!("   {} records at township {township}", records.len());
+    for record in records {
+        let here = township_store.record(record).await?;
+        for other in [county, city] {
+            let there = mesh.node(other)?.store.record(record).await?;
+            if there.as_ref().map(|r| &r.view) != here.as_ref().map(|r| &r.view) {
+                differing += 1;
+                println!("   record {record} differs between {township} and {other}");
+            }
+        }
+    }
+    println!(
+        "   every record of township {township} is identical at the township, county {county} and the city: {}",
+        if differing == 0 { "yes" } else { "NO" }
+    );
+
+    println!("\n== 6. conflicts waiting for a person (冲突待人工处理), as every node shows them");
+    for org in [township, county, city] {
+        for record in mesh.node(org)?.store.conflicts(100).await? {
+            for (field, conflict) in &record.conflicts {
+                let values: Vec<String> = conflict
+                    .values
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "{:?} written at {} by user {}",
+                            v.value.to_string(),
+                            v.stamp.org,
+                            v.stamp.author
+                        )
+                    })
+                    .collect();
+                println!(
+                    "   at {org}: {} {} field {field}: {}",
+                    record.kind_name,
+                    record.id,
+                    values.join(" | ")
+                );
+            }
+        }
+    }
+
+    println!("\n== 7. sync state, as the city sees the mesh");
+    let mut client =
+        renda_proto::sync::v1::replication_client::ReplicationClient::new(mesh.channel(city)?);
+    let status = client
+        .status(renda_proto::sync::v1::StatusRequest {})
+        .await?
+        .into_inner();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    print!("{}", crate::cli::render_status(&status, now));
+    mesh.shutdown().await?;
+    println!("\n== done");
+    Ok(())
+}
+
+async fn print_counts(mesh: &Mesh) -> anyhow::Result<()> {
+    for member in mesh.members.values() {
+        let store = &member.node.store;
+        println!(
+            "   {:<8} {:<9} {:>4} ops in log, {} held, {} quarantined",
+            store.org().level().as_str(),
+            store.org(),
+            store.log_len().await?,
+            store.held_count().await?,
+            store.quarantine_count().await?
+        );
+    }
+    Ok(())
+}

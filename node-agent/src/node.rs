@@ -1,0 +1,254 @@
+//! One running node: its store, its gRPC services (replication, status, and what the caller
+//! adds), and, below the city, the sync agent that dials its upstreams.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use renda_replica::{OrgCode, Schema};
+use renda_store::Store;
+use renda_sync::{
+    Agent, AgentConfig, DomainRule, Identify, Peer, Policy, Replication, StatusBook, Upstream,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::Status;
+use tonic::service::Routes;
+
+use crate::config::{Config, TlsConfig};
+use crate::server::Bound;
+use crate::tls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("node.org_code: {0}")]
+    OrgCode(#[from] renda_replica::OrgCodeError),
+    #[error("opening storage {url}: {source}")]
+    Store {
+        url: String,
+        source: renda_store::Error,
+    },
+    #[error(
+        "upstream.addresses: {count} upstreams listed, but {org} has only {ancestors} units above \
+         it (the upstreams are, in order, the parent unit and then its parent)"
+    )]
+    TooManyUpstreams {
+        count: usize,
+        org: OrgCode,
+        ancestors: usize,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    #[error(transparent)]
+    Server(#[from] crate::server::Error),
+}
+
+/// A started node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    pub store: Store,
+    pub status: StatusBook,
+    /// The sync agent; `None` at the city, which has no upstream.
+    pub sync: Option<renda_sync::Handle>,
+    pub grpc_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Asks the node to stop; [`start`]'s join handle completes when it has.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// The parts of a node that come from the domain: the record kinds, the write rules, and who
+/// each record is addressed to beyond its own org unit.
+#[derive(Clone)]
+pub struct Domain {
+    pub schema: Arc<Schema>,
+    pub rule: DomainRule,
+    pub audience: Option<renda_store::Audience>,
+    /// Adds the node's domain services to the routes; given the node's store.
+    pub services: Arc<dyn Fn(Store) -> Routes + Send + Sync>,
+}
+
+/// Opens the store, binds the gRPC listener and starts serving and syncing. The returned task
+/// completes when `shutdown` completes or [`Node::stop`] is called, after open calls finish.
+pub async fn start(
+    config: &Config,
+    domain: Domain,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(Node, JoinHandle<Result<(), Error>>), Error> {
+    let org: OrgCode = config.node.identity.org_code.as_str().parse()?;
+    let options = renda_store::Options {
+        audience: domain.audience.clone(),
+        ..Default::default()
+    };
+    let store = Store::open(&config.storage.url, domain.schema.clone(), org, options)
+        .await
+        .map_err(|source| Error::Store {
+            url: redact(&config.storage.url),
+            source,
+        })?;
+    let status = StatusBook::new(store.clone());
+    let policy = Policy::new(domain.rule.clone());
+
+    let (server_tls, client_tls) = match &config.tls {
+        TlsConfig::Mutual(files) => {
+            let material = tls::Material::from_files(files)?;
+            (
+                Some(material.server_config()?),
+                Some(material.client_config()?),
+            )
+        }
+        TlsConfig::InsecureDev => (None, None),
+    };
+    let identify: Identify = if server_tls.is_some() {
+        Arc::new(|request| {
+            let identity = tls::peer_identity(request)?;
+            peer_of(&identity)
+        })
+    } else {
+        // Development only: the peer names itself, and nothing checks it.
+        Arc::new(|request| {
+            let claimed = request
+                .metadata()
+                .get(renda_sync::client::DEV_IDENTITY_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| Status::permission_denied("no node identity in development mode"))?;
+            let org: OrgCode = claimed
+                .parse()
+                .map_err(|e| Status::permission_denied(format!("bad node identity: {e}")))?;
+            Ok(Peer {
+                org,
+                level: org.level(),
+            })
+        })
+    };
+
+    let ancestors: Vec<OrgCode> = std::iter::successors(org.parent(), |o| o.parent()).collect();
+    if config.upstream.addresses.len() > ancestors.len() {
+        return Err(Error::TooManyUpstreams {
+            count: config.upstream.addresses.len(),
+            org,
+            ancestors: ancestors.len(),
+        });
+    }
+    let mut upstreams = Vec::new();
+    for (uri, parent) in config.upstream.addresses.iter().zip(ancestors) {
+        let channel = match &client_tls {
+            Some(client) => tls::channel(uri, client.clone())?,
+            None => tonic::transport::Endpoint::from(uri.clone()).connect_lazy(),
+        };
+        upstreams.push(Upstream {
+            org: parent,
+            channel,
+        });
+    }
+
+    let listener = TcpListener::bind(config.listen.grpc)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen.grpc,
+            source,
+        })?;
+    let grpc_addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen.grpc,
+        source,
+    })?;
+    let (stop, mut stopped) = watch::channel(false);
+    let stop_signal = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+    };
+    let (agent_stop_tx, agent_stop) = tokio::sync::oneshot::channel::<()>();
+    let sync = (!upstreams.is_empty()).then(|| {
+        let agent_config = AgentConfig {
+            interval: config.sync.interval,
+            backoff_min: config.sync.backoff_min,
+            backoff_max: config.sync.backoff_max,
+            batch_ops: config.sync.batch_ops as usize,
+        };
+        Agent::new(
+            store.clone(),
+            upstreams,
+            policy.clone(),
+            agent_config,
+            status.clone(),
+        )
+        .spawn(async {
+            let _ = agent_stop.await;
+        })
+    });
+    let mut replication = Replication::new(store.clone(), policy, identify, status.clone());
+    if let Some(handle) = &sync {
+        replication = replication.with_relay(handle.clone());
+    }
+    let routes = (domain.services)(store.clone()).add_service(replication.into_server());
+    let bound = Bound::new(listener, server_tls);
+    let serving_store = store.clone();
+    let task = tokio::spawn(async move {
+        let result = bound.serve(routes, stop_signal).await;
+        drop(agent_stop_tx);
+        serving_store.close().await;
+        result.map_err(Error::from)
+    });
+    Ok((
+        Node {
+            store,
+            status,
+            sync,
+            grpc_addr,
+            stop,
+        },
+        task,
+    ))
+}
+
+fn peer_of(identity: &crate::NodeIdentity) -> Result<Peer, Status> {
+    let org: OrgCode =
+        identity.org_code.as_str().parse().map_err(|e| {
+            Status::permission_denied(format!("certificate names a bad org unit: {e}"))
+        })?;
+    Ok(Peer {
+        org,
+        level: org.level(),
+    })
+}
+
+/// A storage URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn storage_urls_lose_their_password_in_messages() {
+        assert_eq!(
+            redact("postgres://renda:secret@db:5432/renda"),
+            "postgres://renda:***@db:5432/renda"
+        );
+        assert_eq!(
+            redact("sqlite:///var/lib/renda/node.db"),
+            "sqlite:///var/lib/renda/node.db"
+        );
+    }
+}

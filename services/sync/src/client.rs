@@ -1,0 +1,240 @@
+//! The child's side of a sync session.
+
+use crate::authority::{Direction, Policy};
+use crate::{Error, PROTOCOL_VERSION};
+use renda_proto::sync::v1 as pb;
+use renda_proto::sync::v1::child_message::Body as ChildBody;
+use renda_proto::sync::v1::parent_message::Body as ParentBody;
+use renda_proto::sync::v1::replication_client::ReplicationClient;
+use renda_replica::OrgCode;
+use renda_store::{Cursor, Direction as Checkpoint, Store};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tracing::{Instrument, debug, info_span};
+
+/// Metadata header in which a child names itself. With mutual TLS the parent ignores it and
+/// reads the certificate; only a development node without TLS believes it.
+pub const DEV_IDENTITY_HEADER: &str = "x-renda-dev-node";
+
+/// What one session moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionReport {
+    pub pushed: u64,
+    pub push_batches: u64,
+    pub pulled: u64,
+    pub pulled_applied: u64,
+    pub quarantined: u64,
+    /// Operations the parent held waiting for a predecessor.
+    pub held_at_parent: u64,
+}
+
+/// Runs one session with the parent `parent` behind `channel`: pushes everything after the
+/// push checkpoint, pulls everything in scope after the pull checkpoint, and moves each
+/// checkpoint only after the side that received the batch committed it.
+pub async fn sync_once(
+    channel: Channel,
+    store: &Store,
+    parent: OrgCode,
+    policy: &Policy,
+    max_batch: usize,
+    report: pb::NodeStatus,
+) -> Result<SessionReport, Error> {
+    let peer_key = parent.to_string();
+    let me = store.org();
+    let span = info_span!("sync_session", role = "child", parent = %parent);
+    let push_after = store.checkpoint(&peer_key, Checkpoint::Push).await?;
+    let pull_after = store.checkpoint(&peer_key, Checkpoint::Pull).await?;
+    let first = store.ops_since(push_after, max_batch as u32).await?;
+
+    let (tx, rx) = mpsc::channel::<pb::ChildMessage>(4);
+    let hello = pb::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        schema_version: store.schema().version,
+        org_code: me.to_string(),
+        level: me.level().as_str().to_string(),
+        actor: store.actor().0,
+        pull_after: Some(pb::Cursor {
+            position: pull_after.position,
+            seq: pull_after.local_seq,
+        }),
+        max_batch_ops: max_batch as u32,
+        push_done: first.is_empty(),
+        report: Some(report),
+    };
+    let _ = tx
+        .send(pb::ChildMessage {
+            body: Some(ChildBody::Hello(hello)),
+        })
+        .await;
+
+    // Push batches in flight, oldest first: (batch number, cursor it covers).
+    let in_flight: Arc<Mutex<VecDeque<(u64, Cursor)>>> = Arc::default();
+    let pushing = !first.is_empty();
+    let producer = {
+        let store = store.clone();
+        let in_flight = in_flight.clone();
+        let tx = tx.clone();
+        async move {
+            let mut batch = first;
+            let mut batch_no = 0u64;
+            let mut pushed = 0u64;
+            while !batch.is_empty() {
+                batch_no += 1;
+                let upto = batch.last().map(|op| op.cursor).unwrap_or(push_after);
+                pushed += batch.len() as u64;
+                lock(&in_flight).push_back((batch_no, upto));
+                let full = batch.len() == max_batch;
+                let msg = pb::ChildMessage {
+                    body: Some(ChildBody::Push(pb::PushBatch {
+                        batch_no,
+                        ops: batch.into_iter().map(|op| op.bytes).collect(),
+                    })),
+                };
+                if tx.send(msg).await.is_err() {
+                    break;
+                }
+                batch = if full {
+                    store.ops_since(upto, max_batch as u32).await?
+                } else {
+                    Vec::new()
+                };
+            }
+            let _ = tx
+                .send(pb::ChildMessage {
+                    body: Some(ChildBody::PushDone(pb::PushDone {})),
+                })
+                .await;
+            Ok::<_, Error>((pushed, batch_no))
+        }
+    };
+    // With nothing to push, the hello said so and the request stream ends right away.
+    let producer = pushing.then(|| tokio::spawn(producer.instrument(span.clone())));
+    drop(tx);
+
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    renda_telemetry::inject(&span, request.metadata_mut());
+    if let Ok(value) = me.to_string().parse() {
+        request.metadata_mut().insert(DEV_IDENTITY_HEADER, value);
+    }
+    let mut client = ReplicationClient::new(channel).max_decoding_message_size(16 * 1024 * 1024);
+    let refused = |status: tonic::Status| Error::Refused {
+        peer: peer_key.clone(),
+        message: format!("{}: {}", code_name(status.code()), status.message()),
+    };
+    let mut inbound = client
+        .sync(request)
+        .instrument(span.clone())
+        .await
+        .map_err(refused)?
+        .into_inner();
+
+    let mut session = SessionReport::default();
+    let mut welcomed = false;
+    let mut pull_done = false;
+    let protocol = |reason: String| Error::Protocol {
+        peer: peer_key.clone(),
+        reason,
+    };
+    let from_parent = |op: &renda_replica::Op, record_org: Option<OrgCode>| {
+        policy.check(op, record_org, Direction::FromParent(parent))
+    };
+    while let Some(msg) = inbound.message().await.map_err(refused)? {
+        match msg.body {
+            Some(ParentBody::Welcome(welcome)) => {
+                if welcome.org_code != peer_key {
+                    return Err(protocol(format!(
+                        "expected parent {peer_key} but {} answered",
+                        welcome.org_code
+                    )));
+                }
+                if welcome.protocol_version != PROTOCOL_VERSION
+                    || welcome.schema_version != store.schema().version
+                {
+                    return Err(protocol(format!(
+                        "version mismatch: protocol {} schema {} against ours {} {}",
+                        welcome.protocol_version,
+                        welcome.schema_version,
+                        PROTOCOL_VERSION,
+                        store.schema().version
+                    )));
+                }
+                welcomed = true;
+            }
+            Some(ParentBody::Ack(ack)) => {
+                let Some((batch_no, upto)) = lock(&in_flight).pop_front() else {
+                    return Err(protocol(format!("ack {} for no batch", ack.batch_no)));
+                };
+                if batch_no != ack.batch_no {
+                    return Err(protocol(format!(
+                        "ack {} out of order, expected {batch_no}",
+                        ack.batch_no
+                    )));
+                }
+                // The parent committed the batch: only now does the checkpoint move.
+                store
+                    .set_checkpoint(&peer_key, Checkpoint::Push, upto)
+                    .await?;
+                session.push_batches += 1;
+                session.held_at_parent += u64::from(ack.held);
+                session.quarantined += u64::from(ack.quarantined);
+            }
+            Some(ParentBody::Pull(batch)) => {
+                let upto = batch.upto.map_or(pull_after, |c| Cursor {
+                    position: c.position,
+                    local_seq: c.seq,
+                });
+                session.pulled += batch.ops.len() as u64;
+                if !batch.ops.is_empty() {
+                    let span = info_span!(
+                        "pull_apply",
+                        batch_no = batch.batch_no,
+                        ops = batch.ops.len()
+                    );
+                    let applied = store
+                        .apply_batch(&batch.ops, Some(&peer_key), &from_parent)
+                        .instrument(span)
+                        .await?;
+                    session.pulled_applied += applied.applied as u64;
+                    session.quarantined += applied.quarantined as u64;
+                }
+                store
+                    .set_checkpoint(&peer_key, Checkpoint::Pull, upto)
+                    .await?;
+                pull_done = batch.last;
+            }
+            None => return Err(protocol("empty message".into())),
+        }
+    }
+    // The parent ends the stream once it has sent its last pull batch and acknowledged every
+    // push batch; anything missing means the session broke off.
+    if !welcomed || !pull_done || !lock(&in_flight).is_empty() {
+        return Err(protocol("the parent closed the session early".into()));
+    }
+    if let Some(producer) = producer {
+        let (pushed, _) = producer.await.map_err(|e| protocol(e.to_string()))??;
+        session.pushed = pushed;
+    }
+    debug!(parent = %parent, ?session, "sync session finished");
+    Ok(session)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::PermissionDenied => "permission denied",
+        tonic::Code::FailedPrecondition => "failed precondition",
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::Unavailable => "unavailable",
+        tonic::Code::Unauthenticated => "unauthenticated",
+        _ => "error",
+    }
+}

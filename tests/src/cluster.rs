@@ -1,0 +1,329 @@
+//! A mesh of real `node-agent` processes on loopback.
+//!
+//! Each node runs in its own process: the test binary re-executes itself with
+//! `RENDA_E2E_NODE=<config file>` and then runs [`node_agent::node::start`] exactly as the
+//! `node-agent run` command does. Links from a child to its upstreams go through [`Link`]
+//! proxies the test can cut and heal.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use node_agent::certs::{CertificateAuthority, Hosts};
+use node_agent::identity::{Level, NodeIdentity};
+use renda_proto::sync::v1 as pb;
+use renda_replica::OrgCode;
+use tonic::transport::Channel;
+
+use crate::proxy::Link;
+
+/// The environment variable that turns the test binary into a node process.
+pub const NODE_ENV: &str = "RENDA_E2E_NODE";
+
+/// Runs a node process from a config file until SIGTERM or SIGKILL. Called by a test binary's
+/// `main` when [`NODE_ENV`] is set.
+pub fn run_node(config: &Path) -> anyhow::Result<()> {
+    node_agent::install_crypto_provider();
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let config = node_agent::Config::load(config, &env)?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let mut settings = renda_telemetry::Settings::new("node-agent");
+        settings.filter = Some("info".into());
+        settings.otlp_endpoint = config.telemetry.otlp_endpoint.clone();
+        settings.attributes = vec![
+            (
+                "renda.org_code".to_owned(),
+                config.node.identity.org_code.to_string(),
+            ),
+            (
+                "renda.level".to_owned(),
+                config.node.identity.level.to_string(),
+            ),
+        ];
+        let _telemetry = renda_telemetry::init(&settings)?;
+        let (node, task) =
+            node_agent::node::start(&config, node_agent::domain::deputy_work(), async {
+                if let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                {
+                    term.recv().await;
+                }
+            })
+            .await?;
+        eprintln!("node {} serving on {}", node.store.org(), node.grpc_addr);
+        task.await??;
+        anyhow::Ok(())
+    })
+}
+
+struct Proc {
+    config: PathBuf,
+    grpc: SocketAddr,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    certs: PathBuf,
+    procs: BTreeMap<OrgCode, Proc>,
+    /// (child, upstream) → the link the child dials.
+    links: BTreeMap<(OrgCode, OrgCode), Link>,
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?)
+}
+
+fn level(org: OrgCode) -> Level {
+    match org.level() {
+        renda_replica::Level::City => Level::City,
+        renda_replica::Level::County => Level::County,
+        _ => Level::Township,
+    }
+}
+
+impl Cluster {
+    /// Starts one process per org unit, parents first; every child's links to its upstreams
+    /// (parent, then grandparent) go through proxies.
+    pub async fn start(orgs: &[OrgCode]) -> anyhow::Result<Cluster> {
+        Self::start_with(orgs, None).await
+    }
+
+    /// As [`Cluster::start`], with every node exporting spans to `otlp_endpoint`.
+    pub async fn start_with(
+        orgs: &[OrgCode],
+        otlp_endpoint: Option<&str>,
+    ) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let certs = dir.path().join("certs");
+        let city = orgs
+            .iter()
+            .copied()
+            .find(|o| o.level() == renda_replica::Level::City)
+            .context("a cluster needs a city")?;
+        let ca = CertificateAuthority::generate(&city.to_string().parse()?)?;
+        ca.write(&certs)?;
+        let mut cluster = Cluster {
+            dir,
+            certs,
+            procs: BTreeMap::new(),
+            links: BTreeMap::new(),
+        };
+        let mut sorted = orgs.to_vec();
+        sorted.sort_by_key(|o| o.digits());
+        for org in sorted {
+            let identity = NodeIdentity::new(level(org), org.to_string().parse()?)?;
+            let cert = ca.issue(
+                &identity,
+                &Hosts {
+                    dns: vec!["localhost".into()],
+                    ips: vec![Ipv4Addr::LOCALHOST.into()],
+                },
+            )?;
+            cert.write(&cluster.certs, &identity.org_code)?;
+            let mut upstreams = Vec::new();
+            for parent in std::iter::successors(org.parent(), |o| o.parent()) {
+                let Some(target) = cluster.procs.get(&parent).map(|p| p.grpc) else {
+                    continue;
+                };
+                let link = Link::start(target).await?;
+                upstreams.push(format!("\"https://localhost:{}\"", link.addr().port()));
+                cluster.links.insert((org, parent), link);
+            }
+            let grpc = free_port()?;
+            let config = cluster.dir.path().join(format!("{org}.toml"));
+            let certs = cluster.certs.display();
+            let text = format!(
+                "[node]\nlevel = \"{level}\"\norg_code = \"{org}\"\ndata_dir = \"{data}\"\n\n\
+                 [storage]\nurl = \"sqlite://{db}\"\n\n\
+                 [listen]\ngrpc = \"{grpc}\"\nhttp = \"127.0.0.1:0\"\n\n\
+                 [upstream]\naddresses = [{upstreams}]\n\n\
+                 [tls]\nca = \"{certs}/ca.pem\"\ncert = \"{certs}/{org}.pem\"\nkey = \"{certs}/{org}.key\"\n\n\
+                 [sync]\ninterval_secs = 1\nbatch_ops = 500\nbackoff_min_ms = 100\nbackoff_max_ms = 1000\n\n\
+                 {telemetry}",
+                level = level(org),
+                data = cluster.dir.path().join(org.to_string()).display(),
+                db = cluster.dir.path().join(format!("{org}.db")).display(),
+                upstreams = upstreams.join(", "),
+                telemetry = otlp_endpoint
+                    .map(|e| format!("[telemetry]\notlp_endpoint = \"{e}\"\n"))
+                    .unwrap_or_default(),
+            );
+            std::fs::write(&config, text)?;
+            let log = cluster.dir.path().join(format!("{org}.log"));
+            cluster.procs.insert(
+                org,
+                Proc {
+                    config,
+                    grpc,
+                    child: None,
+                    log,
+                },
+            );
+            cluster.spawn(org)?;
+            cluster.wait_serving(org).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, org: OrgCode) -> anyhow::Result<()> {
+        let exe = std::env::current_exe()?;
+        let proc = self.procs.get_mut(&org).context("unknown node")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&proc.log)?;
+        let child = Command::new(exe)
+            .env(NODE_ENV, &proc.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawning a node process")?;
+        proc.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the node answers a status call over mutual TLS.
+    pub async fn wait_serving(&self, org: OrgCode) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut client = pb::replication_client::ReplicationClient::new(self.channel(org)?);
+            if client.status(pb::StatusRequest {}).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("node {org} did not start; its log:\n{}", self.log(org));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self, org: OrgCode) -> String {
+        self.procs
+            .get(&org)
+            .and_then(|p| std::fs::read_to_string(&p.log).ok())
+            .unwrap_or_default()
+    }
+
+    /// A channel to `org`'s node presenting `org`'s certificate.
+    pub fn channel(&self, org: OrgCode) -> anyhow::Result<Channel> {
+        let proc = self.procs.get(&org).context("unknown node")?;
+        let material = node_agent::tls::Material::from_files(&node_agent::config::TlsFiles {
+            ca: self.certs.join("ca.pem"),
+            cert: self.certs.join(format!("{org}.pem")),
+            key: self.certs.join(format!("{org}.key")),
+        })?;
+        let uri = format!("https://localhost:{}", proc.grpc.port()).parse()?;
+        Ok(node_agent::tls::channel(&uri, material.client_config()?)?)
+    }
+
+    pub fn link(&self, child: OrgCode, upstream: OrgCode) -> anyhow::Result<&Link> {
+        self.links
+            .get(&(child, upstream))
+            .with_context(|| format!("no link from {child} to {upstream}"))
+    }
+
+    /// Cuts every link of `org` to its upstreams.
+    pub fn isolate(&self, org: OrgCode) {
+        for ((child, _), link) in &self.links {
+            if *child == org {
+                link.cut();
+            }
+        }
+    }
+
+    pub fn reconnect(&self, org: OrgCode) {
+        for ((child, _), link) in &self.links {
+            if *child == org {
+                link.heal();
+            }
+        }
+    }
+
+    /// Kills a node process with SIGKILL.
+    pub fn kill(&mut self, org: OrgCode) -> anyhow::Result<()> {
+        let proc = self.procs.get_mut(&org).context("unknown node")?;
+        if let Some(mut child) = proc.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed node again on the same port and storage.
+    pub async fn restart(&mut self, org: OrgCode) -> anyhow::Result<()> {
+        self.spawn(org)?;
+        self.wait_serving(org).await
+    }
+
+    /// The digest of `scope`'s records as `org`'s node holds them.
+    pub async fn digest(&self, org: OrgCode, scope: OrgCode) -> anyhow::Result<pb::DigestResponse> {
+        let mut client = pb::replication_client::ReplicationClient::new(self.channel(org)?);
+        Ok(client
+            .digest(pb::DigestRequest {
+                org_code: scope.to_string(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn status(&self, org: OrgCode) -> anyhow::Result<pb::StatusResponse> {
+        let mut client = pb::replication_client::ReplicationClient::new(self.channel(org)?);
+        Ok(client.status(pb::StatusRequest {}).await?.into_inner())
+    }
+
+    /// Waits until every node in `nodes` shows the same digest for `scope`, with at least
+    /// `records` records; returns that digest.
+    pub async fn converged(
+        &self,
+        nodes: &[OrgCode],
+        scope: OrgCode,
+        records: u64,
+    ) -> anyhow::Result<pb::DigestResponse> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut digests = Vec::new();
+            for org in nodes {
+                digests.push(self.digest(*org, scope).await.ok());
+            }
+            if let Some(Some(first)) = digests.first()
+                && first.records >= records
+                && digests.iter().all(|d| d.as_ref() == Some(first))
+            {
+                return Ok(first.clone());
+            }
+            if Instant::now() > deadline {
+                let shown: Vec<String> = nodes
+                    .iter()
+                    .zip(&digests)
+                    .map(|(org, d)| match d {
+                        Some(d) => format!("{org}: {} records {}", d.records, &d.sha256[..12]),
+                        None => format!("{org}: unreachable"),
+                    })
+                    .collect();
+                bail!("scope {scope} did not converge: {}", shown.join("; "));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for proc in self.procs.values_mut() {
+            if let Some(mut child) = proc.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}

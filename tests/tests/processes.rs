@@ -1,0 +1,301 @@
+//! Multi-process end-to-end tests: real node processes (city, county, townships) on loopback
+//! with mutual TLS; links cut and healed; a node killed with SIGKILL in the middle of a sync.
+//!
+//! The binary is its own harness (`harness = false`): started with `RENDA_E2E_NODE` set it
+//! is a node process, otherwise it runs the scenarios named on the command line (all of them
+//! when none is named) and exits non-zero if any fails.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use node_agent::demo::Caller;
+use renda_e2e::cluster::{Cluster, NODE_ENV, run_node};
+use renda_proto::deputy::v1 as deputy;
+use renda_replica::OrgCode;
+
+fn org(code: u64) -> OrgCode {
+    OrgCode::new(code).expect("test org codes are valid")
+}
+
+const CITY: u64 = 370_200;
+const COUNTY: u64 = 370_202;
+const TOWNSHIP_A: u64 = 370_202_001;
+const TOWNSHIP_B: u64 = 370_202_002;
+
+type Client = renda_proto::deputy::v1::deputies_client::DeputiesClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Caller>,
+>;
+
+fn client(cluster: &Cluster, at: OrgCode, role: &'static str) -> anyhow::Result<Client> {
+    Ok(deputy::deputies_client::DeputiesClient::with_interceptor(
+        cluster.channel(at)?,
+        Caller {
+            user: 1,
+            org: at,
+            role,
+        },
+    ))
+}
+
+fn fields(name: &str, sector: &str) -> deputy::DeputyFields {
+    deputy::DeputyFields {
+        name: name.into(),
+        levels: vec!["township".into()],
+        constituency: "第一选区".into(),
+        term: 5,
+        gender: "male".into(),
+        ethnicity: "汉族".into(),
+        sector: sector.into(),
+        phone: "13805320000".into(),
+        id_card: String::new(),
+        status: "serving".into(),
+    }
+}
+
+async fn create(client: &mut Client, at: OrgCode, name: &str) -> anyhow::Result<String> {
+    Ok(client
+        .create_deputy(deputy::CreateDeputyRequest {
+            org: at.to_string(),
+            fields: Some(fields(name, "农业")),
+        })
+        .await?
+        .into_inner()
+        .id)
+}
+
+/// The link is cut, both sides edit the same deputy, the link heals: every node converges to
+/// the same state, and the concurrent edit is shown as the same conflict everywhere.
+async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
+    let (city, county, a, b) = (org(CITY), org(COUNTY), org(TOWNSHIP_A), org(TOWNSHIP_B));
+    let cluster = Cluster::start(&[city, county, a, b]).await?;
+    let mut at_a = client(&cluster, a, "clerk")?;
+    let mut at_b = client(&cluster, b, "clerk")?;
+    let mut at_county = client(&cluster, county, "deputy_office")?;
+    let shared = create(&mut at_a, a, "王丽").await?;
+    create(&mut at_a, a, "李建国").await?;
+    create(&mut at_b, b, "张敏").await?;
+    cluster.converged(&[a, county, city], a, 2).await?;
+    cluster.converged(&[b, county, city], b, 1).await?;
+
+    cluster.isolate(a);
+    let mut edit = fields("王丽", "乡村振兴");
+    at_a.update_deputy(deputy::UpdateDeputyRequest {
+        id: shared.clone(),
+        fields: Some(edit.clone()),
+    })
+    .await?;
+    create(&mut at_a, a, "刘洋").await?;
+    edit.sector = "农业农村".into();
+    at_county
+        .update_deputy(deputy::UpdateDeputyRequest {
+            id: shared.clone(),
+            fields: Some(edit),
+        })
+        .await?;
+    // While cut, the township keeps working and the others cannot see its new deputy.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let apart = cluster.digest(county, a).await?;
+    let township = cluster.digest(a, a).await?;
+    ensure!(
+        apart != township,
+        "the township's offline work reached the county while cut"
+    );
+    let status = cluster.status(a).await?;
+    let node = status.self_.context("status names the node")?;
+    ensure!(
+        node.peers
+            .iter()
+            .any(|p| !p.online && !p.last_error.is_empty()),
+        "the township's status shows no failed link while cut: {node:?}"
+    );
+
+    cluster.reconnect(a);
+    let converged = cluster.converged(&[a, county, city], a, 3).await?;
+    ensure!(
+        converged.records == 3,
+        "expected 3 deputies, got {}",
+        converged.records
+    );
+    cluster.converged(&[b, county, city], b, 1).await?;
+    for at in [a, county, city] {
+        let deputy = client(&cluster, at, "viewer")?
+            .get_deputy(deputy::GetDeputyRequest { id: shared.clone() })
+            .await?
+            .into_inner();
+        ensure!(
+            deputy.conflicting_fields.iter().any(|f| f == "sector"),
+            "{at} does not show the sector conflict: {:?}",
+            deputy.conflicting_fields
+        );
+    }
+    Ok(())
+}
+
+/// A county killed with SIGKILL while a township pushes a large backlog restarts and
+/// converges: nothing lost, nothing applied twice.
+async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
+    let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
+    let mut cluster = Cluster::start(&[city, county, a]).await?;
+    cluster.isolate(a);
+    let mut at_a = client(&cluster, a, "clerk")?;
+    let total = 300;
+    for i in 0..total {
+        create(&mut at_a, a, &format!("代表{i:03}")).await?;
+    }
+    let township_log = cluster.status(a).await?.self_.context("status")?.log_ops;
+    cluster.reconnect(a);
+    // Let the sync start, then kill the county in the middle of it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.kill(county)?;
+    cluster.restart(county).await?;
+    cluster.converged(&[a, county, city], a, total).await?;
+    for node in [county, city] {
+        let log = cluster.status(node).await?.self_.context("status")?.log_ops;
+        ensure!(
+            log == township_log,
+            "{node} holds {log} operations, the township made {township_log}: something was \
+             lost or applied twice"
+        );
+    }
+    Ok(())
+}
+
+/// With its county down, a township syncs with the city directly.
+async fn a_township_falls_back_to_the_city_when_its_county_is_down() -> anyhow::Result<()> {
+    let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
+    let mut cluster = Cluster::start(&[city, county, a]).await?;
+    cluster.kill(county)?;
+    let mut at_a = client(&cluster, a, "clerk")?;
+    create(&mut at_a, a, "赵强").await?;
+    cluster.converged(&[a, city], a, 1).await?;
+    let status = cluster.status(a).await?.self_.context("status")?;
+    let county_link = status
+        .peers
+        .iter()
+        .find(|p| p.peer_org_code == county.to_string())
+        .context("the township keeps state for its county")?;
+    ensure!(
+        !county_link.online,
+        "the county link shows online while the county is down"
+    );
+    cluster.restart(county).await?;
+    cluster.converged(&[a, county, city], a, 1).await?;
+    Ok(())
+}
+
+/// One sync from a township through its county to the city shows as one trace at an OTLP
+/// collector: spans from all three node processes under one trace id.
+async fn a_three_level_sync_is_one_trace() -> anyhow::Result<()> {
+    use renda_telemetry::collector::{Collector, TraceServiceServer};
+    let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let cluster = Cluster::start_with(&[city, county, a], Some(&endpoint)).await?;
+    let mut at_a = client(&cluster, a, "clerk")?;
+    create(&mut at_a, a, "孙红").await?;
+    cluster.converged(&[a, county, city], a, 1).await?;
+    // Spans are exported in batches every few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let spans = collector.spans();
+        let mut traces: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeSet<String>> =
+            Default::default();
+        for span in &spans {
+            traces
+                .entry(span.trace_id.clone())
+                .or_default()
+                .insert(span.node.clone());
+        }
+        let three = [a, county, city].map(|o| o.to_string());
+        if traces
+            .values()
+            .any(|nodes| three.iter().all(|n| nodes.contains(n)))
+        {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no trace holds spans of all three nodes; {} spans in {} traces, e.g. {:?}",
+            spans.len(),
+            traces.len(),
+            traces.values().take(5).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(cluster);
+    server.abort();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    if let Ok(config) = std::env::var(NODE_ENV) {
+        return match run_node(std::path::Path::new(&config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("node process failed: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    node_agent::install_crypto_provider();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start tokio: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    type Scenario =
+        fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
+    let scenarios: [(&str, Scenario); 4] = [
+        ("partition_heals_and_every_node_converges", || {
+            Box::pin(partition_heals_and_every_node_converges())
+        }),
+        ("a_node_killed_mid_sync_restarts_and_converges", || {
+            Box::pin(a_node_killed_mid_sync_restarts_and_converges())
+        }),
+        (
+            "a_township_falls_back_to_the_city_when_its_county_is_down",
+            || Box::pin(a_township_falls_back_to_the_city_when_its_county_is_down()),
+        ),
+        ("a_three_level_sync_is_one_trace", || {
+            Box::pin(a_three_level_sync_is_one_trace())
+        }),
+    ];
+    let mut failed = 0;
+    let mut ran = 0;
+    for (name, scenario) in scenarios {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        ran += 1;
+        match runtime.block_on(scenario()) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(error) => {
+                failed += 1;
+                println!("test {name} ... FAILED\n{error:#}");
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" },
+        ran - failed
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
