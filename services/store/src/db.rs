@@ -133,7 +133,10 @@ impl Backend {
 
     pub(crate) async fn begin(&self) -> Result<Tx, Error> {
         Ok(match self {
-            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            // IMMEDIATE takes the write lock at once (waiting out the busy timeout): a deferred
+            // transaction that reads first fails with SQLITE_BUSY_SNAPSHOT (517) when another
+            // connection commits before it writes.
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
