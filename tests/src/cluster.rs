@@ -1,14 +1,14 @@
 //! A mesh of real `node-agent` processes on loopback.
 //!
 //! Each node runs in its own process: the test binary re-executes itself with
-//! `RENDA_E2E_NODE=<config file>` and then runs [`node_agent::node::start`] exactly as the
+//! `E2E_NODE_CONFIG=<config file>` and then runs [`node_agent::node::start`] exactly as the
 //! `node-agent run` command does. Links from a child to its upstreams go through [`Link`]
 //! proxies the test can cut and heal.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -21,14 +21,15 @@ use tonic::transport::Channel;
 use crate::proxy::Link;
 
 /// The environment variable that turns the test binary into a node process.
-pub const NODE_ENV: &str = "RENDA_E2E_NODE";
+pub const NODE_ENV: &str = "E2E_NODE_CONFIG";
 
 /// Runs a node process from a config file until SIGTERM or SIGKILL. Called by a test binary's
 /// `main` when [`NODE_ENV`] is set.
 pub fn run_node(config: &Path) -> anyhow::Result<()> {
     node_agent::install_crypto_provider();
-    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let config = node_agent::Config::load(config, &env)?;
+    // The test's own environment (RENDA_TEST_PG_URL, say) is not meant for the node: its
+    // config file says everything.
+    let config = node_agent::Config::load(config, &Default::default())?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let mut settings = renda_telemetry::Settings::new("node-agent");
         settings.filter = Some("info".into());
@@ -180,7 +181,7 @@ impl Cluster {
             .open(&proc.log)?;
         let child = Command::new(exe)
             .env(NODE_ENV, &proc.config)
-            .stdout(Stdio::null())
+            .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .context("spawning a node process")?;
@@ -306,7 +307,22 @@ impl Cluster {
                         None => format!("{org}: unreachable"),
                     })
                     .collect();
-                bail!("scope {scope} did not converge: {}", shown.join("; "));
+                let logs: Vec<String> = nodes
+                    .iter()
+                    .map(|org| {
+                        let log = self.log(*org);
+                        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                        format!(
+                            "--- {org} (last lines)\n{}",
+                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                        )
+                    })
+                    .collect();
+                bail!(
+                    "scope {scope} did not converge: {}\n{}",
+                    shown.join("; "),
+                    logs.join("\n")
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

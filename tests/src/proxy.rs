@@ -28,6 +28,8 @@ impl Link {
                     continue;
                 }
                 let mut cuts = cuts.clone();
+                // Only cuts after this connection was made close it.
+                cuts.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(target).await else {
                         return;

@@ -1,7 +1,7 @@
 //! Multi-process end-to-end tests: real node processes (city, county, townships) on loopback
 //! with mutual TLS; links cut and healed; a node killed with SIGKILL in the middle of a sync.
 //!
-//! The binary is its own harness (`harness = false`): started with `RENDA_E2E_NODE` set it
+//! The binary is its own harness (`harness = false`): started with `E2E_NODE_CONFIG` set it
 //! is a node process, otherwise it runs the scenarios named on the command line (all of them
 //! when none is named) and exits non-zero if any fails.
 
@@ -139,15 +139,36 @@ async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
     let mut cluster = Cluster::start(&[city, county, a]).await?;
     cluster.isolate(a);
     let mut at_a = client(&cluster, a, "clerk")?;
-    let total = 300;
+    let total = 600;
     for i in 0..total {
         create(&mut at_a, a, &format!("代表{i:03}")).await?;
     }
     let township_log = cluster.status(a).await?.self_.context("status")?.log_ops;
     cluster.reconnect(a);
-    // Let the sync start, then kill the county in the middle of it.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    cluster.kill(county)?;
+    // Kill the county once it holds part of the backlog: in the middle of the sync.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = cluster
+            .status(county)
+            .await?
+            .self_
+            .context("status")?
+            .log_ops;
+        if held > 0 && held < township_log {
+            cluster.kill(county)?;
+            println!("   killed the county with {held} of {township_log} operations applied");
+            break;
+        }
+        ensure!(
+            held < township_log,
+            "the sync finished before the county could be killed"
+        );
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the sync never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     cluster.restart(county).await?;
     cluster.converged(&[a, county, city], a, total).await?;
     for node in [county, city] {
