@@ -51,6 +51,13 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
     ),
     ("telemetry", &[("otlp_endpoint", Kind::Text)]),
     (
+        "auth",
+        &[
+            ("token_secret", Kind::Text),
+            ("freshness_limit_hours", Kind::Integer),
+        ],
+    ),
+    (
         "sync",
         &[
             ("interval_secs", Kind::Integer),
@@ -88,6 +95,7 @@ fn invalid(key: &str, message: impl Into<String>) -> Error {
 /// The whole configuration of a node, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub auth: AuthConfig,
     pub node: NodeConfig,
     pub storage: StorageConfig,
     pub listen: ListenConfig,
@@ -135,6 +143,28 @@ pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// Log-in tokens and report freshness.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    /// The secret that signs log-in tokens; the gateway in front of this node must share it.
+    /// A random one per start when unset (tokens then last until the node restarts).
+    pub token_secret: Option<Vec<u8>>,
+    /// Reports flag a township whose data is older than this many hours (default 72).
+    pub freshness_limit_hours: u64,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "token_secret",
+                &self.token_secret.as_ref().map(|_| "<secret>"),
+            )
+            .field("freshness_limit_hours", &self.freshness_limit_hours)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -247,6 +277,20 @@ impl Config {
             otlp_endpoint: t.text("telemetry", "otlp_endpoint")?.map(str::to_owned),
         };
 
+        let token_secret = match t.text("auth", "token_secret")? {
+            Some(secret) if secret.len() < 32 => {
+                return Err(invalid(
+                    "auth.token_secret",
+                    format!("is {} characters; use at least 32", secret.len()),
+                ));
+            }
+            other => other.map(|s| s.as_bytes().to_vec()),
+        };
+        let auth = AuthConfig {
+            token_secret,
+            freshness_limit_hours: t.integer("auth", "freshness_limit_hours", 1)?.unwrap_or(72),
+        };
+
         let defaults = SyncConfig::default();
         let interval_secs = t.integer("sync", "interval_secs", 1)?;
         let batch_ops = t.integer("sync", "batch_ops", 1)?;
@@ -274,6 +318,7 @@ impl Config {
         }
 
         Ok(Config {
+            auth,
             node: NodeConfig { identity, data_dir },
             storage: StorageConfig { url },
             listen,

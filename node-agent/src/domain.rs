@@ -5,18 +5,49 @@ use std::sync::Arc;
 
 use renda_domain::org::OrgTree;
 
-use crate::node::Domain;
+use crate::node::{Domain, NodeContext};
 
 /// The domain every node of this build runs.
 pub fn deputy_work() -> Domain {
     let schema = Arc::new(renda_api::schema());
     let rule = renda_api::replication_rule(schema.clone());
+    let audience = renda_api::users::audience_with_users(
+        renda_api::audience(schema.clone()),
+        schema.clone(),
+        OrgTree::demo(),
+    );
     Domain {
-        schema: schema.clone(),
+        schema,
         rule: Arc::new(rule),
-        audience: Some(renda_api::audience(schema)),
-        services: Arc::new(|store| {
-            renda_api::routes(store, renda_api::ApiContext::new(OrgTree::demo()))
-        }),
+        audience: Some(audience),
+        services: Arc::new(services),
+        console: None,
     }
+}
+
+fn services(node: &NodeContext) -> tonic::service::Routes {
+    let ctx = renda_api::ApiContext::new(OrgTree::demo());
+    let status = node.status.clone();
+    let me = node.store.org();
+    let freshness: renda_api::reports::FreshnessSource = Arc::new(move || {
+        renda_sync::status::freshness(me, &status.below())
+            .into_iter()
+            .map(|f| renda_api::reports::NodeFreshness {
+                org: f.org,
+                last_sync_ms: f.reached_ms,
+                pending_ops: f.pending_ops,
+            })
+            .collect()
+    });
+    renda_api::routes(node.store.clone(), ctx.clone())
+        .add_service(renda_api::reports::reports_server(
+            node.store.clone(),
+            ctx.clone(),
+            Some(freshness),
+        ))
+        .add_service(renda_api::reports::auth_server(
+            node.store.clone(),
+            ctx,
+            node.token_secret.clone(),
+        ))
 }

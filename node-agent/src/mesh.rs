@@ -90,6 +90,12 @@ impl Mesh {
                 }
             }
             let config = Config {
+                auth: crate::config::AuthConfig {
+                    token_secret: Some(
+                        b"renda-mesh demo token secret, not for production".to_vec(),
+                    ),
+                    freshness_limit_hours: 72,
+                },
                 node: NodeConfig {
                     identity: node_identity,
                     data_dir: dir.join(org.to_string()),

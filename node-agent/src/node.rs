@@ -57,6 +57,8 @@ pub struct Node {
     /// The sync agent; `None` at the city, which has no upstream.
     pub sync: Option<renda_sync::Handle>,
     pub grpc_addr: SocketAddr,
+    /// Where the console is served, when the domain has one.
+    pub http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
 }
 
@@ -74,8 +76,21 @@ pub struct Domain {
     pub schema: Arc<Schema>,
     pub rule: DomainRule,
     pub audience: Option<renda_store::Audience>,
-    /// Adds the node's domain services to the routes; given the node's store.
-    pub services: Arc<dyn Fn(Store) -> Routes + Send + Sync>,
+    /// Adds the node's domain services to the routes.
+    pub services: Arc<dyn Fn(&NodeContext) -> Routes + Send + Sync>,
+    /// The web console served on the node's HTTP port, if this build has one.
+    pub console: Option<Arc<dyn Fn(&NodeContext) -> axum::Router + Send + Sync>>,
+}
+
+/// What the domain's services and the console get from the node they run in.
+#[derive(Clone)]
+pub struct NodeContext {
+    pub store: Store,
+    pub status: StatusBook,
+    pub sync: Option<renda_sync::Handle>,
+    /// Signs and checks log-in tokens.
+    pub token_secret: Vec<u8>,
+    pub freshness_limit_hours: u64,
 }
 
 /// Opens the store, binds the gRPC listener and starts serving and syncing. The returned task
@@ -192,11 +207,62 @@ pub async fn start(
     if let Some(handle) = &sync {
         replication = replication.with_relay(handle.clone());
     }
-    let routes = (domain.services)(store.clone()).add_service(replication.into_server());
+    let token_secret = match &config.auth.token_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::warn!(
+                "auth.token_secret is not set: log-in tokens are signed with a random key and \
+                 stop working when this node restarts; a gateway cannot check them"
+            );
+            let mut secret = vec![0u8; 32];
+            rand::fill(&mut secret[..]);
+            secret
+        }
+    };
+    let context = NodeContext {
+        store: store.clone(),
+        status: status.clone(),
+        sync: sync.clone(),
+        token_secret,
+        freshness_limit_hours: config.auth.freshness_limit_hours,
+    };
+    let routes = (domain.services)(&context).add_service(replication.into_server());
+    let http = match &domain.console {
+        Some(console) => {
+            let listener = TcpListener::bind(config.listen.http)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: config.listen.http,
+                    source,
+                })?;
+            let addr = listener.local_addr().map_err(|source| Error::Bind {
+                addr: config.listen.http,
+                source,
+            })?;
+            Some((listener, addr, console(&context)))
+        }
+        None => None,
+    };
+    let http_addr = http.as_ref().map(|(_, addr, _)| *addr);
     let bound = Bound::new(listener, server_tls);
     let serving_store = store.clone();
+    let mut http_stopped = stop.subscribe();
+    let http_task = http.map(|(listener, addr, router)| {
+        tracing::info!(%addr, "serving the console over HTTP");
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = http_stopped.wait_for(|s| *s).await;
+            };
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+        })
+    });
     let task = tokio::spawn(async move {
         let result = bound.serve(routes, stop_signal).await;
+        if let Some(http) = http_task {
+            http.abort();
+        }
         drop(agent_stop_tx);
         serving_store.close().await;
         result.map_err(Error::from)
@@ -207,6 +273,7 @@ pub async fn start(
             status,
             sync,
             grpc_addr,
+            http_addr,
             stop,
         },
         task,

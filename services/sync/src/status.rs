@@ -123,3 +123,114 @@ fn peer_status(me: OrgCode, peer: PeerSync) -> Option<pb::PeerStatus> {
         online,
     })
 }
+
+/// How fresh each node below is at this node: when its data last reached here, and how many
+/// operations it still held for its parent at its last report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    pub org: String,
+    /// Unix ms; 0 when its data never reached here.
+    pub reached_ms: i64,
+    pub pending_ops: u64,
+}
+
+/// Works out, from the reports of the nodes below, when each one's data last reached this node.
+/// A node's data reaches here through its chain of parents: a township's data is here as of
+/// the earlier of its own last upward sync and its county's last upward sync (or directly,
+/// when it last synced with this node itself, as after a fallback to the city).
+pub fn freshness(me: OrgCode, below: &[pb::NodeStatus]) -> Vec<Freshness> {
+    let by_org: BTreeMap<&str, &pb::NodeStatus> =
+        below.iter().map(|s| (s.org_code.as_str(), s)).collect();
+    let mut out = Vec::new();
+    for status in below {
+        let Ok(org) = status.org_code.parse::<OrgCode>() else {
+            continue;
+        };
+        let upward = |node: &pb::NodeStatus, to: &str| {
+            node.peers
+                .iter()
+                .find(|p| p.peer_org_code == to && p.role == pb::PeerRole::Parent as i32)
+                .map(|p| (p.last_success_unix_ms, p.ops_pending_to_peer))
+        };
+        // Directly with this node (a child, or a fallback).
+        let direct = upward(status, &me.to_string())
+            .map(|(ms, _)| ms)
+            .unwrap_or(0);
+        // Through each parent up to this node.
+        let mut chain = i64::MAX;
+        let mut cursor = org;
+        let mut complete = false;
+        while let Some(parent) = cursor.parent() {
+            let node = if cursor == org {
+                Some(status)
+            } else {
+                by_org.get(cursor.to_string().as_str()).copied()
+            };
+            let Some(node) = node else { break };
+            let ms = upward(node, &parent.to_string())
+                .map(|(ms, _)| ms)
+                .unwrap_or(0);
+            chain = chain.min(ms);
+            if parent == me {
+                complete = true;
+                break;
+            }
+            cursor = parent;
+        }
+        let via_parents = if complete { chain } else { 0 };
+        let pending = org
+            .parent()
+            .and_then(|p| upward(status, &p.to_string()))
+            .map(|(_, pending)| pending)
+            .unwrap_or(0);
+        out.push(Freshness {
+            org: status.org_code.clone(),
+            reached_ms: direct.max(via_parents),
+            pending_ops: pending,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(org: &str, parents: &[(&str, i64, u64)]) -> pb::NodeStatus {
+        pb::NodeStatus {
+            org_code: org.into(),
+            peers: parents
+                .iter()
+                .map(|(peer, ms, pending)| pb::PeerStatus {
+                    peer_org_code: (*peer).into(),
+                    role: pb::PeerRole::Parent as i32,
+                    last_success_unix_ms: *ms,
+                    ops_pending_to_peer: *pending,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_townships_data_reaches_the_city_when_its_county_passes_it_on() {
+        let city = OrgCode::new(370_200).unwrap();
+        let below = vec![
+            node("370202", &[("370200", 5_000, 0)]),
+            node("370202001", &[("370202", 4_000, 3)]),
+            node("370202002", &[("370202", 9_000, 0)]),
+            // Fell back to the city directly at 7,000.
+            node("370212001", &[("370212", 0, 8), ("370200", 7_000, 0)]),
+        ];
+        let fresh = freshness(city, &below);
+        let get = |org: &str| fresh.iter().find(|f| f.org == org).unwrap().clone();
+        assert_eq!(get("370202").reached_ms, 5_000);
+        assert_eq!(get("370202001").reached_ms, 4_000);
+        assert_eq!(get("370202001").pending_ops, 3);
+        // Synced with its county after the county last synced up: not here yet.
+        assert_eq!(get("370202002").reached_ms, 5_000);
+        assert_eq!(get("370212001").reached_ms, 7_000);
+        assert_eq!(get("370212001").pending_ops, 8);
+    }
+}
