@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates the city CA and one certificate per node of a mesh, with node-agent itself.
+#   deploy/bootstrap-certs.sh OUT_DIR CITY_CODE NODE_SPEC...
+# where NODE_SPEC is level:org_code[:dns-name] (county:370202:county-shinan.example), e.g.
+#   deploy/bootstrap-certs.sh /etc/renda/certs 370200 city:370200:renda-city county:370202 township:370202001
+# The CA key (ca.key) must then be moved off the machine: it is needed again only to issue
+# certificates for new nodes.
+set -euo pipefail
+out=${1:?output directory}; city=${2:?city code}; shift 2
+agent=${NODE_AGENT:-node-agent}
+"$agent" certs init-ca --out "$out" --city "$city"
+for spec in "$@"; do
+  IFS=: read -r level org dns <<<"$spec"
+  args=(--ca "$out" --org "$org" --level "$level" --out "$out" --ip 127.0.0.1 --dns localhost)
+  [ -n "${dns:-}" ] && args+=(--dns "$dns")
+  "$agent" certs issue "${args[@]}"
+done
+echo "certificates in $out; keep ca.key offline"

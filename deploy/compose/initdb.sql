@@ -1,0 +1,2 @@
+CREATE DATABASE renda_city OWNER renda;
+CREATE DATABASE renda_county OWNER renda;
