@@ -15,7 +15,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
-use crate::identity::{Level, NodeIdentity, OrgCode};
+use crate::identity::{GatewayIdentity, Level, NodeIdentity, OrgCode};
 
 /// How long a CA certificate is valid.
 const CA_VALID_YEARS: i32 = 20;
@@ -160,22 +160,6 @@ impl CertificateAuthority {
                 city: self.city.clone(),
             });
         }
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let mut name = DistinguishedName::new();
-        name.push(
-            DnType::CommonName,
-            format!("renda-mesh {} {}", node.level, node.org_code),
-        );
-        name.push(DnType::OrganizationName, "renda-mesh");
-        name.push(DnType::OrganizationalUnitName, node.org_code.as_str());
-        params.distinguished_name = name;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
         let mut sans = vec![SanType::URI(node.san_uri().try_into()?)];
         for dns in &hosts.dns {
             let name = dns
@@ -185,6 +169,49 @@ impl CertificateAuthority {
             sans.push(SanType::DnsName(name));
         }
         sans.extend(hosts.ips.iter().copied().map(SanType::IpAddress));
+        self.sign(
+            format!("renda-mesh {} {}", node.level, node.org_code),
+            &node.org_code,
+            sans,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    /// Signs a certificate for this city's gateway(s): a client certificate only (a gateway
+    /// dials the city node and never serves gRPC), named `renda://gateway/<city>`, which a
+    /// node accepts for reports and log-in only.
+    pub fn issue_gateway(&self) -> Result<NodeCertificate, Error> {
+        let gateway = GatewayIdentity::new(self.city.clone()).map_err(|_| Error::NotACity {
+            code: self.city.clone(),
+        })?;
+        self.sign(
+            format!("renda-mesh gateway {}", gateway.city),
+            &gateway.city,
+            vec![SanType::URI(gateway.san_uri().try_into()?)],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+        )
+    }
+
+    fn sign(
+        &self,
+        common_name: String,
+        unit: &OrgCode,
+        sans: Vec<SanType>,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Result<NodeCertificate, Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, common_name);
+        name.push(DnType::OrganizationName, "renda-mesh");
+        name.push(DnType::OrganizationalUnitName, unit.as_str());
+        params.distinguished_name = name;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = usages;
+        params.use_authority_key_identifier_extension = true;
         params.subject_alt_names = sans;
         set_validity(&mut params, NODE_VALID_YEARS);
 
@@ -201,9 +228,14 @@ impl CertificateAuthority {
 impl NodeCertificate {
     /// Writes `<org_code>.pem` and `<org_code>.key` (mode 0600) into `dir`.
     pub fn write(&self, dir: &Path, org_code: &OrgCode) -> Result<(PathBuf, PathBuf), Error> {
+        self.write_as(dir, org_code.as_str())
+    }
+
+    /// Writes `<stem>.pem` and `<stem>.key` (mode 0600) into `dir`.
+    pub fn write_as(&self, dir: &Path, stem: &str) -> Result<(PathBuf, PathBuf), Error> {
         create_dir(dir)?;
-        let cert_path = dir.join(format!("{org_code}.pem"));
-        let key_path = dir.join(format!("{org_code}.key"));
+        let cert_path = dir.join(format!("{stem}.pem"));
+        let key_path = dir.join(format!("{stem}.key"));
         write_new(&cert_path, self.cert_pem.as_bytes(), 0o644)?;
         write_new(&key_path, self.key_pem.as_bytes(), 0o600)?;
         Ok((cert_path, key_path))
@@ -304,6 +336,20 @@ pub fn issue(
 ) -> Result<(PathBuf, PathBuf), Error> {
     let ca = CertificateAuthority::load(ca_dir)?;
     let written = ca.issue(node, hosts)?.write(out, &node.org_code)?;
+    let ca_copy = out.join("ca.pem");
+    if !ca_copy.exists() {
+        write_new(&ca_copy, ca.cert_pem().as_bytes(), 0o644)?;
+    }
+    Ok(written)
+}
+
+/// `node-agent certs issue-gateway`: signs the city's gateway certificate and writes
+/// `gateway-<city>.pem`, `gateway-<city>.key` and a copy of `ca.pem` into `out`.
+pub fn issue_gateway(ca_dir: &Path, out: &Path) -> Result<(PathBuf, PathBuf), Error> {
+    let ca = CertificateAuthority::load(ca_dir)?;
+    let written = ca
+        .issue_gateway()?
+        .write_as(out, &format!("gateway-{}", ca.city()))?;
     let ca_copy = out.join("ca.pem");
     if !ca_copy.exists() {
         write_new(&ca_copy, ca.cert_pem().as_bytes(), 0o644)?;

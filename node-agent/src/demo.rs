@@ -124,43 +124,27 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
         role: "deputy_office",
     };
 
-    println!("\n== 1. each township registers its deputies (乡镇人大录入代表信息)");
-    let mut first_deputy = None;
-    for (i, code) in TOWNSHIPS.iter().enumerate() {
-        let org = OrgCode::new(*code)?;
-        let mut api = deputies(
-            &mesh,
-            org,
-            Caller {
-                user: 1,
-                org,
-                role: "clerk",
-            },
-        )?;
-        for (j, (name, sector)) in [("王丽", "农业"), ("李建国", "教育"), ("张敏", "医疗")]
-            .iter()
-            .enumerate()
-        {
-            let request = deputy::CreateDeputyRequest {
-                org: org.to_string(),
-                fields: Some(fields(
-                    name,
-                    sector,
-                    &format!("1380532{:04}", i * 10 + j),
-                    if j == 0 {
-                        &["county", "township"]
-                    } else {
-                        &["township"]
-                    },
-                )),
-            };
-            let created = api.create_deputy(request).await?.into_inner();
-            if first_deputy.is_none() {
-                first_deputy = Some(created.id.clone());
-            }
-        }
-    }
-    let deputy_id = first_deputy.context("no deputy was created")?;
+    println!(
+        "\n== 1. each level enters a season of deputy work (组织、代表、联络站、履职活动、社情民意、议案建议、民生实事票决), syncing as it goes"
+    );
+    let nodes: renda_api::demo::DemoStores = mesh
+        .members
+        .iter()
+        .map(|(org, member)| {
+            (
+                org.to_string(),
+                renda_api::demo::DemoNode {
+                    store: member.node.store.clone(),
+                    ctx: renda_api::ApiContext::new(renda_domain::org::OrgTree::demo()),
+                },
+            )
+        })
+        .collect();
+    let summary = renda_api::demo::seed_demo(&nodes, &MeshSync(&mesh))
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding the demo data failed: {e}"))?;
+    print!("{}", indent(&summary.to_string()));
+    let deputy_id = first_deputy(&mesh.node(township)?.store).await?;
 
     println!("\n== 2. everyone syncs (乡镇 → 区县 → 市, and back down)");
     mesh.sync_all().await?;
@@ -298,6 +282,35 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
     mesh.shutdown().await?;
     println!("\n== done");
     Ok(())
+}
+
+/// The demo mesh's sync, for the seeding that needs one between its phases.
+struct MeshSync<'a>(&'a Mesh);
+
+impl renda_api::demo::Mesh for MeshSync<'_> {
+    fn sync(&self) -> impl std::future::Future<Output = Result<(), String>> + Send {
+        let mesh = self.0;
+        async move { mesh.sync_all().await.map_err(|e| format!("{e:#}")) }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("   {l}\n")).collect()
+}
+
+/// A deputy registered at the township (the one whose record both levels will edit).
+async fn first_deputy(store: &renda_store::Store) -> anyhow::Result<String> {
+    let kind = store
+        .schema()
+        .kind_named("deputy")
+        .context("the schema has deputies")?
+        .id;
+    let deputies = store.records_of_kind(kind, Some(store.org()), 1, 0).await?;
+    Ok(deputies
+        .first()
+        .context("the township has no deputy")?
+        .id
+        .to_string())
 }
 
 async fn print_counts(mesh: &Mesh) -> anyhow::Result<()> {

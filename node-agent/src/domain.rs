@@ -21,8 +21,24 @@ pub fn deputy_work() -> Domain {
         rule: Arc::new(rule),
         audience: Some(audience),
         services: Arc::new(services),
-        console: None,
+        console: Some(Arc::new(console)),
     }
+}
+
+/// The web console over the node's own services (`renda-console`).
+fn console(node: &NodeContext) -> axum::Router {
+    let state = renda_console::ConsoleState {
+        store: node.store.clone(),
+        status: node.status.clone(),
+        sync: node.sync.clone(),
+        token_secret: node.token_secret.clone(),
+        freshness_limit_hours: node.freshness_limit_hours,
+        api: renda_api::ApiContext::new(OrgTree::demo()),
+    };
+    renda_console::router(state).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the console could not start; its port serves nothing");
+        axum::Router::new()
+    })
 }
 
 fn services(node: &NodeContext) -> tonic::service::Routes {

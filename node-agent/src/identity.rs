@@ -7,6 +7,17 @@ use std::str::FromStr;
 /// The URI scheme and authority of the SAN that names a node: `renda://node/<level>/<org_code>`.
 pub const SAN_URI_PREFIX: &str = "renda://node/";
 
+/// The SAN prefix that names a city gateway: `renda://gateway/<city_code>`. A gateway is not a
+/// node: it holds no replica, and a node lets it call only [`GATEWAY_SERVICES`].
+pub const GATEWAY_SAN_URI_PREFIX: &str = "renda://gateway/";
+
+/// The gRPC path prefixes a gateway certificate may call: reports, log-in, and health.
+pub const GATEWAY_SERVICES: [&str; 3] = [
+    "/renda.report.v1.Reports/",
+    "/renda.auth.v1.Auth/",
+    "/grpc.health.v1.Health/",
+];
+
 /// A node's place in the org tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Level {
@@ -115,6 +126,8 @@ pub enum IdentityError {
     NotACounty { code: String },
     #[error("{uri:?} is not a node URI (expected {SAN_URI_PREFIX}<level>/<org_code>)")]
     NotANodeUri { uri: String },
+    #[error("{uri:?} is not a gateway URI (expected {GATEWAY_SAN_URI_PREFIX}<city_code>)")]
+    NotAGatewayUri { uri: String },
     #[error(transparent)]
     Level(#[from] LevelError),
     #[error(transparent)]
@@ -166,6 +179,50 @@ impl NodeIdentity {
     }
 }
 
+/// A city gateway, named by its city's code: several gateways of one city share the name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GatewayIdentity {
+    pub city: OrgCode,
+}
+
+impl GatewayIdentity {
+    /// Checks that `city` is a city code (six digits ending in `00`).
+    pub fn new(city: OrgCode) -> Result<Self, IdentityError> {
+        let node = NodeIdentity::new(Level::City, city)?;
+        Ok(GatewayIdentity {
+            city: node.org_code,
+        })
+    }
+
+    /// The SAN URI that names this gateway in its certificate.
+    pub fn san_uri(&self) -> String {
+        format!("{GATEWAY_SAN_URI_PREFIX}{}", self.city)
+    }
+
+    /// Reads a SAN URI written by [`GatewayIdentity::san_uri`].
+    pub fn from_san_uri(uri: &str) -> Result<Self, IdentityError> {
+        let code = uri.strip_prefix(GATEWAY_SAN_URI_PREFIX).ok_or_else(|| {
+            IdentityError::NotAGatewayUri {
+                uri: uri.to_owned(),
+            }
+        })?;
+        GatewayIdentity::new(code.parse()?)
+    }
+
+    /// Whether a gateway may call the gRPC method at `path` (`/package.Service/Method`).
+    pub fn may_call(path: &str) -> bool {
+        GATEWAY_SERVICES
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+    }
+}
+
+impl fmt::Display for GatewayIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gateway {}", self.city)
+    }
+}
+
 impl fmt::Display for NodeIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.level, self.org_code)
@@ -214,6 +271,26 @@ mod tests {
         assert_eq!(NodeIdentity::from_san_uri(&node.san_uri())?, node);
         assert!(NodeIdentity::from_san_uri("https://node/township/370202001").is_err());
         assert!(NodeIdentity::from_san_uri("renda://node/township").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn gateway_san_uri_round_trips_and_names_a_city() -> Result<(), IdentityError> {
+        let gateway = GatewayIdentity::new("370200".parse()?)?;
+        assert_eq!(gateway.san_uri(), "renda://gateway/370200");
+        assert_eq!(GatewayIdentity::from_san_uri(&gateway.san_uri())?, gateway);
+        assert!(GatewayIdentity::new("370202".parse()?).is_err());
+        assert!(GatewayIdentity::from_san_uri("renda://node/city/370200").is_err());
+        assert!(GatewayIdentity::may_call(
+            "/renda.report.v1.Reports/GetReport"
+        ));
+        assert!(GatewayIdentity::may_call("/renda.auth.v1.Auth/Login"));
+        assert!(!GatewayIdentity::may_call(
+            "/renda.sync.v1.Replication/Push"
+        ));
+        assert!(!GatewayIdentity::may_call(
+            "/renda.deputy.v1.Deputies/CreateDeputy"
+        ));
         Ok(())
     }
 

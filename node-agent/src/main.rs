@@ -104,6 +104,15 @@ enum CertsCommand {
         #[arg(long)]
         ip: Vec<IpAddr>,
     },
+    /// Sign the city gateway's client certificate (`renda://gateway/<city>`, accepted by nodes
+    /// for reports and log-in only): writes gateway-<city>.pem, .key (mode 0600) and ca.pem.
+    IssueGateway {
+        /// The directory holding ca.pem and ca.key.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {
@@ -164,6 +173,10 @@ fn run_certs(command: CertsCommand) -> anyhow::Result<()> {
         } => {
             let node = NodeIdentity::new(level, org)?;
             let (cert, key) = certs::issue(&ca, &node, &Hosts { dns, ips: ip }, &out)?;
+            println!("wrote {} and {}", cert.display(), key.display());
+        }
+        CertsCommand::IssueGateway { ca, out } => {
+            let (cert, key) = certs::issue_gateway(&ca, &out)?;
             println!("wrote {} and {}", cert.display(), key.display());
         }
     }

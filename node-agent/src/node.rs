@@ -79,8 +79,11 @@ pub struct Domain {
     /// Adds the node's domain services to the routes.
     pub services: Arc<dyn Fn(&NodeContext) -> Routes + Send + Sync>,
     /// The web console served on the node's HTTP port, if this build has one.
-    pub console: Option<Arc<dyn Fn(&NodeContext) -> axum::Router + Send + Sync>>,
+    pub console: Option<Console>,
 }
+
+/// Builds the web console's router for a node.
+pub type Console = Arc<dyn Fn(&NodeContext) -> axum::Router + Send + Sync>;
 
 /// What the domain's services and the console get from the node they run in.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tonic::service::{InterceptorLayer, Routes};
+use tonic::service::Routes;
 use tonic::transport::Server;
 
 use crate::config::{Config, TlsConfig};
@@ -64,7 +64,8 @@ impl Bound {
     /// This is where the node's own services are plugged in: build them into a
     /// [`Routes`] (`Routes::default().add_service(...)`) and pass it here. With mutual TLS every
     /// call, health included, first goes through [`RequirePeerIdentity`], so handlers can read
-    /// the caller's [`crate::identity::NodeIdentity`] from the request extensions.
+    /// the caller's [`crate::identity::NodeIdentity`] from the request extensions; a city
+    /// gateway's certificate is let through to reports, log-in and health only.
     pub async fn serve<F>(self, services: Routes, shutdown: F) -> Result<(), Error>
     where
         F: Future<Output = ()> + Send,
@@ -81,7 +82,7 @@ impl Bound {
             Some(config) => {
                 tracing::info!(addr = ?addr, "serving gRPC over mutual TLS");
                 Server::builder()
-                    .layer(InterceptorLayer::new(RequirePeerIdentity))
+                    .layer(RequirePeerIdentity)
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(tls::incoming(self.listener, config), shutdown)
                     .await?;

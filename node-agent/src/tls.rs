@@ -26,7 +26,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Request, Status};
 
 use crate::config::TlsFiles;
-use crate::identity::{NodeIdentity, SAN_URI_PREFIX};
+use crate::identity::{GATEWAY_SAN_URI_PREFIX, GatewayIdentity, NodeIdentity, SAN_URI_PREFIX};
 
 /// How long a peer may take to finish its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -211,6 +211,49 @@ pub fn identity_from_cert(der: &CertificateDer<'_>) -> Result<NodeIdentity, Iden
     Ok(NodeIdentity::from_san_uri(uri)?)
 }
 
+/// Reads the gateway a certificate names from its `renda://gateway/<city>` SAN URI.
+pub fn gateway_from_cert(der: &CertificateDer<'_>) -> Result<GatewayIdentity, IdentityError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| IdentityError::X509(e.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| IdentityError::X509(e.to_string()))?
+        .ok_or(IdentityError::NoNodeUri)?;
+    let mut uris = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri)
+                if uri.starts_with(GATEWAY_SAN_URI_PREFIX) =>
+            {
+                Some(*uri)
+            }
+            _ => None,
+        });
+    let uri = uris.next().ok_or(IdentityError::NoNodeUri)?;
+    if uris.next().is_some() {
+        return Err(IdentityError::SeveralNodeUris);
+    }
+    Ok(GatewayIdentity::from_san_uri(uri)?)
+}
+
+/// Who is calling, by their certificate: a node of the mesh, or the city's gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Node(NodeIdentity),
+    Gateway(GatewayIdentity),
+}
+
+/// Reads the caller a client certificate names: a node, else a gateway.
+pub fn caller_from_cert(der: &CertificateDer<'_>) -> Result<Caller, IdentityError> {
+    match identity_from_cert(der) {
+        Ok(node) => Ok(Caller::Node(node)),
+        Err(IdentityError::NoNodeUri) => gateway_from_cert(der).map(Caller::Gateway),
+        Err(other) => Err(other),
+    }
+}
+
 /// The identity of the node that made this call, from the extension set by
 /// [`RequirePeerIdentity`] or else from its TLS certificate.
 ///
@@ -265,16 +308,81 @@ pub fn check_claim(
     )))
 }
 
-/// A tonic interceptor that refuses any call without a certificate naming a node, and puts the
-/// caller's [`NodeIdentity`] into the request extensions for the handler.
+/// A tower layer for the node's gRPC server that refuses any call without a certificate from
+/// the CA naming a node or the city's gateway, and lets a gateway call only
+/// [`crate::identity::GATEWAY_SERVICES`] (reports, log-in, health). It puts the caller's
+/// [`NodeIdentity`] (or [`GatewayIdentity`]) into the request extensions for the handler.
+///
+/// A layer rather than a tonic interceptor because the check needs the request's path, which
+/// an interceptor does not see.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequirePeerIdentity;
 
-impl tonic::service::Interceptor for RequirePeerIdentity {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let identity = peer_identity(&request)?;
-        request.extensions_mut().insert(identity);
-        Ok(request)
+impl<S> tower::Layer<S> for RequirePeerIdentity {
+    type Service = PeerIdentityService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PeerIdentityService { inner }
+    }
+}
+
+/// The service of [`RequirePeerIdentity`].
+#[derive(Debug, Clone)]
+pub struct PeerIdentityService<S> {
+    inner: S,
+}
+
+type HttpRequest = tonic::codegen::http::Request<tonic::body::Body>;
+type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
+
+/// What [`RequirePeerIdentity`] decides for one request.
+fn admit(request: &mut HttpRequest) -> Result<(), Status> {
+    let refused = || Status::permission_denied("no client certificate: node calls need mutual TLS");
+    let certs = request
+        .extensions()
+        .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+        .and_then(|info| info.peer_certs())
+        .ok_or_else(refused)?;
+    let leaf = certs.first().ok_or_else(refused)?;
+    let caller = caller_from_cert(leaf)
+        .map_err(|e| Status::permission_denied(format!("client certificate refused: {e}")))?;
+    match caller {
+        Caller::Node(identity) => {
+            request.extensions_mut().insert(identity);
+        }
+        Caller::Gateway(gateway) => {
+            let path = request.uri().path();
+            if !GatewayIdentity::may_call(path) {
+                tracing::warn!(%gateway, path, "gateway certificate refused outside reports and log-in");
+                return Err(Status::permission_denied(format!(
+                    "a gateway certificate may not call {path}"
+                )));
+            }
+            request.extensions_mut().insert(gateway);
+        }
+    }
+    Ok(())
+}
+
+impl<S> tower::Service<HttpRequest> for PeerIdentityService<S>
+where
+    S: tower::Service<HttpRequest, Response = HttpResponse>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, S::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: HttpRequest) -> Self::Future {
+        match admit(&mut request) {
+            Ok(()) => Box::pin(self.inner.call(request)),
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
     }
 }
 

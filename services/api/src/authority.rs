@@ -21,7 +21,7 @@ use renda_domain::org::{OrgCode as DOrg, OrgTree};
 use renda_replica::schema::ORG;
 use renda_replica::{Change, FieldId, Op, OrgCode as ROrg, RecordView, Schema, Value};
 
-use crate::schema::{LOCAL_ONLY_KINDS, kind};
+use crate::schema::kind;
 
 /// The domain record kind whose write rules govern a schema kind.
 pub fn record_kind(kind_name: &str) -> Option<RecordKind> {
@@ -113,7 +113,7 @@ fn check_op(schema: &Schema, op: &Op, record_org: Option<ROrg>) -> Result<(), St
     let Some(kind) = schema.kind(op.kind) else {
         return Err(format!("unknown record kind {}", op.kind.0));
     };
-    if LOCAL_ONLY_KINDS.contains(&kind.name.as_str()) {
+    if kind.local_only {
         return Err(format!(
             "{} records hold personal data and never leave the node that wrote them",
             kind.name
@@ -208,9 +208,7 @@ pub fn audience(schema: Arc<Schema>) -> renda_store::Audience {
 
 /// Whether an operation must stay on the node that wrote it (the sync engine skips these).
 pub fn is_local_only(schema: &Schema, op: &Op) -> bool {
-    schema
-        .kind(op.kind)
-        .is_some_and(|k| LOCAL_ONLY_KINDS.contains(&k.name.as_str()))
+    schema.kind(op.kind).is_some_and(|k| k.local_only)
 }
 
 #[cfg(test)]

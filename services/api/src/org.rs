@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::core::*;
 use crate::error::{Error, Result};
-use crate::schema::{LOCAL_ONLY_KINDS, kind};
+use crate::schema::kind;
 
 pub(crate) struct Units(pub Shared);
 pub(crate) struct Records(pub Shared);
@@ -119,7 +119,11 @@ impl pb::records_server::Records for Records {
                 kind: "record",
                 id: id.to_string(),
             })?;
-        let local_only = LOCAL_ONLY_KINDS.contains(&record.kind_name.as_str());
+        let local_only = core
+            .store
+            .schema()
+            .kind_named(&record.kind_name)
+            .is_some_and(|k| k.local_only);
         let entries = core
             .store
             .history(RecordId(id))

@@ -40,12 +40,6 @@ pub mod kind {
     pub const USER: &str = "user"; // 15
 }
 
-/// Kinds whose operations never leave the node that wrote them (personal data, design.md
-/// §4). The sync engine must not push them; [`crate::replication_rule`] refuses them on
-/// receipt. Each lives in its own record, so skipping them leaves no gap in another record's
-/// per-origin sequence.
-pub const LOCAL_ONLY_KINDS: &[&str] = &[kind::DEPUTY_IDENTITY];
-
 /// The 八有四公开 checklist items and their station field ids (10..=21), in the standard's order.
 pub const CHECKLIST_FIELDS: [(&str, u16); 12] = [
     ("premises", 10),
@@ -113,7 +107,11 @@ pub fn build() -> Result<Schema, DefinitionError> {
                 )
         })
         .kind(3, kind::DEPUTY_IDENTITY, |k| {
-            k.field(2, "deputy", Ref, 0).text(3, "id_card", 18)
+            // ID-card numbers stay at the node that recorded them (design.md §4): the store
+            // keeps this kind out of every sync feed.
+            k.field(2, "deputy", Ref, 0)
+                .text(3, "id_card", 18)
+                .local_only()
         })
         .kind(4, kind::DEPUTY_GROUP, |k| {
             k.text(2, "name", 50)
