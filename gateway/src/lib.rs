@@ -30,17 +30,9 @@ use serde_json::json;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
-#[cfg(feature = "mtls")]
+/// PEM files of the city CA and of the gateway's client certificate and key
+/// (`node-agent certs issue-gateway`).
 pub use node_agent::config::TlsFiles;
-
-/// PEM files of the city CA and of the gateway's client certificate and key.
-#[cfg(not(feature = "mtls"))]
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub ca: std::path::PathBuf,
-    pub cert: std::path::PathBuf,
-    pub key: std::path::PathBuf,
-}
 
 // ---- config -------------------------------------------------------------------------------
 
@@ -137,9 +129,12 @@ impl Config {
                 ConfigError::Parse("RENDA_GATEWAY_REQUEST_TIMEOUT_MS is not a number".into())
             })?;
         }
-        if g.token_secret.len() < 16 {
+        // The city node signs tokens with the same secret and refuses one shorter than this.
+        if g.token_secret.len() < 32 {
             return Err(ConfigError::Parse(
-                "gateway.token_secret must have at least 16 characters".into(),
+                "gateway.token_secret must have at least 32 characters (the city node's \
+                 auth.token_secret)"
+                    .into(),
             ));
         }
         let tls = match (file.tls, g.insecure) {
@@ -179,16 +174,19 @@ pub struct App {
 
 impl App {
     /// A lazily connecting channel to the city node (mutual TLS when `[tls]` is set).
-    pub fn connect(config: Config) -> anyhow::Result<App> {
-        let uri: tonic::transport::Uri = config.city_grpc.parse()?;
+    pub fn connect(config: Config) -> Result<App, ConnectError> {
+        let uri: tonic::transport::Uri =
+            config
+                .city_grpc
+                .parse()
+                .map_err(|_| ConnectError::CityGrpc {
+                    uri: config.city_grpc.clone(),
+                })?;
         let channel = match &config.tls {
-            #[cfg(feature = "mtls")]
             Some(files) => {
                 let material = node_agent::tls::Material::from_files(files)?;
                 node_agent::tls::channel(&uri, material.client_config()?)?
             }
-            #[cfg(not(feature = "mtls"))]
-            Some(_) => anyhow::bail!("this gateway was built without the mtls feature"),
             None => Channel::builder(uri).connect_lazy(),
         };
         Ok(App::new(channel, &config))
@@ -204,16 +202,24 @@ impl App {
     }
 }
 
+/// Why the gateway cannot set up its channel to the city node.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("gateway.city_grpc {uri:?} is not a URI")]
+    CityGrpc { uri: String },
+    #[error(transparent)]
+    Tls(#[from] node_agent::tls::Error),
+}
+
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> std::io::Result<()> {
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+        .await
 }
 
 pub fn router(app: App) -> Router {

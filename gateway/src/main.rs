@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    node_agent::install_crypto_provider();
     let args = Args::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = gateway::Config::load(&args.config, &env)?;
@@ -29,5 +29,6 @@ async fn main() -> anyhow::Result<()> {
     gateway::run(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await
+    .await?;
+    Ok(())
 }

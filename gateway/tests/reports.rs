@@ -14,7 +14,7 @@ use renda_store::{Options, PeerSync, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-const SECRET: &str = "test-secret-of-sixteen-plus";
+const SECRET: &str = "test-secret-of-thirty-two-characters";
 
 struct City {
     store: Store,
