@@ -23,6 +23,10 @@ use crate::proxy::Link;
 /// The environment variable that turns the test binary into a node process.
 pub const NODE_ENV: &str = "E2E_NODE_CONFIG";
 
+/// Every node's `[auth] token_secret`: log-in tokens issued by one node (and by a gateway's
+/// test) are valid at all of them.
+pub const TOKEN_SECRET: &str = "e2e-token-secret-of-at-least-32-characters";
+
 /// Runs a node process from a config file until SIGTERM or SIGKILL. Called by a test binary's
 /// `main` when [`NODE_ENV`] is set.
 pub fn run_node(config: &Path) -> anyhow::Result<()> {
@@ -146,6 +150,7 @@ impl Cluster {
                  [upstream]\naddresses = [{upstreams}]\n\n\
                  [tls]\nca = \"{certs}/ca.pem\"\ncert = \"{certs}/{org}.pem\"\nkey = \"{certs}/{org}.key\"\n\n\
                  [sync]\ninterval_secs = 1\nbatch_ops = 500\nbackoff_min_ms = 100\nbackoff_max_ms = 1000\n\n\
+                 [auth]\ntoken_secret = \"{TOKEN_SECRET}\"\n\n\
                  {telemetry}",
                 level = level(org),
                 data = cluster.dir.path().join(org.to_string()).display(),
@@ -330,6 +335,32 @@ impl Cluster {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The loopback address `org`'s node serves gRPC on (its node certificate is valid for
+    /// `localhost` and `127.0.0.1`).
+    pub fn grpc_addr(&self, org: OrgCode) -> anyhow::Result<SocketAddr> {
+        Ok(self.procs.get(&org).context("unknown node")?.grpc)
+    }
+
+    /// The directory holding `ca.pem`, `ca.key` and every node's `<org>.pem`/`.key`.
+    pub fn certs_dir(&self) -> &Path {
+        &self.certs
+    }
+
+    /// The CA and a city gateway certificate (`renda://gateway/<city>`), issued on first use.
+    pub fn gateway_tls(&self) -> anyhow::Result<node_agent::config::TlsFiles> {
+        let ca = CertificateAuthority::load(&self.certs)?;
+        let stem = format!("gateway-{}", ca.city());
+        let cert = self.certs.join(format!("{stem}.pem"));
+        if !cert.exists() {
+            node_agent::certs::issue_gateway(&self.certs, &self.certs)?;
+        }
+        Ok(node_agent::config::TlsFiles {
+            ca: self.certs.join("ca.pem"),
+            cert,
+            key: self.certs.join(format!("{stem}.key")),
+        })
     }
 }
 

@@ -1,0 +1,522 @@
+//! The city gateway against a real mesh: city, county and two townships as node processes on
+//! loopback with mutual TLS, the gateway in this process dialling the city node with its own
+//! certificate from the city CA (`renda://gateway/<city>`). The data set is built through the
+//! gRPC API at the townships, with known answers; the tests check the report figures, a
+//! township's late sync (figures and freshness move), role limits and bad parameters.
+//!
+//! The binary is its own harness (`harness = false`), like `processes.rs`: started with
+//! `E2E_NODE_CONFIG` set it is a node process, otherwise it runs the scenarios named on the
+//! command line (all when none is named).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use node_agent::demo::Caller;
+use renda_api::auth::{Claims, TokenSigner, UserRole};
+use renda_e2e::cluster::{Cluster, NODE_ENV, TOKEN_SECRET, run_node};
+use renda_proto::auth::v1 as auth;
+use renda_proto::opinion::v1 as opinion;
+use renda_replica::OrgCode;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn org(code: u64) -> OrgCode {
+    OrgCode::new(code).expect("test org codes are valid")
+}
+
+const CITY: u64 = 370_200;
+const COUNTY: u64 = 370_202;
+const TOWNSHIP_A: u64 = 370_202_001;
+const TOWNSHIP_B: u64 = 370_202_002;
+const PASSWORD: &str = "password-123";
+
+// ---- the gateway and HTTP -----------------------------------------------------------------
+
+/// Starts a gateway in this process over mutual TLS to the city node; returns its address.
+async fn start_gateway(cluster: &Cluster) -> anyhow::Result<SocketAddr> {
+    let tls = cluster.gateway_tls()?;
+    let city = cluster.grpc_addr(org(CITY))?;
+    let config = gateway::Config::from_toml(
+        &format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\ncity_grpc = \"https://localhost:{port}\"\n\
+             token_secret = \"{TOKEN_SECRET}\"\nrequest_timeout_ms = 10000\n\n\
+             [tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            port = city.port(),
+            ca = tls.ca.display(),
+            cert = tls.cert.display(),
+            key = tls.key.display(),
+        ),
+        &Default::default(),
+    )?;
+    let app = gateway::App::connect(config)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(gateway::run(listener, app, std::future::pending()));
+    Ok(addr)
+}
+
+/// One HTTP/1.1 request; returns the status and the (de-chunked) body.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await?;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of the response head")?;
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status: u16 = head.split(' ').nth(1).context("no status")?.parse()?;
+    let mut body = out[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body)?;
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..i]).trim(), 16)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = rest.get(i + 2..i + 2 + n).context("short chunk")?;
+        out.extend_from_slice(chunk);
+        rest = rest.get(i + 4 + n..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+async fn get_json(addr: SocketAddr, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+    let (status, body) = http(addr, "GET", path, Some(token), "").await?;
+    let value = serde_json::from_slice(&body)
+        .with_context(|| format!("{path}: {}", String::from_utf8_lossy(&body)))?;
+    Ok((status, value))
+}
+
+async fn login(addr: SocketAddr, user: &str) -> anyhow::Result<String> {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1/login",
+        None,
+        &format!("{{\"login\":\"{user}\",\"password\":\"{PASSWORD}\"}}"),
+    )
+    .await?;
+    ensure!(
+        status == 200,
+        "login {user}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let value: Value = serde_json::from_slice(&body)?;
+    Ok(value["token"].as_str().context("no token")?.to_owned())
+}
+
+// ---- the data set -------------------------------------------------------------------------
+
+/// Creates the users at the city through `CreateUser`, with an administrator token signed by
+/// the deployment secret (what an operator's bootstrap does).
+async fn create_users(cluster: &Cluster) -> anyhow::Result<()> {
+    let signer = TokenSigner::new(TOKEN_SECRET.as_bytes().to_vec());
+    let admin = signer.issue(&Claims {
+        user: 1,
+        org: renda_domain::org::OrgCode::parse("370200")?,
+        role: UserRole::CityOffice,
+        expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
+    });
+    let mut client = auth::auth_client::AuthClient::new(cluster.channel(org(CITY))?);
+    for (login, role, at) in [
+        ("city", "city_office", "370200"),
+        ("shinan", "county_office", "370202"),
+        ("laoshan", "county_office", "370212"),
+    ] {
+        client
+            .create_user(auth::CreateUserRequest {
+                token: admin.clone(),
+                login: login.into(),
+                display_name: login.into(),
+                role: role.into(),
+                org_code: at.into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .with_context(|| format!("creating user {login}"))?;
+    }
+    Ok(())
+}
+
+type Opinions = opinion::opinions_client::OpinionsClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Caller>,
+>;
+
+fn opinions(cluster: &Cluster, at: OrgCode) -> anyhow::Result<Opinions> {
+    Ok(opinion::opinions_client::OpinionsClient::with_interceptor(
+        cluster.channel(at)?,
+        Caller {
+            user: 1,
+            org: at,
+            role: "clerk",
+        },
+    ))
+}
+
+/// Raises an opinion at the township, routes it, and resolves it when asked.
+async fn opinion(client: &mut Opinions, route: &str, resolve: bool) -> anyhow::Result<()> {
+    let raised = client
+        .raise_opinion(opinion::RaiseOpinionRequest {
+            content: "小区路灯不亮了".into(),
+            source: "station".into(),
+            station_id: String::new(),
+            raised_at_ms: 0,
+        })
+        .await
+        .context("raising an opinion")?
+        .into_inner();
+    client
+        .route_opinion(opinion::RouteOpinionRequest {
+            opinion_id: raised.id.clone(),
+            route: route.into(),
+            to: String::new(),
+        })
+        .await
+        .context("routing an opinion")?;
+    if resolve {
+        client
+            .resolve_opinion(opinion::ResolveOpinionRequest {
+                opinion_id: raised.id,
+                note: "已修复".into(),
+            })
+            .await
+            .context("resolving an opinion")?;
+    }
+    Ok(())
+}
+
+/// `from=…&to=…` for the days around today (UTC+8), so the opinions raised now are in it.
+fn around_today() -> String {
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let from = today - chrono::Duration::days(2);
+    let to = today + chrono::Duration::days(2);
+    format!("from={from}&to={to}")
+}
+
+fn row<'a>(report: &'a Value, org_code: &str) -> &'a Value {
+    report["tables"]["by_org"]["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["org_code"] == org_code))
+        .unwrap_or(&Value::Null)
+}
+
+fn freshness<'a>(report: &'a Value, org_code: &str) -> &'a Value {
+    report["freshness"]["townships"]
+        .as_array()
+        .and_then(|t| t.iter().find(|f| f["org"] == org_code))
+        .unwrap_or(&Value::Null)
+}
+
+/// The figures of one drill-down row: collected, resolved, open and the four routes.
+fn figures(report: &Value, org_code: &str) -> [i64; 7] {
+    let r = row(report, org_code);
+    [
+        "collected",
+        "resolved",
+        "open",
+        "answered_on_site",
+        "transferred_to_township",
+        "assigned_to_department",
+        "escalated_upward",
+    ]
+    .map(|k| r[k].as_i64().unwrap_or(-1))
+}
+
+// ---- scenarios ----------------------------------------------------------------------------
+
+/// Figures at the city match the data set built at the townships; a township's late sync
+/// changes the figures and its freshness; a county user cannot read another county; bad
+/// parameters get a 4xx naming the parameter.
+async fn reports_over_a_real_mesh() -> anyhow::Result<()> {
+    let (city, county, a, b) = (org(CITY), org(COUNTY), org(TOWNSHIP_A), org(TOWNSHIP_B));
+    let cluster = Cluster::start(&[city, county, a, b]).await?;
+    create_users(&cluster).await?;
+    let g = start_gateway(&cluster).await?;
+
+    // Township A: three opinions, two resolved; township B: two, one resolved.
+    let mut at_a = opinions(&cluster, a)?;
+    opinion(&mut at_a, "answered_on_site", true).await?;
+    opinion(&mut at_a, "assigned_to_department", true).await?;
+    opinion(&mut at_a, "transferred_to_township", false).await?;
+    let mut at_b = opinions(&cluster, b)?;
+    opinion(&mut at_b, "answered_on_site", true).await?;
+    opinion(&mut at_b, "transferred_to_township", false).await?;
+    cluster.converged(&[a, county, city], a, 3).await?;
+    cluster.converged(&[b, county, city], b, 2).await?;
+
+    let city_user = login(g, "city").await?;
+    let period = around_today();
+    let path = format!("/api/v1/reports/opinions?org=370202&{period}");
+    let (status, report) = get_json(g, &path, &city_user).await?;
+    ensure!(status == 200, "{path}: {status} {report}");
+    let got_a = figures(&report, "370202001");
+    let got_b = figures(&report, "370202002");
+    ensure!(
+        got_a == [3, 2, 1, 1, 1, 1, 0],
+        "township A figures {got_a:?}: {report}"
+    );
+    ensure!(
+        got_b == [2, 1, 1, 1, 1, 0, 0],
+        "township B figures {got_b:?}: {report}"
+    );
+    let (status, top) = get_json(
+        g,
+        &format!("/api/v1/reports/opinions?org=370200&{period}"),
+        &city_user,
+    )
+    .await?;
+    ensure!(status == 200, "{top}");
+    let county_row = figures(&top, "370202");
+    ensure!(
+        county_row[..3] == [5, 3, 2],
+        "county row {county_row:?}: {top}"
+    );
+    let fresh_b = freshness(&report, "370202002").clone();
+    let synced_b = fresh_b["last_sync_unix_ms"].as_i64().unwrap_or(0);
+    ensure!(
+        synced_b > 0 && fresh_b["stale"] == false,
+        "township B should be fresh after converging: {fresh_b}"
+    );
+
+    // Late sync: B is cut off, writes two more opinions (one resolved), then comes back.
+    cluster.isolate(b);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    opinion(&mut at_b, "answered_on_site", true).await?;
+    opinion(&mut at_b, "transferred_to_township", false).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, cut) = get_json(g, &path, &city_user).await?;
+    ensure!(
+        figures(&cut, "370202002") == got_b,
+        "the city shows B's offline writes before B synced: {cut}"
+    );
+    let cut_sync = freshness(&cut, "370202002")["last_sync_unix_ms"]
+        .as_i64()
+        .unwrap_or(0);
+    cluster.reconnect(b);
+    cluster.converged(&[b, county, city], b, 4).await?;
+    // The county reports B's newer sync to the city at its own next sync.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let (_, r) = get_json(g, &path, &city_user).await?;
+        let at = freshness(&r, "370202002")["last_sync_unix_ms"]
+            .as_i64()
+            .unwrap_or(0);
+        if at > cut_sync {
+            break r;
+        }
+        if Instant::now() > deadline {
+            bail!("township B's freshness did not move past {cut_sync}: {r}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let late_b = figures(&after, "370202002");
+    ensure!(
+        late_b == [4, 2, 2, 2, 2, 0, 0],
+        "township B after its late sync {late_b:?}: {after}"
+    );
+    ensure!(
+        figures(&after, "370202001") == got_a,
+        "township A changed: {after}"
+    );
+
+    // Role limits: a county user sees its own county, not another one.
+    let shinan = login(g, "shinan").await?;
+    let (status, _) = get_json(g, &path, &shinan).await?;
+    ensure!(status == 200, "shinan reads its own county: {status}");
+    let laoshan = login(g, "laoshan").await?;
+    let (status, e) = get_json(g, &path, &laoshan).await?;
+    ensure!(
+        status == 403 && e["error"]["parameter"] == "org",
+        "laoshan reading 370202: {status} {e}"
+    );
+    let (status, e) = get_json(
+        g,
+        &format!("/api/v1/reports/suggestions?org=370212&{period}"),
+        &shinan,
+    )
+    .await?;
+    ensure!(
+        status == 403 && e["error"]["parameter"] == "org",
+        "shinan reading 370212: {status} {e}"
+    );
+
+    // Bad parameters: a 4xx naming the parameter.
+    let cases = [
+        (
+            "/api/v1/reports/opinions?org=370202&from=2026-09-01&to=2026-07-01",
+            400,
+            "to",
+        ),
+        (
+            "/api/v1/reports/opinions?org=370202&period=2026-Q5",
+            400,
+            "period",
+        ),
+        ("/api/v1/reports/nope?org=370202&period=2026", 404, "name"),
+        (
+            "/api/v1/reports/opinions?org=370202009&period=2026",
+            400,
+            "org",
+        ),
+        ("/api/v1/reports/opinions?org=12&period=2026", 400, "org"),
+        ("/api/v1/reports/opinions?org=370202", 400, "period"),
+        (
+            "/api/v1/reports/opinions?org=370202&period=2026&x=1",
+            400,
+            "x",
+        ),
+    ];
+    for (path, code, parameter) in cases {
+        let (status, e) = get_json(g, path, &shinan).await?;
+        ensure!(
+            status == code && e["error"]["parameter"] == parameter,
+            "{path}: expected {code} naming {parameter}, got {status} {e}"
+        );
+    }
+    let (status, e) = get_json(g, &path, "v1.1.370200.city_office.9999999999999.00").await?;
+    ensure!(
+        status == 401 && e["error"]["parameter"] == "Authorization",
+        "forged token: {status} {e}"
+    );
+    Ok(())
+}
+
+/// The gateway's certificate opens reports and log-in at the city node, nothing else: no
+/// replication, no domain writes.
+async fn a_gateway_certificate_reaches_only_reports_and_login() -> anyhow::Result<()> {
+    let city = org(CITY);
+    let cluster = Cluster::start(&[city]).await?;
+    let tls = cluster.gateway_tls()?;
+    let material = node_agent::tls::Material::from_files(&tls)?;
+    let uri = format!("https://localhost:{}", cluster.grpc_addr(city)?.port()).parse()?;
+    let channel = node_agent::tls::channel(&uri, material.client_config()?)?;
+    let mut replication =
+        renda_proto::sync::v1::replication_client::ReplicationClient::new(channel.clone());
+    let refused = replication
+        .status(renda_proto::sync::v1::StatusRequest {})
+        .await
+        .err()
+        .context("a gateway certificate got replication status")?;
+    ensure!(
+        refused.code() == tonic::Code::PermissionDenied,
+        "replication: {refused:?}"
+    );
+    let mut deputies = renda_proto::deputy::v1::deputies_client::DeputiesClient::with_interceptor(
+        channel.clone(),
+        Caller {
+            user: 1,
+            org: city,
+            role: "deputy_office",
+        },
+    );
+    let refused = deputies
+        .list_deputies(renda_proto::deputy::v1::ListDeputiesRequest::default())
+        .await
+        .err()
+        .context("a gateway certificate listed deputies")?;
+    ensure!(
+        refused.code() == tonic::Code::PermissionDenied,
+        "deputies: {refused:?}"
+    );
+    let mut login = auth::auth_client::AuthClient::new(channel);
+    let answer = login
+        .login(auth::LoginRequest {
+            login: "nobody".into(),
+            password: "wrong-password".into(),
+        })
+        .await
+        .err()
+        .context("an unknown user logged in")?;
+    ensure!(
+        answer.code() == tonic::Code::Unauthenticated,
+        "log-in reached the auth service and was refused as a bad password: {answer:?}"
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    if let Ok(config) = std::env::var(NODE_ENV) {
+        return match run_node(std::path::Path::new(&config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("node process failed: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    node_agent::install_crypto_provider();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start tokio: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    type Scenario =
+        fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
+    let scenarios: [(&str, Scenario); 2] = [
+        ("reports_over_a_real_mesh", || {
+            Box::pin(reports_over_a_real_mesh())
+        }),
+        (
+            "a_gateway_certificate_reaches_only_reports_and_login",
+            || Box::pin(a_gateway_certificate_reaches_only_reports_and_login()),
+        ),
+    ];
+    let mut failed = 0;
+    let mut ran = 0;
+    for (name, scenario) in scenarios {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        ran += 1;
+        match runtime.block_on(scenario()) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(error) => {
+                failed += 1;
+                println!("test {name} ... FAILED\n{error:#}");
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" },
+        ran - failed
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
