@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates the city CA and one certificate per node of a mesh, with node-agent itself.
+# Creates the city CA, one certificate per node of a mesh and the city gateway's certificate,
+# with node-agent itself.
 #   deploy/bootstrap-certs.sh OUT_DIR CITY_CODE NODE_SPEC...
 # where NODE_SPEC is level:org_code[:dns-name] (county:370202:county-shinan.example), e.g.
 #   deploy/bootstrap-certs.sh /etc/renda/certs 370200 city:370200:renda-city county:370202 township:370202001
@@ -15,4 +16,7 @@ for spec in "$@"; do
   [ -n "${dns:-}" ] && args+=(--dns "$dns")
   "$agent" certs issue "${args[@]}"
 done
+# The gateways' client certificate (renda://gateway/<city>): nodes accept it for reports and
+# log-in only. All gateway replicas of the city share it.
+"$agent" certs issue-gateway --ca "$out" --out "$out"
 echo "certificates in $out; keep ca.key offline"
