@@ -1,0 +1,545 @@
+//! The console's own read endpoints (sync state, conflicts, quarantine, a record with its
+//! history) and conflict resolution, which writes through the API's update calls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use renda_proto::sync::v1 as sync_pb;
+use renda_replica::{RecordId, Value};
+use renda_store::StoredRecord;
+use serde_json::{Value as Json_, json};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::rpc::{Refusal, caller_metadata};
+use crate::session::Session;
+use crate::{Shared, require};
+
+type AppState = Arc<Shared>;
+
+/// Fields never shown in the console, whatever the record.
+const HIDDEN_FIELDS: &[&str] = &["password_hash", "id_card"];
+/// Kinds never shown in the console.
+const HIDDEN_KINDS: &[&str] = &["user", "deputy_identity"];
+
+fn storage_refusal(e: renda_store::Error) -> Refusal {
+    tracing::error!(error = %e, "console read from the store failed");
+    Refusal::new(Code::Internal, "", "读取数据失败，请稍后再试")
+}
+
+fn respond(result: Result<Json_, Refusal>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// This node's sync state, and for a county or city every township (and county) below it.
+pub async fn status(State(shared): State<AppState>, headers: HeaderMap) -> Response {
+    respond(status_json(&shared, &headers).await)
+}
+
+async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refusal> {
+    let session = require(shared, headers)?;
+    let local = shared
+        .state
+        .status
+        .local()
+        .await
+        .map_err(storage_refusal)?;
+    let below = shared.state.status.below();
+    let names = org_names(shared).await;
+    let now = crate::now_ms();
+    let parent = local
+        .peers
+        .iter()
+        .find(|p| p.role == sync_pb::PeerRole::Parent as i32);
+    let offline = shared.state.sync.as_ref().map(|s| s.is_offline());
+    let own = json!({
+        "org_code": local.org_code,
+        "name": names.get(&local.org_code).cloned().unwrap_or_default(),
+        "level": local.level,
+        "offline": offline,
+        "online": parent.is_some_and(|p| p.online) && offline != Some(true),
+        "last_sync_ms": parent.map_or(0, |p| p.last_success_unix_ms),
+        "pending_up": parent.map_or(0, |p| p.ops_pending_to_peer),
+        "pending_down": parent.map_or(0, |p| p.ops_pending_from_peer),
+        "last_error": parent.map(|p| p.last_error.clone()).unwrap_or_default(),
+        "last_error_ms": parent.map_or(0, |p| p.last_error_unix_ms),
+        "log_ops": local.log_ops,
+        "held_ops": local.held_ops,
+        "quarantined_ops": local.quarantined_ops,
+    });
+    // Every org unit below that runs a node, known from the tree, from the reports that
+    // reached us, or from a peer link: a township that never synced still shows.
+    let mut orgs: BTreeMap<String, ()> = BTreeMap::new();
+    for code in names.keys() {
+        if let Ok(org) = code.parse::<renda_replica::OrgCode>()
+            && org != shared.node
+            && shared.node.contains(org)
+            && org.level() != renda_replica::Level::Village
+        {
+            orgs.insert(code.clone(), ());
+        }
+    }
+    for report in &below {
+        orgs.insert(report.org_code.clone(), ());
+    }
+    let mut nodes = Vec::new();
+    for code in orgs.keys() {
+        if !session.may_see(code) {
+            continue;
+        }
+        let report = below.iter().find(|r| &r.org_code == code);
+        let up = report.and_then(|r| {
+            r.peers
+                .iter()
+                .find(|p| p.role == sync_pb::PeerRole::Parent as i32)
+        });
+        let link = local.peers.iter().find(|p| &p.peer_org_code == code);
+        let reported = report.map_or(0, |r| r.reported_unix_ms);
+        let last_sync = up
+            .map_or(0, |p| p.last_success_unix_ms)
+            .max(link.map_or(0, |p| p.last_success_unix_ms));
+        // Online: its last session succeeded and its report is recent (its sync interval is
+        // minutes; an hour of silence means it is off the network).
+        let online = up.is_some_and(|p| p.online) && now - reported < 3_600_000;
+        nodes.push(json!({
+            "org_code": code,
+            "name": names.get(code).cloned().unwrap_or_default(),
+            "level": code.parse::<renda_replica::OrgCode>().map(|o| o.level().as_str()).unwrap_or(""),
+            "online": online,
+            "reported_ms": reported,
+            "last_sync_ms": last_sync,
+            "pending_up": up.map_or(0, |p| p.ops_pending_to_peer),
+            "pending_down": link.map_or(0, |p| p.ops_pending_to_peer),
+            "last_error": up.map(|p| p.last_error.clone()).filter(|e| !e.is_empty())
+                .or_else(|| link.map(|p| p.last_error.clone())).unwrap_or_default(),
+            "last_error_ms": up.map_or(0, |p| p.last_error_unix_ms).max(link.map_or(0, |p| p.last_error_unix_ms)),
+            "held_ops": report.map_or(0, |r| r.held_ops),
+            "quarantined_ops": report.map_or(0, |r| r.quarantined_ops),
+        }));
+    }
+    Ok(json!({"node": own, "below": nodes, "now_ms": now}))
+}
+
+/// Names of the org units this node knows, by code.
+async fn org_names(shared: &Shared) -> BTreeMap<String, String> {
+    let mut client =
+        renda_proto::org::v1::org_units_client::OrgUnitsClient::new(shared.rpc.channel());
+    match client
+        .list_org_units(renda_proto::org::v1::ListOrgUnitsRequest::default())
+        .await
+    {
+        Ok(reply) => reply
+            .into_inner()
+            .units
+            .into_iter()
+            .map(|u| (u.code, u.name))
+            .collect(),
+        Err(status) => {
+            tracing::warn!(%status, "console could not list org units");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// A stored value as JSON: dates as YYYY-MM-DD, references and org units as strings.
+fn value_json(value: &Value) -> Json_ {
+    match value {
+        Value::Null => Json_::Null,
+        Value::Text(s) => json!(s),
+        Value::Int(n) => json!(n),
+        Value::Bool(b) => json!(b),
+        Value::Date(days) => {
+            let day = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|d| d.checked_add_signed(chrono::Duration::days(i64::from(*days))));
+            json!(day.map(|d| d.to_string()).unwrap_or_default())
+        }
+        Value::Ref(id) => json!(id.to_string()),
+        Value::Org(org) => json!(org.to_string()),
+    }
+}
+
+fn shown_value(field: &str, value: &Value) -> Json_ {
+    if field == "phone"
+        && let Value::Text(p) = value
+    {
+        return json!(mask_phone(p));
+    }
+    value_json(value)
+}
+
+fn mask_phone(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    if chars.len() < 7 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+fn record_org(r: &StoredRecord) -> String {
+    r.org.map(|o| o.to_string()).unwrap_or_default()
+}
+
+fn title_of(r: &StoredRecord) -> String {
+    ["name", "title", "content", "login"]
+        .iter()
+        .find_map(|f| match r.fields.get(*f) {
+            Some(Value::Text(s)) if !s.is_empty() => Some(s.chars().take(40).collect()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn conflicts_of(r: &StoredRecord) -> Vec<Json_> {
+    r.conflicts
+        .iter()
+        .filter(|(field, _)| !HIDDEN_FIELDS.contains(&field.as_str()))
+        .map(|(field, c)| {
+            let values: Vec<Json_> = c
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    json!({
+                        "value": shown_value(field, &s.value),
+                        "raw": if field == "phone" { Json_::Null } else { value_json(&s.value) },
+                        "winner": i == 0,
+                        "at_ms": s.stamp.hlc.physical_ms,
+                        "org": s.stamp.org.to_string(),
+                        "author": format!("{}#{}", s.stamp.author.org, s.stamp.author.number),
+                    })
+                })
+                .collect();
+            json!({"field": field, "values": values})
+        })
+        .collect()
+}
+
+/// Records with fields whose concurrent values wait for a person.
+pub async fn conflicts(State(shared): State<AppState>, headers: HeaderMap) -> Response {
+    respond(conflicts_json(&shared, &headers).await)
+}
+
+async fn conflicts_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refusal> {
+    let session = require(shared, headers)?;
+    let records = shared
+        .state
+        .store
+        .conflicts(200)
+        .await
+        .map_err(storage_refusal)?;
+    let list: Vec<Json_> = records
+        .iter()
+        .filter(|r| !HIDDEN_KINDS.contains(&r.kind_name.as_str()))
+        .filter(|r| session.may_see(&record_org(r)))
+        .map(|r| {
+            json!({
+                "id": r.id.to_string(),
+                "kind": r.kind_name,
+                "org": record_org(r),
+                "title": title_of(r),
+                "fields": conflicts_of(r),
+                "resolvable": resolvable(&r.kind_name),
+            })
+        })
+        .collect();
+    Ok(json!({"conflicts": list}))
+}
+
+/// Operations kept aside on receipt, with their reasons.
+pub async fn quarantine(State(shared): State<AppState>, headers: HeaderMap) -> Response {
+    respond(quarantine_json(&shared, &headers).await)
+}
+
+async fn quarantine_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refusal> {
+    let session = require(shared, headers)?;
+    let rows = shared
+        .state
+        .store
+        .quarantine(200)
+        .await
+        .map_err(storage_refusal)?;
+    let list: Vec<Json_> = rows
+        .iter()
+        .filter(|q| session.sees_whole_node() || q.from.as_deref().is_some_and(|f| session.may_see(f)))
+        .map(|q| {
+            json!({
+                "id": q.id,
+                "received_ms": q.received_at.map_or(0, |t| t.timestamp_millis()),
+                "from": q.from.clone().unwrap_or_default(),
+                "reason": q.reason,
+                "record_id": q.record.map(|r| r.to_string()).unwrap_or_default(),
+                "bytes": q.bytes.len(),
+            })
+        })
+        .collect();
+    Ok(json!({"quarantine": list}))
+}
+
+/// One record: its fields (personal data masked), conflicts, and history.
+pub async fn record(
+    State(shared): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    respond(record_json(&shared, &headers, &id).await)
+}
+
+async fn load(shared: &Shared, session: &Session, id: &str) -> Result<StoredRecord, Refusal> {
+    let uuid = Uuid::parse_str(id.trim())
+        .map_err(|_| Refusal::new(Code::InvalidArgument, "id", "记录编号格式错误"))?;
+    let r = shared
+        .state
+        .store
+        .record(RecordId(uuid))
+        .await
+        .map_err(storage_refusal)?
+        .filter(|r| !HIDDEN_KINDS.contains(&r.kind_name.as_str()))
+        .ok_or_else(|| Refusal::new(Code::NotFound, "id", "记录不存在"))?;
+    let org = record_org(&r);
+    let above = session.org().to_string().parse::<renda_replica::OrgCode>().ok().zip(r.org)
+        .is_some_and(|(user, org)| org.contains(user));
+    if !session.may_see(&org) && !above {
+        return Err(Refusal::new(Code::PermissionDenied, "id", "只能查看本级及下级单位的数据"));
+    }
+    Ok(r)
+}
+
+async fn record_json(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<Json_, Refusal> {
+    let session = require(shared, headers)?;
+    let r = load(shared, &session, id).await?;
+    let fields: serde_json::Map<String, Json_> = r
+        .fields
+        .iter()
+        .filter(|(k, _)| !HIDDEN_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), shown_value(k, v)))
+        .collect();
+    let sets: serde_json::Map<String, Json_> = r
+        .sets
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v.iter().map(Uuid::to_string).collect::<Vec<_>>())))
+        .collect();
+    let mut client =
+        renda_proto::org::v1::records_client::RecordsClient::new(shared.rpc.channel());
+    let mut request = tonic::Request::new(renda_proto::org::v1::HistoryRequest {
+        record_id: r.id.to_string(),
+    });
+    caller_metadata(&session, request.metadata_mut());
+    let history = client
+        .history(request)
+        .await
+        .map_err(|s| Refusal::from_status(&s))?
+        .into_inner();
+    let entries: Vec<Json_> = history
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "op": e.op,
+                "at_ms": e.at_ms,
+                "author": e.author,
+                "origin_org": e.origin_org,
+                "change": e.change,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "id": r.id.to_string(),
+        "kind": r.kind_name,
+        "org": record_org(&r),
+        "title": title_of(&r),
+        "deleted": r.deleted,
+        "fields": fields,
+        "sets": sets,
+        "events": r.events.len(),
+        "conflicts": conflicts_of(&r),
+        "resolvable": resolvable(&r.kind_name),
+        "history": entries,
+    }))
+}
+
+fn resolvable(kind: &str) -> bool {
+    matches!(kind, "deputy" | "station")
+}
+
+#[derive(serde::Deserialize)]
+pub struct Resolution {
+    id: String,
+    field: String,
+    value: Json_,
+}
+
+/// Keeps one value of a conflicting field, or a new one: an update through the API with every
+/// field as the record shows it and the chosen value in the conflicting one. The write saw
+/// every concurrent value, so it replaces them all.
+pub async fn resolve(
+    State(shared): State<AppState>,
+    headers: HeaderMap,
+    Json(resolution): Json<Resolution>,
+) -> Response {
+    respond(resolve_json(&shared, &headers, resolution).await)
+}
+
+type Changes = serde_json::Map<String, Json_>;
+
+fn text_field(r: &StoredRecord, name: &str, changes: &Changes) -> String {
+    if let Some(value) = changes.get(name) {
+        return match value {
+            Json_::String(s) => s.clone(),
+            Json_::Null => String::new(),
+            other => other.to_string(),
+        };
+    }
+    match r.fields.get(name) {
+        Some(Value::Text(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+async fn resolve_json(
+    shared: &Shared,
+    headers: &HeaderMap,
+    resolution: Resolution,
+) -> Result<Json_, Refusal> {
+    let session = require(shared, headers)?;
+    let r = load(shared, &session, &resolution.id).await?;
+    if !r.conflicts.contains_key(&resolution.field) {
+        return Err(Refusal::new(
+            Code::FailedPrecondition,
+            &resolution.field,
+            "该字段已没有冲突，请刷新",
+        ));
+    }
+    let mut changes = Changes::new();
+    changes.insert(resolution.field.clone(), resolution.value);
+    update(shared, &session, &r, &changes).await?;
+    tracing::info!(record = %r.id, field = %resolution.field, user = session.claims.user, "conflict resolved in the console");
+    record_json(shared, headers, &r.id.to_string()).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct Edit {
+    #[serde(default)]
+    fields: Changes,
+}
+
+/// Changes some fields of a deputy or station; the others keep the values the record shows.
+pub async fn edit(
+    State(shared): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(edit): Json<Edit>,
+) -> Response {
+    respond(edit_json(&shared, &headers, &id, edit).await)
+}
+
+async fn edit_json(
+    shared: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    edit: Edit,
+) -> Result<Json_, Refusal> {
+    let session = require(shared, headers)?;
+    let r = load(shared, &session, id).await?;
+    update(shared, &session, &r, &edit.fields).await?;
+    record_json(shared, headers, &r.id.to_string()).await
+}
+
+/// One update through the API with every field as the record shows it, except `changes`.
+async fn update(
+    shared: &Shared,
+    session: &Session,
+    r: &StoredRecord,
+    chosen: &Changes,
+) -> Result<(), Refusal> {
+    let session = session.clone();
+    let id = r.id.to_string();
+    match r.kind_name.as_str() {
+        "deputy" => {
+            use renda_proto::deputy::v1 as pb;
+            let term = if let Some(term) = chosen.get("term") {
+                term.as_u64()
+                    .or_else(|| term.as_str().and_then(|s| s.trim().parse().ok()))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        Refusal::new(Code::InvalidArgument, "term", "届次须为正整数")
+                    })?
+            } else {
+                match r.fields.get("term") {
+                    Some(Value::Int(n)) => u32::try_from(*n).unwrap_or(0),
+                    _ => 0,
+                }
+            };
+            let levels = text_field(r, "levels", chosen);
+            let fields = pb::DeputyFields {
+                name: text_field(r, "name", chosen),
+                levels: levels
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                constituency: text_field(r, "constituency", chosen),
+                term,
+                gender: text_field(r, "gender", chosen),
+                ethnicity: text_field(r, "ethnicity", chosen),
+                sector: text_field(r, "sector", chosen),
+                phone: text_field(r, "phone", chosen),
+                id_card: String::new(),
+                status: text_field(r, "status", chosen),
+            };
+            let mut client = pb::deputies_client::DeputiesClient::new(shared.rpc.channel());
+            let mut request = tonic::Request::new(pb::UpdateDeputyRequest {
+                id: id.clone(),
+                fields: Some(fields),
+            });
+            caller_metadata(&session, request.metadata_mut());
+            client
+                .update_deputy(request)
+                .await
+                .map_err(|s| Refusal::from_status(&s))?;
+        }
+        "station" => {
+            use renda_proto::station::v1 as pb;
+            let checklist = renda_api::schema::CHECKLIST_FIELDS
+                .iter()
+                .filter(|(name, _)| {
+                    if let Some(value) = chosen.get(*name) {
+                        value.as_bool().unwrap_or(false)
+                    } else {
+                        matches!(r.fields.get(*name), Some(Value::Bool(true)))
+                    }
+                })
+                .map(|(name, _)| (*name).to_owned())
+                .collect();
+            let mut client = pb::stations_client::StationsClient::new(shared.rpc.channel());
+            let mut request = tonic::Request::new(pb::UpdateStationRequest {
+                id: id.clone(),
+                name: text_field(r, "name", chosen),
+                kind: text_field(r, "kind", chosen),
+                address: text_field(r, "address", chosen),
+                checklist,
+            });
+            caller_metadata(&session, request.metadata_mut());
+            client
+                .update_station(request)
+                .await
+                .map_err(|s| Refusal::from_status(&s))?;
+        }
+        _ => {
+            return Err(Refusal::new(
+                Code::FailedPrecondition,
+                "",
+                "此类记录请在其业务页面修改后保存，保存即解决冲突",
+            ));
+        }
+    }
+    Ok(())
+}
