@@ -1202,7 +1202,10 @@ impl Service {
         let mut tail = String::new();
         if let Some(after) = after {
             let p = push(&mut args, Cell::Text(after.to_owned()));
-            tail.push_str(&format!(" AND r.id > {p}"));
+            tail.push_str(&format!(
+                " AND r.id > {}",
+                renda_store::id_param(sql.postgres, &p)
+            ));
         }
         tail.push_str(" ORDER BY r.id");
         if let Some(limit) = limit {

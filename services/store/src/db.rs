@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, FromRow, SqlSafeStr, SqlStr};
 use std::str::FromStr;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// A bound SQL parameter. Both backends store integers as 64-bit signed.
 #[derive(Clone, Debug)]
@@ -24,6 +25,9 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     Bytes(Vec<u8>),
     Bool(bool),
+    /// A record id: a 16-byte BLOB on SQLite, a UUID on PostgreSQL (no allocation to bind).
+    Id(Uuid),
+    OptId(Option<Uuid>),
 }
 
 macro_rules! bind_args {
@@ -37,6 +41,8 @@ macro_rules! bind_args {
                 Arg::OptText(v) => query.bind(v),
                 Arg::Bytes(v) => query.bind(v),
                 Arg::Bool(v) => query.bind(v),
+                Arg::Id(v) => query.bind(v),
+                Arg::OptId(v) => query.bind(v),
             };
         }
         query

@@ -27,7 +27,7 @@ pub use json::hlc_time;
 pub use read::{
     ConflictedField, Cursor, Direction, HistoryEntry, LoggedOp, PeerSync, Quarantined, StoredRecord,
 };
-pub use report::{Cell, ColumnType};
+pub use report::{Cell, ColumnType, id_param};
 pub use write::{BatchReport, Policy};
 
 use db::{Arg, Backend, PoolSettings};

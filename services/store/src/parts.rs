@@ -17,16 +17,8 @@ pub(crate) struct RecordRow {
     pub deleted: bool,
 }
 
-pub(crate) fn parse_id(text: &str) -> Result<RecordId, Error> {
-    Uuid::parse_str(text)
-        .map(RecordId)
-        .map_err(|_| Error::Corrupt(format!("stored record id {text:?}")))
-}
-
 pub(crate) fn id_keys(ids: &[RecordId]) -> Vec<Vec<Arg>> {
-    ids.iter()
-        .map(|id| vec![Arg::Text(id.to_string())])
-        .collect()
+    ids.iter().map(|id| vec![Arg::Id(id.0)]).collect()
 }
 
 fn kind_of(n: i64) -> Result<KindId, Error> {
@@ -54,7 +46,7 @@ pub(crate) async fn load_record_rows(
     conn: &mut Conn<'_>,
     ids: &[RecordId],
 ) -> Result<HashMap<RecordId, RecordRow>, Error> {
-    let rows: Vec<(String, i64, Option<i64>, bool)> = conn
+    let rows: Vec<(Uuid, i64, Option<i64>, bool)> = conn
         .fetch_by_keys(
             "r",
             "SELECT x.id, x.kind, x.org_code, x.deleted FROM w CROSS JOIN records x \
@@ -66,7 +58,7 @@ pub(crate) async fn load_record_rows(
     let mut out = HashMap::with_capacity(rows.len());
     for (id, kind, org, deleted) in rows {
         out.insert(
-            parse_id(&id)?,
+            RecordId(id),
             RecordRow {
                 kind: kind_of(kind)?,
                 org: org_of(org)?,
@@ -84,9 +76,9 @@ pub(crate) async fn load_registers(
 ) -> Result<HashMap<(RecordId, FieldId), Register>, Error> {
     let keys: Vec<Vec<Arg>> = pairs
         .iter()
-        .map(|(id, f)| vec![Arg::Text(id.to_string()), Arg::Int(i64::from(f.0))])
+        .map(|(id, f)| vec![Arg::Id(id.0), Arg::Int(i64::from(f.0))])
         .collect();
-    let rows: Vec<(String, i64, Vec<u8>)> = conn
+    let rows: Vec<(Uuid, i64, Vec<u8>)> = conn
         .fetch_by_keys(
             "r, f",
             "SELECT x.record_id, x.field, x.state FROM w CROSS JOIN fields x \
@@ -97,7 +89,7 @@ pub(crate) async fn load_registers(
         .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for (id, field, state) in rows {
-        let id = parse_id(&id)?;
+        let id = RecordId(id);
         let field = FieldId(small(field, "field")?);
         let register = Register::from_bytes(&state)
             .map_err(|e| Error::Corrupt(format!("record {id} field {}: {e}", field.0)))?;
@@ -113,9 +105,9 @@ pub(crate) async fn load_sets(
 ) -> Result<HashMap<(RecordId, SetId), MemberSet>, Error> {
     let keys: Vec<Vec<Arg>> = pairs
         .iter()
-        .map(|(id, s)| vec![Arg::Text(id.to_string()), Arg::Int(i64::from(s.0))])
+        .map(|(id, s)| vec![Arg::Id(id.0), Arg::Int(i64::from(s.0))])
         .collect();
-    let rows: Vec<(String, i64, Vec<u8>)> = conn
+    let rows: Vec<(Uuid, i64, Vec<u8>)> = conn
         .fetch_by_keys(
             "r, s",
             "SELECT x.record_id, x.set_id, x.state FROM w CROSS JOIN sets x \
@@ -126,7 +118,7 @@ pub(crate) async fn load_sets(
         .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for (id, set, state) in rows {
-        let id = parse_id(&id)?;
+        let id = RecordId(id);
         let set = SetId(small(set, "set")?);
         let members = MemberSet::from_bytes(&state)
             .map_err(|e| Error::Corrupt(format!("record {id} set {}: {e}", set.0)))?;
@@ -150,7 +142,7 @@ pub(crate) async fn load_records(
         .copied()
         .collect();
     let keys = id_keys(&existing);
-    let field_rows: Vec<(String, i64, Vec<u8>)> = conn
+    let field_rows: Vec<(Uuid, i64, Vec<u8>)> = conn
         .fetch_by_keys(
             "r",
             "SELECT x.record_id, x.field, x.state FROM w CROSS JOIN fields x \
@@ -159,7 +151,7 @@ pub(crate) async fn load_records(
             &keys,
         )
         .await?;
-    let set_rows: Vec<(String, i64, Vec<u8>)> = conn
+    let set_rows: Vec<(Uuid, i64, Vec<u8>)> = conn
         .fetch_by_keys(
             "r",
             "SELECT x.record_id, x.set_id, x.state FROM w CROSS JOIN sets x \
@@ -170,7 +162,7 @@ pub(crate) async fn load_records(
         .await?;
     // An event's typed payload is its operation: the log keeps it, the events table only the
     // JSON form for reports.
-    let event_rows: Vec<(String, Vec<u8>)> = conn
+    let event_rows: Vec<(Uuid, Vec<u8>)> = conn
         .fetch_by_keys(
             "r",
             "SELECT x.record_id, o.bytes FROM w CROSS JOIN events x \
@@ -187,21 +179,21 @@ pub(crate) async fn load_records(
     );
     let mut parts: HashMap<RecordId, Parts> = HashMap::with_capacity(existing.len());
     for (id, field, state) in field_rows {
-        let id = parse_id(&id)?;
+        let id = RecordId(id);
         let field = FieldId(small(field, "field")?);
         let register = Register::from_bytes(&state)
             .map_err(|e| Error::Corrupt(format!("record {id} field {}: {e}", field.0)))?;
         parts.entry(id).or_default().0.insert(field, register);
     }
     for (id, set, state) in set_rows {
-        let id = parse_id(&id)?;
+        let id = RecordId(id);
         let set = SetId(small(set, "set")?);
         let members = MemberSet::from_bytes(&state)
             .map_err(|e| Error::Corrupt(format!("record {id} set {}: {e}", set.0)))?;
         parts.entry(id).or_default().1.insert(set, members);
     }
     for (id, bytes) in event_rows {
-        let id = parse_id(&id)?;
+        let id = RecordId(id);
         parts.entry(id).or_default().2.push(event_of(&bytes)?);
     }
     let mut out = HashMap::with_capacity(existing.len());

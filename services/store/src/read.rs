@@ -2,7 +2,7 @@
 //! tables.
 
 use crate::db::{Arg, Conn};
-use crate::parts::{load_records, parse_id};
+use crate::parts::load_records;
 use crate::{Error, Store, json, now_ms};
 use chrono::{DateTime, Utc};
 use renda_replica::{
@@ -369,7 +369,7 @@ impl Store {
     pub async fn record(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
         self.records_where(
             "SELECT r.id FROM records r WHERE r.id = $1".to_string(),
-            vec![Arg::Text(id.to_string())],
+            vec![Arg::Id(id.0)],
         )
         .await
         .map(|mut v| v.pop())
@@ -425,15 +425,12 @@ impl Store {
     async fn records_where(&self, sql: String, args: Vec<Arg>) -> Result<Vec<StoredRecord>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
         let mut conn = conn.conn();
-        let rows: Vec<(String,)> = conn.fetch_all(crate::db::dynamic(sql), args).await?;
-        let ids = rows
-            .iter()
-            .map(|(id,)| parse_id(id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<(Uuid,)> = conn.fetch_all(crate::db::dynamic(sql), args).await?;
+        let ids: Vec<RecordId> = rows.into_iter().map(|(id,)| RecordId(id)).collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let updated: Vec<(String, i64)> = conn
+        let updated: Vec<(Uuid, i64)> = conn
             .fetch_by_keys(
                 "r",
                 "SELECT w.r, (SELECT MAX(o.local_seq) FROM op_log o WHERE o.record_id = w.r) \
@@ -442,12 +439,12 @@ impl Store {
                 &crate::parts::id_keys(&ids),
             )
             .await?;
-        let updated: std::collections::HashMap<String, i64> = updated.into_iter().collect();
+        let updated: std::collections::HashMap<Uuid, i64> = updated.into_iter().collect();
         let mut records = load_records(&mut conn, &ids).await?;
         ids.into_iter()
             .filter_map(|id| records.remove(&id))
             .map(|record| {
-                let seq = updated.get(&record.id().to_string()).copied().unwrap_or(0);
+                let seq = updated.get(&record.id().0).copied().unwrap_or(0);
                 Ok(self.stored_record(&record, seq))
             })
             .collect()
@@ -508,7 +505,7 @@ impl Store {
             .conn()
             .fetch_all(
                 "SELECT local_seq, bytes FROM op_log WHERE record_id = $1 ORDER BY local_seq",
-                vec![Arg::Text(id.to_string())],
+                vec![Arg::Id(id.0)],
             )
             .await?;
         rows.into_iter()
@@ -562,7 +559,7 @@ impl Store {
     /// Quarantined operations, newest first.
     pub async fn quarantine(&self, limit: u32) -> Result<Vec<Quarantined>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
-        type Row = (i64, i64, Option<String>, String, Option<String>, Vec<u8>);
+        type Row = (i64, i64, Option<String>, String, Option<Uuid>, Vec<u8>);
         let rows: Vec<Row> = conn
             .conn()
             .fetch_all(
@@ -578,7 +575,7 @@ impl Store {
                 received_at: time(Some(received)),
                 from,
                 reason,
-                record: record.and_then(|r| Uuid::parse_str(&r).ok()).map(RecordId),
+                record: record.map(RecordId),
                 bytes,
             })
             .collect())

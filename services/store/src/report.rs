@@ -6,6 +6,17 @@
 use crate::db::Backend;
 use crate::{Error, Store};
 use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+/// SQL that turns the hyphenated-text parameter `param` (`"$3"`) into a value comparable with
+/// a record id column: `CAST($3 AS UUID)` on PostgreSQL, the 16 bytes on SQLite.
+pub fn id_param(postgres: bool, param: &str) -> String {
+    if postgres {
+        format!("CAST({param} AS UUID)")
+    } else {
+        format!("unhex(replace({param}, '-', ''))")
+    }
+}
 
 /// A value bound to, or read from, a report query.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +54,9 @@ impl Cell {
 
 /// How to read one result column. Write `CAST(… AS BIGINT)` / `CAST(… AS DOUBLE PRECISION)`
 /// in the SQL where the backends would otherwise disagree on a type (PostgreSQL sums bigints
-/// into numeric).
+/// into numeric). Record ids are stored as UUIDs (16-byte BLOBs on SQLite); a `Text` column
+/// reads them as hyphenated text. To compare an id column with a text parameter, write
+/// [`id_param`]`(postgres, "$n")`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColumnType {
     Int,
@@ -79,9 +92,14 @@ macro_rules! read_cells {
                     ColumnType::Real => row
                         .try_get::<Option<f64>, _>(i)?
                         .map_or(Cell::Null, Cell::Real),
-                    ColumnType::Text => row
-                        .try_get::<Option<String>, _>(i)?
-                        .map_or(Cell::Null, Cell::Text),
+                    ColumnType::Text => match row.try_get::<Option<String>, _>(i) {
+                        Ok(text) => text.map_or(Cell::Null, Cell::Text),
+                        // A record id column (UUID, or a 16-byte BLOB on SQLite).
+                        Err(sqlx::Error::ColumnDecode { .. }) => row
+                            .try_get::<Option<Uuid>, _>(i)?
+                            .map_or(Cell::Null, |id| Cell::Text(id.to_string())),
+                        Err(e) => return Err(e.into()),
+                    },
                 });
             }
             out.push(cells);

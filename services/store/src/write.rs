@@ -7,9 +7,7 @@
 //! field row, however large the record.
 
 use crate::db::{Arg, Conn};
-use crate::parts::{
-    RecordRow, id_keys, load_record_rows, load_records, load_registers, load_sets, parse_id,
-};
+use crate::parts::{RecordRow, id_keys, load_record_rows, load_records, load_registers, load_sets};
 use crate::{Error, Inner, Store, json, load_clock, now_ms, save_clock};
 use renda_replica::schema::{DELETED, ORG};
 use renda_replica::{
@@ -17,6 +15,7 @@ use renda_replica::{
     Op, OpId, OrgCode, Record, RecordId, Register, Schema, SetId, apply_put, apply_set_change,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use uuid::Uuid;
 
 /// The authority check [`Store::apply_batch`] runs on every incoming operation: the operation
 /// and the org of its record as this store knows it when the operation applies (`None` for a
@@ -249,7 +248,7 @@ impl<'a> Work<'a> {
             Change::Event { event, payload } => {
                 let event_schema = self.schema.kind(op.kind).and_then(|k| k.event(*event));
                 self.event_rows.push(vec![
-                    Arg::Text(op.record.to_string()),
+                    Arg::Id(op.record.0),
                     Arg::Int(op.id.origin.0 as i64),
                     Arg::Int(op.id.seq as i64),
                     Arg::Int(op.hlc.to_u64() as i64),
@@ -331,12 +330,7 @@ impl<'a> Work<'a> {
             Arg::Int(local),
             Arg::Int(op.id.origin.0 as i64),
             Arg::Int(op.id.seq as i64),
-            Arg::Text(op.record.to_string()),
-            Arg::Int(i64::from(op.kind.0)),
-            Arg::Int(op.hlc.to_u64() as i64),
-            Arg::Int(op.origin_org.get() as i64),
-            Arg::Int(op.author.org.get() as i64),
-            Arg::Int(i64::from(op.author.number)),
+            Arg::Id(op.record.0),
             Arg::OptText(self.from.map(str::to_string)),
             Arg::Bool(local_only),
             Arg::Bytes(bytes),
@@ -604,6 +598,10 @@ async fn load_parts(
     }
     work.held = held;
     work.logged = load_logged(conn, &wanted).await?;
+    // A record without a `records` row has no stored registers or sets (they are written in
+    // the transaction that writes its row): only records seen before are probed.
+    register_pairs.retain(|(id, _)| work.records.contains_key(id));
+    set_pairs.retain(|(id, _)| work.records.contains_key(id));
     for (key, part) in load_registers(conn, &register_pairs).await? {
         work.registers.insert(key, Slot { part, updated: 0 });
     }
@@ -615,7 +613,7 @@ async fn load_parts(
 
 /// The held adds of the sets of `records`.
 async fn load_held(conn: &mut Conn<'_>, records: &[RecordId]) -> Result<HeldBySet, Error> {
-    let rows: Vec<(String, i64, Vec<u8>)> = conn
+    let rows: Vec<(Uuid, i64, Vec<u8>)> = conn
         .fetch_by_keys(
             "r",
             "SELECT x.record_id, x.counter, x.bytes FROM w CROSS JOIN held_ops x \
@@ -626,7 +624,7 @@ async fn load_held(conn: &mut Conn<'_>, records: &[RecordId]) -> Result<HeldBySe
         .await?;
     let mut held: HeldBySet = HashMap::new();
     for (id, counter, bytes) in rows {
-        let id = parse_id(&id)?;
+        let id = RecordId(id);
         let op = Op::decode_unchecked(&bytes)
             .map_err(|e| Error::Corrupt(format!("held operation of record {id}: {e}")))?;
         let Change::Add {
@@ -721,9 +719,9 @@ async fn persist(
     } = work;
     if !log_rows.is_empty() {
         conn.insert_many(
-            "INSERT INTO op_log (local_seq, origin, origin_seq, record_id, kind, hlc, \
-             origin_org, author_org, author_number, from_peer, local_only, bytes)",
-            12,
+            "INSERT INTO op_log (local_seq, origin, origin_seq, record_id, from_peer, \
+             local_only, bytes)",
+            7,
             "",
             log_rows,
         )
@@ -742,7 +740,7 @@ async fn persist(
         let winner = &view.winner;
         let conflicts = json::conflicts(&view);
         field_rows.push(vec![
-            Arg::Text(id.to_string()),
+            Arg::Id(id.0),
             Arg::Int(i64::from(field.0)),
             Arg::Text(json::field_name(kind, field)),
             Arg::Text(json::value(&winner.value).to_string()),
@@ -781,7 +779,7 @@ async fn persist(
             .map(|s| s.name.clone())
             .unwrap_or_else(|| set.0.to_string());
         set_rows.push(vec![
-            Arg::Text(id.to_string()),
+            Arg::Id(id.0),
             Arg::Int(i64::from(set.0)),
             Arg::Text(name),
             Arg::Text(json::members(&slot.part.members())),
@@ -818,7 +816,7 @@ async fn persist(
         let new = !slot.stored;
         if new || slot.row_changed {
             record_rows.push(vec![
-                Arg::Text(id.to_string()),
+                Arg::Id(id.0),
                 Arg::Int(i64::from(slot.kind.0)),
                 Arg::Text(
                     inner
@@ -856,7 +854,7 @@ async fn persist(
             "DELETE FROM held_ops WHERE record_id = $1 AND set_id = $2 AND origin = $3 \
              AND counter = $4",
             vec![
-                Arg::Text(record.to_string()),
+                Arg::Id(record.0),
                 Arg::Int(i64::from(set.0)),
                 Arg::Int(origin.0 as i64),
                 Arg::Int(counter as i64),
@@ -869,7 +867,7 @@ async fn persist(
         for ((origin, counter), add) in adds {
             if !add.stored {
                 held_rows.push(vec![
-                    Arg::Text(record.to_string()),
+                    Arg::Id(record.0),
                     Arg::Int(i64::from(set.0)),
                     Arg::Int(origin.0 as i64),
                     Arg::Int(counter as i64),
@@ -908,7 +906,7 @@ async fn save_scope(
         Some(_) => load_records(conn, ids).await?,
         None => HashMap::new(),
     };
-    let existing: Vec<(String, i64)> = conn
+    let existing: Vec<(Uuid, i64)> = conn
         .fetch_by_keys(
             "r",
             "SELECT x.record_id, x.org_code FROM w CROSS JOIN record_scope x \
@@ -917,7 +915,7 @@ async fn save_scope(
             &id_keys(ids),
         )
         .await?;
-    let existing: HashSet<(String, i64)> = existing.into_iter().collect();
+    let existing: HashSet<(Uuid, i64)> = existing.into_iter().collect();
     let mut rows = Vec::new();
     for id in ids {
         let Some(slot) = records.get(id) else {
@@ -932,13 +930,12 @@ async fn save_scope(
         if let (Some(audience), Some(record)) = (&inner.audience, views.get(id)) {
             scope.extend(audience(&record.materialise()));
         }
-        let id_text = id.to_string();
         for org in scope {
             let code = org.get() as i64;
-            if !existing.contains(&(id_text.clone(), code)) {
+            if !existing.contains(&(id.0, code)) {
                 rows.push(vec![
                     Arg::Int(code),
-                    Arg::Text(id_text.clone()),
+                    Arg::Id(id.0),
                     Arg::Int(slot.last_local),
                 ]);
             }
@@ -972,7 +969,7 @@ async fn save_refused(
                 Arg::Int(now as i64),
                 Arg::OptText(from.map(str::to_string)),
                 Arg::Text(r.reason),
-                Arg::OptText(r.record.map(|id| id.to_string())),
+                Arg::OptId(r.record.map(|id| id.0)),
                 Arg::Bytes(r.bytes),
             ]
         })

@@ -1,7 +1,8 @@
 -- renda-store schema, PostgreSQL dialect. Keep in step with ../sqlite/0001_init.sql.
 --
 -- A record is stored as its independent CRDT parts (one row per field register, per set, per
--- event), so applying an operation reads and rewrites only the part it touches.
+-- event), so applying an operation reads and rewrites only the part it touches. Record ids are
+-- UUID (16 bytes), not 36-character text: every key, index entry and comparison is smaller.
 
 -- This replica's identity and counters that must survive a restart.
 CREATE TABLE meta (
@@ -13,19 +14,16 @@ CREATE TABLE meta (
 -- (origin, origin_seq) identifies an operation mesh-wide: it is logged and applied once.
 -- from_peer is the peer it came from (NULL for local writes), so a feed can leave out what a
 -- peer sent us; local_only operations (kinds that never leave the node) stay out of feeds.
+-- Everything else (kind, clock, author, org) is in `bytes`, read by decoding: no query filters
+-- on it, and each extra column would be written for every operation.
 CREATE TABLE op_log (
     local_seq     BIGINT  PRIMARY KEY,
     origin        BIGINT  NOT NULL,
     origin_seq    BIGINT  NOT NULL,
-    record_id     TEXT    NOT NULL,
-    kind          BIGINT  NOT NULL,
-    hlc           BIGINT  NOT NULL,
-    origin_org    BIGINT  NOT NULL,
-    author_org    BIGINT  NOT NULL,
-    author_number BIGINT  NOT NULL,
+    record_id     UUID    NOT NULL,
     from_peer     TEXT,
     local_only    BOOLEAN NOT NULL,
-    bytes         BYTEA    NOT NULL,
+    bytes         BYTEA   NOT NULL,
     UNIQUE (origin, origin_seq)
 );
 CREATE INDEX op_log_record ON op_log (record_id, local_seq);
@@ -33,7 +31,7 @@ CREATE INDEX op_log_record ON op_log (record_id, local_seq);
 -- One row per record: written on its first operation and afterwards only when its org or its
 -- soft-delete flag changes, never for other field writes.
 CREATE TABLE records (
-    id          TEXT    PRIMARY KEY,
+    id          UUID    PRIMARY KEY,
     kind        BIGINT  NOT NULL,
     kind_name   TEXT    NOT NULL,
     org_code    BIGINT,
@@ -45,7 +43,7 @@ CREATE INDEX records_kind_org ON records (kind, org_code);
 -- One row per field register: the CRDT state (postcard) and, for reports, the winner as JSON
 -- with when (hlc), where (org) and who (author), and every concurrent value while conflicted.
 CREATE TABLE fields (
-    record_id    TEXT    NOT NULL,
+    record_id    UUID    NOT NULL,
     field        BIGINT  NOT NULL,
     name         TEXT    NOT NULL,
     value        TEXT    NOT NULL,
@@ -63,7 +61,7 @@ CREATE INDEX fields_conflicted ON fields (record_id, updated_seq) WHERE has_conf
 -- One row per add-wins set: members as a JSON array and the CRDT state (deferred removes
 -- included, hence postcard).
 CREATE TABLE sets (
-    record_id TEXT    NOT NULL,
+    record_id UUID    NOT NULL,
     set_id    BIGINT  NOT NULL,
     name      TEXT    NOT NULL,
     members   TEXT    NOT NULL,
@@ -73,7 +71,7 @@ CREATE TABLE sets (
 
 -- Workflow events, one row per event operation (the typed event is its op_log row).
 CREATE TABLE events (
-    record_id  TEXT    NOT NULL,
+    record_id  UUID    NOT NULL,
     origin     BIGINT  NOT NULL,
     origin_seq BIGINT  NOT NULL,
     hlc        BIGINT  NOT NULL,
@@ -85,7 +83,7 @@ CREATE TABLE events (
 
 -- Set adds that arrived ahead of an earlier add of the same origin on the same set.
 CREATE TABLE held_ops (
-    record_id   TEXT    NOT NULL,
+    record_id   UUID    NOT NULL,
     set_id      BIGINT  NOT NULL,
     origin      BIGINT  NOT NULL,
     counter     BIGINT  NOT NULL,
@@ -100,7 +98,7 @@ CREATE TABLE quarantine (
     received_ms BIGINT  NOT NULL,
     from_peer   TEXT,
     reason      TEXT    NOT NULL,
-    record_id   TEXT,
+    record_id   UUID,
     bytes       BYTEA    NOT NULL
 );
 
@@ -108,7 +106,7 @@ CREATE TABLE quarantine (
 -- from which local_seq on: the downward feed of org X is an equality lookup on org_code = X.
 CREATE TABLE record_scope (
     org_code        BIGINT  NOT NULL,
-    record_id       TEXT    NOT NULL,
+    record_id       UUID    NOT NULL,
     since_local_seq BIGINT  NOT NULL,
     PRIMARY KEY (org_code, record_id)
 );

@@ -1,8 +1,10 @@
 -- renda-store schema, SQLite dialect. Keep in step with ../postgres/0001_init.sql.
 --
 -- A record is stored as its independent CRDT parts (one row per field register, per set, per
--- event), so applying an operation reads and rewrites only the part it touches. Tables keyed by
--- record are WITHOUT ROWID: the row lives in its primary-key B-tree, one insert instead of two.
+-- event), so applying an operation reads and rewrites only the part it touches. Record ids are
+-- 16-byte BLOBs, not 36-character text: every key, index entry and comparison is smaller.
+-- Tables keyed by record are WITHOUT ROWID: the row lives in its primary-key B-tree, one
+-- insert instead of two.
 
 -- This replica's identity and counters that must survive a restart.
 CREATE TABLE meta (
@@ -14,16 +16,13 @@ CREATE TABLE meta (
 -- (origin, origin_seq) identifies an operation mesh-wide: it is logged and applied once.
 -- from_peer is the peer it came from (NULL for local writes), so a feed can leave out what a
 -- peer sent us; local_only operations (kinds that never leave the node) stay out of feeds.
+-- Everything else (kind, clock, author, org) is in `bytes`, read by decoding: no query filters
+-- on it, and each extra column would be written for every operation.
 CREATE TABLE op_log (
     local_seq     INTEGER PRIMARY KEY,
     origin        INTEGER NOT NULL,
     origin_seq    INTEGER NOT NULL,
-    record_id     TEXT    NOT NULL,
-    kind          INTEGER NOT NULL,
-    hlc           INTEGER NOT NULL,
-    origin_org    INTEGER NOT NULL,
-    author_org    INTEGER NOT NULL,
-    author_number INTEGER NOT NULL,
+    record_id     BLOB    NOT NULL,
     from_peer     TEXT,
     local_only    BOOLEAN NOT NULL,
     bytes         BLOB    NOT NULL,
@@ -34,7 +33,7 @@ CREATE INDEX op_log_record ON op_log (record_id, local_seq);
 -- One row per record: written on its first operation and afterwards only when its org or its
 -- soft-delete flag changes, never for other field writes.
 CREATE TABLE records (
-    id          TEXT    PRIMARY KEY,
+    id          BLOB    PRIMARY KEY,
     kind        INTEGER NOT NULL,
     kind_name   TEXT    NOT NULL,
     org_code    INTEGER,
@@ -46,7 +45,7 @@ CREATE INDEX records_kind_org ON records (kind, org_code);
 -- One row per field register: the CRDT state (postcard) and, for reports, the winner as JSON
 -- with when (hlc), where (org) and who (author), and every concurrent value while conflicted.
 CREATE TABLE fields (
-    record_id    TEXT    NOT NULL,
+    record_id    BLOB    NOT NULL,
     field        INTEGER NOT NULL,
     name         TEXT    NOT NULL,
     value        TEXT    NOT NULL,
@@ -64,7 +63,7 @@ CREATE INDEX fields_conflicted ON fields (record_id, updated_seq) WHERE has_conf
 -- One row per add-wins set: members as a JSON array and the CRDT state (deferred removes
 -- included, hence postcard).
 CREATE TABLE sets (
-    record_id TEXT    NOT NULL,
+    record_id BLOB    NOT NULL,
     set_id    INTEGER NOT NULL,
     name      TEXT    NOT NULL,
     members   TEXT    NOT NULL,
@@ -74,7 +73,7 @@ CREATE TABLE sets (
 
 -- Workflow events, one row per event operation (the typed event is its op_log row).
 CREATE TABLE events (
-    record_id  TEXT    NOT NULL,
+    record_id  BLOB    NOT NULL,
     origin     INTEGER NOT NULL,
     origin_seq INTEGER NOT NULL,
     hlc        INTEGER NOT NULL,
@@ -86,7 +85,7 @@ CREATE TABLE events (
 
 -- Set adds that arrived ahead of an earlier add of the same origin on the same set.
 CREATE TABLE held_ops (
-    record_id   TEXT    NOT NULL,
+    record_id   BLOB    NOT NULL,
     set_id      INTEGER NOT NULL,
     origin      INTEGER NOT NULL,
     counter     INTEGER NOT NULL,
@@ -101,7 +100,7 @@ CREATE TABLE quarantine (
     received_ms INTEGER NOT NULL,
     from_peer   TEXT,
     reason      TEXT    NOT NULL,
-    record_id   TEXT,
+    record_id   BLOB,
     bytes       BLOB    NOT NULL
 );
 
@@ -109,7 +108,7 @@ CREATE TABLE quarantine (
 -- from which local_seq on: the downward feed of org X is an equality lookup on org_code = X.
 CREATE TABLE record_scope (
     org_code        INTEGER NOT NULL,
-    record_id       TEXT    NOT NULL,
+    record_id       BLOB    NOT NULL,
     since_local_seq INTEGER NOT NULL,
     PRIMARY KEY (org_code, record_id)
 ) WITHOUT ROWID;
