@@ -117,13 +117,10 @@ pub async fn start(
     let status = StatusBook::new(store.clone());
     let policy = Policy::new(domain.rule.clone());
 
-    let (server_tls, client_tls) = match &config.tls {
+    let (server_tls, material) = match &config.tls {
         TlsConfig::Mutual(files) => {
             let material = tls::Material::from_files(files)?;
-            (
-                Some(material.server_config()?),
-                Some(material.client_config()?),
-            )
+            (Some(material.server_config()?), Some(material))
         }
         TlsConfig::InsecureDev => (None, None),
     };
@@ -160,8 +157,9 @@ pub async fn start(
     }
     let mut upstreams = Vec::new();
     for (uri, parent) in config.upstream.addresses.iter().zip(ancestors) {
-        let channel = match &client_tls {
-            Some(client) => tls::channel(uri, client.clone())?,
+        // Each upstream must answer with the certificate of the unit this node expects there.
+        let channel = match &material {
+            Some(material) => tls::channel(uri, material.client_config_for(&parent.to_string())?)?,
             None => tonic::transport::Endpoint::from(uri.clone()).connect_lazy(),
         };
         upstreams.push(Upstream {

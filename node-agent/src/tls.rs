@@ -186,6 +186,93 @@ impl Material {
     }
 }
 
+impl Material {
+    /// A client configuration for dialing one upstream: besides the usual chain and host name
+    /// checks, the server's certificate must name `expected_org` — a node that dials its county
+    /// refuses any other node of the mesh that answers at that address.
+    pub fn client_config_for(&self, expected_org: &str) -> Result<Arc<ClientConfig>, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(self.root_store()?),
+            provider.clone(),
+        )
+        .build()?;
+        let verifier = Arc::new(ExpectedPeer {
+            inner: webpki,
+            expected_org: expected_org.to_owned(),
+        });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// The standard server checks, then: does the certificate name the node we meant to reach?
+#[derive(Debug)]
+struct ExpectedPeer {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    expected_org: String,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ExpectedPeer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let identity = identity_from_cert(end_entity)
+            .map_err(|e| rustls::Error::General(format!("server certificate refused: {e}")))?;
+        if identity.org_code.as_str() != self.expected_org {
+            tracing::warn!(
+                expected = %self.expected_org,
+                certified = %identity.org_code,
+                "upstream answered with another node's certificate"
+            );
+            return Err(rustls::Error::General(format!(
+                "the server's certificate names {} {} but this node dialed {}",
+                identity.level, identity.org_code, self.expected_org
+            )));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Reads the node a certificate names from its `renda://node/<level>/<org_code>` SAN URI.
 pub fn identity_from_cert(der: &CertificateDer<'_>) -> Result<NodeIdentity, IdentityError> {
     let (_, cert) =

@@ -388,3 +388,24 @@ async fn damaged_or_foreign_bundles_are_refused_and_nothing_applied() -> anyhow:
     assert_eq!(report.quarantined, 0);
     mesh.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_an_upstream_whose_certificate_names_another_unit() -> anyhow::Result<()> {
+    let (_dir, mesh) = start(&[CITY, COUNTY]).await?;
+    // Dial the county's address expecting the city there.
+    let files = files(&mesh, org(COUNTY));
+    let port = mesh.node(org(COUNTY))?.grpc_addr.port();
+    let uri = format!("https://localhost:{port}").parse()?;
+    let config = tls::Material::from_files(&files)?.client_config_for(&CITY.to_string())?;
+    let mut client = pb::replication_client::ReplicationClient::new(tls::channel(&uri, config)?);
+    let err = client
+        .status(pb::StatusRequest {})
+        .await
+        .expect_err("the wrong server must be refused");
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("names county 370202 but this node dialed 370200"),
+        "the refusal does not say why: {text}"
+    );
+    mesh.shutdown().await
+}
