@@ -51,6 +51,9 @@ async function api(path, body) {
 }
 const rpc = (service, method, req) => api(`/api/rpc/${service}/${method}`, req || {});
 
+// Replaces an element's children, leaving out the empty ones (null, undefined, false).
+function put(el, ...kids) { el.replaceChildren(...kids.flat().filter(k => k !== null && k !== undefined && k !== false)); }
+
 // ---------- the words of the domain ----------
 const LEVEL_ZH = { city: '市', county: '区(市)县', township: '乡镇(街道)', village: '村(社区)' };
 const ROLE_ZH = { city_office: '市人大常委会办公室', county_office: '区(市)县人大常委会办公室', township_clerk: '乡镇(街道)人大工作人员', read_only: '只读用户' };
@@ -111,7 +114,7 @@ async function refreshSync() {
   const state = n.offline ? '离线' : (cls === 'err' ? '同步出错' : (n.online ? '在线' : '未连接'));
   el.append(h('span', { cls: 'dot ' + cls }), h('b', { id: 'sync-state' }, state),
     ` · 最近同步 ${fmtTime(n.last_sync_ms)} · 待上传 ${n.pending_up} · 待接收 ${n.pending_down}`,
-    n.last_error ? h('span', { cls: 'muted', title: n.last_error }, ' · 最近错误：' + n.last_error.slice(0, 40)) : null);
+    n.last_error ? h('span', { cls: 'muted', title: n.last_error }, ' · 最近错误：' + n.last_error.slice(0, 40)) : '');
 }
 
 // ---------- forms ----------
@@ -356,7 +359,7 @@ async function viewEntry(kind) {
   const right = h('div', {});
   const refreshList = async () => right.replaceChildren(await listCard(spec.list));
   const formCard = await buildForm(spec, async () => { await refreshList(); refreshSync(); });
-  main.replaceChildren(h('h1', {}, '数据录入'), sub, h('div', { cls: 'cols' }, formCard, right));
+  put(main, h('h1', {}, '数据录入'), sub, h('div', { cls: 'cols' }, formCard, right));
   await refreshList();
 }
 
@@ -391,7 +394,7 @@ function conflictCard(c, onResolved) {
 async function viewRecord(id) {
   const main = document.getElementById('main');
   const { data: r, error } = await api('/api/record/' + encodeURIComponent(id));
-  if (error) { main.replaceChildren(h('div', { cls: 'card form-error' }, error.message_zh)); return; }
+  if (error) { put(main, h('div', { cls: 'card form-error' }, error.message_zh)); return; }
   const fields = h('table', {}, Object.entries(r.fields).filter(([k]) => k !== 'org').map(([k, v]) => h('tr', {}, h('th', {}, FIELD_ZH[k] || k), h('td', {}, v === null ? '' : String(v)))));
   const hist = h('table', { id: 'history' }, h('tr', {}, h('th', {}, '时间'), h('th', {}, '操作人'), h('th', {}, '写入节点'), h('th', {}, '变更')),
     r.history.map(e => h('tr', {}, h('td', {}, fmtTime(e.at_ms)), h('td', {}, e.author), h('td', {}, `${orgName(e.origin_org)}（${e.origin_org}）`), h('td', {}, e.change))));
@@ -400,7 +403,7 @@ async function viewRecord(id) {
   parts.push(h('div', { cls: 'card' }, h('h2', {}, '当前内容'), fields));
   if (r.kind === 'deputy' || r.kind === 'station') parts.push(await editCard(r));
   parts.push(h('div', { cls: 'card' }, h('h2', {}, '修改历史（谁、何时、在哪个节点）'), hist));
-  main.replaceChildren(...parts);
+  put(main, ...parts);
 }
 
 // Edits a deputy or station: only the fields changed are sent, the node fills in the rest from
@@ -445,7 +448,7 @@ async function viewCounty() {
   drawConflicts(cf ? cf.conflicts : []);
   const qt = h('table', { id: 'quarantine' }, h('tr', {}, ['收到时间', '来自', '原因', '记录'].map(t => h('th', {}, t))));
   for (const x of (q ? q.quarantine : [])) qt.append(h('tr', {}, h('td', {}, fmtTime(x.received_ms)), h('td', {}, orgName(x.from)), h('td', {}, x.reason), h('td', {}, x.record_id)));
-  main.replaceChildren(h('h1', {}, `${orgName(st.node.org_code)} · 下级节点同步状态`),
+  put(main, h('h1', {}, `${orgName(st.node.org_code)} · 下级节点同步状态`),
     h('div', { cls: 'card' }, table, h('p', { cls: 'muted' }, '点击一行查看该单位的数据看板。')),
     h('h2', {}, '待人工处理的冲突（两个节点同时修改了同一字段）'), conflicts,
     h('h2', {}, '隔离的同步操作'), h('div', { cls: 'card' }, (q && q.quarantine.length) ? qt : h('p', { cls: 'muted' }, '没有被隔离的操作')));
@@ -496,10 +499,10 @@ async function viewDash(params) {
   const org = params.get('org') || S.me.org_code;
   const year = Number(params.get('year')) || new Date().getFullYear();
   const req = name => rpc('renda.report.v1.Reports', 'GetReport', { name, org_code: org, from: `${year}-01-01`, to: `${year + 1}-01-01`, freshness_limit_hours: 0 });
-  main.replaceChildren(h('p', { cls: 'muted' }, '正在生成报表…'));
+  put(main, h('p', { cls: 'muted' }, '正在生成报表…'));
   const [sug, proj, dep, op] = await Promise.all([req('suggestions'), req('projects'), req('deputies'), req('opinions')]);
   const failed = [sug, proj, dep, op].find(r => r.error);
-  if (failed) { main.replaceChildren(h('div', { cls: 'card form-error' }, failed.error.message_zh)); return; }
+  if (failed) { put(main, h('div', { cls: 'card form-error' }, failed.error.message_zh)); return; }
   const pick = code => go(`#/dash?org=${code}&year=${year}`);
   const byOrg = (rep, keys) => {
     const t = tableOf(rep, 0);
@@ -520,7 +523,7 @@ async function viewDash(params) {
     (d.freshness || []).map(f => h('tr', { cls: 'click', onclick: () => pick(f.org_code) }, h('td', {}, `${f.name || orgName(f.org_code)}（${f.org_code}）`), h('td', {}, fmtTime(f.last_sync_unix_ms)), h('td', {}, f.pending_ops),
       h('td', {}, f.stale ? h('span', { cls: 'tag warn' }, '数据可能过期') : h('span', { cls: 'tag ok' }, '及时')))));
   const defs = h('ul', {}, (sg.definitions || []).map(x => h('li', {}, h('b', {}, x.name_zh + '：'), x.definition_zh)));
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, `数据看板 · ${d.org_name || orgName(org)} · ${year}年`),
     h('div', { cls: 'subnav' }, up && within(S.me.org_code, up) ? h('a', { href: `#/dash?org=${up}&year=${year}` }, '↑ 返回上一级') : null,
       h('a', { href: `#/dash?org=${org}&year=${year - 1}` }, `${year - 1}年`), h('a', { href: `#/dash?org=${org}&year=${year + 1}` }, `${year + 1}年`)),
@@ -588,7 +591,7 @@ async function viewDispatch() {
     build: v => ({ suggestion_id: v.suggestion_id, on: v.on, assignment: { mode: 'single', unit_ids: v.unit_id ? [v.unit_id] : [] } }),
     errorField: f => (f === 'assignment' || f === 'unit_ids' ? 'unit_id' : f),
   });
-  main.replaceChildren(h('h1', {}, '工作下派'), h('div', { cls: 'grid2' }, activity, dispatch, review, assign, unit, await listCard({ ref: REF.activity, cols: ENTRY.checkin.list.cols }, '履职活动')));
+  put(main, h('h1', {}, '工作下派'), h('div', { cls: 'grid2' }, activity, dispatch, review, assign, unit, await listCard({ ref: REF.activity, cols: ENTRY.checkin.list.cols }, '履职活动')));
 }
 
 // ---------- login and routing ----------
@@ -604,10 +607,11 @@ function viewLogin() {
     const { data, error } = await api('/api/login', { login: form.login.value, password: form.password.value });
     if (error) { const el = document.getElementById('err-' + (error.field || 'password')) || document.getElementById('err-password'); el.textContent = error.message_zh; return; }
     S.me = data;
+    sessionStorage.setItem('who', data.display_name || data.login || '');
     await loadOrgs();
     go('#/');
   });
-  main.replaceChildren(h('div', { cls: 'card login' }, h('h1', {}, '登录'), h('p', { cls: 'muted' }, '使用本级或上级人大常委会办公室分配的账号登录。'), form));
+  put(main, h('div', { cls: 'card login' }, h('h1', {}, '登录'), h('p', { cls: 'muted' }, '使用本级或上级人大常委会办公室分配的账号登录。'), form));
 }
 
 async function loadOrgs() {
@@ -622,7 +626,7 @@ async function route() {
   const params = new URLSearchParams(query || '');
   if (!S.me && path !== '/login') {
     const { data } = await api('/api/me');
-    if (data) { S.me = Object.assign({ login: '', display_name: '' }, data); await loadOrgs(); }
+    if (data) { S.me = Object.assign({ login: '', display_name: sessionStorage.getItem('who') || '' }, data); await loadOrgs(); }
   }
   if (!S.me) { renderHeader(); viewLogin(); return; }
   renderHeader();

@@ -190,8 +190,7 @@ async fn login(State(shared): State<AppState>, Json(form): Json<LoginForm>) -> R
     if form.password.is_empty() {
         return Refusal::new(Code::InvalidArgument, "password", "请输入密码").into_response();
     }
-    let mut client =
-        renda_proto::auth::v1::auth_client::AuthClient::new(shared.rpc.channel());
+    let mut client = renda_proto::auth::v1::auth_client::AuthClient::new(shared.rpc.channel());
     let reply = client
         .login(renda_proto::auth::v1::LoginRequest {
             login: form.login,
@@ -204,7 +203,10 @@ async fn login(State(shared): State<AppState>, Json(form): Json<LoginForm>) -> R
             let max_age = renda_api::users::TOKEN_TTL_MS / 1000;
             let identity = reply.identity.unwrap_or_default();
             (
-                [(header::SET_COOKIE, session::set_cookie(&reply.token, max_age))],
+                [(
+                    header::SET_COOKIE,
+                    session::set_cookie(&reply.token, max_age),
+                )],
                 Json(identity_json(&shared, &identity)),
             )
                 .into_response()
@@ -291,10 +293,7 @@ async fn call(
                     // A list without an org means the node's own: for a user below the node,
                     // that is their own unit instead.
                     if !session.sees_whole_node() && object.contains_key(*key) {
-                        object.insert(
-                            (*key).to_owned(),
-                            Json_::String(session.org().to_string()),
-                        );
+                        object.insert((*key).to_owned(), Json_::String(session.org().to_string()));
                     }
                 }
             }

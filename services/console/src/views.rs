@@ -45,12 +45,7 @@ pub async fn status(State(shared): State<AppState>, headers: HeaderMap) -> Respo
 
 async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refusal> {
     let session = require(shared, headers)?;
-    let local = shared
-        .state
-        .status
-        .local()
-        .await
-        .map_err(storage_refusal)?;
+    let local = shared.state.status.local().await.map_err(storage_refusal)?;
     let below = shared.state.status.below();
     let names = org_names(shared).await;
     let now = crate::now_ms();
@@ -107,7 +102,9 @@ async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refu
             .max(link.map_or(0, |p| p.last_success_unix_ms));
         // Online: its last session succeeded and its report is recent (its sync interval is
         // minutes; an hour of silence means it is off the network).
-        let online = up.is_some_and(|p| p.online) && now - reported < 3_600_000;
+        let recent = |ms: i64| ms > 0 && now - ms < 3_600_000;
+        let online = (up.is_some_and(|p| p.online) && recent(reported))
+            || link.is_some_and(|p| p.online && recent(p.last_success_unix_ms));
         nodes.push(json!({
             "org_code": code,
             "name": names.get(code).cloned().unwrap_or_default(),
@@ -269,7 +266,9 @@ async fn quarantine_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, 
         .map_err(storage_refusal)?;
     let list: Vec<Json_> = rows
         .iter()
-        .filter(|q| session.sees_whole_node() || q.from.as_deref().is_some_and(|f| session.may_see(f)))
+        .filter(|q| {
+            session.sees_whole_node() || q.from.as_deref().is_some_and(|f| session.may_see(f))
+        })
         .map(|q| {
             json!({
                 "id": q.id,
@@ -305,10 +304,19 @@ async fn load(shared: &Shared, session: &Session, id: &str) -> Result<StoredReco
         .filter(|r| !HIDDEN_KINDS.contains(&r.kind_name.as_str()))
         .ok_or_else(|| Refusal::new(Code::NotFound, "id", "记录不存在"))?;
     let org = record_org(&r);
-    let above = session.org().to_string().parse::<renda_replica::OrgCode>().ok().zip(r.org)
+    let above = session
+        .org()
+        .to_string()
+        .parse::<renda_replica::OrgCode>()
+        .ok()
+        .zip(r.org)
         .is_some_and(|(user, org)| org.contains(user));
     if !session.may_see(&org) && !above {
-        return Err(Refusal::new(Code::PermissionDenied, "id", "只能查看本级及下级单位的数据"));
+        return Err(Refusal::new(
+            Code::PermissionDenied,
+            "id",
+            "只能查看本级及下级单位的数据",
+        ));
     }
     Ok(r)
 }
@@ -325,10 +333,14 @@ async fn record_json(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<J
     let sets: serde_json::Map<String, Json_> = r
         .sets
         .iter()
-        .map(|(k, v)| (k.clone(), json!(v.iter().map(Uuid::to_string).collect::<Vec<_>>())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                json!(v.iter().map(Uuid::to_string).collect::<Vec<_>>()),
+            )
+        })
         .collect();
-    let mut client =
-        renda_proto::org::v1::records_client::RecordsClient::new(shared.rpc.channel());
+    let mut client = renda_proto::org::v1::records_client::RecordsClient::new(shared.rpc.channel());
     let mut request = tonic::Request::new(renda_proto::org::v1::HistoryRequest {
         record_id: r.id.to_string(),
     });
@@ -469,9 +481,7 @@ async fn update(
                 term.as_u64()
                     .or_else(|| term.as_str().and_then(|s| s.trim().parse().ok()))
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| {
-                        Refusal::new(Code::InvalidArgument, "term", "届次须为正整数")
-                    })?
+                    .ok_or_else(|| Refusal::new(Code::InvalidArgument, "term", "届次须为正整数"))?
             } else {
                 match r.fields.get("term") {
                     Some(Value::Int(n)) => u32::try_from(*n).unwrap_or(0),

@@ -1,0 +1,443 @@
+//! The web console in a real browser: headless Chromium driven over WebDriver (chromedriver)
+//! against an in-process mesh (city, county, one township) with real mutual TLS between nodes.
+//!
+//! A township clerk logs in and enters a deputy (first with a mistake the API refuses, shown
+//! beside the field with everything typed kept) and an opinion; a sync carries them to the
+//! county, whose clerk sees the deputy and a changed dashboard; the same deputy is then edited
+//! at the township (offline) and at the county, the sync shows the conflict at the county with
+//! both values, and the county clerk keeps one; the next sync brings the choice back down.
+//! Screenshots of the main views go to `target/console-screenshots/`.
+//!
+//! Skipped, with a message, only when `/usr/bin/chromium` is absent (CI installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use fantoccini::{Client, ClientBuilder, Locator};
+use node_agent::mesh::Mesh;
+use renda_api::auth::UserRole;
+use renda_domain::org::OrgCode as DOrg;
+use renda_replica::OrgCode;
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+const TOWNSHIP_LOGIN: (&str, &str) = ("badaxia", "badaxia-clerk-1");
+const COUNTY_LOGIN: (&str, &str) = ("shinan", "shinan-office-1");
+
+fn screenshots_dir() -> PathBuf {
+    // The tests crate sits one level below the workspace root; honour CARGO_TARGET_DIR.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("console-screenshots")
+}
+
+/// A running chromedriver; dropping it kills the process (`kill_on_drop`).
+struct Driver {
+    _child: tokio::process::Child,
+    port: u16,
+}
+
+async fn start_chromedriver() -> anyhow::Result<Driver> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {CHROMEDRIVER} (Debian package chromium-driver, installed by .ci/run)"
+            )
+        })?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {port} within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Driver {
+        _child: child,
+        port,
+    })
+}
+
+async fn browser(driver: &Driver, profile: &Path) -> anyhow::Result<Client> {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1366,1000", "--lang=zh-CN",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    Ok(ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await?)
+}
+
+/// Helpers over one browser session.
+struct Page<'a> {
+    c: &'a Client,
+    shots: &'a Path,
+}
+
+impl Page<'_> {
+    async fn wait_css(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+        let found = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            Ok(el) => Ok(el),
+            Err(e) => {
+                let url = self.c.current_url().await.map(|u| u.to_string());
+                bail!("waiting for {css} at {url:?}: {e}")
+            }
+        }
+    }
+
+    async fn wait_text(&self, css: &str, needle: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = match self.c.find(Locator::Css(css)).await {
+                Ok(el) => el.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if Instant::now() > deadline {
+                bail!("{css} never showed {needle:?}; it shows {text:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    async fn wait_nonempty(&self, css: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(el) = self.c.find(Locator::Css(css)).await {
+                let text = el.text().await.unwrap_or_default();
+                if !text.trim().is_empty() {
+                    return Ok(text);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{css} stayed empty");
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        let el = self.wait_css(css).await?;
+        el.clear().await?;
+        el.send_keys(text).await?;
+        Ok(())
+    }
+
+    async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.wait_css(css).await?.click().await?;
+        Ok(())
+    }
+
+    async fn value(&self, css: &str) -> anyhow::Result<String> {
+        Ok(self
+            .wait_css(css)
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn shot(&self, name: &str) -> anyhow::Result<()> {
+        // Let charts and the sync badge finish drawing.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let png = self.c.screenshot().await?;
+        let path = self.shots.join(name);
+        std::fs::write(&path, png).with_context(|| format!("writing {}", path.display()))?;
+        println!("screenshot: {}", path.display());
+        Ok(())
+    }
+
+    async fn login(&self, base: &str, (login, password): (&str, &str)) -> anyhow::Result<()> {
+        self.c.goto(&format!("{base}/#/login")).await?;
+        self.fill("#f-login", login).await?;
+        self.fill("#f-password", password).await?;
+        self.click("#login-button").await?;
+        self.wait_text("#who", "退出").await?;
+        Ok(())
+    }
+
+    async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.c.goto(url).await?;
+        // A hash change within the same page does not reload it; make every visit fresh.
+        self.c.refresh().await?;
+        Ok(())
+    }
+
+    async fn kpi(&self, id: &str) -> anyhow::Result<i64> {
+        let text = self.wait_css(&format!("#{id} .v")).await?.text().await?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("{id} shows {text:?}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Result<()> {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED console browser test: {CHROMIUM} is absent (apt-get install chromium \
+             chromium-driver; .ci/run installs them)"
+        );
+        return Ok(());
+    }
+    let shots = screenshots_dir();
+    std::fs::create_dir_all(&shots)?;
+    let dir = tempfile::tempdir()?;
+    let city: OrgCode = "370200".parse()?;
+    let county: OrgCode = "370202".parse()?;
+    let township: OrgCode = "370202001".parse()?;
+    let mesh = Mesh::start(
+        &dir.path().join("mesh"),
+        &[city, county, township],
+        node_agent::domain::deputy_work(),
+    )
+    .await?;
+    let ctx = renda_api::ApiContext::new(renda_domain::org::OrgTree::demo());
+    renda_api::users::bootstrap_user(
+        &mesh.node(county)?.store,
+        &ctx,
+        COUNTY_LOGIN.0,
+        COUNTY_LOGIN.1,
+        UserRole::CountyOffice,
+        &DOrg::parse("370202")?,
+    )
+    .await?;
+    renda_api::users::bootstrap_user(
+        &mesh.node(township)?.store,
+        &ctx,
+        TOWNSHIP_LOGIN.0,
+        TOWNSHIP_LOGIN.1,
+        UserRole::TownshipClerk,
+        &DOrg::parse("370202001")?,
+    )
+    .await?;
+    mesh.sync_all().await?;
+    let http = |org| -> anyhow::Result<u16> {
+        Ok(mesh
+            .node(org)?
+            .http_addr
+            .context("the node serves no console")?
+            .port())
+    };
+    // Different host names, so the two consoles' session cookies stay apart in one browser.
+    let township_url = format!("http://127.0.0.1:{}", http(township)?);
+    let county_url = format!("http://localhost:{}", http(county)?);
+
+    let driver = start_chromedriver().await?;
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await?;
+    let result = drive(
+        &Page {
+            c: &client,
+            shots: &shots,
+        },
+        &mesh,
+        township,
+        &township_url,
+        &county_url,
+    )
+    .await;
+    if result.is_err() {
+        let _ = Page {
+            c: &client,
+            shots: &shots,
+        }
+        .shot("failure.png")
+        .await;
+    }
+    client.close().await?;
+    drop(driver);
+    mesh.shutdown().await?;
+    println!("console screenshots are in {}", shots.display());
+    result
+}
+
+async fn drive(
+    page: &Page<'_>,
+    mesh: &Mesh,
+    township: OrgCode,
+    township_url: &str,
+    county_url: &str,
+) -> anyhow::Result<()> {
+    // The county dashboard before the township's work arrives.
+    page.login(county_url, COUNTY_LOGIN).await?;
+    page.goto(&format!("{county_url}/#/dash")).await?;
+    let deputies_before = page.kpi("kpi-deputies").await?;
+    let opinions_before = page.kpi("kpi-opinions").await?;
+
+    // Township: the login page, a wrong password, then the clerk.
+    page.goto(&format!("{township_url}/#/login")).await?;
+    page.wait_css("#login-form").await?;
+    page.shot("01-login.png").await?;
+    page.fill("#f-login", TOWNSHIP_LOGIN.0).await?;
+    page.fill("#f-password", "not the password").await?;
+    page.click("#login-button").await?;
+    page.wait_text("#err-password", "用户名或密码错误").await?;
+    page.login(township_url, TOWNSHIP_LOGIN).await?;
+
+    // A deputy with a malformed ID-card number: the API's refusal in Chinese beside the field,
+    // and nothing typed is lost.
+    page.goto(&format!("{township_url}/#/entry/deputy")).await?;
+    page.fill("#f-name", "李春梅").await?;
+    page.click("#f-levels input[value=township]").await?;
+    page.fill("#f-constituency", "八大峡第三选区").await?;
+    page.fill("#f-term", "18").await?;
+    page.c
+        .find(Locator::Css("#f-gender option[value=female]"))
+        .await?
+        .click()
+        .await?;
+    page.fill("#f-sector", "社区工作者").await?;
+    page.fill("#f-phone", "13800138000").await?;
+    page.fill("#f-id_card", "12345").await?;
+    page.click("#save-deputy").await?;
+    let message = page.wait_nonempty("#err-id_card").await?;
+    ensure!(
+        message
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "the ID-card error is not in Chinese: {message:?}"
+    );
+    ensure!(
+        page.value("#f-name").await? == "李春梅",
+        "the name was lost on an error"
+    );
+    ensure!(
+        page.value("#f-constituency").await? == "八大峡第三选区",
+        "the constituency was lost"
+    );
+    page.shot("02-township-entry-error.png").await?;
+    page.fill("#f-id_card", "").await?;
+    page.click("#save-deputy").await?;
+    page.wait_text("#ok-msg", "已保存").await?;
+    page.wait_text("#list", "李春梅").await?;
+    page.wait_text("#sync", "待上传").await?;
+    page.shot("02-township-entry.png").await?;
+
+    // An opinion raised at the township.
+    page.goto(&format!("{township_url}/#/entry/opinion"))
+        .await?;
+    page.fill("#f-content", "八大峡菜市场周边夜间照明不足，建议增设路灯")
+        .await?;
+    page.c
+        .find(Locator::Css("#f-source option[value=visit]"))
+        .await?
+        .click()
+        .await?;
+    page.click("#save-opinion").await?;
+    page.wait_text("#ok-msg", "已保存").await?;
+
+    mesh.sync_all().await?;
+
+    // County: the township's sync state, the new deputy, and a changed dashboard.
+    page.goto(&format!("{county_url}/#/county")).await?;
+    let row = page.wait_text("#townships", "八大峡街道").await?;
+    ensure!(
+        row.contains("在线"),
+        "the township is not shown online: {row}"
+    );
+    page.shot("03-county-overview.png").await?;
+    page.goto(&format!("{county_url}/#/entry/deputy")).await?;
+    page.wait_text("#list", "李春梅").await?;
+    page.goto(&format!("{county_url}/#/dash")).await?;
+    let deputies_after = page.kpi("kpi-deputies").await?;
+    let opinions_after = page.kpi("kpi-opinions").await?;
+    ensure!(
+        deputies_after == deputies_before + 1 && opinions_after == opinions_before + 1,
+        "the county dashboard did not change: deputies {deputies_before} -> {deputies_after}, \
+         opinions {opinions_before} -> {opinions_after}"
+    );
+    page.wait_css("#chart-suggestions svg").await?;
+    page.shot("05-county-dashboard.png").await?;
+
+    // The deputy's record page, with its history, at the county.
+    page.goto(&format!("{county_url}/#/entry/deputy")).await?;
+    page.click("#list tr.click").await?;
+    page.wait_text("#history", "370202001").await?;
+    let record_url = page.c.current_url().await?.to_string();
+    let record_hash = record_url
+        .split_once('#')
+        .map(|(_, h)| h.to_owned())
+        .context("record page has no hash")?;
+
+    // A conflict: the township goes offline and both sides rename the same deputy.
+    let sync = mesh
+        .node(township)?
+        .sync
+        .clone()
+        .context("the township has an upstream")?;
+    sync.set_offline(true);
+    page.goto(&format!("{township_url}/#{record_hash}")).await?;
+    page.fill("form[id^=form-edit] #f-name", "李春美").await?;
+    page.click("form[id^=form-edit] button[type=submit]")
+        .await?;
+    page.wait_text("#main", "李春美").await?;
+    page.wait_text("#sync-state", "离线").await?;
+    page.shot("04-township-offline-edit.png").await?;
+
+    page.goto(&format!("{county_url}/#{record_hash}")).await?;
+    page.fill("form[id^=form-edit] #f-name", "李淑梅").await?;
+    page.click("form[id^=form-edit] button[type=submit]")
+        .await?;
+    page.wait_text("#main", "李淑梅").await?;
+
+    sync.set_offline(false);
+    mesh.sync_all().await?;
+
+    page.goto(&format!("{county_url}/#/county")).await?;
+    let conflicts = page.wait_text("#conflicts", "李春美").await?;
+    ensure!(
+        conflicts.contains("李淑梅") && conflicts.contains("八大峡街道"),
+        "the conflict does not show both values and where they were written: {conflicts}"
+    );
+    page.shot("04-county-conflict.png").await?;
+    page.click("#conflicts button.keep[data-value='李春美']")
+        .await?;
+    page.wait_css("#no-conflicts").await?;
+    page.shot("04-county-conflict-resolved.png").await?;
+
+    // The choice goes back down: the township shows it, without a conflict.
+    mesh.sync_all().await?;
+    page.goto(&format!("{township_url}/#{record_hash}")).await?;
+    let fields = page.wait_text("#main", "李春美").await?;
+    ensure!(
+        !fields.contains("待处理的冲突"),
+        "the township still shows a conflict after the resolution synced"
+    );
+    Ok(())
+}
