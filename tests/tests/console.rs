@@ -176,6 +176,7 @@ impl Page<'_> {
     async fn shot(&self, name: &str) -> anyhow::Result<()> {
         // Let charts and the sync badge finish drawing.
         tokio::time::sleep(Duration::from_millis(400)).await;
+        self.c.execute("window.scrollTo(0, 0)", vec![]).await?;
         let png = self.c.screenshot().await?;
         let path = self.shots.join(name);
         std::fs::write(&path, png).with_context(|| format!("writing {}", path.display()))?;
@@ -408,6 +409,7 @@ async fn drive(
         .await?;
     page.wait_text("#main", "李春美").await?;
     page.wait_text("#sync-state", "离线").await?;
+    page.wait_text("#sync", "待上传 1").await?;
     page.shot("04-township-offline-edit.png").await?;
 
     page.goto(&format!("{county_url}/#{record_hash}")).await?;

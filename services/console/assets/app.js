@@ -364,6 +364,17 @@ async function viewEntry(kind) {
 }
 
 // ---------- record page ----------
+// A stored value in the words of the domain.
+function shown(kind, field, v) {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'boolean') return v ? '是' : '否';
+  if (field === 'gender') return zh(GENDERS, v);
+  if (field === 'levels') return String(v).split(',').filter(Boolean).map(l => zh(DEPUTY_LEVELS, l)).join('、');
+  if (field === 'status') return STATUS_ZH[v] || v;
+  if (field === 'kind') return zh(kind === 'station' ? STATION_KINDS : kind === 'activity' ? ACTIVITY_KINDS : SUGGESTION_KINDS, v);
+  if (field === 'source') return zh(OPINION_SOURCES, v);
+  return String(v);
+}
 function conflictCard(c, onResolved) {
   const card = h('div', { cls: 'card conflict', 'data-record': c.id });
   card.append(h('h2', {}, `${KIND_ZH[c.kind] || c.kind}：`, h('a', { href: '#/record/' + c.id }, c.title || c.id), h('span', { cls: 'muted' }, ` · ${orgName(c.org)}`)));
@@ -395,7 +406,7 @@ async function viewRecord(id) {
   const main = document.getElementById('main');
   const { data: r, error } = await api('/api/record/' + encodeURIComponent(id));
   if (error) { put(main, h('div', { cls: 'card form-error' }, error.message_zh)); return; }
-  const fields = h('table', {}, Object.entries(r.fields).filter(([k]) => k !== 'org').map(([k, v]) => h('tr', {}, h('th', {}, FIELD_ZH[k] || k), h('td', {}, v === null ? '' : String(v)))));
+  const fields = h('table', {}, Object.entries(r.fields).filter(([k]) => k !== 'org').map(([k, v]) => h('tr', {}, h('th', {}, FIELD_ZH[k] || k), h('td', {}, shown(r.kind, k, v)))));
   const hist = h('table', { id: 'history' }, h('tr', {}, h('th', {}, '时间'), h('th', {}, '操作人'), h('th', {}, '写入节点'), h('th', {}, '变更')),
     r.history.map(e => h('tr', {}, h('td', {}, fmtTime(e.at_ms)), h('td', {}, e.author), h('td', {}, `${orgName(e.origin_org)}（${e.origin_org}）`), h('td', {}, e.change))));
   const parts = [h('h1', {}, `${KIND_ZH[r.kind] || r.kind}：${r.title}`), h('p', { cls: 'muted' }, `所属单位：${orgName(r.org)}（${r.org}） · 编号 ${r.id}`)];

@@ -54,6 +54,17 @@ async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refu
         .iter()
         .find(|p| p.role == sync_pb::PeerRole::Parent as i32);
     let offline = shared.state.sync.as_ref().map(|s| s.is_offline());
+    // What this node wrote since its last push counts now, not at the last session: a clerk
+    // working offline sees the backlog grow.
+    let pending_up = match parent {
+        Some(p) => shared
+            .state
+            .store
+            .pending_push(&p.peer_org_code)
+            .await
+            .unwrap_or(p.ops_pending_to_peer),
+        None => 0,
+    };
     let own = json!({
         "org_code": local.org_code,
         "name": names.get(&local.org_code).cloned().unwrap_or_default(),
@@ -61,7 +72,7 @@ async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refu
         "offline": offline,
         "online": parent.is_some_and(|p| p.online) && offline != Some(true),
         "last_sync_ms": parent.map_or(0, |p| p.last_success_unix_ms),
-        "pending_up": parent.map_or(0, |p| p.ops_pending_to_peer),
+        "pending_up": pending_up,
         "pending_down": parent.map_or(0, |p| p.ops_pending_from_peer),
         "last_error": parent.map(|p| p.last_error.clone()).unwrap_or_default(),
         "last_error_ms": parent.map_or(0, |p| p.last_error_unix_ms),
