@@ -142,6 +142,39 @@ fn time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 impl Store {
+    /// The upward feed to one peer: as [`Store::ops_since`], without the operations received
+    /// from that peer (it has them: a child must not push back what it pulled).
+    pub async fn ops_for_peer(
+        &self,
+        after: Cursor,
+        limit: u32,
+        peer: &str,
+    ) -> Result<Vec<LoggedOp>, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .conn()
+            .fetch_all(
+                "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 AND NOT local_only \
+                 AND (from_peer IS NULL OR from_peer <> $2) ORDER BY local_seq LIMIT $3",
+                vec![
+                    Arg::Int(after.local_seq as i64),
+                    Arg::Text(peer.into()),
+                    Arg::Int(i64::from(limit)),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, bytes)| LoggedOp {
+                cursor: Cursor {
+                    position: to_u64(seq),
+                    local_seq: to_u64(seq),
+                },
+                bytes,
+            })
+            .collect())
+    }
+
     /// Everything in the log after `after`, by local sequence, except operations of local-only
     /// kinds: the upward feed.
     pub async fn ops_since(&self, after: Cursor, limit: u32) -> Result<Vec<LoggedOp>, Error> {
@@ -244,8 +277,9 @@ impl Store {
         let (n,): (i64,) = conn
             .conn()
             .fetch_optional(
-                "SELECT COUNT(*) FROM op_log WHERE local_seq > $1 AND NOT local_only",
-                vec![Arg::Int(after.local_seq as i64)],
+                "SELECT COUNT(*) FROM op_log WHERE local_seq > $1 AND NOT local_only \
+                 AND (from_peer IS NULL OR from_peer <> $2)",
+                vec![Arg::Int(after.local_seq as i64), Arg::Text(peer.into())],
             )
             .await?
             .unwrap_or((0,));

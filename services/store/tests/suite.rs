@@ -981,6 +981,43 @@ on_every_backend!(
     scope_feed_leaves_out_the_peers_own_ops
 );
 
+async fn upward_feed_leaves_out_what_came_from_that_parent(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, township()).await?;
+    let mut parent = Replica::new(ActorId(0xc0), county(), schema());
+    parent.put(rid(81), NOTE, ORG, Value::Org(township()), 1_000)?;
+    parent.put(rid(81), NOTE, TITLE, text("from the county"), 1_001)?;
+    store
+        .apply_batch(&encode(parent.log()), Some("370202"), &accept_all)
+        .await?;
+    store
+        .write(rid(81), NOTE, Author::system(township()), |r, me| {
+            vec![r.put(me, BODY, text("from the township"))]
+        })
+        .await?;
+    let up = store.ops_for_peer(Cursor::START, 100, "370202").await?;
+    ensure!(
+        up.len() == 1,
+        "only the township's own write goes up: {up:?}"
+    );
+    let op = Op::decode_unchecked(&up[0].bytes).map_err(|e| anyhow!(e))?;
+    ensure!(op.id.origin == store.actor());
+    ensure!(store.pending_push("370202").await? == 1);
+    // The city (a fallback upstream) did not send them: it gets all three.
+    ensure!(
+        store
+            .ops_for_peer(Cursor::START, 100, "370200")
+            .await?
+            .len()
+            == 3
+    );
+    ensure!(store.pending_push("370200").await? == 3);
+    Ok(())
+}
+on_every_backend!(
+    the_upward_feed_leaves_out_operations_received_from_that_parent,
+    upward_feed_leaves_out_what_came_from_that_parent
+);
+
 async fn local_only_never_in_feeds(env: &Env) -> Result<()> {
     let store = open(&env.new_db().await?, township()).await?;
     let author = Author::system(township());

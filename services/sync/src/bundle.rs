@@ -97,7 +97,9 @@ pub async fn export(
     let mut upto = start;
     loop {
         let batch = if upward {
-            store.ops_since(upto, BATCH as u32).await?
+            store
+                .ops_for_peer(upto, BATCH as u32, &to.to_string())
+                .await?
         } else {
             store.ops_for_scope(to, upto, BATCH as u32, None).await?
         };

@@ -17,6 +17,8 @@ pub use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::
 #[derive(Debug, Clone)]
 pub struct Received {
     pub service: String,
+    /// The `renda.org_code` resource attribute: which node sent the span.
+    pub node: String,
     pub name: String,
     pub trace_id: Vec<u8>,
     pub span_id: Vec<u8>,
@@ -37,21 +39,26 @@ impl TraceService for Collector {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let mut received = Vec::new();
         for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|resource| &resource.attributes)
-                .find(|attribute| attribute.key == "service.name")
-                .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
-                .map(|value| match value {
-                    Value::StringValue(name) => name.clone(),
-                    other => format!("{other:?}"),
-                })
-                .unwrap_or_default();
+            let attribute = |key: &str| {
+                resource_spans
+                    .resource
+                    .iter()
+                    .flat_map(|resource| &resource.attributes)
+                    .find(|attribute| attribute.key == key)
+                    .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+                    .map(|value| match value {
+                        Value::StringValue(name) => name.clone(),
+                        other => format!("{other:?}"),
+                    })
+                    .unwrap_or_default()
+            };
+            let service = attribute("service.name");
+            let node = attribute("renda.org_code");
             for scope_spans in resource_spans.scope_spans {
                 for span in scope_spans.spans {
                     received.push(Received {
                         service: service.clone(),
+                        node: node.clone(),
                         name: span.name,
                         trace_id: span.trace_id,
                         span_id: span.span_id,
