@@ -1587,6 +1587,23 @@ pub fn auth_server(
     })
 }
 
+/// Builds one report in process, exactly as `GetReport` answers it but without gRPC: the
+/// gateway's benchmark sets it beside the same report fetched through the gateway.
+pub async fn build_report(
+    store: renda_store::Store,
+    ctx: crate::ApiContext,
+    freshness: Option<FreshnessSource>,
+    req: &pb::ReportRequest,
+) -> std::result::Result<pb::Report, Status> {
+    let service = Service {
+        core: Arc::new(crate::core::Core { store, ctx }),
+        freshness,
+    };
+    let tree = service.core.tree().await.map_err(Status::from)?;
+    let q = parse_request(req, &tree)?;
+    Ok(service.build(&q).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
