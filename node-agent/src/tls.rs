@@ -497,6 +497,11 @@ pub fn incoming(
                     continue;
                 }
             };
+            // Without TCP_NODELAY a small response (a unary reply) waits for the peer's
+            // delayed ACK, some 40 ms per call.
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+            }
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
