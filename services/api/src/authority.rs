@@ -27,8 +27,8 @@ use crate::schema::kind;
 pub fn record_kind(kind_name: &str) -> Option<RecordKind> {
     Some(match kind_name {
         kind::ORG_UNIT => RecordKind::OrgUnit,
-        // Users are created by an administrator at a level for its subtree, as org units are.
-        kind::USER => RecordKind::OrgUnit,
+        // Users are managed at their unit or by an office above it.
+        kind::USER => RecordKind::User,
         kind::DEPUTY | kind::DEPUTY_IDENTITY => RecordKind::Deputy,
         kind::DEPUTY_GROUP => RecordKind::DeputyGroup,
         kind::STATION => RecordKind::Station,

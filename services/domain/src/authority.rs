@@ -22,6 +22,8 @@
 //!   handling unit sits: `record_org` is the unit's org.
 //! - **Satisfaction** is recorded where the deputy is: `record_org` is the deputy's org.
 //! - **Org units** are reference data written by the city for its subtree.
+//! - **Users** are created and managed by an administrator of the user's own unit or of an office
+//!   above it (a county office for its townships' clerks), like the registers.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,8 @@ pub enum RecordKind {
     Suggestion,
     Project,
     Evaluation,
+    /// A user account of the console and gateway.
+    User,
 }
 
 /// The step an operation takes on a record.
@@ -93,7 +97,7 @@ fn rule(kind: RecordKind, step: Step) -> Option<Rule> {
     use Step as S;
     Some(match (kind, step) {
         (K::OrgUnit, S::Edit) => Rule::City,
-        (K::Deputy | K::Station, S::Edit) => Rule::Register,
+        (K::Deputy | K::Station | K::User, S::Edit) => Rule::Register,
         (K::DeputyGroup | K::Evaluation, S::Edit) => Rule::Own,
         (K::Activity, S::Edit | S::Dispatch | S::Accept | S::CheckIn) => Rule::Own,
         (K::DutyRecord, S::Edit | S::CheckIn) => Rule::Own,
@@ -265,6 +269,26 @@ mod tests {
         assert_eq!(e.field(), "record_org");
         // Groups and workflow steps stay with their owner.
         let e = write("370202", RecordKind::DeputyGroup, Step::Edit, "370202001").unwrap_err();
+        assert_eq!(e.field(), "record_org");
+    }
+
+    #[test]
+    fn users_are_managed_at_their_unit_or_by_an_office_above() {
+        assert_eq!(
+            write("370202", RecordKind::User, Step::Edit, "370202001"),
+            Ok(())
+        );
+        assert_eq!(
+            write("370202", RecordKind::User, Step::Edit, "370202"),
+            Ok(())
+        );
+        assert_eq!(
+            write("370202001", RecordKind::User, Step::Edit, "370202001"),
+            Ok(())
+        );
+        let e = write("370202001", RecordKind::User, Step::Edit, "370202").unwrap_err();
+        assert_eq!(e.field(), "record_org");
+        let e = write("370212", RecordKind::User, Step::Edit, "370202001").unwrap_err();
         assert_eq!(e.field(), "record_org");
     }
 
