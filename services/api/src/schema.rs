@@ -71,7 +71,8 @@ pub fn schema() -> Schema {
 /// Builds the schema, reporting a definition mistake instead of panicking.
 pub fn build() -> Result<Schema, DefinitionError> {
     Schema::builder(SCHEMA_VERSION)
-        .kind(1, kind::ORG_UNIT, |k| k.text(2, "name", 50))
+        // The org tree is reference data every node holds.
+        .kind(1, kind::ORG_UNIT, |k| k.text(2, "name", 50).broadcast())
         .kind(2, kind::DEPUTY, |k| {
             k.text(2, "name", 30)
                 // Comma-separated levels: national, provincial, city, county, township.

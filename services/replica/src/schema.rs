@@ -58,6 +58,9 @@ pub struct KindSchema {
     /// Records of this kind never leave the node that holds them (personal data such as
     /// ID-card numbers, design.md §4): stores keep their operations out of every sync feed.
     pub local_only: bool,
+    /// Records of this kind are reference data every node holds (the org tree): they go down
+    /// to every node, whatever their org unit.
+    pub broadcast: bool,
 }
 
 impl KindSchema {
@@ -143,6 +146,7 @@ impl SchemaBuilder {
                 sets: Vec::new(),
                 events: Vec::new(),
                 local_only: false,
+                broadcast: false,
             },
         }
         .field(DELETED.0, "deleted", ValueType::Bool, 0)
@@ -217,6 +221,12 @@ impl KindBuilder {
     /// Marks the kind as never replicated (see [`KindSchema::local_only`]).
     pub fn local_only(mut self) -> Self {
         self.kind.local_only = true;
+        self
+    }
+
+    /// Marks the kind as reference data for every node (see [`KindSchema::broadcast`]).
+    pub fn broadcast(mut self) -> Self {
+        self.kind.broadcast = true;
         self
     }
 

@@ -122,14 +122,16 @@ pub struct Quarantined {
     pub bytes: Vec<u8>,
 }
 
-/// The downward feed of org `$1`: every operation of a record in its scope, at the position
+/// The downward feed of org `$1`: every operation of a record in its scope (or of a broadcast
+/// kind, scope row 0), at the position
 /// `max(op.local_seq, scope.since_local_seq)`; local-only operations and (when `$4` is not null)
 /// operations received from peer `$4` left out.
 const SCOPE_FEED: &str = "SELECT CASE WHEN o.local_seq > s.since_local_seq THEN o.local_seq \
                                       ELSE s.since_local_seq END AS position, \
                                  o.local_seq AS local_seq, o.bytes AS bytes \
                           FROM record_scope s JOIN op_log o ON o.record_id = s.record_id \
-                          WHERE s.org_code = $1 AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
+                          WHERE (s.org_code = $1 OR s.org_code = 0) \
+                            AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
                             AND NOT o.local_only \
                             AND ($4 IS NULL OR o.from_peer IS NULL OR o.from_peer <> $4)";
 

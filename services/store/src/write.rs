@@ -892,6 +892,9 @@ async fn persist(
     Ok(report)
 }
 
+/// The `record_scope.org_code` of records every node holds (broadcast kinds).
+pub(crate) const EVERY_NODE: i64 = 0;
+
 /// Adds the scope rows `ids` now need: each record's org and that org's ancestors, and its
 /// audience. Scope only grows: once a record has gone down to an org unit it keeps going there,
 /// so a child learns of a record that moved away instead of keeping a stale copy.
@@ -922,6 +925,17 @@ async fn save_scope(
             continue;
         };
         let mut scope = BTreeSet::new();
+        if inner.schema.kind(slot.kind).is_some_and(|k| k.broadcast) {
+            // Reference data: one row for "every node", and no other, so no feed lists it twice.
+            if !existing.contains(&(id.0, EVERY_NODE)) {
+                rows.push(vec![
+                    Arg::Int(EVERY_NODE),
+                    Arg::Id(id.0),
+                    Arg::Int(slot.last_local),
+                ]);
+            }
+            continue;
+        }
         let mut org = slot.org;
         while let Some(code) = org {
             scope.insert(code);

@@ -1242,3 +1242,56 @@ async fn a_sigkill_while_applying_leaves_only_whole_batches() -> Result<()> {
     }
     Ok(())
 }
+
+async fn broadcast_kinds_reach_every_node(env: &Env) -> Result<()> {
+    let schema = Schema::builder(1)
+        .kind(1, "org_unit", |k| k.text(2, "name", 50).broadcast())
+        .kind(2, "note", |k| k.text(2, "title", 24))
+        .build()
+        .map_err(|e| anyhow!(e))?;
+    let store = Store::open(
+        &env.new_db().await?,
+        Arc::new(schema),
+        county(),
+        Options::default(),
+    )
+    .await?;
+    let unit = rid(90);
+    store
+        .write(unit, KindId(1), Author::system(county()), |r, me| {
+            vec![
+                r.put(me, ORG, Value::Org(county())),
+                r.put(me, FieldId(2), text("市南区")),
+            ]
+        })
+        .await?;
+    let note = rid(91);
+    store
+        .write(note, KindId(2), Author::system(county()), |r, me| {
+            vec![r.put(me, ORG, Value::Org(county()))]
+        })
+        .await?;
+    let down = store
+        .ops_for_scope(township(), Cursor::START, 100, None)
+        .await?;
+    let records: Vec<RecordId> = down
+        .iter()
+        .map(|o| Op::decode_unchecked(&o.bytes).map(|op| op.record))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!(e))?;
+    ensure!(
+        records == vec![unit, unit],
+        "only the org unit, once per operation: {records:?}"
+    );
+    ensure!(
+        store
+            .count_for_scope(township(), Cursor::START, None)
+            .await?
+            == 2
+    );
+    Ok(())
+}
+on_every_backend!(
+    broadcast_kinds_reach_every_node_once,
+    broadcast_kinds_reach_every_node
+);
