@@ -1,10 +1,11 @@
-//! `renda.org.v1`: org units (reference data the city writes for its subtree) and the history
-//! of any record.
+//! `renda.org.v1`: org units (reference data the city writes for its subtree), the history of
+//! any record, and settling a conflict on any field of any record.
 
 use renda_domain::authority::{RecordKind, Step};
 use renda_domain::org::OrgCode as DOrg;
 use renda_proto::org::v1 as pb;
-use renda_replica::{RecordId, Value};
+use renda_replica::schema::FieldSchema;
+use renda_replica::{Author, RecordId, Value, ValueType};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -102,8 +103,196 @@ impl pb::org_units_server::OrgUnits for Units {
     }
 }
 
+/// Fields no person types, so no person settles them either: the API fills them in itself
+/// (the owning org, the soft-delete flag, QR tokens, the masked ID-card number, a user's
+/// number and password hash) or keeps them at one node (ID-card numbers).
+const NOT_TYPED: &[&str] = &[
+    "deleted",
+    "org",
+    "id_card",
+    "id_card_masked",
+    "qr_token",
+    "password_hash",
+    "number",
+];
+
+/// Reads a value sent as text in the type the schema gives `field`. Empty clears the field.
+fn parse_value(field: &FieldSchema, raw: &str) -> Result<Value> {
+    let max = match field.ty {
+        ValueType::Text => field.max_chars as usize,
+        // The longest other form is a record id (36 characters).
+        _ => 64,
+    };
+    limit("value", raw, max)?;
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(Value::Null);
+    }
+    let wrong = |what: &str, zh: &str| {
+        Error::invalid(
+            "value",
+            format!(
+                "{:?} is not {what}",
+                trimmed.chars().take(40).collect::<String>()
+            ),
+            zh,
+        )
+    };
+    Ok(match field.ty {
+        // Text is kept exactly as sent: keeping a value must write that value.
+        ValueType::Text => Value::Text(raw.to_owned()),
+        ValueType::Int => Value::Int(
+            trimmed
+                .parse::<i64>()
+                .map_err(|_| wrong("an integer", "应为整数"))?,
+        ),
+        ValueType::Bool => match trimmed {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(wrong("true or false", "应为 true 或 false")),
+        },
+        ValueType::Date => date_value(parse_day("value", trimmed)?),
+        ValueType::Ref => reference(parse_id("value", trimmed)?),
+        ValueType::Org => {
+            let code = DOrg::parse(trimmed).map_err(|e| {
+                Error::invalid("value", e.reason().to_owned(), e.reason_zh().to_owned())
+            })?;
+            Value::Org(
+                code.as_str()
+                    .parse()
+                    .map_err(|_| wrong("an org unit code", "行政区划代码无效"))?,
+            )
+        }
+    })
+}
+
+/// A value in the form [`parse_value`] reads.
+fn value_string(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Date(_) => value_date(value).map(day_string).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+fn no_conflict(field: &str) -> Error {
+    Error::precondition(
+        "field",
+        format!("{field} has no conflicting values (settled already?)"),
+        "该字段没有待处理的冲突（可能已被解决，请刷新）",
+    )
+}
+
+/// Settles the conflict on one field of a record with `raw` (one of the concurrent values, or
+/// a new one): one local write whose context is everything the field holds here, so it
+/// replaces every concurrent value on every node that receives it.
+pub(crate) async fn resolve_conflict(
+    core: &Core,
+    caller: &Caller,
+    record_id: &str,
+    field: &str,
+    raw: &str,
+) -> Result<pb::ResolveConflictResponse> {
+    let id = parse_id("record_id", record_id)?;
+    let unknown = || {
+        Error::precondition(
+            "record_id",
+            format!("record {id} is not held at this node"),
+            "本节点没有这条记录",
+        )
+    };
+    let record = core
+        .store
+        .record(RecordId(id))
+        .await?
+        .filter(|r| !r.deleted)
+        .ok_or_else(unknown)?;
+    let schema = core.store.schema();
+    let kind = schema
+        .kind(record.kind)
+        .ok_or_else(|| Error::Internal(format!("unknown kind {}", record.kind.0)))?;
+    if kind.local_only {
+        // Personal data never leaves its node, so it cannot conflict; refuse all the same.
+        return Err(Error::precondition(
+            "record_id",
+            format!(
+                "{} records hold personal data and are not edited here",
+                kind.name
+            ),
+            "此类记录含个人信息，不能在此修改",
+        ));
+    }
+    let record_kind = crate::authority::record_kind(&kind.name)
+        .ok_or_else(|| Error::Internal(format!("no write rule for {}", kind.name)))?;
+    core.authorize(caller, record_kind, Step::Edit, &record_org(&record)?)
+        .await?;
+    let field_schema = kind.field_named(field).ok_or_else(|| {
+        Error::precondition(
+            "field",
+            format!(
+                "{} has no field {:?}",
+                kind.name,
+                field.chars().take(40).collect::<String>()
+            ),
+            "该记录没有这个字段",
+        )
+    })?;
+    if NOT_TYPED.contains(&field_schema.name.as_str()) {
+        return Err(Error::invalid(
+            "field",
+            format!("{field} is filled in by the system, never typed by a person"),
+            "该字段由系统填写，不能手工修改",
+        ));
+    }
+    let value = parse_value(field_schema, raw)?;
+    if !record.conflicts.contains_key(&field_schema.name) {
+        return Err(no_conflict(field));
+    }
+    let field_id = field_schema.id;
+    let author = Author {
+        org: rorg(&caller.org)?,
+        number: caller.user,
+    };
+    let written = value.clone();
+    let ops = core
+        .store
+        .write(RecordId(id), kind.id, author, move |state, actor| {
+            // Settled meanwhile by another write here: nothing to do, and the caller is told.
+            let open = state
+                .register(field_id)
+                .and_then(|r| r.view(field_id))
+                .is_some_and(|v| !v.conflicts.is_empty());
+            if open {
+                vec![state.put(actor, field_id, written)]
+            } else {
+                Vec::new()
+            }
+        })
+        .await?;
+    if ops.is_empty() {
+        return Err(no_conflict(field));
+    }
+    tracing::info!(record = %id, kind = %kind.name, field, user = caller.user, org = %caller.org, "conflict resolved");
+    Ok(pb::ResolveConflictResponse {
+        record_id: id.to_string(),
+        field: field_schema.name.clone(),
+        value: value_string(&value),
+    })
+}
+
 #[tonic::async_trait]
 impl pb::records_server::Records for Records {
+    async fn resolve_conflict(
+        &self,
+        req: Request<pb::ResolveConflictRequest>,
+    ) -> Result<Response<pb::ResolveConflictResponse>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            resolve_conflict(&self.0, &caller, &req.record_id, &req.field, &req.value).await?,
+        ))
+    }
+
     async fn history(
         &self,
         req: Request<pb::HistoryRequest>,

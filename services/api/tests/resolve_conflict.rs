@@ -1,0 +1,341 @@
+//! `Records.ResolveConflict`: a field edited on two nodes while apart is settled by a person,
+//! keeping either value or typing a new one, and the choice replaces both values on every node
+//! once the nodes exchange operations again; and every refusal, with nothing written.
+//!
+//! Suggestions are edited only at the node of their congress, so the two nodes here are two
+//! replicas of one township (a node and a restored copy of it, say): each has its own actor and
+//! op log, and they exchange operations through the replication rule as the sync engine would.
+
+mod common;
+
+use common::*;
+use renda_proto::deputy::v1 as dep;
+use renda_proto::deputy::v1::deputies_client::DeputiesClient;
+use renda_proto::opinion::v1 as opn;
+use renda_proto::opinion::v1::opinions_client::OpinionsClient;
+use renda_proto::org::v1 as org;
+use renda_proto::org::v1::records_client::RecordsClient;
+use renda_proto::suggestion::v1 as sug;
+use renda_proto::suggestion::v1::suggestions_client::SuggestionsClient;
+use renda_replica::RecordId;
+use tonic::Code;
+
+const TITLE: &str = "关于增设社区公交线路的建议";
+
+async fn deputy(node: &Node, name: &str, id_card: &str) -> anyhow::Result<String> {
+    let mut c = DeputiesClient::new(node.channel.clone());
+    Ok(c.create_deputy(as_user(
+        node.org,
+        dep::CreateDeputyRequest {
+            org: String::new(),
+            fields: Some(dep::DeputyFields {
+                name: name.into(),
+                levels: vec!["township".into()],
+                constituency: "第一选区".into(),
+                term: 19,
+                gender: "female".into(),
+                ethnicity: "汉族".into(),
+                id_card: id_card.into(),
+                ..Default::default()
+            }),
+        },
+    ))
+    .await?
+    .into_inner()
+    .id)
+}
+
+async fn retitle(node: &Node, id: &str, title: &str) -> anyhow::Result<()> {
+    let mut c = SuggestionsClient::new(node.channel.clone());
+    c.update_suggestion(as_user(
+        node.org,
+        sug::UpdateSuggestionRequest {
+            suggestion_id: id.into(),
+            kind: "suggestion".into(),
+            title: title.into(),
+            body: "建议增设社区公交线路，方便居民出行。".into(),
+            co_signer_ids: vec![],
+        },
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The field's winner as text and the other values this node holds for it.
+async fn title_at(node: &Node, id: &str) -> anyhow::Result<(String, Vec<String>)> {
+    let record = node
+        .store
+        .record(RecordId(id.parse()?))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{id} is not at {}", node.org))?;
+    let winner = record
+        .fields
+        .get("title")
+        .and_then(|v| v.as_text())
+        .unwrap_or_default()
+        .to_owned();
+    let others = record
+        .conflicts
+        .get("title")
+        .map(|c| {
+            c.values
+                .iter()
+                .filter_map(|s| s.value.as_text().map(str::to_owned))
+                .filter(|v| *v != winner)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((winner, others))
+}
+
+/// Two replicas of the township with one suggestion retitled on each while apart, exchanged:
+/// both show the same conflict on `title`.
+async fn conflicted(title_a: &str, title_b: &str) -> anyhow::Result<(Node, Node, String)> {
+    let a = Node::start(TOWNSHIP).await?;
+    let b = Node::start(TOWNSHIP).await?;
+    let lead = deputy(&a, "王芳", "").await?;
+    let mut sc = SuggestionsClient::new(a.channel.clone());
+    let s = sc
+        .submit_suggestion(as_user(
+            TOWNSHIP,
+            sug::SubmitSuggestionRequest {
+                kind: "suggestion".into(),
+                title: TITLE.into(),
+                body: "建议增设社区公交线路，方便居民出行。".into(),
+                lead_deputy_id: lead,
+                co_signer_ids: vec![],
+                on: "2024-01-05".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    exchange(&a, &b).await?;
+    retitle(&a, &s.id, title_a).await?;
+    retitle(&b, &s.id, title_b).await?;
+    exchange(&a, &b).await?;
+    let at_a = title_at(&a, &s.id).await?;
+    assert_eq!(at_a, title_at(&b, &s.id).await?, "both replicas agree");
+    let mut values = vec![at_a.0.clone()];
+    values.extend(at_a.1);
+    values.sort();
+    let mut expected = vec![title_a.to_owned(), title_b.to_owned()];
+    expected.sort();
+    assert_eq!(values, expected, "the conflict holds both titles");
+    Ok((a, b, s.id))
+}
+
+fn request(record_id: &str, field: &str, value: &str) -> org::ResolveConflictRequest {
+    org::ResolveConflictRequest {
+        record_id: record_id.into(),
+        field: field.into(),
+        value: value.into(),
+    }
+}
+
+async fn resolve(
+    node: &Node,
+    record_id: &str,
+    field: &str,
+    value: &str,
+) -> Result<tonic::Response<org::ResolveConflictResponse>, tonic::Status> {
+    RecordsClient::new(node.channel.clone())
+        .resolve_conflict(as_user(node.org, request(record_id, field, value)))
+        .await
+}
+
+/// Settles at `at`, pushes to `other`, and checks that both replicas hold `chosen` alone.
+async fn settle_and_check(at: &Node, other: &Node, id: &str, chosen: &str) -> anyhow::Result<()> {
+    let reply = resolve(at, id, "title", chosen).await?.into_inner();
+    assert_eq!(
+        (reply.field.as_str(), reply.value.as_str()),
+        ("title", chosen)
+    );
+    assert_eq!(title_at(at, id).await?, (chosen.to_owned(), vec![]));
+    let report = push(at, other).await?;
+    assert_eq!(report.quarantined, 0, "the resolution replicates");
+    for node in [at, other] {
+        assert_eq!(
+            title_at(node, id).await?,
+            (chosen.to_owned(), vec![]),
+            "settled on every replica"
+        );
+    }
+    // Settled: a second resolution finds nothing to settle and writes nothing.
+    let before = at.store.log_len().await?;
+    assert_refused(
+        resolve(at, id, "title", chosen).await,
+        Code::FailedPrecondition,
+        "field",
+    );
+    assert_eq!(at.store.log_len().await?, before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn keeping_the_first_value_settles_both_replicas() -> anyhow::Result<()> {
+    let (a, b, id) = conflicted(
+        "关于增设社区公交线路的建议（一）",
+        "关于开通社区微公交的建议",
+    )
+    .await?;
+    settle_and_check(&a, &b, &id, "关于增设社区公交线路的建议（一）").await
+}
+
+#[tokio::test]
+async fn keeping_the_other_replicas_value_settles_both_replicas() -> anyhow::Result<()> {
+    let (a, b, id) = conflicted(
+        "关于增设社区公交线路的建议（一）",
+        "关于开通社区微公交的建议",
+    )
+    .await?;
+    // Settled at `a` with the value `b` wrote.
+    settle_and_check(&a, &b, &id, "关于开通社区微公交的建议").await
+}
+
+#[tokio::test]
+async fn a_new_value_settles_both_replicas() -> anyhow::Result<()> {
+    let (a, b, id) = conflicted(
+        "关于增设社区公交线路的建议（一）",
+        "关于开通社区微公交的建议",
+    )
+    .await?;
+    settle_and_check(&b, &a, &id, "关于优化社区公交线路的建议").await
+}
+
+#[tokio::test]
+async fn refusals_name_the_field_and_write_nothing() -> anyhow::Result<()> {
+    let (a, _b, id) = conflicted(
+        "关于增设社区公交线路的建议（一）",
+        "关于开通社区微公交的建议",
+    )
+    .await?;
+    let mut rc = RecordsClient::new(a.channel.clone());
+    let before = a.store.log_len().await?;
+
+    // The record: malformed, unknown.
+    assert_refused(
+        resolve(&a, "not-an-id", "title", "x").await,
+        Code::InvalidArgument,
+        "record_id",
+    );
+    assert_refused(
+        resolve(&a, &uuid::Uuid::now_v7().to_string(), "title", "x").await,
+        Code::FailedPrecondition,
+        "record_id",
+    );
+    // The field: unknown, one no person types, one without a conflict.
+    assert_refused(
+        resolve(&a, &id, "subtitle", "x").await,
+        Code::FailedPrecondition,
+        "field",
+    );
+    assert_refused(
+        resolve(&a, &id, "org", "370202002").await,
+        Code::InvalidArgument,
+        "field",
+    );
+    assert_refused(
+        resolve(&a, &id, "body", "另一段正文").await,
+        Code::FailedPrecondition,
+        "field",
+    );
+    // The value: longer than the schema allows (a title holds 100 characters).
+    assert_refused(
+        resolve(&a, &id, "title", &"长".repeat(101)).await,
+        Code::InvalidArgument,
+        "value",
+    );
+    assert_eq!(
+        a.store.log_len().await?,
+        before,
+        "no refusal wrote anything"
+    );
+    // The value in the field's type: an opinion's raised_at is an integer, a suggestion's lead
+    // deputy a record id.
+    let opinion = OpinionsClient::new(a.channel.clone())
+        .raise_opinion(as_user(
+            TOWNSHIP,
+            opn::RaiseOpinionRequest {
+                content: "菜市场周边夜间照明不足".into(),
+                source: "visit".into(),
+                station_id: String::new(),
+                raised_at_ms: 1_717_200_000_000,
+            },
+        ))
+        .await?
+        .into_inner();
+    let before = a.store.log_len().await?;
+    assert_refused(
+        resolve(&a, &opinion.id, "raised_at", "昨天").await,
+        Code::InvalidArgument,
+        "value",
+    );
+    assert_refused(
+        resolve(&a, &id, "lead_deputy", "王芳").await,
+        Code::InvalidArgument,
+        "value",
+    );
+    // Authority: a viewer, a user of another node, the county (a suggestion is edited only at
+    // its congress's node).
+    assert_refused(
+        rc.resolve_conflict(as_role(TOWNSHIP, "viewer", request(&id, "title", TITLE)))
+            .await,
+        Code::PermissionDenied,
+        "x-renda-role",
+    );
+    assert_refused(
+        rc.resolve_conflict(as_user(COUNTY, request(&id, "title", TITLE)))
+            .await,
+        Code::PermissionDenied,
+        "x-renda-org",
+    );
+    let county = Node::start(COUNTY).await?;
+    push(&a, &county).await?;
+    let county_before = county.store.log_len().await?;
+    assert_refused(
+        resolve(&county, &id, "title", TITLE).await,
+        Code::PermissionDenied,
+        "record_org",
+    );
+    assert_eq!(county.store.log_len().await?, county_before);
+    assert_eq!(
+        a.store.log_len().await?,
+        before,
+        "no refusal wrote anything"
+    );
+    // Personal data: a deputy's ID-card record stays at its node and is not settled here.
+    deputy(&a, "李春梅", "11010519491231002x").await?;
+    let identity_kind = a
+        .store
+        .schema()
+        .kind_named(renda_api::schema::kind::DEPUTY_IDENTITY)
+        .map(|k| k.id)
+        .ok_or_else(|| anyhow::anyhow!("no deputy_identity kind"))?;
+    let identity = a
+        .store
+        .records_of_kind(identity_kind, None, 10, 0)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no identity record"))?;
+    let before = a.store.log_len().await?;
+    assert_refused(
+        resolve(
+            &a,
+            &identity.id.to_string(),
+            "id_card",
+            "110105194912310029",
+        )
+        .await,
+        Code::FailedPrecondition,
+        "record_id",
+    );
+    assert_eq!(
+        a.store.log_len().await?,
+        before,
+        "no refusal wrote anything"
+    );
+    // The conflict is still there to settle.
+    assert_eq!(title_at(&a, &id).await?.1.len(), 1);
+    Ok(())
+}
