@@ -375,29 +375,54 @@ function shown(kind, field, v) {
   if (field === 'source') return zh(OPINION_SOURCES, v);
   return String(v);
 }
+// The input a new value of a field of `type` is typed in (the types ResolveConflict reads).
+function newValueInput(type) {
+  if (type === 'boolean') return h('select', { cls: 'new-value' }, h('option', { value: '' }, '请选择新的值'), h('option', { value: 'true' }, '是'), h('option', { value: 'false' }, '否'));
+  const input = h('input', { type: type === 'date' ? 'date' : type === 'integer' ? 'number' : 'text', cls: 'new-value', placeholder: '或输入新的值' });
+  if (type === 'integer') input.step = '1';
+  return input;
+}
+// Every conflicting field of one record: each value with where, when and by whom it was
+// written and a button to keep it, and an input for a new value. Both go through the API's
+// Records.ResolveConflict, whatever the kind; a refusal is shown beside the input, which keeps
+// what was typed.
 function conflictCard(c, onResolved) {
   const card = h('div', { cls: 'card conflict', 'data-record': c.id });
   card.append(h('h2', {}, `${KIND_ZH[c.kind] || c.kind}：`, h('a', { href: '#/record/' + c.id }, c.title || c.id), h('span', { cls: 'muted' }, ` · ${orgName(c.org)}`)));
   for (const f of c.fields) {
+    const err = h('div', { cls: 'form-error resolve-error', 'data-field': f.field });
+    const input = newValueInput(f.type);
+    const buttons = [];
+    async function resolve(value, button) {
+      err.textContent = '';
+      for (const b of buttons) b.disabled = true;
+      const { data, error } = await api('/api/conflicts/resolve', { id: c.id, field: f.field, value });
+      for (const b of buttons) b.disabled = false;
+      if (error) {
+        err.textContent = error.message_zh;
+        if (button === 'new') input.focus();
+        return;
+      }
+      onResolved(data);
+    }
     const box = h('div', { cls: 'values' });
     for (const v of f.values) {
-      box.append(h('div', { cls: 'value' },
-        h('div', { cls: 'v' }, v.value === null ? '（空）' : String(v.value)),
+      const keep = v.raw === null ? null
+        : h('button', { cls: 'keep', 'data-field': f.field, 'data-value': v.raw, onclick: () => resolve(v.raw, 'keep') }, '保留此值');
+      if (keep) buttons.push(keep);
+      box.append(h('div', { cls: 'value' + (v.winner ? ' winner' : '') },
+        h('div', { cls: 'v' }, v.value === null || v.value === '' ? '（空）' : shown(c.kind, f.field, v.value)),
+        v.winner ? h('div', { cls: 'tag warn' }, '当前显示此值') : null,
         h('div', { cls: 'muted' }, `写入：${orgName(v.org)}（${v.org}）`),
         h('div', { cls: 'muted' }, `时间：${fmtTime(v.at_ms)}`),
         h('div', { cls: 'muted' }, `操作人：${v.author}`),
-        c.resolvable && v.raw !== null ? h('button', { cls: 'keep', 'data-value': String(v.raw), onclick: () => resolve(c.id, f.field, v.raw) }, '保留此值') : null));
+        keep || h('div', { cls: 'muted' }, '（个人信息不显示原值，请输入新的值）')));
     }
-    const err = h('div', { cls: 'form-error' });
-    const input = h('input', { type: 'text', cls: 'new-value', placeholder: '或输入新的值' });
-    card.append(h('div', {}, h('b', {}, `字段：${FIELD_ZH[f.field] || f.field}`), box,
-      c.resolvable ? h('div', { cls: 'row' }, input, h('button', { cls: 'plain', onclick: () => resolve(c.id, f.field, input.value) }, '以新值解决')) : h('p', { cls: 'muted' }, '此类记录请在业务页面修改后保存，保存即解决冲突'), err));
-    async function resolve(id, field, value) {
-      err.textContent = '';
-      const { data, error } = await api('/api/conflicts/resolve', { id, field, value });
-      if (error) { err.textContent = error.message_zh; return; }
-      onResolved(data);
-    }
+    const useNew = h('button', { cls: 'plain resolve-new', 'data-field': f.field, onclick: () => resolve(input.value, 'new') }, '以新值解决');
+    buttons.push(useNew);
+    input.addEventListener('keydown', e => { if (e.key === 'Enter') { e.preventDefault(); useNew.click(); } });
+    card.append(h('div', { cls: 'conflict-field', 'data-field': f.field }, h('b', {}, `字段：${FIELD_ZH[f.field] || f.field}`), box,
+      h('div', { cls: 'resolve-row' }, input, useNew), err));
   }
   return card;
 }
@@ -410,7 +435,7 @@ async function viewRecord(id) {
   const hist = h('table', { id: 'history' }, h('tr', {}, h('th', {}, '时间'), h('th', {}, '操作人'), h('th', {}, '写入节点'), h('th', {}, '变更')),
     r.history.map(e => h('tr', {}, h('td', {}, fmtTime(e.at_ms)), h('td', {}, e.author), h('td', {}, `${orgName(e.origin_org)}（${e.origin_org}）`), h('td', {}, e.change))));
   const parts = [h('h1', {}, `${KIND_ZH[r.kind] || r.kind}：${r.title}`), h('p', { cls: 'muted' }, `所属单位：${orgName(r.org)}（${r.org}） · 编号 ${r.id}`)];
-  if (r.conflicts.length) parts.push(h('h2', {}, '待处理的冲突'), conflictCard(r, () => viewRecord(id)));
+  if (r.conflicts.length) parts.push(h('h2', {}, '待处理的冲突'), conflictCard(Object.assign({}, r, { fields: r.conflicts }), () => viewRecord(id)));
   parts.push(h('div', { cls: 'card' }, h('h2', {}, '当前内容'), fields));
   if (r.kind === 'deputy' || r.kind === 'station') parts.push(await editCard(r));
   parts.push(h('div', { cls: 'card' }, h('h2', {}, '修改历史（谁、何时、在哪个节点）'), hist));

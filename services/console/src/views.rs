@@ -1,5 +1,6 @@
 //! The console's own read endpoints (sync state, conflicts, quarantine, a record with its
-//! history) and conflict resolution, which writes through the API's update calls.
+//! history), conflict resolution through `Records.ResolveConflict`, and the edit form of
+//! deputies and stations, which writes through their update calls.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -206,7 +207,39 @@ fn title_of(r: &StoredRecord) -> String {
         .unwrap_or_default()
 }
 
-fn conflicts_of(r: &StoredRecord) -> Vec<Json_> {
+/// A stored value in the form `Records.ResolveConflict` reads.
+fn raw_value(value: &Value) -> String {
+    match value_json(value) {
+        Json_::String(s) => s,
+        Json_::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The type of a field as the console's new-value input offers it.
+fn field_type(shared: &Shared, r: &StoredRecord, field: &str) -> &'static str {
+    use renda_replica::ValueType as T;
+    let ty = shared
+        .state
+        .store
+        .schema()
+        .kind(r.kind)
+        .and_then(|k| k.field_named(field))
+        .map(|f| f.ty);
+    match ty {
+        Some(T::Int) => "integer",
+        Some(T::Bool) => "boolean",
+        Some(T::Date) => "date",
+        Some(T::Ref) => "record",
+        Some(T::Org) => "org",
+        Some(T::Text) | None => "text",
+    }
+}
+
+/// Every conflicting field with its values (the winner first), where, when and by whom each
+/// was written, and the form to keep it in (`raw`; `null` for a masked phone number, which is
+/// never sent to the browser, so only a new value settles it).
+fn conflicts_of(shared: &Shared, r: &StoredRecord) -> Vec<Json_> {
     r.conflicts
         .iter()
         .filter(|(field, _)| !HIDDEN_FIELDS.contains(&field.as_str()))
@@ -218,7 +251,7 @@ fn conflicts_of(r: &StoredRecord) -> Vec<Json_> {
                 .map(|(i, s)| {
                     json!({
                         "value": shown_value(field, &s.value),
-                        "raw": if field == "phone" { Json_::Null } else { value_json(&s.value) },
+                        "raw": if field == "phone" { Json_::Null } else { json!(raw_value(&s.value)) },
                         "winner": i == 0,
                         "at_ms": s.stamp.hlc.physical_ms,
                         "org": s.stamp.org.to_string(),
@@ -226,7 +259,7 @@ fn conflicts_of(r: &StoredRecord) -> Vec<Json_> {
                     })
                 })
                 .collect();
-            json!({"field": field, "values": values})
+            json!({"field": field, "type": field_type(shared, r, field), "values": values})
         })
         .collect()
 }
@@ -254,8 +287,7 @@ async fn conflicts_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, R
                 "kind": r.kind_name,
                 "org": record_org(r),
                 "title": title_of(r),
-                "fields": conflicts_of(r),
-                "resolvable": resolvable(&r.kind_name),
+                "fields": conflicts_of(shared, r),
             })
         })
         .collect();
@@ -383,32 +415,55 @@ async fn record_json(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<J
         "fields": fields,
         "sets": sets,
         "events": r.events.len(),
-        "conflicts": conflicts_of(&r),
-        "resolvable": resolvable(&r.kind_name),
+        "conflicts": conflicts_of(shared, &r),
         "history": entries,
     }))
-}
-
-fn resolvable(kind: &str) -> bool {
-    matches!(kind, "deputy" | "station")
 }
 
 #[derive(serde::Deserialize)]
 pub struct Resolution {
     id: String,
     field: String,
+    /// The chosen value in the form `Records.ResolveConflict` reads (the `raw` of a conflict's
+    /// value, or what the clerk typed).
+    #[serde(default)]
     value: Json_,
 }
 
-/// Keeps one value of a conflicting field, or a new one: an update through the API with every
-/// field as the record shows it and the chosen value in the conflicting one. The write saw
-/// every concurrent value, so it replaces them all.
+/// Keeps one value of a conflicting field, or a new one, through `Records.ResolveConflict`:
+/// one write that saw every concurrent value, so it replaces them all, whatever the kind.
 pub async fn resolve(
     State(shared): State<AppState>,
     headers: HeaderMap,
     Json(resolution): Json<Resolution>,
 ) -> Response {
     respond(resolve_json(&shared, &headers, resolution).await)
+}
+
+async fn resolve_json(
+    shared: &Shared,
+    headers: &HeaderMap,
+    resolution: Resolution,
+) -> Result<Json_, Refusal> {
+    let session = require(shared, headers)?;
+    let r = load(shared, &session, &resolution.id).await?;
+    let value = match resolution.value {
+        Json_::String(s) => s,
+        Json_::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut client = renda_proto::org::v1::records_client::RecordsClient::new(shared.rpc.channel());
+    let mut request = tonic::Request::new(renda_proto::org::v1::ResolveConflictRequest {
+        record_id: r.id.to_string(),
+        field: resolution.field.clone(),
+        value,
+    });
+    caller_metadata(&session, request.metadata_mut());
+    client
+        .resolve_conflict(request)
+        .await
+        .map_err(|s| Refusal::from_status(&s))?;
+    record_json(shared, headers, &r.id.to_string()).await
 }
 
 type Changes = serde_json::Map<String, Json_>;
@@ -425,27 +480,6 @@ fn text_field(r: &StoredRecord, name: &str, changes: &Changes) -> String {
         Some(Value::Text(s)) => s.clone(),
         _ => String::new(),
     }
-}
-
-async fn resolve_json(
-    shared: &Shared,
-    headers: &HeaderMap,
-    resolution: Resolution,
-) -> Result<Json_, Refusal> {
-    let session = require(shared, headers)?;
-    let r = load(shared, &session, &resolution.id).await?;
-    if !r.conflicts.contains_key(&resolution.field) {
-        return Err(Refusal::new(
-            Code::FailedPrecondition,
-            &resolution.field,
-            "该字段已没有冲突，请刷新",
-        ));
-    }
-    let mut changes = Changes::new();
-    changes.insert(resolution.field.clone(), resolution.value);
-    update(shared, &session, &r, &changes).await?;
-    tracing::info!(record = %r.id, field = %resolution.field, user = session.claims.user, "conflict resolved in the console");
-    record_json(shared, headers, &r.id.to_string()).await
 }
 
 #[derive(serde::Deserialize)]
@@ -558,7 +592,7 @@ async fn update(
             return Err(Refusal::new(
                 Code::FailedPrecondition,
                 "",
-                "此类记录请在其业务页面修改后保存，保存即解决冲突",
+                "此类记录请在其业务页面修改",
             ));
         }
     }
