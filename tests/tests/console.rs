@@ -2,10 +2,13 @@
 //! against an in-process mesh (city, county, one township) with real mutual TLS between nodes.
 //!
 //! A township clerk logs in and enters a deputy (first with a mistake the API refuses, shown
-//! beside the field with everything typed kept) and an opinion; a sync carries them to the
-//! county, whose clerk sees the deputy and a changed dashboard; the same deputy is then edited
-//! at the township (offline) and at the county, the sync shows the conflict at the county with
-//! both values, and the county clerk keeps one; the next sync brings the choice back down.
+//! beside the field with everything typed kept), an opinion and a station; a sync carries them
+//! to the county, whose clerk sees the deputy and a changed dashboard; the same deputy and the
+//! same station are then renamed at the township (offline) and at the county, the sync shows
+//! both conflicts at the county with both values, and the county clerk keeps one value of the
+//! deputy's name and types a new name for the station (first one the API refuses, shown beside
+//! the input with the typed value kept); the next sync brings both choices back down. Last, a
+//! city clerk sees the city dashboard with the freshness of every township's data.
 //! Screenshots of the main views go to `target/console-screenshots/`.
 //!
 //! Skipped, with a message, only when `/usr/bin/chromium` is absent (CI installs it).
@@ -27,6 +30,12 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 const TOWNSHIP_LOGIN: (&str, &str) = ("badaxia", "badaxia-clerk-1");
 const COUNTY_LOGIN: (&str, &str) = ("shinan", "shinan-office-1");
+const CITY_LOGIN: (&str, &str) = ("qingdao", "qingdao-office-1");
+
+const STATION: &str = "八大峡代表联络站";
+const STATION_AT_TOWNSHIP: &str = "八大峡代表之家";
+const STATION_AT_COUNTY: &str = "八大峡人大代表联络站";
+const STATION_SETTLED: &str = "八大峡街道人大代表之家";
 
 fn screenshots_dir() -> PathBuf {
     // The tests crate sits one level below the workspace root; honour CARGO_TARGET_DIR.
@@ -184,6 +193,26 @@ impl Page<'_> {
         Ok(())
     }
 
+    /// A screenshot of the whole page, not only the window: the window grows to the page's
+    /// height for the shot and shrinks back after.
+    async fn shot_full(&self, name: &str) -> anyhow::Result<()> {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (width, height) = self.c.get_window_size().await?;
+        let page_height = self
+            .c
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await?
+            .as_u64()
+            .unwrap_or(height);
+        let size = |n: u64| u32::try_from(n).context("window size out of range");
+        // Window chrome takes some height of the window besides the page.
+        let tall = page_height.saturating_add(120).max(height);
+        self.c.set_window_size(size(width)?, size(tall)?).await?;
+        let result = self.shot(name).await;
+        self.c.set_window_size(size(width)?, size(height)?).await?;
+        result
+    }
+
     async fn login(&self, base: &str, (login, password): (&str, &str)) -> anyhow::Result<()> {
         self.c.goto(&format!("{base}/#/login")).await?;
         self.fill("#f-login", login).await?;
@@ -240,6 +269,15 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
     )
     .await?;
     renda_api::users::bootstrap_user(
+        &mesh.node(city)?.store,
+        &ctx,
+        CITY_LOGIN.0,
+        CITY_LOGIN.1,
+        UserRole::CityOffice,
+        &DOrg::parse("370200")?,
+    )
+    .await?;
+    renda_api::users::bootstrap_user(
         &mesh.node(township)?.store,
         &ctx,
         TOWNSHIP_LOGIN.0,
@@ -259,6 +297,9 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
     // Different host names, so the two consoles' session cookies stay apart in one browser.
     let township_url = format!("http://127.0.0.1:{}", http(township)?);
     let county_url = format!("http://localhost:{}", http(county)?);
+    // The city is visited last, once the township's console is no longer needed: it shares
+    // the township's host name, so its log-in replaces the township's cookie.
+    let city_url = format!("http://127.0.0.1:{}", http(city)?);
 
     let driver = start_chromedriver().await?;
     let client = browser(&driver, &dir.path().join("chromium-profile")).await?;
@@ -269,8 +310,11 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
         },
         &mesh,
         township,
-        &township_url,
-        &county_url,
+        &Urls {
+            township: &township_url,
+            county: &county_url,
+            city: &city_url,
+        },
     )
     .await;
     if result.is_err() {
@@ -288,13 +332,39 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
     result
 }
 
+/// Where each node's console is.
+struct Urls<'a> {
+    township: &'a str,
+    county: &'a str,
+    city: &'a str,
+}
+
+/// The hash of the record page the browser shows (`/record/<id>`).
+async fn record_hash(page: &Page<'_>) -> anyhow::Result<String> {
+    let url = page.c.current_url().await?.to_string();
+    url.split_once('#')
+        .map(|(_, h)| h.to_owned())
+        .filter(|h| h.starts_with("/record/"))
+        .with_context(|| format!("{url} is not a record page"))
+}
+
+/// Renames a deputy or station on its record page, and waits for the page to show it.
+async fn rename(page: &Page<'_>, url: &str, name: &str) -> anyhow::Result<()> {
+    page.goto(url).await?;
+    page.fill("form[id^=form-edit] #f-name", name).await?;
+    page.click("form[id^=form-edit] button[type=submit]")
+        .await?;
+    page.wait_text("#main", name).await?;
+    Ok(())
+}
+
 async fn drive(
     page: &Page<'_>,
     mesh: &Mesh,
     township: OrgCode,
-    township_url: &str,
-    county_url: &str,
+    urls: &Urls<'_>,
 ) -> anyhow::Result<()> {
+    let (township_url, county_url) = (urls.township, urls.county);
     // The county dashboard before the township's work arrives.
     page.login(county_url, COUNTY_LOGIN).await?;
     page.goto(&format!("{county_url}/#/dash")).await?;
@@ -363,6 +433,29 @@ async fn drive(
     page.click("#save-opinion").await?;
     page.wait_text("#ok-msg", "已保存").await?;
 
+    // A station, whose register the county may correct too.
+    page.goto(&format!("{township_url}/#/entry/station"))
+        .await?;
+    page.fill("#f-name", STATION).await?;
+    page.c
+        .find(Locator::Css("#f-kind option[value=station]"))
+        .await?
+        .click()
+        .await?;
+    page.fill("#f-address", "八大峡街道团岛二路1号").await?;
+    page.click("#save-station").await?;
+    page.wait_text("#ok-msg", "已保存").await?;
+    page.c
+        .find(Locator::XPath(&format!(
+            "//div[@id='list']//tr[contains(., '{STATION}')]"
+        )))
+        .await?
+        .click()
+        .await?;
+    page.wait_text("#history", "370202001").await?;
+    let station_hash = record_hash(page).await?;
+    let station_id = station_hash.trim_start_matches("/record/").to_owned();
+
     mesh.sync_all().await?;
 
     // County: the township's sync state, the new deputy, and a changed dashboard.
@@ -390,11 +483,7 @@ async fn drive(
     page.goto(&format!("{county_url}/#/entry/deputy")).await?;
     page.click("#list tr.click").await?;
     page.wait_text("#history", "370202001").await?;
-    let record_url = page.c.current_url().await?.to_string();
-    let record_hash = record_url
-        .split_once('#')
-        .map(|(_, h)| h.to_owned())
-        .context("record page has no hash")?;
+    let record_hash = record_hash(page).await?;
 
     // A conflict: the township goes offline and both sides rename the same deputy.
     let sync = mesh
@@ -411,12 +500,25 @@ async fn drive(
     page.wait_text("#sync-state", "离线").await?;
     page.wait_text("#sync", "待上传 1").await?;
     page.shot("04-township-offline-edit.png").await?;
+    rename(
+        page,
+        &format!("{township_url}/#{station_hash}"),
+        STATION_AT_TOWNSHIP,
+    )
+    .await?;
+    page.wait_text("#sync", "待上传 2").await?;
 
     page.goto(&format!("{county_url}/#{record_hash}")).await?;
     page.fill("form[id^=form-edit] #f-name", "李淑梅").await?;
     page.click("form[id^=form-edit] button[type=submit]")
         .await?;
     page.wait_text("#main", "李淑梅").await?;
+    rename(
+        page,
+        &format!("{county_url}/#{station_hash}"),
+        STATION_AT_COUNTY,
+    )
+    .await?;
 
     sync.set_offline(false);
     mesh.sync_all().await?;
@@ -428,18 +530,84 @@ async fn drive(
         "the conflict does not show both values and where they were written: {conflicts}"
     );
     page.shot("04-county-conflict.png").await?;
+    let station_card = format!("#conflicts .conflict[data-record='{station_id}']");
+    let station_conflict = page.wait_text(&station_card, STATION_AT_TOWNSHIP).await?;
+    ensure!(
+        station_conflict.contains(STATION_AT_COUNTY) && station_conflict.contains("保留此值"),
+        "the station's conflict does not show both names with a button each: {station_conflict}"
+    );
+    page.shot("04-county-conflict.png").await?;
+
+    // The deputy: keep the township's value.
     page.click("#conflicts button.keep[data-value='李春美']")
+        .await?;
+    let deputy_gone = Instant::now() + Duration::from_secs(15);
+    while page
+        .c
+        .find(Locator::Css("#conflicts"))
+        .await?
+        .text()
+        .await?
+        .contains("李淑梅")
+    {
+        ensure!(
+            Instant::now() < deputy_gone,
+            "the deputy's conflict stayed after keeping a value"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // The station: a new name, first one longer than the register allows. The API's refusal
+    // shows beside the input in Chinese, and the typed name stays.
+    let input = format!("{station_card} input.new-value");
+    let too_long = "八大峡街道人大代表之家".repeat(5) + "（团岛二路一号，新址）";
+    page.fill(&input, &too_long).await?;
+    page.click(&format!("{station_card} button.resolve-new"))
+        .await?;
+    let message = page
+        .wait_nonempty(&format!("{station_card} .resolve-error"))
+        .await?;
+    ensure!(
+        message.contains("不得超过50个字符"),
+        "the refusal of a too long name is not shown in Chinese beside the input: {message:?}"
+    );
+    ensure!(
+        page.value(&input).await? == too_long,
+        "the typed name was lost on an error"
+    );
+    page.shot("04-county-conflict-error.png").await?;
+    page.fill(&input, STATION_SETTLED).await?;
+    page.click(&format!("{station_card} button.resolve-new"))
         .await?;
     page.wait_css("#no-conflicts").await?;
     page.shot("04-county-conflict-resolved.png").await?;
+    page.goto(&format!("{county_url}/#{station_hash}")).await?;
+    page.wait_text("#history", STATION_SETTLED).await?;
 
-    // The choice goes back down: the township shows it, without a conflict.
+    // The choices go back down: the township shows them, without a conflict.
     mesh.sync_all().await?;
-    page.goto(&format!("{township_url}/#{record_hash}")).await?;
-    let fields = page.wait_text("#main", "李春美").await?;
+    for (hash, name) in [(&record_hash, "李春美"), (&station_hash, STATION_SETTLED)] {
+        page.goto(&format!("{township_url}/#{hash}")).await?;
+        let fields = page.wait_text("#main", name).await?;
+        ensure!(
+            !fields.contains("待处理的冲突"),
+            "the township still shows a conflict on {hash} after the resolution synced"
+        );
+    }
+
+    // The city: its dashboard over the whole city, with the freshness of each township.
+    page.login(urls.city, CITY_LOGIN).await?;
+    page.goto(&format!("{}/#/dash", urls.city)).await?;
+    let freshness = page.wait_text("#freshness", "370202001").await?;
     ensure!(
-        !fields.contains("待处理的冲突"),
-        "the township still shows a conflict after the resolution synced"
+        freshness.contains("及时") || freshness.contains("数据可能过期"),
+        "the city's freshness table has no verdict per township: {freshness}"
     );
+    ensure!(
+        page.kpi("kpi-deputies").await? >= 1,
+        "the city dashboard does not count the township's deputy"
+    );
+    page.wait_css("#chart-suggestions svg").await?;
+    page.shot_full("06-city-dashboard.png").await?;
     Ok(())
 }
