@@ -48,7 +48,7 @@ pub fn record_kind(kind_name: &str) -> Option<RecordKind> {
 pub fn step_of(kind_name: &str, event: &str) -> Option<Step> {
     use Step as S;
     Some(match (kind_name, event) {
-        (kind::DEPUTY, "pledge" | "visit") => S::Edit,
+        (kind::DEPUTY, "pledge" | "visit" | "voter_link") => S::Edit,
         (kind::STATION, "reception") => S::Edit,
         (kind::APPRAISAL, "vote") => S::Edit,
         (kind::ACTIVITY, "dispatched") => S::Dispatch,

@@ -3,6 +3,10 @@
 //! The ID-card number is validated (checksum, birth date) and kept in a `deputy_identity`
 //! record, a local-only kind that never leaves the node that owns the deputy; the deputy record
 //! holds only its masked form, and no call returns the number itself.
+//!
+//! A deputy's pairing with voter households (联系选民、结对) is a `voter_link` event on the
+//! deputy record: the latest by stamp is the current link, earlier ones stay as history, and
+//! the visits on or after its `since` date give the households visited against it.
 
 use chrono::NaiveDate;
 use renda_domain::authority::{RecordKind, Step};
@@ -182,8 +186,40 @@ fn changes(d: &Deputy, qr_token: Option<String>) -> Vec<Pending> {
     out
 }
 
+/// Most households one deputy is paired with (结对户数).
+const MAX_LINKED_HOUSEHOLDS: u32 = 200;
+/// Longest area (village or community and group) of a voter link, in characters.
+const MAX_AREA_CHARS: usize = 100;
+
+/// The current voter link among a deputy's events (the latest by stamp) and the households
+/// visited on or after its `since` date.
+fn voter_link(events: &[Ev]) -> (Option<pb::VoterLink>, u32) {
+    let Some(link) = events
+        .iter()
+        .filter(|e| e.name == "voter_link")
+        .max_by_key(|e| e.stamp)
+    else {
+        return (None, 0);
+    };
+    let since = link.date("since");
+    let visited: i64 = events
+        .iter()
+        .filter(|e| e.name == "visit" && e.date("on") >= since)
+        .map(|e| e.int("households").max(0))
+        .fold(0, i64::saturating_add);
+    (
+        Some(pb::VoterLink {
+            households: u32::try_from(link.int("households")).unwrap_or_default(),
+            area: link.text("area"),
+            since: day_string(since),
+        }),
+        u32::try_from(visited).unwrap_or(u32::MAX),
+    )
+}
+
 pub(crate) fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Deputy> {
     let events = core.events(r)?;
+    let (voter_link, visited_households) = voter_link(&events);
     let phone = text(r, "phone");
     Ok(pb::Deputy {
         id: r.id.to_string(),
@@ -213,6 +249,8 @@ pub(crate) fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Deputy> {
             .collect(),
         visits: events.iter().filter(|e| e.name == "visit").count() as u32,
         conflicting_fields: conflicting_fields(r),
+        voter_link,
+        visited_households,
     })
 }
 
@@ -264,11 +302,26 @@ impl Service {
         name: &'static str,
         fields: Vec<(&'static str, Value)>,
     ) -> Result<pb::Deputy> {
+        self.event_if(caller, deputy_id, name, fields, |_| Ok(()))
+            .await
+    }
+
+    /// [`Service::event`] with a precondition on the stored deputy, checked after authority
+    /// and before anything is written.
+    async fn event_if(
+        &self,
+        caller: &Caller,
+        deputy_id: &str,
+        name: &'static str,
+        fields: Vec<(&'static str, Value)>,
+        check: impl FnOnce(&StoredRecord) -> Result<()>,
+    ) -> Result<pb::Deputy> {
         let core = &self.0;
         let r = core.get("deputy_id", deputy_id, kind::DEPUTY).await?;
         let org = record_org(&r)?;
         core.authorize(caller, RecordKind::Deputy, Step::Edit, &org)
             .await?;
+        check(&r)?;
         core.write(
             caller,
             r.id.0,
@@ -297,6 +350,40 @@ fn group_to_pb(r: &StoredRecord) -> pb::DeputyGroup {
 
 fn on_date(raw: &str) -> Result<NaiveDate> {
     parse_day("on", raw)
+}
+
+/// The validated payload of a `voter_link` event.
+fn link_fields(req: &pb::LinkVotersRequest) -> Result<Vec<(&'static str, Value)>> {
+    if !(1..=MAX_LINKED_HOUSEHOLDS).contains(&req.households) {
+        return Err(Error::invalid(
+            "households",
+            format!(
+                "must be 1 to {MAX_LINKED_HOUSEHOLDS}, got {}",
+                req.households
+            ),
+            format!(
+                "结对户数须为1至{MAX_LINKED_HOUSEHOLDS}户，实际为{}户",
+                req.households
+            ),
+        ));
+    }
+    let area =
+        renda_domain::text::bounded("area", &req.area, 1, MAX_AREA_CHARS).map_err(Error::from)?;
+    // The pairing's first day decides which visits count against it: required, never today
+    // by default.
+    if req.since.trim().is_empty() {
+        return Err(Error::invalid(
+            "since",
+            "is required",
+            "结对起始日期为必填项",
+        ));
+    }
+    let since = parse_day("since", &req.since)?;
+    Ok(vec![
+        ("households", Value::Int(i64::from(req.households))),
+        ("area", Value::Text(area)),
+        ("since", date_value(since)),
+    ])
 }
 
 #[tonic::async_trait]
@@ -399,6 +486,29 @@ impl pb::deputies_server::Deputies for Service {
                     ("on", date_value(on)),
                 ],
             )
+            .await?,
+        ))
+    }
+
+    async fn link_voters(
+        &self,
+        req: Request<pb::LinkVotersRequest>,
+    ) -> Result<Response<pb::Deputy>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let fields = link_fields(&req)?;
+        Ok(Response::new(
+            self.event_if(&caller, &req.deputy_id, "voter_link", fields, |r| {
+                if is_serving(r) {
+                    Ok(())
+                } else {
+                    Err(Error::precondition(
+                        "deputy_id",
+                        "a terminated deputy cannot be paired with voters",
+                        "代表资格已终止，不能结对联系选民",
+                    ))
+                }
+            })
             .await?,
         ))
     }

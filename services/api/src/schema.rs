@@ -17,7 +17,7 @@ use renda_replica::schema::DefinitionError;
 use renda_replica::{Schema, ValueType};
 
 /// Version of this schema, exchanged in the sync handshake.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Record kind names and their ids (stable forever).
 pub mod kind {
@@ -104,6 +104,18 @@ pub fn build() -> Result<Schema, DefinitionError> {
                         (1, "households", Int, true),
                         (2, "note", Text, false),
                         (3, "on", Date, true),
+                    ],
+                )
+                // Added in schema version 3. 联系选民、结对: the latest by stamp is the
+                // current pairing; earlier ones stay as history.
+                .event(
+                    3,
+                    "voter_link",
+                    &[
+                        (0, "org", Org, true),
+                        (1, "households", Int, true),
+                        (2, "area", Text, true),
+                        (3, "since", Date, true),
                     ],
                 )
         })
