@@ -123,13 +123,27 @@ impl Backend {
                 "postgres",
             ),
         };
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            format!("init ({dialect})").into(),
-            MigrationType::Simple,
-            init.into_sql_str(),
-            false,
-        )]);
+        // The gateway's report indexes, in their own file (issue #5).
+        let report_indexes = match self {
+            Backend::Sqlite(_) => include_str!("../migrations/sqlite/0002_report_indexes.sql"),
+            Backend::Postgres(_) => include_str!("../migrations/postgres/0002_report_indexes.sql"),
+        };
+        let migrator = Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                format!("init ({dialect})").into(),
+                MigrationType::Simple,
+                init.into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                format!("report indexes ({dialect})").into(),
+                MigrationType::Simple,
+                report_indexes.into_sql_str(),
+                false,
+            ),
+        ]);
         match self {
             Backend::Sqlite(pool) => migrator.run(pool).await?,
             Backend::Postgres(pool) => migrator.run(pool).await?,
