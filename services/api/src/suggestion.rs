@@ -359,6 +359,36 @@ impl Service {
             .await?,
         ))
     }
+
+    /// A step a handling unit takes (a return, an assisting unit's view): recorded against the
+    /// unit's org, carrying the unit.
+    async fn unit_step(
+        &self,
+        req: Request<pb::UnitStepRequest>,
+        step: Step,
+        name: &'static str,
+        make: fn(Uuid, NaiveDate) -> Event,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let on = parse_day("on", &req.on)?;
+        let unit = parse_id("unit_id", &req.unit_id)?;
+        Ok(Response::new(
+            self.step(
+                &caller,
+                &req.suggestion_id,
+                StepSpec {
+                    step,
+                    whose: StepOrg::Unit(unit),
+                    event: make(unit, on),
+                    name,
+                    fields: vec![("unit", reference(unit))],
+                    on,
+                },
+            )
+            .await?,
+        ))
+    }
 }
 
 fn parse_kind(raw: &str) -> Result<Kind> {
@@ -758,25 +788,11 @@ impl pb::suggestions_server::Suggestions for Service {
         &self,
         req: Request<pb::UnitStepRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let unit = parse_id("unit_id", &req.unit_id)?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::Return,
-                    whose: StepOrg::Unit(unit),
-                    event: Event::Returned { unit, at: on },
-                    name: "returned",
-                    fields: vec![("unit", reference(unit))],
-                    on,
-                },
-            )
-            .await?,
-        ))
+        self.unit_step(req, Step::Return, "returned", |unit, at| Event::Returned {
+            unit,
+            at,
+        })
+        .await
     }
 
     async fn set_supervision(
@@ -819,25 +835,10 @@ impl pb::suggestions_server::Suggestions for Service {
         &self,
         req: Request<pb::UnitStepRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let unit = parse_id("unit_id", &req.unit_id)?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::AssistingView,
-                    whose: StepOrg::Unit(unit),
-                    event: Event::AssistingViewSent { unit, at: on },
-                    name: "assisting_view",
-                    fields: vec![("unit", reference(unit))],
-                    on,
-                },
-            )
-            .await?,
-        ))
+        self.unit_step(req, Step::AssistingView, "assisting_view", |unit, at| {
+            Event::AssistingViewSent { unit, at }
+        })
+        .await
     }
 
     async fn reply_suggestion(
