@@ -3,4 +3,5 @@
 //! The tests live in `tests/`; this library holds their harness.
 
 pub mod cluster;
+pub mod harness;
 pub mod proxy;

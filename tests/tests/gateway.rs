@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use node_agent::demo::Caller;
 use renda_api::auth::{Claims, TokenSigner, UserRole};
-use renda_e2e::cluster::{Cluster, NODE_ENV, TOKEN_SECRET, run_node};
+use renda_e2e::cluster::{Cluster, TOKEN_SECRET};
 use renda_proto::auth::v1 as auth;
 use renda_proto::opinion::v1 as opinion;
 use renda_replica::OrgCode;
@@ -462,30 +462,7 @@ async fn a_gateway_certificate_reaches_only_reports_and_login() -> anyhow::Resul
 }
 
 fn main() -> ExitCode {
-    if let Ok(config) = std::env::var(NODE_ENV) {
-        return match run_node(std::path::Path::new(&config)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("node process failed: {error:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    node_agent::install_crypto_provider();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start tokio: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    type Scenario =
-        fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
-    let scenarios: [(&str, Scenario); 2] = [
+    renda_e2e::harness::main(&[
         ("reports_over_a_real_mesh", || {
             Box::pin(reports_over_a_real_mesh())
         }),
@@ -493,30 +470,5 @@ fn main() -> ExitCode {
             "a_gateway_certificate_reaches_only_reports_and_login",
             || Box::pin(a_gateway_certificate_reaches_only_reports_and_login()),
         ),
-    ];
-    let mut failed = 0;
-    let mut ran = 0;
-    for (name, scenario) in scenarios {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
-        match runtime.block_on(scenario()) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(error) => {
-                failed += 1;
-                println!("test {name} ... FAILED\n{error:#}");
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" },
-        ran - failed
-    );
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ])
 }

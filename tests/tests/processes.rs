@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use node_agent::demo::Caller;
-use renda_e2e::cluster::{Cluster, NODE_ENV, run_node};
+use renda_e2e::cluster::Cluster;
 use renda_proto::deputy::v1 as deputy;
 use renda_replica::OrgCode;
 
@@ -256,30 +256,7 @@ async fn a_three_level_sync_is_one_trace() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    if let Ok(config) = std::env::var(NODE_ENV) {
-        return match run_node(std::path::Path::new(&config)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("node process failed: {error:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    node_agent::install_crypto_provider();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start tokio: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    type Scenario =
-        fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
-    let scenarios: [(&str, Scenario); 4] = [
+    renda_e2e::harness::main(&[
         ("partition_heals_and_every_node_converges", || {
             Box::pin(partition_heals_and_every_node_converges())
         }),
@@ -293,30 +270,5 @@ fn main() -> ExitCode {
         ("a_three_level_sync_is_one_trace", || {
             Box::pin(a_three_level_sync_is_one_trace())
         }),
-    ];
-    let mut failed = 0;
-    let mut ran = 0;
-    for (name, scenario) in scenarios {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
-        match runtime.block_on(scenario()) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(error) => {
-                failed += 1;
-                println!("test {name} ... FAILED\n{error:#}");
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" },
-        ran - failed
-    );
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ])
 }
