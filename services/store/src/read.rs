@@ -152,41 +152,33 @@ impl Store {
         limit: u32,
         peer: &str,
     ) -> Result<Vec<LoggedOp>, Error> {
-        let mut conn = self.inner.backend.acquire().await?;
-        let rows: Vec<(i64, Vec<u8>)> = conn
-            .conn()
-            .fetch_all(
-                "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 AND NOT local_only \
-                 AND (from_peer IS NULL OR from_peer <> $2) ORDER BY local_seq LIMIT $3",
-                vec![
-                    Arg::Int(after.local_seq as i64),
-                    Arg::Text(peer.into()),
-                    Arg::Int(i64::from(limit)),
-                ],
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, bytes)| LoggedOp {
-                cursor: Cursor {
-                    position: to_u64(seq),
-                    local_seq: to_u64(seq),
-                },
-                bytes,
-            })
-            .collect())
+        self.upward_feed(after, limit, Some(peer)).await
     }
 
     /// Everything in the log after `after`, by local sequence, except operations of local-only
     /// kinds: the upward feed.
     pub async fn ops_since(&self, after: Cursor, limit: u32) -> Result<Vec<LoggedOp>, Error> {
+        self.upward_feed(after, limit, None).await
+    }
+
+    async fn upward_feed(
+        &self,
+        after: Cursor,
+        limit: u32,
+        except_from: Option<&str>,
+    ) -> Result<Vec<LoggedOp>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
         let rows: Vec<(i64, Vec<u8>)> = conn
             .conn()
             .fetch_all(
                 "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 AND NOT local_only \
-                 ORDER BY local_seq LIMIT $2",
-                vec![Arg::Int(after.local_seq as i64), Arg::Int(i64::from(limit))],
+                 AND ($2 IS NULL OR from_peer IS NULL OR from_peer <> $2) \
+                 ORDER BY local_seq LIMIT $3",
+                vec![
+                    Arg::Int(after.local_seq as i64),
+                    Arg::OptText(except_from.map(str::to_string)),
+                    Arg::Int(i64::from(limit)),
+                ],
             )
             .await?;
         Ok(rows
