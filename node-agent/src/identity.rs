@@ -164,6 +164,17 @@ impl NodeIdentity {
     }
 
     /// The SAN URI that names this node in its certificate.
+    /// The identity of the node of `org`, its level read from the code (a village runs no node
+    /// and is refused).
+    pub fn of(org: renda_replica::OrgCode) -> Result<Self, IdentityError> {
+        let level = match org.level() {
+            renda_replica::Level::City => Level::City,
+            renda_replica::Level::County => Level::County,
+            renda_replica::Level::Township | renda_replica::Level::Village => Level::Township,
+        };
+        Self::new(level, org.to_string().parse()?)
+    }
+
     pub fn san_uri(&self) -> String {
         format!("{SAN_URI_PREFIX}{}/{}", self.level, self.org_code)
     }

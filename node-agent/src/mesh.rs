@@ -17,7 +17,7 @@ use crate::config::{
     Config, ListenConfig, NodeConfig, StorageConfig, SyncConfig, TelemetryConfig, TlsConfig,
     TlsFiles, UpstreamConfig,
 };
-use crate::identity::{Level, NodeIdentity};
+use crate::identity::NodeIdentity;
 use crate::node::{self, Domain, Node};
 use crate::tls;
 
@@ -32,15 +32,6 @@ pub struct Mesh {
     pub dir: PathBuf,
     pub members: BTreeMap<OrgCode, Member>,
     domain: Domain,
-}
-
-fn identity(org: OrgCode) -> anyhow::Result<NodeIdentity> {
-    let level = match org.level() {
-        renda_replica::Level::City => Level::City,
-        renda_replica::Level::County => Level::County,
-        _ => Level::Township,
-    };
-    Ok(NodeIdentity::new(level, org.to_string().parse()?)?)
 }
 
 impl Mesh {
@@ -79,7 +70,7 @@ impl Mesh {
             domain,
         };
         for org in sorted {
-            let node_identity = identity(org)?;
+            let node_identity = NodeIdentity::of(org)?;
             let cert = ca.issue(&node_identity, &hosts)?;
             let (cert_pem, key_pem) = cert.write(&certs, &node_identity.org_code)?;
             let mut upstreams = Vec::new();

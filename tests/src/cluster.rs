@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use node_agent::certs::{CertificateAuthority, Hosts};
-use node_agent::identity::{Level, NodeIdentity};
+use node_agent::identity::NodeIdentity;
 use renda_proto::sync::v1 as pb;
 use renda_replica::OrgCode;
 use tonic::transport::Channel;
@@ -84,14 +84,6 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-fn level(org: OrgCode) -> Level {
-    match org.level() {
-        renda_replica::Level::City => Level::City,
-        renda_replica::Level::County => Level::County,
-        _ => Level::Township,
-    }
-}
-
 impl Cluster {
     /// Starts one process per org unit, parents first; every child's links to its upstreams
     /// (parent, then grandparent) go through proxies.
@@ -122,7 +114,7 @@ impl Cluster {
         let mut sorted = orgs.to_vec();
         sorted.sort_by_key(|o| o.digits());
         for org in sorted {
-            let identity = NodeIdentity::new(level(org), org.to_string().parse()?)?;
+            let identity = NodeIdentity::of(org)?;
             let cert = ca.issue(
                 &identity,
                 &Hosts {
@@ -152,7 +144,7 @@ impl Cluster {
                  [sync]\ninterval_secs = 1\nbatch_ops = 500\nbackoff_min_ms = 100\nbackoff_max_ms = 1000\n\n\
                  [auth]\ntoken_secret = \"{TOKEN_SECRET}\"\n\n\
                  {telemetry}",
-                level = level(org),
+                level = identity.level,
                 data = cluster.dir.path().join(org.to_string()).display(),
                 db = cluster.dir.path().join(format!("{org}.db")).display(),
                 upstreams = upstreams.join(", "),
