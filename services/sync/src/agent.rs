@@ -170,16 +170,17 @@ impl Agent {
     /// One round: the first upstream that completes a session wins.
     async fn sync_round(&self) -> Result<(OrgCode, SessionReport), String> {
         let mut errors = Vec::new();
+        // One report per round: the same state goes to whichever upstream answers.
+        let report = self.status.report().await.map_err(|e| e.to_string())?;
         for upstream in &self.upstreams {
             let peer = upstream.org.to_string();
-            let report = self.status.report().await.map_err(|e| e.to_string())?;
             let result = sync_once(
                 upstream.channel.clone(),
                 &self.store,
                 upstream.org,
                 &self.policy,
                 self.config.batch_ops,
-                report,
+                report.clone(),
             )
             .await;
             let mut state = match self.store.peer_sync(&peer).await {
