@@ -195,7 +195,7 @@ async fn catch_up(dir: &std::path::Path) -> anyhow::Result<()> {
     let c_store = &mesh.node(county)?.store;
     write_deputies(t_store, township, OPS, "乡").await?;
     write_deputies(c_store, township, OPS, "县").await?;
-    let payload_up: u64 = count_bytes(t_store, 0).await?;
+    let payload_up: u64 = count_bytes(t_store).await?;
     let before = meter.snapshot();
     let start = Instant::now();
     let report = mesh.sync(township).await?;
@@ -203,7 +203,7 @@ async fn catch_up(dir: &std::path::Path) -> anyhow::Result<()> {
     let after = meter.snapshot();
     let wire = (after.0 - before.0) + (after.1 - before.1);
     let moved = report.pushed + report.pulled;
-    let payload_down = report_payload(t_store, c_store).await?;
+    let payload_down = count_bytes_of_origin(c_store).await?;
     let payload = payload_up + payload_down;
     let rate = moved as f64 / secs;
     let local = (local_apply_rate(dir, t_store, county).await?
@@ -240,7 +240,7 @@ async fn catch_up(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Total encoded bytes of `store`'s log.
-async fn count_bytes(store: &Store, _skip: u64) -> anyhow::Result<u64> {
+async fn count_bytes(store: &Store) -> anyhow::Result<u64> {
     let mut total = 0u64;
     let mut after = Cursor::START;
     loop {
@@ -253,12 +253,7 @@ async fn count_bytes(store: &Store, _skip: u64) -> anyhow::Result<u64> {
     }
 }
 
-/// Bytes of the county's own operations (those pulled down by the township).
-async fn report_payload(township: &Store, county: &Store) -> anyhow::Result<u64> {
-    let _ = township;
-    count_bytes_of_origin(county).await
-}
-
+/// Bytes of `store`'s own operations (the county's, which the township pulls down).
 async fn count_bytes_of_origin(store: &Store) -> anyhow::Result<u64> {
     let actor = store.actor();
     let mut total = 0u64;
