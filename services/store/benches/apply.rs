@@ -299,8 +299,9 @@ async fn sqlite_conn(path: &std::path::Path) -> Result<sqlx::SqliteConnection> {
         .foreign_keys(true)
         .busy_timeout(std::time::Duration::from_secs(10))
         // The store's pragmas (see its db.rs), so the baseline runs on equal terms.
-        .pragma("cache_size", "-32768")
-        .pragma("temp_store", "memory");
+        .pragma("cache_size", renda_store::SQLITE_CACHE_KIB)
+        .pragma("temp_store", "memory")
+        .pragma("wal_autocheckpoint", renda_store::SQLITE_CHECKPOINT_PAGES);
     Ok(sqlx::SqliteConnection::connect_with(&options).await?)
 }
 

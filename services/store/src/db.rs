@@ -50,7 +50,10 @@ macro_rules! bind_args {
 }
 
 /// SQLite page cache per connection, in KiB (the negative form of `PRAGMA cache_size`).
-pub(crate) const SQLITE_CACHE_KIB: &str = "-32768";
+pub const SQLITE_CACHE_KIB: &str = "-32768";
+
+/// WAL pages between automatic checkpoints (`PRAGMA wal_autocheckpoint`; 4 KiB pages).
+pub const SQLITE_CHECKPOINT_PAGES: &str = "16384";
 
 /// Which database a store runs on.
 #[derive(Clone, Debug)]
@@ -83,7 +86,13 @@ impl Backend {
                 .pragma("cache_size", SQLITE_CACHE_KIB)
                 // Multi-row upserts keep a statement journal; in memory it costs no file
                 // writes (it never needs to survive a crash: the WAL does).
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // A batch dirties pages all over the part tables; checkpointing every 1,000 WAL
+                // pages (the default) copies most of them back to the database after nearly
+                // every batch. Every SQLITE_CHECKPOINT_PAGES, a page rewritten by several
+                // batches is copied once. The WAL file grows to about that size (64 MiB) and
+                // is reused after each checkpoint.
+                .pragma("wal_autocheckpoint", SQLITE_CHECKPOINT_PAGES);
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.max(1))
                 .connect_with(options)

@@ -22,6 +22,8 @@ mod read;
 mod report;
 mod write;
 
+/// The SQLite pragmas the store sets, for benchmarks that must run on equal terms.
+pub use db::{SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES};
 pub use error::Error;
 pub use json::hlc_time;
 pub use read::{
