@@ -16,6 +16,7 @@
 
 mod db;
 mod error;
+mod facts;
 mod json;
 mod parts;
 mod read;
@@ -25,6 +26,7 @@ mod write;
 /// The SQLite pragmas the store sets, for benchmarks that must run on equal terms.
 pub use db::{SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES};
 pub use error::Error;
+pub use facts::{Changed, Fact, Projection};
 pub use json::hlc_time;
 pub use read::{
     ConflictedField, Cursor, Direction, HistoryEntry, LoggedOp, PeerSync, Quarantined, StoredRecord,
@@ -117,6 +119,7 @@ impl Store {
         };
         let backend = Backend::connect(url, &settings).await?;
         backend.migrate().await?;
+        facts::migrate(&backend).await?;
         let mut tx = backend.begin().await?;
         let mut conn = tx.conn();
         let stored: Vec<(String, String)> = conn

@@ -478,7 +478,7 @@ impl Store {
             .collect()
     }
 
-    fn stored_record(&self, record: &Record, updated: i64) -> StoredRecord {
+    pub(crate) fn stored_record(&self, record: &Record, updated: i64) -> StoredRecord {
         let view = record.materialise();
         let kind = self.inner.schema.kind(view.kind);
         let columns = json::columns(&view, kind);
