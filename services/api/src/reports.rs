@@ -2,11 +2,14 @@
 //! org unit of the requested one (drill-down: city → counties → townships → villages), plus a
 //! detail list, the definitions of the rates shown, and the freshness of every township's data.
 //!
-//! Figures are computed with SQL over the store's materialised tables (`records`, `fields`,
-//! `sets`, `events`), filtered by org range and period in the database, so a report touches
-//! only the records it counts. Where a status is a workflow fold (suggestions), the events are
-//! read in one query and folded by `renda_domain`; the rates come from `renda_domain::rates`.
-//! Personal data (ID-card numbers, phone numbers, opinion texts) is never selected.
+//! Figures are computed with SQL over the report facts ([`facts`]): one typed row per
+//! reportable record or dated step, with the org, the period date and the codes the reports
+//! group on already extracted, and statuses already folded by `renda_domain`. A report first
+//! brings the facts up to the op log ([`facts::catch_up`]), then reads one period of one fact
+//! from an index and counts in the database, so its cost follows what it shows, not the size
+//! of the store. The rates come from `renda_domain::rates` (per item when the facts are
+//! computed, summed here). Personal data (ID-card numbers, phone numbers, opinion texts) is
+//! never in a fact.
 //!
 //! Freshness: at the city, townships sync through their county, so the store's `peer_sync`
 //! rows name counties. A township's figure is the township's own status report when one is
@@ -19,19 +22,22 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Utc};
 use renda_domain::activity::DutyRecordKind;
-use renda_domain::event::{Stamp, Stamped};
 use renda_domain::org::{OrgCode as DOrg, OrgLevel, OrgTree};
 use renda_domain::rates::{self, Rate, RateKind};
-use renda_domain::suggestion::{self as sug, Event as SEvent};
+use renda_domain::suggestion as sug;
 use renda_proto::report::v1 as pb;
 use renda_store::{Cell, ColumnType};
-use serde_json::Value as Json;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::core::{Shared, today};
 use crate::error::{Error, Result};
-use crate::schema::kind;
+
+mod facts;
+
+pub use facts::CatchUp;
+
+use facts::{day_ms, fact, sflag};
 
 /// Where per-township sync reports come from (the sync engine's status book at a parent node).
 pub type FreshnessSource = Arc<dyn Fn() -> Vec<NodeFreshness> + Send + Sync>;
@@ -134,41 +140,6 @@ fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
 
 // ---- SQL pieces ---------------------------------------------------------------------------
 
-/// The two dialects differ only in how JSON is read.
-#[derive(Clone, Copy)]
-struct Sql {
-    postgres: bool,
-}
-
-impl Sql {
-    /// A key of a JSON object column as text.
-    fn key(self, column: &str, key: &str) -> String {
-        if self.postgres {
-            format!("({column}::jsonb ->> '{key}')")
-        } else {
-            format!("json_extract({column}, '$.{key}')")
-        }
-    }
-
-    /// A JSON scalar column as text (strings unquoted).
-    fn scalar(self, column: &str) -> String {
-        if self.postgres {
-            format!("({column}::jsonb #>> '{{}}')")
-        } else {
-            format!("json_extract({column}, '$')")
-        }
-    }
-
-    /// A JSON scalar column as a 64-bit integer.
-    fn int(self, column: &str) -> String {
-        format!("CAST({} AS BIGINT)", self.scalar(column))
-    }
-
-    fn key_int(self, column: &str, key: &str) -> String {
-        format!("CAST({} AS BIGINT)", self.key(column, key))
-    }
-}
-
 /// `(r.org_code BETWEEN $a AND $b OR …)` for `org`'s subtree, appending the bounds to `args`.
 fn subtree_filter(org: &DOrg, column: &str, args: &mut Vec<Cell>) -> String {
     let o: i64 = org.as_str().parse().unwrap_or(0);
@@ -202,13 +173,6 @@ fn subtree_filter(org: &DOrg, column: &str, args: &mut Vec<Cell>) -> String {
 fn push(args: &mut Vec<Cell>, cell: Cell) -> String {
     args.push(cell);
     format!("${}", args.len())
-}
-
-/// Unix milliseconds of the start of a Chinese local date.
-fn day_ms(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
-        .unwrap_or(0)
 }
 
 // ---- drill-down rows ----------------------------------------------------------------------
@@ -344,15 +308,78 @@ fn int_of(c: Option<&Cell>) -> i64 {
 
 // ---- the reports ----------------------------------------------------------------------------
 
-impl Service {
-    fn sql(&self) -> Sql {
-        Sql {
-            postgres: self.core.store.backend() == "postgres",
+/// `{column} >= $a AND {column} < $b` for the period's days, binding their unix ms.
+fn period_filter(q: &Query, column: &str, args: &mut Vec<Cell>) -> String {
+    let from = push(args, Cell::Int(day_ms(q.from)));
+    let to = push(args, Cell::Int(day_ms(q.to)));
+    format!("{column} >= {from} AND {column} < {to}")
+}
+
+/// The row of [`Groups`] of each org code, worked out once per code.
+struct GroupOf<'a> {
+    groups: &'a Groups,
+    known: HashMap<i64, Option<usize>>,
+}
+
+impl<'a> GroupOf<'a> {
+    fn new(groups: &'a Groups) -> Self {
+        GroupOf {
+            groups,
+            known: HashMap::new(),
         }
     }
 
-    fn kind_id(&self, name: &str) -> Result<i64> {
-        Ok(i64::from(self.core.kind(name)?.id.0))
+    fn get(&mut self, code: i64) -> Option<usize> {
+        let groups = self.groups;
+        *self.known.entry(code).or_insert_with(|| groups.of(code))
+    }
+}
+
+/// One suggestion as its fact gives it.
+struct SuggestionItem {
+    id: Uuid,
+    org: i64,
+    flags: i64,
+    units: Vec<Uuid>,
+    overdue: Vec<(sug::OverdueKind, NaiveDate)>,
+}
+
+/// Sums of the suggestion rates' numerators and denominators.
+#[derive(Clone, Copy, Default)]
+struct RateSums([u64; 6]);
+
+impl RateSums {
+    const BITS: [i64; 6] = [
+        sflag::REPLY_NUM,
+        sflag::REPLY_DEN,
+        sflag::SATISFACTION_NUM,
+        sflag::SATISFACTION_DEN,
+        sflag::IMPLEMENTATION_NUM,
+        sflag::IMPLEMENTATION_DEN,
+    ];
+
+    fn add(&mut self, flags: i64) {
+        for (sum, bit) in self.0.iter_mut().zip(Self::BITS) {
+            *sum += u64::from(flags & bit != 0);
+        }
+    }
+
+    fn reply(&self) -> Rate {
+        Rate::new(RateKind::Reply, self.0[0], self.0[1])
+    }
+
+    fn satisfaction(&self) -> Rate {
+        Rate::new(RateKind::Satisfaction, self.0[2], self.0[3])
+    }
+
+    fn implementation(&self) -> Rate {
+        Rate::new(RateKind::Implementation, self.0[4], self.0[5])
+    }
+}
+
+impl Service {
+    fn postgres(&self) -> bool {
+        self.core.store.backend() == "postgres"
     }
 
     async fn rows(
@@ -365,11 +392,12 @@ impl Service {
     }
 
     async fn build(&self, q: &Query) -> Result<pb::Report> {
+        facts::catch_up(&self.core).await?;
         let tree = self.core.tree().await?;
         let groups = Groups::new(&tree, &q.org);
         let (tables, rate_kinds) = match q.name {
             "suggestions" => (
-                self.suggestions(q, &groups, None).await?.0,
+                self.suggestions(q, &groups).await?,
                 vec![
                     RateKind::Reply,
                     RateKind::Satisfaction,
@@ -487,147 +515,70 @@ impl Service {
 
     // -- suggestions --------------------------------------------------------------------------
 
-    /// Folds every suggestion of the subtree submitted in the period. With `detail_after`,
-    /// returns only the overdue list after that id (for exports).
-    async fn suggestions(
-        &self,
-        q: &Query,
-        groups: &Groups,
-        _detail_after: Option<&str>,
-    ) -> Result<(Vec<pb::Table>, usize)> {
-        let sql = self.sql();
-        let mut args = vec![Cell::Int(self.kind_id(kind::SUGGESTION)?)];
-        let orgs = subtree_filter(&q.org, "r.org_code", &mut args);
-        let from = push(&mut args, Cell::Text(q.from.to_string()));
-        let to = push(&mut args, Cell::Text(q.to.to_string()));
-        let on = sql.key("s.payload", "on");
+    /// Every suggestion of the subtree first submitted in the period, as the domain folded it
+    /// when its facts were computed; overdue against today.
+    async fn suggestions(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
+        let mut args = vec![Cell::Int(i64::from(fact::SUGGESTION))];
+        let period = period_filter(q, "date_ms", &mut args);
+        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
         let text = format!(
-            "SELECT r.id, r.org_code, e.event, e.payload, e.hlc, e.origin, e.origin_seq, \
-                    {lead}, {kind_of}, sg.members \
-             FROM records r \
-             JOIN events e ON e.record_id = r.id \
-             LEFT JOIN fields l ON l.record_id = r.id AND l.name = 'lead_deputy' \
-             LEFT JOIN fields k ON k.record_id = r.id AND k.name = 'kind' \
-             LEFT JOIN sets sg ON sg.record_id = r.id AND sg.name = 'co_signers' \
-             WHERE r.kind = $1 AND NOT r.deleted AND {orgs} \
-               AND EXISTS (SELECT 1 FROM events s WHERE s.record_id = r.id \
-                           AND s.event = 'submitted' AND {on} >= {from} AND {on} < {to}) \
-             ORDER BY r.id",
-            lead = sql.scalar("l.value"),
-            kind_of = sql.scalar("k.value"),
+            "SELECT record_id, org_code, flags, extra FROM report_facts \
+             WHERE fact = $1 AND {period} AND {orgs} ORDER BY record_id"
         );
         use ColumnType::{Int, Text};
-        let rows = self
-            .rows(
-                text,
-                args,
-                &[Text, Int, Text, Text, Int, Int, Int, Text, Text, Text],
-            )
-            .await?;
-        // Group the event rows by record.
-        struct Item {
-            org: i64,
-            lead: Uuid,
-            motion: bool,
-            co_signers: Vec<Uuid>,
-            events: Vec<Stamped<SEvent>>,
-        }
-        let mut items: BTreeMap<String, Item> = BTreeMap::new();
-        for row in &rows {
-            let id = text_of(row.first());
-            let item = items.entry(id).or_insert_with(|| Item {
-                org: int_of(row.get(1)),
-                lead: Uuid::parse_str(&text_of(row.get(7))).unwrap_or_default(),
-                motion: text_of(row.get(8)) == "motion",
-                co_signers: serde_json::from_str::<Vec<Uuid>>(&text_of(row.get(9)))
-                    .unwrap_or_default(),
-                events: Vec::new(),
-            });
-            let payload: Json = serde_json::from_str(&text_of(row.get(3))).unwrap_or(Json::Null);
-            if let Some(event) = suggestion_event(&text_of(row.get(2)), &payload) {
-                let stamp = Stamp::new(
-                    int_of(row.get(4)) as u64,
-                    int_of(row.get(5)) as u64,
-                    int_of(row.get(6)) as u64,
-                );
-                item.events.push(Stamped::new(stamp, event));
-            }
-        }
+        let rows = self.rows(text, args, &[Text, Int, Int, Text]).await?;
+        let items: Vec<SuggestionItem> = rows
+            .iter()
+            .filter_map(|r| {
+                let id = Uuid::parse_str(&text_of(r.first())).ok()?;
+                let (units, overdue): facts::SuggestionExtra = r
+                    .get(3)
+                    .and_then(Cell::as_text)
+                    .and_then(|e| serde_json::from_str(e).ok())
+                    .unwrap_or_default();
+                Some(SuggestionItem {
+                    id,
+                    org: int_of(r.get(1)),
+                    flags: int_of(r.get(2)),
+                    units,
+                    overdue,
+                })
+            })
+            .collect();
         let today = today();
-        let mut folded: Vec<(String, i64, sug::State, Uuid)> = Vec::with_capacity(items.len());
-        for (id, item) in items {
-            let Ok(uuid) = Uuid::parse_str(&id) else {
+        let mut group_of = GroupOf::new(groups);
+
+        // Per org unit: submitted, handling, replied, finished, overdue; and the rates.
+        let mut counts = vec![[0i64; 5]; groups.len()];
+        let mut org_rates = vec![RateSums::default(); groups.len()];
+        for item in &items {
+            let Some(i) = group_of.get(item.org) else {
                 continue;
             };
-            let congress = DOrg::parse(&item.org.to_string())
-                .map(|o| o.to_string())
-                .unwrap_or_default();
-            let draft = |k| sug::Draft {
-                kind: k,
-                congress: congress.clone(),
-                title: "建议事项".into(),
-                body: "报表折叠用的占位正文内容".into(),
-                lead_deputy: item.lead,
-                co_signers: item.co_signers.clone(),
-            };
-            let parsed = if item.motion {
-                sug::Suggestion::parse(draft(sug::Kind::Motion), uuid)
-                    .or_else(|_| sug::Suggestion::parse(draft(sug::Kind::Suggestion), uuid))
-            } else {
-                sug::Suggestion::parse(draft(sug::Kind::Suggestion), uuid)
-            };
-            let Ok(suggestion) = parsed else { continue };
-            let state = sug::fold(&suggestion, &item.events);
-            folded.push((id, item.org, state, item.lead));
-        }
-
-        // Per org unit.
-        let mut per_org: Vec<Vec<(&sug::State, Uuid)>> = vec![Vec::new(); groups.len()];
-        let mut status_counts = vec![[0i64; 4]; groups.len()];
-        for (_, org, state, lead) in &folded {
-            if let Some(i) = groups.of(*org) {
-                per_org[i].push((state, *lead));
-                let c = &mut status_counts[i];
-                c[0] += 1;
-                if state.status.is_handling() {
-                    c[1] += 1;
-                }
-                if state.replied {
-                    c[2] += 1;
-                }
-                if state.status.is_final() {
-                    c[3] += 1;
-                }
-            }
-        }
-        let states: Vec<sug::State> = folded.iter().map(|(_, _, s, _)| s.clone()).collect();
-        let overdue = sug::overdue(&states, today);
-        let org_of: HashMap<Uuid, i64> = folded
-            .iter()
-            .filter_map(|(id, org, _, _)| Uuid::parse_str(id).ok().map(|u| (u, *org)))
-            .collect();
-        let mut overdue_per_org = vec![0i64; groups.len()];
-        for o in &overdue {
-            if let Some(i) = org_of.get(&o.id).and_then(|org| groups.of(*org)) {
-                overdue_per_org[i] += 1;
-            }
+            let c = &mut counts[i];
+            c[0] += 1;
+            c[1] += i64::from(item.flags & sflag::HANDLING != 0);
+            c[2] += i64::from(item.flags & sflag::REPLIED != 0);
+            c[3] += i64::from(item.flags & sflag::FINAL != 0);
+            c[4] += item.overdue.iter().filter(|(_, due)| today > *due).count() as i64;
+            org_rates[i].add(item.flags);
         }
         let mut org_rows = Vec::new();
         for (i, (code, name)) in groups.units.iter().enumerate() {
-            let r = rates::suggestion_rates(&per_org[i]);
-            let c = status_counts[i];
+            let r = &org_rates[i];
+            let c = counts[i];
             org_rows.push(vec![
                 text_cell(code.to_string()),
                 text_cell(name.clone()),
                 int_cell(c[0]),
-                int_cell(i64::try_from(r.reply.denominator).unwrap_or(0)),
+                int_cell(i64::try_from(r.reply().denominator).unwrap_or(0)),
                 int_cell(c[1]),
                 int_cell(c[2]),
                 int_cell(c[3]),
-                rate_cell(&r.reply),
-                rate_cell(&r.satisfaction),
-                rate_cell(&r.implementation),
-                int_cell(overdue_per_org[i]),
+                rate_cell(&r.reply()),
+                rate_cell(&r.satisfaction()),
+                rate_cell(&r.implementation()),
+                int_cell(c[4]),
             ]);
         }
         let by_org = table(
@@ -650,27 +601,25 @@ impl Service {
         );
 
         // Per handling unit: an item counts for every unit it was assigned to.
-        let mut per_unit: BTreeMap<Uuid, Vec<(&sug::State, Uuid)>> = BTreeMap::new();
-        for (_, _, state, lead) in &folded {
-            if let Some(a) = &state.assignment {
-                for unit in a.units() {
-                    per_unit.entry(unit).or_default().push((state, *lead));
-                }
+        let mut per_unit: BTreeMap<Uuid, RateSums> = BTreeMap::new();
+        for item in &items {
+            for unit in &item.units {
+                per_unit.entry(*unit).or_default().add(item.flags);
             }
         }
+        // Assisting units are among an assignment's units: the overdue list needs no others.
         let names = self.unit_names(per_unit.keys().copied().collect()).await?;
         let unit_rows = per_unit
             .iter()
-            .map(|(unit, items)| {
-                let r = rates::suggestion_rates(items);
+            .map(|(unit, r)| {
                 vec![
                     text_cell(unit.to_string()),
                     text_cell(names.get(unit).cloned().unwrap_or_default()),
-                    int_cell(i64::try_from(r.reply.denominator).unwrap_or(0)),
-                    int_cell(i64::try_from(r.reply.numerator).unwrap_or(0)),
-                    rate_cell(&r.reply),
-                    rate_cell(&r.satisfaction),
-                    rate_cell(&r.implementation),
+                    int_cell(i64::try_from(r.reply().denominator).unwrap_or(0)),
+                    int_cell(i64::try_from(r.reply().numerator).unwrap_or(0)),
+                    rate_cell(&r.reply()),
+                    rate_cell(&r.satisfaction()),
+                    rate_cell(&r.implementation()),
                 ]
             })
             .collect();
@@ -688,28 +637,28 @@ impl Service {
             ],
             unit_rows,
         );
-        let overdue_rows = overdue
-            .iter()
-            .map(|o| {
-                let org = org_of.get(&o.id).copied().unwrap_or(0);
-                vec![
-                    text_cell(o.id.to_string()),
-                    text_cell(org.to_string()),
-                    text_cell(match o.kind {
+        // By item id, then kind: items come by id, and each item's candidates by kind.
+        let mut overdue_rows = Vec::new();
+        for item in &items {
+            for (kind, due) in item.overdue.iter().filter(|(_, due)| today > *due) {
+                overdue_rows.push(vec![
+                    text_cell(item.id.to_string()),
+                    text_cell(item.org.to_string()),
+                    text_cell(match kind {
                         sug::OverdueKind::Reply => "逾期未答复".to_owned(),
                         sug::OverdueKind::SecondRoundReply => "二次交办逾期未答复".to_owned(),
                         sug::OverdueKind::AssistingView(u) => {
                             format!(
                                 "协办意见逾期({})",
-                                names.get(&u).cloned().unwrap_or_else(|| u.to_string())
+                                names.get(u).cloned().unwrap_or_else(|| u.to_string())
                             )
                         }
                     }),
-                    text_cell(o.due.to_string()),
-                    int_cell(o.days_late),
-                ]
-            })
-            .collect();
+                    text_cell(due.to_string()),
+                    int_cell((today - *due).num_days()),
+                ]);
+            }
+        }
         let overdue_table = table(
             "overdue",
             "逾期清单",
@@ -722,24 +671,19 @@ impl Service {
             ],
             overdue_rows,
         );
-        Ok((vec![by_org, by_unit, overdue_table], folded.len()))
+        Ok(vec![by_org, by_unit, overdue_table])
     }
 
-    async fn unit_names(&self, ids: Vec<Uuid>) -> Result<HashMap<Uuid, String>> {
-        if ids.is_empty() {
+    /// The names of handling units among `wanted`.
+    async fn unit_names(&self, wanted: BTreeSet<Uuid>) -> Result<HashMap<Uuid, String>> {
+        if wanted.is_empty() {
             return Ok(HashMap::new());
         }
-        let sql = self.sql();
-        let args = vec![Cell::Int(self.kind_id(kind::HANDLING_UNIT)?)];
-        let text = format!(
-            "SELECT r.id, {} FROM records r JOIN fields f ON f.record_id = r.id AND f.name = 'name' \
-             WHERE r.kind = $1",
-            sql.scalar("f.value")
-        );
+        let args = vec![Cell::Int(i64::from(fact::HANDLING_UNIT))];
+        let text = "SELECT record_id, label FROM report_facts WHERE fact = $1".to_owned();
         let rows = self
             .rows(text, args, &[ColumnType::Text, ColumnType::Text])
             .await?;
-        let wanted: BTreeSet<Uuid> = ids.into_iter().collect();
         Ok(rows
             .iter()
             .filter_map(|r| {
@@ -752,50 +696,39 @@ impl Service {
     // -- projects -----------------------------------------------------------------------------
 
     async fn projects(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
-        let sql = self.sql();
-        let mut args = vec![Cell::Int(self.kind_id(kind::PROJECT)?)];
-        let orgs = subtree_filter(&q.org, "r.org_code", &mut args);
-        let first_year = push(&mut args, Cell::Int(i64::from(q.from.year())));
-        let last_year = push(
+        let mut args = vec![Cell::Int(i64::from(fact::PROJECT))];
+        // A project's date is 1 January of its year: the years the period touches.
+        let jan1 = |year: i32| NaiveDate::from_ymd_opt(year, 1, 1).map_or(0, day_ms);
+        let first = push(&mut args, Cell::Int(jan1(q.from.year())));
+        let last = push(
             &mut args,
-            Cell::Int(i64::from(q.to.pred_opt().unwrap_or(q.to).year())),
+            Cell::Int(jan1(q.to.pred_opt().unwrap_or(q.to).year())),
         );
-        let year = sql.int("y.value");
+        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
         let text = format!(
-            "SELECT r.id, r.org_code, {year}, {title}, COALESCE({budget}, 0), \
-               (SELECT COUNT(*) FROM events e WHERE e.record_id = r.id AND e.event = 'voted' \
-                  AND {adopted} IN ('true', '1')), \
-               (SELECT COALESCE(MAX({percent}), 0) FROM events e WHERE e.record_id = r.id \
-                  AND e.event = 'progress'), \
-               (SELECT COUNT(*) FROM events e WHERE e.record_id = r.id \
-                  AND e.event = 'acceptance_passed') \
-             FROM records r JOIN fields y ON y.record_id = r.id AND y.name = 'year' \
-             LEFT JOIN fields t ON t.record_id = r.id AND t.name = 'title' \
-             LEFT JOIN fields b ON b.record_id = r.id AND b.name = 'budget_fen' \
-             WHERE r.kind = $1 AND NOT r.deleted AND {orgs} \
-               AND {year} BETWEEN {first_year} AND {last_year} ORDER BY r.id",
-            title = sql.scalar("t.value"),
-            budget = sql.int("b.value"),
-            adopted = sql.key("e.payload", "adopted"),
-            percent = sql.key_int("e.payload", "percent"),
+            "SELECT record_id, org_code, date_ms, COALESCE(label, ''), amount, code, flags \
+             FROM report_facts WHERE fact = $1 AND date_ms >= {first} AND date_ms <= {last} \
+               AND {orgs} ORDER BY record_id"
         );
         use ColumnType::{Int, Text};
         let rows = self
-            .rows(text, args, &[Text, Int, Int, Text, Int, Int, Int, Int])
+            .rows(text, args, &[Text, Int, Int, Text, Int, Int, Int])
             .await?;
         let this_year = today().year();
+        let mut group_of = GroupOf::new(groups);
         // candidates, adopted, budget, progress sum, accepted, overdue
         let mut sums = vec![[0i64; 6]; groups.len()];
         let mut detail = Vec::new();
         for r in &rows {
             let org = int_of(r.get(1));
-            let year = int_of(r.get(2));
+            let year = i64::from(crate::core::local_date(int_of(r.get(2))).year());
             let budget = int_of(r.get(4));
-            let adopted = int_of(r.get(5)) > 0;
-            let progress = int_of(r.get(6)).clamp(0, 100);
-            let accepted = int_of(r.get(7)) > 0;
+            let progress = int_of(r.get(5)).clamp(0, 100);
+            let flags = int_of(r.get(6));
+            let adopted = flags & facts::PROJECT_ADOPTED != 0;
+            let accepted = flags & facts::PROJECT_ACCEPTED != 0;
             let overdue = adopted && !accepted && year < i64::from(this_year);
-            if let Some(i) = groups.of(org) {
+            if let Some(i) = group_of.get(org) {
                 let s = &mut sums[i];
                 s[0] += 1;
                 if adopted {
@@ -874,55 +807,39 @@ impl Service {
     // -- deputies -----------------------------------------------------------------------------
 
     async fn deputies(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
-        let sql = self.sql();
         use ColumnType::{Int, Text};
-        // Serving deputies of the subtree.
-        let mut args = vec![Cell::Int(self.kind_id(kind::DEPUTY)?)];
-        let orgs = subtree_filter(&q.org, "r.org_code", &mut args);
+        // Deputies of the subtree, from the org index alone.
+        let mut args = vec![Cell::Int(i64::from(fact::DEPUTY))];
+        let orgs = subtree_filter(&q.org, "org_code", &mut args);
         let text = format!(
-            "SELECT r.id, r.org_code, {name}, COALESCE({status}, '') FROM records r \
-             LEFT JOIN fields n ON n.record_id = r.id AND n.name = 'name' \
-             LEFT JOIN fields s ON s.record_id = r.id AND s.name = 'status' \
-             WHERE r.kind = $1 AND NOT r.deleted AND {orgs} ORDER BY r.id",
-            name = sql.scalar("n.value"),
-            status = sql.scalar("s.value"),
+            "SELECT record_id, org_code, COALESCE(label, ''), code FROM report_facts \
+             WHERE fact = $1 AND {orgs}"
         );
-        let deputies = self.rows(text, args, &[Text, Int, Text, Text]).await?;
-        // Check-ins and speeches in the period, per deputy.
-        let mut args = vec![Cell::Int(self.kind_id(kind::ACTIVITY)?)];
-        let from = push(&mut args, Cell::Int(day_ms(q.from)));
-        let to = push(&mut args, Cell::Int(day_ms(q.to)));
-        let at = sql.key_int("e.payload", "at");
+        let deputies = self.rows(text, args, &[Text, Int, Text, Int]).await?;
+        // Check-ins and speeches in the period, per deputy, wherever the activity was.
+        let mut args = vec![
+            Cell::Int(i64::from(fact::CHECK_IN)),
+            Cell::Int(i64::from(fact::SPEECH)),
+        ];
+        let period = period_filter(q, "date_ms", &mut args);
         let text = format!(
-            "SELECT {deputy}, e.event, COUNT(*) FROM events e \
-             WHERE e.kind = $1 AND e.event IN ('checked_in', 'speech') \
-               AND {at} >= {from} AND {at} < {to} GROUP BY {deputy}, e.event",
-            deputy = sql.key("e.payload", "deputy"),
+            "SELECT subject, fact, COUNT(*) FROM report_facts \
+             WHERE fact IN ($1, $2) AND {period} GROUP BY subject, fact"
         );
-        let duty = self.rows(text, args, &[Text, Text, Int]).await?;
+        let duty = self.rows(text, args, &[Text, Int, Int]).await?;
         // Voter-link visits in the period, per deputy.
-        let mut args = vec![Cell::Int(self.kind_id(kind::DEPUTY)?)];
-        let from_d = push(&mut args, Cell::Text(q.from.to_string()));
-        let to_d = push(&mut args, Cell::Text(q.to.to_string()));
-        let on = sql.key("e.payload", "on");
+        let mut args = vec![Cell::Int(i64::from(fact::VISIT))];
+        let period = period_filter(q, "date_ms", &mut args);
         let text = format!(
-            "SELECT e.record_id, COUNT(*), CAST(COALESCE(SUM({households}), 0) AS BIGINT) \
-             FROM events e WHERE e.kind = $1 AND e.event = 'visit' \
-               AND {on} >= {from_d} AND {on} < {to_d} GROUP BY e.record_id",
-            households = sql.key_int("e.payload", "households"),
+            "SELECT subject, COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) \
+             FROM report_facts WHERE fact = $1 AND {period} GROUP BY subject"
         );
         let visits = self.rows(text, args, &[Text, Int, Int]).await?;
         // Report-backs in the period.
-        let mut args = vec![Cell::Int(self.kind_id(kind::REPORT_BACK)?)];
-        let from_d = push(&mut args, Cell::Text(q.from.to_string()));
-        let to_d = push(&mut args, Cell::Text(q.to.to_string()));
+        let mut args = vec![Cell::Int(i64::from(fact::REPORT_BACK))];
+        let period = period_filter(q, "date_ms", &mut args);
         let text = format!(
-            "SELECT DISTINCT {deputy} FROM records r \
-             JOIN fields d ON d.record_id = r.id AND d.name = 'deputy' \
-             JOIN fields o ON o.record_id = r.id AND o.name = 'on' \
-             WHERE r.kind = $1 AND NOT r.deleted AND {on} >= {from_d} AND {on} < {to_d}",
-            deputy = sql.scalar("d.value"),
-            on = sql.scalar("o.value"),
+            "SELECT DISTINCT subject FROM report_facts WHERE fact = $1 AND {period}"
         );
         let reported: BTreeSet<Uuid> = self
             .rows(text, args, &[Text])
@@ -938,7 +855,7 @@ impl Service {
             let Ok(d) = Uuid::parse_str(&text_of(r.first())) else {
                 continue;
             };
-            let target = if text_of(r.get(1)) == "speech" {
+            let target = if int_of(r.get(1)) == i64::from(fact::SPEECH) {
                 &mut speeches
             } else {
                 &mut check_ins
@@ -954,16 +871,27 @@ impl Service {
                 ))
             })
             .collect();
+        let mut group_of = GroupOf::new(groups);
         // deputies, check-ins, speeches, visits, households, points
         let mut sums = vec![[0i64; 6]; groups.len()];
         let mut serving: Vec<BTreeSet<Uuid>> = vec![BTreeSet::new(); groups.len()];
-        let mut ranking = Vec::new();
-        for r in &deputies {
-            let Ok(id) = Uuid::parse_str(&text_of(r.first())) else {
+        let mut ranking = Vec::with_capacity(deputies.len());
+        for r in deputies {
+            let mut cells = r.into_iter();
+            let (Some(Cell::Text(id)), org, name, ended) =
+                (cells.next(), cells.next(), cells.next(), cells.next())
+            else {
                 continue;
             };
-            let org = int_of(r.get(1));
-            let ended = text_of(r.get(3)) == "终止" || text_of(r.get(3)) == "ended";
+            let Ok(id) = Uuid::parse_str(&id) else {
+                continue;
+            };
+            let org = int_of(org.as_ref());
+            let name = match name {
+                Some(Cell::Text(name)) => name,
+                _ => String::new(),
+            };
+            let ended = int_of(ended.as_ref()) == facts::DEPUTY_ENDED;
             let c = check_ins.get(&id).copied().unwrap_or(0);
             let s = speeches.get(&id).copied().unwrap_or(0);
             let (v, h) = visit_of.get(&id).copied().unwrap_or((0, 0));
@@ -972,7 +900,7 @@ impl Service {
                 + s * i64::from(weights.get(DutyRecordKind::Speech))
                 + v * i64::from(weights.get(DutyRecordKind::VoterVisit))
                 + rb * i64::from(weights.get(DutyRecordKind::ReportBack));
-            if let Some(i) = groups.of(org) {
+            if let Some(i) = group_of.get(org) {
                 let x = &mut sums[i];
                 x[0] += i64::from(!ended);
                 x[1] += c;
@@ -984,9 +912,9 @@ impl Service {
                     serving[i].insert(id);
                 }
             }
-            ranking.push((points, id, org, text_of(r.get(2)), c, s, v, rb));
+            ranking.push((points, id, org, name, c, s, v, rb));
         }
-        ranking.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranking.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let org_rows = groups
             .units
             .iter()
@@ -1065,66 +993,83 @@ impl Service {
     // -- stations -----------------------------------------------------------------------------
 
     async fn stations(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
-        let sql = self.sql();
         use ColumnType::{Int, Text};
-        let mut args = vec![Cell::Int(self.kind_id(kind::STATION)?)];
-        let orgs = subtree_filter(&q.org, "r.org_code", &mut args);
-        let from_d = push(&mut args, Cell::Text(q.from.to_string()));
-        let to_d = push(&mut args, Cell::Text(q.to.to_string()));
-        let on = sql.key("e.payload", "on");
+        let mut args = vec![Cell::Int(i64::from(fact::STATION))];
+        let orgs = subtree_filter(&q.org, "org_code", &mut args);
         let text = format!(
-            "SELECT r.id, r.org_code, {name}, \
-               (SELECT COUNT(*) FROM events e WHERE e.record_id = r.id AND e.event = 'reception' \
-                  AND {on} >= {from_d} AND {on} < {to_d}) \
-             FROM records r LEFT JOIN fields n ON n.record_id = r.id AND n.name = 'name' \
-             WHERE r.kind = $1 AND NOT r.deleted AND {orgs} ORDER BY r.id",
-            name = sql.scalar("n.value"),
+            "SELECT record_id, org_code, COALESCE(label, '') FROM report_facts \
+             WHERE fact = $1 AND {orgs} ORDER BY record_id"
         );
-        let stations = self.rows(text, args, &[Text, Int, Text, Int]).await?;
-        // Activities starting in the period, per org.
-        let mut args = vec![Cell::Int(self.kind_id(kind::ACTIVITY)?)];
-        let orgs = subtree_filter(&q.org, "r.org_code", &mut args);
-        let from = push(&mut args, Cell::Int(day_ms(q.from)));
-        let to = push(&mut args, Cell::Int(day_ms(q.to)));
-        let starts = sql.int("s.value");
+        let stations = self.rows(text, args, &[Text, Int, Text]).await?;
+        // Receptions in the period, per station.
+        let mut args = vec![Cell::Int(i64::from(fact::RECEPTION))];
+        let period = period_filter(q, "date_ms", &mut args);
+        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
         let text = format!(
-            "SELECT r.org_code, COUNT(*) FROM records r \
-             JOIN fields s ON s.record_id = r.id AND s.name = 'starts_at' \
-             WHERE r.kind = $1 AND NOT r.deleted AND {orgs} \
-               AND {starts} >= {from} AND {starts} < {to} GROUP BY r.org_code"
+            "SELECT subject, COUNT(*) FROM report_facts \
+             WHERE fact = $1 AND {period} AND {orgs} GROUP BY subject"
+        );
+        let receptions: HashMap<String, i64> = self
+            .rows(text, args, &[Text, Int])
+            .await?
+            .into_iter()
+            .map(|r| (text_of(r.first()), int_of(r.get(1))))
+            .collect();
+        // Activities starting in the period, per org.
+        let mut args = vec![Cell::Int(i64::from(fact::ACTIVITY))];
+        let period = period_filter(q, "date_ms", &mut args);
+        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
+        let text = format!(
+            "SELECT org_code, COUNT(*) FROM report_facts \
+             WHERE fact = $1 AND {period} AND {orgs} GROUP BY org_code"
         );
         let activities = self.rows(text, args, &[Int, Int]).await?;
-        // Opinions raised at each station in the period, and how many are resolved.
-        let opinions = self.opinion_rows(q, None, None).await?;
+        // Opinions raised in the period, and how many are resolved: per org and per station.
+        let mut args = vec![Cell::Int(i64::from(fact::OPINION))];
+        let period = period_filter(q, "date_ms", &mut args);
+        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
+        let text = format!(
+            "SELECT org_code, subject, COUNT(*), COUNT(end_ms) FROM report_facts \
+             WHERE fact = $1 AND {period} AND {orgs} GROUP BY org_code, subject"
+        );
+        let opinions = self.rows(text, args, &[Int, Text, Int, Int]).await?;
+        let mut group_of = GroupOf::new(groups);
         let mut per_station: HashMap<String, (i64, i64)> = HashMap::new();
         let mut org_opinions = vec![(0i64, 0i64); groups.len()];
         for o in &opinions {
-            let resolved = i64::from(o.resolved_ms.is_some());
-            if let Some(i) = groups.of(o.org) {
-                org_opinions[i].0 += 1;
+            let (collected, resolved) = (int_of(o.get(2)), int_of(o.get(3)));
+            if let Some(i) = group_of.get(int_of(o.first())) {
+                org_opinions[i].0 += collected;
                 org_opinions[i].1 += resolved;
             }
-            if !o.station.is_empty() {
-                let e = per_station.entry(o.station.clone()).or_default();
-                e.0 += 1;
+            if let Some(station) = o.get(1).and_then(Cell::as_text) {
+                let e = per_station.entry(station.to_owned()).or_default();
+                e.0 += collected;
                 e.1 += resolved;
             }
         }
         // stations, receptions, activities
         let mut sums = vec![[0i64; 3]; groups.len()];
-        let mut detail = Vec::new();
-        for s in &stations {
-            let org = int_of(s.get(1));
-            let receptions = int_of(s.get(3));
-            if let Some(i) = groups.of(org) {
+        let mut detail = Vec::with_capacity(stations.len());
+        for s in stations {
+            let mut cells = s.into_iter();
+            let (Some(Cell::Text(id)), org, name) = (cells.next(), cells.next(), cells.next())
+            else {
+                continue;
+            };
+            let org = int_of(org.as_ref());
+            let receptions = receptions.get(&id).copied().unwrap_or(0);
+            if let Some(i) = group_of.get(org) {
                 sums[i][0] += 1;
                 sums[i][1] += receptions;
             }
-            let id = text_of(s.first());
             let (collected, resolved) = per_station.get(&id).copied().unwrap_or((0, 0));
             detail.push(vec![
                 text_cell(id),
-                text_cell(text_of(s.get(2))),
+                text_cell(match name {
+                    Some(Cell::Text(name)) => name,
+                    _ => String::new(),
+                }),
                 text_cell(org.to_string()),
                 int_cell(receptions),
                 int_cell(collected),
@@ -1132,7 +1077,7 @@ impl Service {
             ]);
         }
         for a in &activities {
-            if let Some(i) = groups.of(int_of(a.first())) {
+            if let Some(i) = group_of.get(int_of(a.first())) {
                 sums[i][2] += int_of(a.get(1));
             }
         }
@@ -1185,89 +1130,36 @@ impl Service {
 
     // -- opinions -----------------------------------------------------------------------------
 
-    /// Opinions of the subtree raised in the period, by id, after `after`, at most `limit`.
-    async fn opinion_rows(
-        &self,
-        q: &Query,
-        after: Option<&str>,
-        limit: Option<i64>,
-    ) -> Result<Vec<OpinionRow>> {
-        let sql = self.sql();
-        let mut args = vec![Cell::Int(self.kind_id(kind::OPINION)?)];
-        // The unary `+` keeps the planner off `records_kind_org`, so it starts from the period
-        // (`fields_raised_at`, migration 0002): the opinions of a subtree run to hundreds of
-        // thousands, those of one period to a fraction of that.
-        let orgs = subtree_filter(&q.org, "+r.org_code", &mut args);
-        let from = push(&mut args, Cell::Int(day_ms(q.from)));
-        let to = push(&mut args, Cell::Int(day_ms(q.to)));
-        let raised = sql.int("ra.value");
-        let at = sql.key_int("e.payload", "at");
-        let mut tail = String::new();
-        if let Some(after) = after {
-            let p = push(&mut args, Cell::Text(after.to_owned()));
-            tail.push_str(&format!(
-                " AND r.id > {}",
-                renda_store::id_param(sql.postgres, &p)
-            ));
-        }
-        tail.push_str(" ORDER BY r.id");
-        if let Some(limit) = limit {
-            let p = push(&mut args, Cell::Int(limit));
-            tail.push_str(&format!(" LIMIT {p}"));
-        }
-        let text = format!(
-            "SELECT r.id, r.org_code, {raised}, COALESCE({station}, ''), \
-               COALESCE((SELECT {route} FROM events e WHERE e.record_id = r.id \
-                  AND e.event = 'routed' ORDER BY e.hlc DESC, e.origin DESC LIMIT 1), ''), \
-               (SELECT MIN({at}) FROM events e WHERE e.record_id = r.id AND e.event = 'resolved'), \
-               (SELECT COUNT(*) FROM events e WHERE e.record_id = r.id AND e.event = 'escalated') \
-             FROM records r JOIN fields ra ON ra.record_id = r.id AND ra.name = 'raised_at' \
-             LEFT JOIN fields st ON st.record_id = r.id AND st.name = 'station' \
-             WHERE +r.kind = $1 AND NOT r.deleted AND {orgs} \
-               AND {raised} >= {from} AND {raised} < {to}{tail}",
-            station = sql.scalar("st.value"),
-            route = sql.key("e.payload", "route"),
-        );
-        use ColumnType::{Int, Text};
-        let rows = self
-            .rows(text, args, &[Text, Int, Int, Text, Text, Int, Int])
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| OpinionRow {
-                id: text_of(r.first()),
-                org: int_of(r.get(1)),
-                raised_ms: int_of(r.get(2)),
-                station: text_of(r.get(3)),
-                route: text_of(r.get(4)),
-                resolved_ms: r.get(5).and_then(Cell::as_int),
-                escalated: int_of(r.get(6)) > 0,
-            })
-            .collect())
-    }
-
+    /// Counts per org unit and route of the opinions of the subtree raised in the period,
+    /// counted in the database from the period index alone.
     async fn opinions_summary(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
-        let rows = self.opinion_rows(q, None, None).await?;
-        // collected, 4 routes, resolved, open, total days to resolve
+        let mut args = vec![Cell::Int(i64::from(fact::OPINION))];
+        let period = period_filter(q, "date_ms", &mut args);
+        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
+        let text = format!(
+            "SELECT org_code, code, COUNT(*), COUNT(end_ms), \
+               CAST(COALESCE(SUM(CASE WHEN end_ms > date_ms THEN end_ms - date_ms ELSE 0 END), 0) \
+                 AS BIGINT) \
+             FROM report_facts WHERE fact = $1 AND {period} AND {orgs} GROUP BY org_code, code"
+        );
+        use ColumnType::Int;
+        let rows = self.rows(text, args, &[Int, Int, Int, Int, Int]).await?;
+        let mut group_of = GroupOf::new(groups);
+        // collected, 4 routes, resolved, open, total ms to resolve
         let mut sums = vec![[0i64; 8]; groups.len()];
-        for o in &rows {
-            let Some(i) = groups.of(o.org) else { continue };
+        for r in &rows {
+            let Some(i) = group_of.get(int_of(r.first())) else {
+                continue;
+            };
+            let (n, resolved) = (int_of(r.get(2)), int_of(r.get(3)));
             let s = &mut sums[i];
-            s[0] += 1;
-            match o.route.as_str() {
-                "answered_on_site" => s[1] += 1,
-                "transferred_to_township" => s[2] += 1,
-                "assigned_to_department" => s[3] += 1,
-                "escalated_upward" => s[4] += 1,
-                _ => {}
+            s[0] += n;
+            if let route @ 1..=4 = int_of(r.get(1)) {
+                s[route as usize] += n;
             }
-            match o.resolved_ms {
-                Some(done) => {
-                    s[5] += 1;
-                    s[7] += (done - o.raised_ms).max(0);
-                }
-                None => s[6] += 1,
-            }
+            s[5] += resolved;
+            s[6] += n - resolved;
+            s[7] += int_of(r.get(4));
         }
         let org_rows = groups
             .units
@@ -1308,36 +1200,69 @@ impl Service {
         )])
     }
 
-    /// The opinion list (no content: it may name citizens), `limit` rows after `after`.
+    /// The opinion list (no content: it may name citizens) by the day raised, then id: at most
+    /// `limit` rows after the position `after` (keyset paging, so a page costs the same
+    /// wherever it is in the list). Returns the position of its last row.
     async fn opinions_detail(
         &self,
         q: &Query,
-        after: Option<&str>,
+        after: Option<&OpinionPosition>,
         limit: i64,
-    ) -> Result<(pb::Table, Option<String>)> {
-        let rows = self.opinion_rows(q, after, Some(limit)).await?;
-        let last = rows.last().map(|r| r.id.clone());
+    ) -> Result<(pb::Table, Option<OpinionPosition>)> {
+        let mut args = vec![Cell::Int(i64::from(fact::OPINION))];
+        let period = period_filter(q, "date_ms", &mut args);
+        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
+        let mut keyset = String::new();
+        if let Some(after) = after {
+            let at = push(&mut args, Cell::Int(after.raised_ms));
+            let id = push(&mut args, Cell::Text(after.id.clone()));
+            keyset = format!(
+                " AND date_ms >= {at} AND (date_ms > {at} OR record_id > {})",
+                renda_store::id_param(self.postgres(), &id)
+            );
+        }
+        let limit = push(&mut args, Cell::Int(limit));
+        let text = format!(
+            "SELECT record_id, org_code, code, flags, date_ms, end_ms FROM report_facts \
+             WHERE fact = $1 AND {period} AND {orgs}{keyset} \
+             ORDER BY date_ms, record_id LIMIT {limit}"
+        );
+        use ColumnType::{Int, Text};
+        let rows = self
+            .rows(text, args, &[Text, Int, Int, Int, Int, Int])
+            .await?;
+        let last = rows.last().map(|r| OpinionPosition {
+            raised_ms: int_of(r.get(4)),
+            id: text_of(r.first()),
+        });
         let out = rows
             .into_iter()
-            .map(|o| {
+            .map(|r| {
+                let raised_ms = int_of(r.get(4));
+                let resolved_ms = r.get(5).and_then(Cell::as_int);
+                let escalated = int_of(r.get(3)) & facts::OPINION_ESCALATED != 0;
+                let route = usize::try_from(int_of(r.get(2)) - 1)
+                    .ok()
+                    .and_then(|i| facts::ROUTES.get(i))
+                    .copied()
+                    .unwrap_or_default();
                 vec![
-                    text_cell(o.id),
-                    text_cell(o.org.to_string()),
-                    text_cell(route_zh(&o.route)),
-                    text_cell(match (o.resolved_ms, o.escalated) {
+                    text_cell(text_of(r.first())),
+                    text_cell(int_of(r.get(1)).to_string()),
+                    text_cell(route_zh(route)),
+                    text_cell(match (resolved_ms, escalated) {
                         (Some(_), _) => "已办结",
                         (None, true) => "已上报",
                         (None, false) => "办理中",
                     }),
-                    text_cell(crate::core::local_date(o.raised_ms).to_string()),
+                    text_cell(crate::core::local_date(raised_ms).to_string()),
                     text_cell(
-                        o.resolved_ms
+                        resolved_ms
                             .map(|t| crate::core::local_date(t).to_string())
                             .unwrap_or_default(),
                     ),
                     real_cell(
-                        o.resolved_ms
-                            .map(|t| ((t - o.raised_ms).max(0) as f64) / 86_400_000.0),
+                        resolved_ms.map(|t| ((t - raised_ms).max(0) as f64) / 86_400_000.0),
                     ),
                 ]
             })
@@ -1362,14 +1287,11 @@ impl Service {
     }
 }
 
-struct OpinionRow {
-    id: String,
-    org: i64,
+/// Where a page of the opinion list ended: the last row's raised time and id.
+#[derive(Clone, Debug)]
+struct OpinionPosition {
     raised_ms: i64,
-    station: String,
-    route: String,
-    resolved_ms: Option<i64>,
-    escalated: bool,
+    id: String,
 }
 
 fn route_zh(route: &str) -> &'static str {
@@ -1380,82 +1302,6 @@ fn route_zh(route: &str) -> &'static str {
         "escalated_upward" => "逐级向上反映",
         _ => "未分流",
     }
-}
-
-/// A suggestion event from its stored JSON payload; `None` for one the report does not need
-/// or cannot read (the fold flags nothing for a step it never sees, so such a step is counted
-/// as not taken).
-fn suggestion_event(name: &str, p: &Json) -> Option<SEvent> {
-    let s = |k: &str| p.get(k).and_then(Json::as_str).unwrap_or_default();
-    let at = NaiveDate::parse_from_str(s("on"), "%Y-%m-%d").ok()?;
-    let id = |k: &str| Uuid::parse_str(s(k)).ok();
-    let ids = |k: &str| -> Vec<Uuid> {
-        s(k).split(',')
-            .filter_map(|x| Uuid::parse_str(x.trim()).ok())
-            .collect()
-    };
-    Some(match name {
-        "submitted" => SEvent::Submitted { at },
-        "reviewed" => SEvent::ReviewPassed { at },
-        "revision_requested" => SEvent::RevisionRequested {
-            reason: s("reason").to_owned(),
-            at,
-        },
-        "revised" => SEvent::Revised { at },
-        "withdrawn" => SEvent::Withdrawn { at },
-        "merged" => SEvent::MergedInto {
-            target: id("into")?,
-            at,
-        },
-        "assigned" => {
-            let units = ids("units");
-            let assisting = ids("assisting");
-            let mode = match s("mode") {
-                "single" => sug::Assignment::Single(*units.first()?),
-                "split" => sug::Assignment::Split(units.into_iter().collect()),
-                "lead_with_assisting" => sug::Assignment::LeadWithAssisting {
-                    lead: *units.first()?,
-                    assisting: assisting.into_iter().collect(),
-                },
-                _ => return None,
-            };
-            SEvent::Assigned { mode, at }
-        }
-        "returned" => SEvent::Returned {
-            unit: id("unit")?,
-            at,
-        },
-        "extension" => SEvent::ExtensionApproved { at },
-        "assisting_view" => SEvent::AssistingViewSent {
-            unit: id("unit")?,
-            at,
-        },
-        "replied" => SEvent::Replied {
-            unit: id("unit")?,
-            category: match s("category") {
-                "A" | "a" => sug::ReplyCategory::A,
-                "B" | "b" => sug::ReplyCategory::B,
-                "C" | "c" => sug::ReplyCategory::C,
-                "D" | "d" => sug::ReplyCategory::D,
-                _ => return None,
-            },
-            at,
-        },
-        "satisfaction" => SEvent::Evaluated {
-            deputy: id("deputy")?,
-            satisfaction: match s("satisfaction") {
-                "satisfied" => sug::Satisfaction::Satisfied,
-                "basically_satisfied" => sug::Satisfaction::BasicallySatisfied,
-                "dissatisfied" => sug::Satisfaction::Dissatisfied,
-                _ => return None,
-            },
-            at,
-        },
-        "second_round" => SEvent::SecondRound { at },
-        "implemented" => SEvent::Implemented { at },
-        "closed" => SEvent::Closed { at },
-        _ => return None,
-    })
 }
 
 type RowStream =
@@ -1502,20 +1348,20 @@ impl pb::reports_server::Reports for Reports {
 
 impl Service {
     /// Sends the report's detail table in batches. Opinions, the one list that runs to
-    /// hundreds of thousands of rows, are paged from the store by id so memory stays flat;
-    /// the other lists are bounded by what they count (deputies, stations, projects).
+    /// hundreds of thousands of rows, are paged from the facts by (day raised, id), so memory
+    /// stays flat and every page is one index range; the other lists are bounded by what they
+    /// count (deputies, stations, projects, overdue items).
     async fn stream_rows(
         &self,
         q: &Query,
         tx: &tokio::sync::mpsc::Sender<std::result::Result<pb::RowBatch, Status>>,
     ) -> Result<()> {
+        facts::catch_up(&self.core).await?;
         if q.name == "opinions" {
-            let mut after: Option<String> = None;
+            let mut after: Option<OpinionPosition> = None;
             let mut first = true;
             loop {
-                let (t, last) = self
-                    .opinions_detail(q, after.as_deref(), EXPORT_PAGE)
-                    .await?;
+                let (t, last) = self.opinions_detail(q, after.as_ref(), EXPORT_PAGE).await?;
                 let n = t.rows.len();
                 let batch = pb::RowBatch {
                     columns: if first { t.columns } else { Vec::new() },
@@ -1534,7 +1380,7 @@ impl Service {
         let tree = self.core.tree().await?;
         let groups = Groups::new(&tree, &q.org);
         let tables = match q.name {
-            "suggestions" => self.suggestions(q, &groups, None).await?.0,
+            "suggestions" => self.suggestions(q, &groups).await?,
             "projects" => self.projects(q, &groups).await?,
             "deputies" => self.deputies(q, &groups).await?,
             _ => self.stations(q, &groups).await?,
@@ -1566,15 +1412,46 @@ impl Service {
     }
 }
 
-/// The reports service over one store, for a tonic server.
+/// How often the reports service brings the facts up to the op log between reports.
+const FACTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The reports service over one store, for a tonic server. Inside a tokio runtime it also
+/// keeps the report facts current in the background while it lives, so the first report after
+/// a large sync does not pay for the catch-up (reports catch up anyway before they read).
 pub fn reports_server(
     store: renda_store::Store,
     ctx: crate::ApiContext,
     freshness: Option<FreshnessSource>,
 ) -> pb::reports_server::ReportsServer<Reports> {
     let core = Arc::new(crate::core::Core { store, ctx });
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(keep_facts_current(Arc::downgrade(&core)));
+    }
     pb::reports_server::ReportsServer::new(Reports(Arc::new(Service { core, freshness })))
         .max_encoding_message_size(64 * 1024 * 1024)
+}
+
+/// Catches the facts up every [`FACTS_INTERVAL`] until the service is dropped.
+async fn keep_facts_current(core: std::sync::Weak<crate::core::Core>) {
+    let mut tick = tokio::time::interval(FACTS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        if let Err(e) = facts::catch_up(&core).await {
+            tracing::warn!(error = %e, "report facts catch-up failed");
+        }
+    }
+}
+
+/// Brings the report facts of `store` up to its op log now (a report does this itself first;
+/// the benchmark times it apart, and a node may call it after a large import).
+pub async fn catch_up_facts(
+    store: renda_store::Store,
+    ctx: crate::ApiContext,
+) -> std::result::Result<CatchUp, Status> {
+    let core = crate::core::Core { store, ctx };
+    Ok(facts::catch_up(&core).await?)
 }
 
 /// The auth service over one store, signing with the deployment's secret.
