@@ -1,5 +1,5 @@
-//! The operator commands of `node-agent` that talk to a node or its storage: `status` and
-//! `bundle export|import`.
+//! The operator commands of `node-agent` that talk to a node or its storage: `status`,
+//! `bundle export|import`, and the bootstrap of a deployment, `org import` and `user add`.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -203,6 +203,80 @@ pub async fn bundle_import(config: &Config, file: &Path) -> anyhow::Result<()> {
     println!(
         "bundle from {from}: {} applied, {} already here, {} held, {} quarantined",
         report.applied, report.duplicates, report.held, report.quarantined
+    );
+    Ok(())
+}
+
+/// `org import`: writes the org units of a `code,name` list at this node (the city's reference
+/// data; they go down to every node). The whole file is checked before anything is written.
+pub async fn org_import(config: &Config, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the org unit list {}", file.display()))?;
+    let units = renda_api::org::parse_units_csv(&file.display().to_string(), &text)
+        .map_err(anyhow::Error::msg)?;
+    let store = open_store(config).await?;
+    let ctx = renda_api::ApiContext::new(crate::domain::own_units(store.org()));
+    let written = renda_api::org::bootstrap_units(&store, &ctx, &units).await;
+    store.close().await;
+    let written = written.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!(
+        "{written} org units written, {} already known",
+        units.len() - written
+    );
+    Ok(())
+}
+
+/// `user add`: makes a user at this node (the first administrator of a deployment). The
+/// password is read from `RENDA_NEW_USER_PASSWORD` or, when that is unset, from the first
+/// line of standard input; it is never an argument (argument lists are visible to every
+/// user of the machine).
+pub async fn user_add(
+    config: &Config,
+    login: &str,
+    role: &str,
+    org: Option<&str>,
+) -> anyhow::Result<()> {
+    let role = renda_api::auth::UserRole::parse(role).with_context(|| {
+        format!(
+            "--role {role:?}: expected one of {}",
+            renda_api::auth::UserRole::ALL
+                .map(|r| r.as_str())
+                .join(", ")
+        )
+    })?;
+    let org = match org {
+        Some(raw) => renda_domain::org::OrgCode::parse(raw)
+            .map_err(|e| anyhow::anyhow!("--org {raw:?}: {e}"))?,
+        None => renda_domain::org::OrgCode::parse(config.node.identity.org_code.as_str())
+            .map_err(|e| anyhow::anyhow!("node.org_code: {e}"))?,
+    };
+    let password = match std::env::var("RENDA_NEW_USER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let store = open_store(config).await?;
+    let ctx = renda_api::ApiContext::new(crate::domain::own_units(store.org()));
+    let existing = renda_api::users::find_login(&store, &ctx, login).await;
+    let made = match existing {
+        Ok(Some(number)) => Err(anyhow::anyhow!(
+            "--login {login:?}: taken already (user number {number}); nothing changed"
+        )),
+        Ok(None) => renda_api::users::bootstrap_user(&store, &ctx, login, &password, role, &org)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}")),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    store.close().await;
+    let number = made?;
+    println!(
+        "user {login} ({}) made at {org}, number {number}",
+        role.as_str()
     );
     Ok(())
 }

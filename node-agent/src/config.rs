@@ -417,6 +417,9 @@ fn check_known_keys(table: &toml::Table) -> Result<(), Error> {
     Ok(())
 }
 
+/// `RENDA_` variables that are not config keys: the password of `node-agent user add`.
+pub const NOT_CONFIG: &[&str] = &["RENDA_NEW_USER_PASSWORD"];
+
 /// Maps `RENDA_NODE_ORG_CODE` to `("node", "org_code")`.
 fn env_key(var: &str) -> Option<(&'static str, String)> {
     let rest = var.strip_prefix(ENV_PREFIX)?;
@@ -432,7 +435,7 @@ fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(
     let mut vars: Vec<(&String, &String)> = env.iter().collect();
     vars.sort();
     for (var, text) in vars {
-        if !var.starts_with(ENV_PREFIX) {
+        if !var.starts_with(ENV_PREFIX) || NOT_CONFIG.contains(&var.as_str()) {
             continue;
         }
         let Some((section, key)) = env_key(var) else {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use renda_domain::org::OrgTree;
+use renda_domain::org::{OrgCode as DOrg, OrgTree};
 
 use crate::node::{Domain, NodeContext};
 
@@ -11,11 +11,7 @@ use crate::node::{Domain, NodeContext};
 pub fn deputy_work() -> Domain {
     let schema = Arc::new(renda_api::schema());
     let rule = renda_api::replication_rule(schema.clone());
-    let audience = renda_api::users::audience_with_users(
-        renda_api::audience(schema.clone()),
-        schema.clone(),
-        OrgTree::demo(),
-    );
+    let audience = renda_api::audience(schema.clone());
     Domain {
         schema,
         rule: Arc::new(rule),
@@ -23,6 +19,31 @@ pub fn deputy_work() -> Domain {
         services: Arc::new(services),
         console: Some(Arc::new(console)),
     }
+}
+
+/// The services' context: the org tree is the store's `org_unit` records over the node's own
+/// unit and its ancestors, named by their codes until their records arrive, so a node that has
+/// never synced can record data for its own unit.
+pub(crate) fn api_context(node: &NodeContext) -> renda_api::ApiContext {
+    renda_api::ApiContext::new(own_units(node.store.org()))
+}
+
+/// The tree of `org` and its ancestors, each named by its code.
+pub(crate) fn own_units(org: renda_replica::OrgCode) -> OrgTree {
+    let mut tree = OrgTree::new();
+    let Ok(code) = DOrg::parse(&org.to_string()) else {
+        tracing::warn!(%org, "the node's org code is not a valid 行政区划代码; its tree starts empty");
+        return tree;
+    };
+    let mut chain = code.ancestors();
+    chain.reverse();
+    chain.push(code);
+    for unit in chain {
+        if let Err(e) = tree.add(unit.clone(), unit.as_str()) {
+            tracing::warn!(org = %unit, error = %e, "org unit left out of the base tree");
+        }
+    }
+    tree
 }
 
 /// The web console over the node's own services (`renda-console`).
@@ -33,7 +54,7 @@ fn console(node: &NodeContext) -> axum::Router {
         sync: node.sync.clone(),
         token_secret: node.token_secret.clone(),
         freshness_limit_hours: node.freshness_limit_hours,
-        api: renda_api::ApiContext::new(OrgTree::demo()),
+        api: api_context(node),
     };
     renda_console::router(state).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the console could not start; its port serves nothing");
@@ -42,7 +63,7 @@ fn console(node: &NodeContext) -> axum::Router {
 }
 
 fn services(node: &NodeContext) -> tonic::service::Routes {
-    let ctx = renda_api::ApiContext::new(OrgTree::demo());
+    let ctx = api_context(node);
     let status = node.status.clone();
     let me = node.store.org();
     let freshness: renda_api::reports::FreshnessSource = Arc::new(move || {

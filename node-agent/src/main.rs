@@ -42,6 +42,16 @@ enum Command {
         #[command(subcommand)]
         command: BundleCommand,
     },
+    /// Org units: the city's reference data (行政区划).
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Users of the consoles and the gateway.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Run a demo mesh on loopback: one city, two counties, four townships, real mutual TLS,
     /// SQLite files in a temporary folder. Takes a township offline, edits the same records
     /// there and at its county, brings it back, and prints what converged.
@@ -73,6 +83,36 @@ enum BundleCommand {
         config: PathBuf,
         #[arg(value_name = "FILE")]
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Write the units of a `code,name` list (UTF-8, one unit a line) at this node; they go
+    /// down to every node. Checked whole first: one bad line and nothing is written.
+    Import {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Make a user at this node: the first administrator of a deployment. The password comes
+    /// from RENDA_NEW_USER_PASSWORD or the first line of standard input.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        login: String,
+        /// city_office, county_office, township_clerk or read_only.
+        #[arg(long)]
+        role: String,
+        /// The user's org unit (this node's unit or below); this node's unit if absent.
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 
@@ -153,6 +193,29 @@ fn main() -> anyhow::Result<()> {
                 runtime()?.block_on(node_agent::cli::bundle_import(&config, &file))
             }
         },
+        Command::Org {
+            command: OrgCommand::Import { config, file },
+        } => {
+            let config = load(&config)?;
+            runtime()?.block_on(node_agent::cli::org_import(&config, &file))
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    config,
+                    login,
+                    role,
+                    org,
+                },
+        } => {
+            let config = load(&config)?;
+            runtime()?.block_on(node_agent::cli::user_add(
+                &config,
+                &login,
+                &role,
+                org.as_deref(),
+            ))
+        }
         Command::Demo { keep } => runtime()?.block_on(node_agent::demo::run(keep)),
     }
 }

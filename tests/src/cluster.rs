@@ -84,6 +84,27 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
+/// What a city office does before its node first starts (`node-agent org import`): the org
+/// tree (the demo tree's units) written into the city's store; it reaches the other nodes
+/// through sync.
+async fn import_org_tree(url: &str, city: OrgCode) -> anyhow::Result<()> {
+    let domain = node_agent::domain::deputy_work();
+    let options = renda_store::Options {
+        audience: domain.audience.clone(),
+        ..Default::default()
+    };
+    let store = renda_store::Store::open(url, domain.schema, city, options).await?;
+    let units: Vec<_> = renda_domain::org::OrgTree::demo()
+        .units()
+        .map(|u| (u.code.clone(), u.name.clone()))
+        .collect();
+    let written =
+        renda_api::org::bootstrap_units(&store, &renda_api::ApiContext::default(), &units).await;
+    store.close().await;
+    written.map_err(|e| anyhow::anyhow!("importing the org tree at the city: {e}"))?;
+    Ok(())
+}
+
 impl Cluster {
     /// Starts one process per org unit, parents first; every child's links to its upstreams
     /// (parent, then grandparent) go through proxies.
@@ -153,6 +174,10 @@ impl Cluster {
                     .unwrap_or_default(),
             );
             std::fs::write(&config, text)?;
+            if org == city {
+                let db = cluster.dir.path().join(format!("{org}.db"));
+                import_org_tree(&format!("sqlite://{}", db.display()), city).await?;
+            }
             let log = cluster.dir.path().join(format!("{org}.log"));
             cluster.procs.insert(
                 org,
@@ -275,8 +300,16 @@ impl Cluster {
         Ok(client.status(pb::StatusRequest {}).await?.into_inner())
     }
 
+    /// The `org_unit` records in `scope`'s digest: the units of the imported tree in its
+    /// subtree (see [`import_org_tree`]).
+    pub fn tree_records(scope: OrgCode) -> u64 {
+        renda_domain::org::OrgCode::parse(&scope.to_string())
+            .map(|code| renda_domain::org::OrgTree::demo().subtree(&code).len() as u64)
+            .unwrap_or(0)
+    }
+
     /// Waits until every node in `nodes` shows the same digest for `scope`, with at least
-    /// `records` records; returns that digest.
+    /// `records` records besides the org tree's; returns that digest.
     pub async fn converged(
         &self,
         nodes: &[OrgCode],
@@ -290,7 +323,7 @@ impl Cluster {
                 digests.push(self.digest(*org, scope).await.ok());
             }
             if let Some(Some(first)) = digests.first()
-                && first.records >= records
+                && first.records >= records + Self::tree_records(scope)
                 && digests.iter().all(|d| d.as_ref() == Some(first))
             {
                 return Ok(first.clone());

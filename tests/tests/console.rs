@@ -258,10 +258,19 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
         node_agent::domain::deputy_work(),
     )
     .await?;
-    let ctx = renda_api::ApiContext::new(renda_domain::org::OrgTree::demo());
+    // The city office's bootstrap: the org tree (as `node-agent org import` writes it), synced
+    // down, then one user per node (as `node-agent user add`).
+    let units: Vec<(DOrg, String)> = renda_domain::org::OrgTree::demo()
+        .units()
+        .map(|u| (u.code.clone(), u.name.clone()))
+        .collect();
+    // A context per store: its cache of the org tree follows one store's op log.
+    let ctx = renda_api::ApiContext::default;
+    renda_api::org::bootstrap_units(&mesh.node(city)?.store, &ctx(), &units).await?;
+    mesh.sync_all().await?;
     renda_api::users::bootstrap_user(
         &mesh.node(county)?.store,
-        &ctx,
+        &ctx(),
         COUNTY_LOGIN.0,
         COUNTY_LOGIN.1,
         UserRole::CountyOffice,
@@ -270,7 +279,7 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
     .await?;
     renda_api::users::bootstrap_user(
         &mesh.node(city)?.store,
-        &ctx,
+        &ctx(),
         CITY_LOGIN.0,
         CITY_LOGIN.1,
         UserRole::CityOffice,
@@ -279,7 +288,7 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
     .await?;
     renda_api::users::bootstrap_user(
         &mesh.node(township)?.store,
-        &ctx,
+        &ctx(),
         TOWNSHIP_LOGIN.0,
         TOWNSHIP_LOGIN.1,
         UserRole::TownshipClerk,

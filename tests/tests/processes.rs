@@ -112,9 +112,10 @@ async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
 
     cluster.reconnect(a);
     let converged = cluster.converged(&[a, county, city], a, 3).await?;
+    let units = Cluster::tree_records(a);
     ensure!(
-        converged.records == 3,
-        "expected 3 deputies, got {}",
+        converged.records == 3 + units,
+        "expected 3 deputies and {units} org unit, got {} records",
         converged.records
     );
     cluster.converged(&[b, county, city], b, 1).await?;
@@ -132,28 +133,43 @@ async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The number of operations in `node`'s log.
+async fn log_ops(cluster: &Cluster, node: OrgCode) -> anyhow::Result<u64> {
+    Ok(cluster.status(node).await?.self_.context("status")?.log_ops)
+}
+
 /// A county killed with SIGKILL while a township pushes a large backlog restarts and
 /// converges: nothing lost, nothing applied twice.
 async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
     let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
     let mut cluster = Cluster::start(&[city, county, a]).await?;
+    // The county first pulls the org tree the city was bootstrapped with; from then on the
+    // only new operations anywhere are the township's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while log_ops(&cluster, county).await? < log_ops(&cluster, city).await? {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the county never pulled the org tree"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     cluster.isolate(a);
+    let before_a = log_ops(&cluster, a).await?;
+    let before = [
+        (county, log_ops(&cluster, county).await?),
+        (city, log_ops(&cluster, city).await?),
+    ];
     let mut at_a = client(&cluster, a, "clerk")?;
     let total = 600;
     for i in 0..total {
         create(&mut at_a, a, &format!("代表{i:03}")).await?;
     }
-    let township_log = cluster.status(a).await?.self_.context("status")?.log_ops;
+    let township_log = log_ops(&cluster, a).await? - before_a;
     cluster.reconnect(a);
     // Kill the county once it holds part of the backlog: in the middle of the sync.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let held = cluster
-            .status(county)
-            .await?
-            .self_
-            .context("status")?
-            .log_ops;
+        let held = log_ops(&cluster, county).await? - before[0].1;
         if held > 0 && held < township_log {
             cluster.kill(county)?;
             println!("   killed the county with {held} of {township_log} operations applied");
@@ -171,8 +187,8 @@ async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
     }
     cluster.restart(county).await?;
     cluster.converged(&[a, county, city], a, total).await?;
-    for node in [county, city] {
-        let log = cluster.status(node).await?.self_.context("status")?.log_ops;
+    for (node, before) in before {
+        let log = log_ops(&cluster, node).await? - before;
         ensure!(
             log == township_log,
             "{node} holds {log} operations, the township made {township_log}: something was \

@@ -24,7 +24,7 @@ mod deputy;
 pub mod error;
 mod evaluation;
 mod opinion;
-mod org;
+pub mod org;
 mod project;
 pub mod reports;
 pub mod schema;

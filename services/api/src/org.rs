@@ -335,3 +335,124 @@ impl pb::records_server::Records for Records {
         }))
     }
 }
+
+/// Reads an org-unit list (行政区划 codes and names, one unit a line: `code,name`), as a city
+/// office exports it: blank lines and lines starting with `#` are skipped, and so is a first
+/// line `code,name` (any case). Every line is checked before anything is returned; the error
+/// names the file, the line and what is wrong with it.
+pub fn parse_units_csv(
+    source: &str,
+    text: &str,
+) -> std::result::Result<Vec<(DOrg, String)>, String> {
+    let mut units = Vec::new();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut first = true;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim().trim_start_matches('\u{feff}');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some((code, name)) = trimmed.split_once(',') else {
+            return Err(format!(
+                "{source} line {line}: expected `code,name`, found no comma"
+            ));
+        };
+        let (code, name) = (code.trim(), name.trim().trim_matches('"').trim());
+        if std::mem::take(&mut first) && code.eq_ignore_ascii_case("code") {
+            continue;
+        }
+        let parsed = DOrg::parse(code).map_err(|e| format!("{source} line {line}: code: {e}"))?;
+        let name = renda_domain::text::bounded("name", name, 2, 50)
+            .map_err(|e| format!("{source} line {line}: name: {e}"))?;
+        if let Some(first) = seen.insert(parsed.to_string(), line) {
+            return Err(format!(
+                "{source} line {line}: code {parsed} is already on line {first}"
+            ));
+        }
+        units.push((parsed, name));
+    }
+    if units.is_empty() {
+        return Err(format!("{source}: no org units in it"));
+    }
+    Ok(units)
+}
+
+/// Writes org units at this node (its administrator's bootstrap: no token, so only code
+/// holding the store calls it), parents before children. The whole list is checked against
+/// the node's tree first — each unit in this node's subtree, its parent known or in the list,
+/// no code already known under another name — and nothing is written if any unit fails.
+/// Units already known under the same name are left alone. Returns how many were written.
+pub async fn bootstrap_units(
+    store: &renda_store::Store,
+    ctx: &crate::ApiContext,
+    units: &[(DOrg, String)],
+) -> Result<usize> {
+    let core = Core {
+        store: store.clone(),
+        ctx: ctx.clone(),
+    };
+    let me = core.node_org()?;
+    let caller = Caller {
+        user: 0,
+        org: me.clone(),
+        role: Role::Admin,
+    };
+    let mut ordered: Vec<&(DOrg, String)> = units.iter().collect();
+    ordered.sort_by_key(|(code, _)| (code.as_str().len(), code.clone()));
+    let known = core.tree().await?;
+    let mut tree = known.as_ref().clone();
+    let mut todo = Vec::new();
+    for (code, name) in ordered {
+        if known.get(code).is_some_and(|u| &u.name == name) {
+            continue;
+        }
+        tree.add(code.clone(), name).map_err(|e| match e {
+            renda_domain::Error::Precondition {
+                reason, reason_zh, ..
+            } => Error::precondition("code", reason, reason_zh),
+            other => Error::Domain(other),
+        })?;
+        core.authorize_in(&caller, RecordKind::OrgUnit, Step::Edit, code, &tree)?;
+        todo.push((code, name));
+    }
+    for (code, name) in &todo {
+        create_unit(&core, &caller, code.as_str(), name).await?;
+    }
+    tracing::info!(org = %me, written = todo.len(), "org units imported");
+    Ok(todo.len())
+}
+
+#[cfg(test)]
+mod unit_list_tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_list_reads_with_its_header_comments_and_quotes() {
+        let text = "\u{feff}code,name\n# 青岛\n370200,青岛市\n\n370202, \"市南区\" \n";
+        let units = parse_units_csv("units.csv", text).unwrap();
+        assert_eq!(units.len(), 2);
+        assert_eq!(units[1].0.as_str(), "370202");
+        assert_eq!(units[1].1, "市南区");
+    }
+
+    #[test]
+    fn a_bad_line_names_the_file_the_line_and_the_fault() {
+        for (text, needle) in [
+            ("370200,青岛市\n37020,市南区\n", "units.csv line 2: code"),
+            (
+                "370200,青岛市\n370202\n",
+                "units.csv line 2: expected `code,name`",
+            ),
+            ("370200,青岛市\n370202,区\n", "units.csv line 2: name"),
+            (
+                "370200,青岛市\n370200,青岛\n",
+                "line 2: code 370200 is already on line 1",
+            ),
+            ("# nothing\n", "no org units"),
+        ] {
+            let e = parse_units_csv("units.csv", text).unwrap_err();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+}

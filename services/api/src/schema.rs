@@ -448,6 +448,8 @@ pub fn build() -> Result<Schema, DefinitionError> {
                 .field(6, "disabled", Bool, 0)
                 // The user's number at its org unit (operation authors name it).
                 .field(7, "number", Int, 0)
+                // Valid at every node below the unit it was made at.
+                .subtree()
         })
         .build()
 }

@@ -1,24 +1,23 @@
 //! Users as replicated records, and the `renda.auth.v1` service: login, token check, user
 //! creation by an administrator in its subtree.
 //!
-//! A user is a `user` record owned by the org unit whose subtree it may see. It is addressed
-//! (through the store's [`renda_store::Audience`]) to every org unit below that one, so it
-//! reaches every node of the subtree and a township clerk can log in at an offline township.
+//! A user is a `user` record owned by the org unit whose subtree it may see. Its kind is a
+//! `subtree` kind (see `renda_replica::KindSchema::subtree`): the store's downward feeds send it
+//! to every node below that unit, whatever units the tree holds, so it reaches every node of the
+//! subtree and a township clerk can log in at an offline township.
 //! Only the argon2id PHC string travels, never the password. Every login and failed login is
 //! logged with who and when; the password never is.
 
-use std::sync::Arc;
-
-use renda_domain::org::{OrgCode as DOrg, OrgTree};
+use renda_domain::org::OrgCode as DOrg;
 use renda_proto::auth::v1 as pb;
-use renda_replica::{RecordId, RecordView, Schema, Value};
+use renda_replica::{RecordId, Value};
 use renda_store::{Cell, ColumnType, Store, StoredRecord};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::auth::{self, Claims, TokenSigner, UserRole};
 use crate::core::{
-    Caller, Core, Pending, Role, Shared, boolean, dorg, int, limit, new_id, record_org, rorg, text,
+    Caller, Core, Pending, Role, Shared, boolean, int, limit, new_id, record_org, rorg, text,
 };
 use crate::error::{Error, Result};
 use crate::schema::kind;
@@ -29,29 +28,6 @@ pub const TOKEN_TTL_MS: i64 = 12 * 3_600_000;
 /// Longest password accepted (argon2 takes any length; this bounds the work per request).
 const MAX_PASSWORD_CHARS: usize = 128;
 const MIN_PASSWORD_CHARS: usize = 8;
-
-/// The store audience with users added: a user record goes to every org unit of the tree below
-/// its own org (where nodes run: city, county, township), besides what `base` addresses.
-pub fn audience_with_users(
-    base: renda_store::Audience,
-    schema: Arc<Schema>,
-    tree: OrgTree,
-) -> renda_store::Audience {
-    let user_kind = schema.kind_named(kind::USER).map(|k| k.id);
-    Arc::new(move |view: &RecordView| {
-        if Some(view.kind) != user_kind {
-            return base(view);
-        }
-        let Some(org) = view.org.and_then(|o| dorg(o).ok()) else {
-            return Vec::new();
-        };
-        tree.subtree(&org)
-            .into_iter()
-            .filter(|u| u.code != org && u.level().runs_node())
-            .filter_map(|u| rorg(&u.code).ok())
-            .collect()
-    })
-}
 
 /// The `renda.auth.v1.Auth` service.
 pub struct Service {
@@ -239,6 +215,36 @@ impl pb::auth_server::Auth for Service {
     }
 }
 
+/// A login as typed, trimmed: letters, digits or `. _ - @`, at most 40 characters.
+fn check_login(raw: &str) -> Result<String> {
+    let login = raw.trim().to_owned();
+    if login.is_empty()
+        || !login
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(Error::invalid(
+            "login",
+            "must be letters, digits or . _ - @",
+            "用户名只能包含字母、数字和 . _ - @",
+        ));
+    }
+    limit("login", &login, 40)?;
+    Ok(login)
+}
+
+fn check_password(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        return Err(Error::invalid(
+            "password",
+            format!("must have {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+            format!("密码须为{MIN_PASSWORD_CHARS}至{MAX_PASSWORD_CHARS}个字符"),
+        ));
+    }
+    Ok(())
+}
+
 impl Service {
     async fn create(&self, admin: Claims, req: pb::CreateUserRequest) -> Result<pb::User> {
         if !admin.role.is_admin() {
@@ -248,19 +254,7 @@ impl Service {
                 "只有市、区(市)县人大常委会办公室可以创建用户",
             ));
         }
-        let login = req.login.trim().to_owned();
-        if login.is_empty()
-            || !login
-                .chars()
-                .all(|c| c.is_alphanumeric() || "._-@".contains(c))
-        {
-            return Err(Error::invalid(
-                "login",
-                "must be letters, digits or . _ - @",
-                "用户名只能包含字母、数字和 . _ - @",
-            ));
-        }
-        limit("login", &login, 40)?;
+        let login = check_login(&req.login)?;
         let display_name = req.display_name.trim().to_owned();
         limit("display_name", &display_name, 50)?;
         let role = UserRole::parse(&req.role).ok_or_else(|| {
@@ -297,14 +291,7 @@ impl Service {
                 "只能在本级及下级单位创建用户",
             ));
         }
-        let n = req.password.chars().count();
-        if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
-            return Err(Error::invalid(
-                "password",
-                format!("must have {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
-                format!("密码须为{MIN_PASSWORD_CHARS}至{MAX_PASSWORD_CHARS}个字符"),
-            ));
-        }
+        check_password(&req.password)?;
         if !self.core.users_by_login(&login).await?.is_empty() {
             return Err(Error::precondition(
                 "login",
@@ -354,8 +341,28 @@ impl Service {
     }
 }
 
-/// Makes the first administrator of a deployment (the node's bootstrap, or a test): no token
-/// needed, so only code holding the store calls it.
+/// The number of the user with `login`, if there is one.
+pub async fn find_login(
+    store: &Store,
+    ctx: &crate::ApiContext,
+    login: &str,
+) -> Result<Option<u32>> {
+    let core = Core {
+        store: store.clone(),
+        ctx: ctx.clone(),
+    };
+    Ok(core
+        .users_by_login(login.trim())
+        .await?
+        .into_iter()
+        .next()
+        .map(|u| u.number))
+}
+
+/// Makes the first administrator of a deployment (`node-agent user add`, or a test): no token
+/// needed, so only code holding the store calls it. The org must be this node's unit or below
+/// and known to its tree. A login that exists already returns that user's number and changes
+/// nothing.
 pub async fn bootstrap_user(
     store: &Store,
     ctx: &crate::ApiContext,
@@ -364,12 +371,30 @@ pub async fn bootstrap_user(
     role: UserRole,
     org: &DOrg,
 ) -> Result<u32> {
+    let login = check_login(login)?;
+    let login = login.as_str();
+    check_password(password)?;
     let core = Core {
         store: store.clone(),
         ctx: ctx.clone(),
     };
     if let Some(u) = core.users_by_login(login).await?.into_iter().next() {
         return Ok(u.number);
+    }
+    let me = core.node_org()?;
+    if !me.is_same_or_ancestor_of(org) {
+        return Err(Error::forbidden(
+            "org_code",
+            format!("{org} is outside this node's subtree {me}"),
+            "只能在本级及下级单位创建用户",
+        ));
+    }
+    if !core.tree().await?.has(org) {
+        return Err(Error::invalid(
+            "org_code",
+            format!("unknown org unit {org} (import the org units first)"),
+            "未知的组织单位",
+        ));
     }
     let password = password.to_owned();
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))

@@ -197,11 +197,17 @@ impl OrgTree {
     }
 
     /// Adds a unit. A city is a root; every other unit needs its parent in the tree already.
-    /// Adding the same code with the same name again changes nothing.
+    /// Adding the same code with the same name again changes nothing. A unit known only by its
+    /// code (named by it, as a node knows its own unit and ancestors before their records
+    /// arrive) takes the name it is added with.
     pub fn add(&mut self, code: OrgCode, name: &str) -> Result<()> {
         let name = text::bounded("name", name, 2, 50)?;
-        if let Some(existing) = self.units.get(&code) {
+        if let Some(existing) = self.units.get_mut(&code) {
             if existing.name == name {
+                return Ok(());
+            }
+            if existing.name == existing.code.as_str() {
+                existing.name = name;
                 return Ok(());
             }
             return Err(Error::precondition(
@@ -297,6 +303,18 @@ pub(crate) fn code(raw: &str) -> OrgCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unit_known_by_its_code_takes_its_name_once() {
+        let mut tree = OrgTree::new();
+        let city = OrgCode::parse("370200").unwrap();
+        tree.add(city.clone(), "370200").unwrap();
+        tree.add(city.clone(), "青岛市").unwrap();
+        assert_eq!(tree.get(&city).unwrap().name, "青岛市");
+        let e = tree.add(city.clone(), "济南市").unwrap_err();
+        assert_eq!(e.field(), "org_code", "{e}");
+        assert_eq!(tree.get(&city).unwrap().name, "青岛市");
+    }
 
     #[test]
     fn levels_from_code_shape() {

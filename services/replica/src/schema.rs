@@ -61,6 +61,10 @@ pub struct KindSchema {
     /// Records of this kind are reference data every node holds (the org tree): they go down
     /// to every node, whatever their org unit.
     pub broadcast: bool,
+    /// Records of this kind go down to every node in their org unit's subtree, not only to the
+    /// node of their org unit (users: an account made at a county is valid at each of its
+    /// townships, offline ones included).
+    pub subtree: bool,
 }
 
 impl KindSchema {
@@ -147,6 +151,7 @@ impl SchemaBuilder {
                 events: Vec::new(),
                 local_only: false,
                 broadcast: false,
+                subtree: false,
             },
         }
         .field(DELETED.0, "deleted", ValueType::Bool, 0)
@@ -227,6 +232,13 @@ impl KindBuilder {
     /// Marks the kind as reference data for every node (see [`KindSchema::broadcast`]).
     pub fn broadcast(mut self) -> Self {
         self.kind.broadcast = true;
+        self
+    }
+
+    /// Marks the kind as going down to its org unit's whole subtree (see
+    /// [`KindSchema::subtree`]).
+    pub fn subtree(mut self) -> Self {
+        self.kind.subtree = true;
         self
     }
 

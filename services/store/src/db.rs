@@ -125,34 +125,43 @@ impl Backend {
     /// Runs the embedded migrations for this dialect (the SQL is compiled into the binary, so an
     /// installed node needs no migrations directory).
     pub(crate) async fn migrate(&self) -> Result<(), Error> {
-        let (init, dialect) = match self {
-            Backend::Sqlite(_) => (include_str!("../migrations/sqlite/0001_init.sql"), "sqlite"),
-            Backend::Postgres(_) => (
-                include_str!("../migrations/postgres/0001_init.sql"),
-                "postgres",
-            ),
-        };
-        // The gateway's report indexes, in their own file (issue #5).
-        let report_indexes = match self {
-            Backend::Sqlite(_) => include_str!("../migrations/sqlite/0002_report_indexes.sql"),
-            Backend::Postgres(_) => include_str!("../migrations/postgres/0002_report_indexes.sql"),
-        };
-        let migrator = Migrator::with_migrations(vec![
-            Migration::new(
+        // (version, description, SQLite text, PostgreSQL text); append, never edit a shipped one.
+        const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+            (
                 1,
-                format!("init ({dialect})").into(),
-                MigrationType::Simple,
-                init.into_sql_str(),
-                false,
+                "init",
+                include_str!("../migrations/sqlite/0001_init.sql"),
+                include_str!("../migrations/postgres/0001_init.sql"),
             ),
-            Migration::new(
+            (
                 2,
-                format!("report indexes ({dialect})").into(),
-                MigrationType::Simple,
-                report_indexes.into_sql_str(),
-                false,
+                "report indexes",
+                include_str!("../migrations/sqlite/0002_report_indexes.sql"),
+                include_str!("../migrations/postgres/0002_report_indexes.sql"),
             ),
-        ]);
+            (
+                3,
+                "subtree scope",
+                include_str!("../migrations/sqlite/0003_subtree_scope.sql"),
+                include_str!("../migrations/postgres/0003_subtree_scope.sql"),
+            ),
+        ];
+        let sqlite = matches!(self, Backend::Sqlite(_));
+        let dialect = self.name();
+        let migrator = Migrator::with_migrations(
+            MIGRATIONS
+                .iter()
+                .map(|(version, description, lite, pg)| {
+                    Migration::new(
+                        *version,
+                        format!("{description} ({dialect})").into(),
+                        MigrationType::Simple,
+                        (if sqlite { *lite } else { *pg }).into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        );
         match self {
             Backend::Sqlite(pool) => migrator.run(pool).await?,
             Backend::Postgres(pool) => migrator.run(pool).await?,

@@ -123,17 +123,37 @@ pub struct Quarantined {
 }
 
 /// The downward feed of org `$1`: every operation of a record in its scope (or of a broadcast
-/// kind, scope row 0), at the position
+/// kind, scope row 0, or of a subtree kind whose org is one of `$1`'s ancestors, bound as the
+/// three parameters from `$first_ancestor` on), at the position
 /// `max(op.local_seq, scope.since_local_seq)`; local-only operations and (when `$4` is not null)
 /// operations received from peer `$4` left out.
-const SCOPE_FEED: &str = "SELECT CASE WHEN o.local_seq > s.since_local_seq THEN o.local_seq \
-                                      ELSE s.since_local_seq END AS position, \
-                                 o.local_seq AS local_seq, o.bytes AS bytes \
-                          FROM record_scope s JOIN op_log o ON o.record_id = s.record_id \
-                          WHERE (s.org_code = $1 OR s.org_code = 0) \
-                            AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
-                            AND NOT o.local_only \
-                            AND ($4 IS NULL OR o.from_peer IS NULL OR o.from_peer <> $4)";
+fn scope_feed(first_ancestor: usize) -> String {
+    let (a, b, c) = (first_ancestor, first_ancestor + 1, first_ancestor + 2);
+    format!(
+        "SELECT CASE WHEN o.local_seq > s.since_local_seq THEN o.local_seq \
+                     ELSE s.since_local_seq END AS position, \
+                o.local_seq AS local_seq, o.bytes AS bytes \
+         FROM record_scope s JOIN op_log o ON o.record_id = s.record_id \
+         WHERE (s.org_code = $1 OR s.org_code = 0 \
+                OR (s.subtree AND s.org_code IN (${a}, ${b}, ${c}))) \
+           AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
+           AND NOT o.local_only \
+           AND ($4 IS NULL OR o.from_peer IS NULL OR o.from_peer <> $4)"
+    )
+}
+
+/// The three ancestor parameters of [`scope_feed`]: `org`'s ancestors, padded with -1 (no
+/// org unit has that code).
+fn ancestor_args(org: OrgCode) -> [Arg; 3] {
+    let mut out = [Arg::Int(-1), Arg::Int(-1), Arg::Int(-1)];
+    let mut next = org.parent();
+    for slot in out.iter_mut() {
+        let Some(code) = next else { break };
+        *slot = Arg::Int(code.get() as i64);
+        next = code.parent();
+    }
+    out
+}
 
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -206,23 +226,21 @@ impl Store {
     ) -> Result<Vec<LoggedOp>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
         let sql = format!(
-            "SELECT position, local_seq, bytes FROM ({SCOPE_FEED}) feed \
+            "SELECT position, local_seq, bytes FROM ({}) feed \
              WHERE position > $2 OR (position = $2 AND local_seq > $3) \
-             ORDER BY position, local_seq LIMIT $5"
+             ORDER BY position, local_seq LIMIT $5",
+            scope_feed(6)
         );
-        let rows: Vec<(i64, i64, Vec<u8>)> = conn
-            .conn()
-            .fetch_all(
-                crate::db::dynamic(sql),
-                vec![
-                    Arg::Int(org.get() as i64),
-                    Arg::Int(after.position as i64),
-                    Arg::Int(after.local_seq as i64),
-                    Arg::OptText(except_from.map(str::to_string)),
-                    Arg::Int(i64::from(limit)),
-                ],
-            )
-            .await?;
+        let mut args = vec![
+            Arg::Int(org.get() as i64),
+            Arg::Int(after.position as i64),
+            Arg::Int(after.local_seq as i64),
+            Arg::OptText(except_from.map(str::to_string)),
+            Arg::Int(i64::from(limit)),
+        ];
+        args.extend(ancestor_args(org));
+        let rows: Vec<(i64, i64, Vec<u8>)> =
+            conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
         Ok(rows
             .into_iter()
             .map(|(position, seq, bytes)| LoggedOp {
@@ -244,20 +262,20 @@ impl Store {
     ) -> Result<u64, Error> {
         let mut conn = self.inner.backend.acquire().await?;
         let sql = format!(
-            "SELECT COUNT(*) FROM ({SCOPE_FEED}) feed \
-             WHERE position > $2 OR (position = $2 AND local_seq > $3)"
+            "SELECT COUNT(*) FROM ({}) feed \
+             WHERE position > $2 OR (position = $2 AND local_seq > $3)",
+            scope_feed(5)
         );
+        let mut args = vec![
+            Arg::Int(org.get() as i64),
+            Arg::Int(after.position as i64),
+            Arg::Int(after.local_seq as i64),
+            Arg::OptText(except_from.map(str::to_string)),
+        ];
+        args.extend(ancestor_args(org));
         let (n,): (i64,) = conn
             .conn()
-            .fetch_optional(
-                crate::db::dynamic(sql),
-                vec![
-                    Arg::Int(org.get() as i64),
-                    Arg::Int(after.position as i64),
-                    Arg::Int(after.local_seq as i64),
-                    Arg::OptText(except_from.map(str::to_string)),
-                ],
-            )
+            .fetch_optional(crate::db::dynamic(sql), args)
             .await?
             .unwrap_or((0,));
         Ok(to_u64(n))

@@ -909,16 +909,16 @@ async fn save_scope(
         Some(_) => load_records(conn, ids).await?,
         None => HashMap::new(),
     };
-    let existing: Vec<(Uuid, i64)> = conn
+    let existing: Vec<(Uuid, i64, bool)> = conn
         .fetch_by_keys(
             "r",
-            "SELECT x.record_id, x.org_code FROM w CROSS JOIN record_scope x \
+            "SELECT x.record_id, x.org_code, x.subtree FROM w CROSS JOIN record_scope x \
              WHERE x.record_id = w.r",
             1,
             &id_keys(ids),
         )
         .await?;
-    let existing: HashSet<(Uuid, i64)> = existing.into_iter().collect();
+    let existing: HashSet<(Uuid, i64, bool)> = existing.into_iter().collect();
     let mut rows = Vec::new();
     for id in ids {
         let Some(slot) = records.get(id) else {
@@ -927,11 +927,12 @@ async fn save_scope(
         let mut scope = BTreeSet::new();
         if inner.schema.kind(slot.kind).is_some_and(|k| k.broadcast) {
             // Reference data: one row for "every node", and no other, so no feed lists it twice.
-            if !existing.contains(&(id.0, EVERY_NODE)) {
+            if !existing.contains(&(id.0, EVERY_NODE, false)) {
                 rows.push(vec![
                     Arg::Int(EVERY_NODE),
                     Arg::Id(id.0),
                     Arg::Int(slot.last_local),
+                    Arg::Bool(false),
                 ]);
             }
             continue;
@@ -944,22 +945,29 @@ async fn save_scope(
         if let (Some(audience), Some(record)) = (&inner.audience, views.get(id)) {
             scope.extend(audience(&record.materialise()));
         }
+        // A subtree kind's own org row addresses everything below it too.
+        let subtree = inner.schema.kind(slot.kind).is_some_and(|k| k.subtree);
         for org in scope {
             let code = org.get() as i64;
-            if !existing.contains(&(id.0, code)) {
+            let whole = subtree && Some(org) == slot.org;
+            if !existing.contains(&(id.0, code, whole)) {
                 rows.push(vec![
                     Arg::Int(code),
                     Arg::Id(id.0),
                     Arg::Int(slot.last_local),
+                    Arg::Bool(whole),
                 ]);
             }
         }
     }
     if !rows.is_empty() {
+        // A row that exists without `subtree` (the record was there before its kind became a
+        // subtree kind) gains it, from now: the units below get the record's whole history.
         conn.insert_many(
-            "INSERT INTO record_scope (org_code, record_id, since_local_seq)",
-            3,
-            "ON CONFLICT (org_code, record_id) DO NOTHING",
+            "INSERT INTO record_scope (org_code, record_id, since_local_seq, subtree)",
+            4,
+            "ON CONFLICT (org_code, record_id) DO UPDATE SET subtree = TRUE, \
+             since_local_seq = excluded.since_local_seq WHERE excluded.subtree",
             rows,
         )
         .await?;

@@ -1295,3 +1295,78 @@ on_every_backend!(
     broadcast_kinds_reach_every_node_once,
     broadcast_kinds_reach_every_node
 );
+
+/// A subtree kind (users) goes down to every unit below its org, and to no other: a township
+/// of another county, or a sibling unit, gets nothing. A plain kind at the county stays there.
+async fn subtree_kinds_reach_every_unit_below(env: &Env) -> Result<()> {
+    let schema = Schema::builder(1)
+        .kind(1, "user", |k| k.text(2, "login", 40).subtree())
+        .kind(2, "note", |k| k.text(2, "title", 24))
+        .build()
+        .map_err(|e| anyhow!(e))?;
+    let city = org(370_200);
+    let store = Store::open(
+        &env.new_db().await?,
+        Arc::new(schema),
+        city,
+        Options::default(),
+    )
+    .await?;
+    let user = rid(92);
+    store
+        .write(user, KindId(1), Author::system(county()), |r, me| {
+            vec![
+                r.put(me, ORG, Value::Org(county())),
+                r.put(me, FieldId(2), text("zhangsan")),
+            ]
+        })
+        .await?;
+    let note = rid(93);
+    store
+        .write(note, KindId(2), Author::system(county()), |r, me| {
+            vec![r.put(me, ORG, Value::Org(county()))]
+        })
+        .await?;
+    let records_for = |unit: OrgCode| {
+        let store = store.clone();
+        async move {
+            let down = store.ops_for_scope(unit, Cursor::START, 100, None).await?;
+            let mut records: Vec<RecordId> = down
+                .iter()
+                .map(|o| Op::decode_unchecked(&o.bytes).map(|op| op.record))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow!(e))?;
+            records.dedup();
+            let count = store.count_for_scope(unit, Cursor::START, None).await?;
+            Ok::<_, anyhow::Error>((records, count))
+        }
+    };
+    // Below the county: the user's two operations, not the note.
+    for unit in [township(), org(370_202_002)] {
+        let (records, count) = records_for(unit).await?;
+        ensure!(
+            records == vec![user],
+            "{unit} gets the user only: {records:?}"
+        );
+        ensure!(
+            count == 2,
+            "{unit} counts the user's two operations: {count}"
+        );
+    }
+    // The county itself: both records.
+    let (records, _) = records_for(county()).await?;
+    ensure!(records.len() == 2, "the county gets both: {records:?}");
+    // Another county's township and the other county: nothing.
+    for unit in [org(370_212_001), org(370_212)] {
+        let (records, count) = records_for(unit).await?;
+        ensure!(
+            records.is_empty() && count == 0,
+            "{unit} is outside the subtree: {records:?}"
+        );
+    }
+    Ok(())
+}
+on_every_backend!(
+    subtree_kinds_reach_every_unit_below_and_no_other,
+    subtree_kinds_reach_every_unit_below
+);
