@@ -28,13 +28,20 @@ fn config(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-fn run(args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
+/// Runs node-agent with `stdin` as its standard input and, if given, `password` in
+/// `RENDA_NEW_USER_PASSWORD`.
+fn run_with(args: &[&str], stdin: Option<&str>, password: Option<&str>) -> anyhow::Result<Output> {
     // Only what the command needs: a RENDA_ variable of the test run (RENDA_TEST_PG_URL) is
     // not a config key, and the node's config loader refuses those.
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    if let Some(password) = password {
+        command.env("RENDA_NEW_USER_PASSWORD", password);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -44,6 +51,10 @@ fn run(args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
         input.write_all(stdin.unwrap_or("").as_bytes())?;
     }
     Ok(child.wait_with_output()?)
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
+    run_with(args, stdin, None)
 }
 
 fn text(out: &Output) -> String {
@@ -76,14 +87,23 @@ async fn a_city_imports_its_org_tree_and_makes_its_first_administrator() -> anyh
     let dir = tempfile::tempdir()?;
     let cfg = config(dir.path())?;
     let cfg = cfg.to_str().context("temp path is UTF-8")?;
+    let import = |list: &Path| {
+        run(
+            &[
+                "org",
+                "import",
+                "--config",
+                cfg,
+                list.to_str().unwrap_or(""),
+            ],
+            None,
+        )
+    };
 
     // One bad line (a five-digit code): nothing written, the line named.
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "code,name\n370200,青岛市\n37020,市南区\n")?;
-    let out = run(
-        &["org", "import", "--config", cfg, bad.to_str().unwrap_or("")],
-        None,
-    )?;
+    let out = import(bad.as_path())?;
     ensure!(
         !out.status.success(),
         "a bad list must fail: {}",
@@ -102,16 +122,7 @@ async fn a_city_imports_its_org_tree_and_makes_its_first_administrator() -> anyh
         &good,
         "code,name\n370200,青岛市\n370202,市南区\n370202001,八大峡街道\n370212,崂山区\n",
     )?;
-    let out = run(
-        &[
-            "org",
-            "import",
-            "--config",
-            cfg,
-            good.to_str().unwrap_or(""),
-        ],
-        None,
-    )?;
+    let out = import(good.as_path())?;
     ensure!(out.status.success(), "{}", text(&out));
     ensure!(text(&out).contains("4 org units written"), "{}", text(&out));
     let units = units_in(dir.path()).await?;
@@ -121,16 +132,7 @@ async fn a_city_imports_its_org_tree_and_makes_its_first_administrator() -> anyh
             && units.len() == 4,
         "{units:?}"
     );
-    let out = run(
-        &[
-            "org",
-            "import",
-            "--config",
-            cfg,
-            good.to_str().unwrap_or(""),
-        ],
-        None,
-    )?;
+    let out = import(good.as_path())?;
     ensure!(
         text(&out).contains("0 org units written, 4 already known"),
         "{}",
@@ -148,6 +150,17 @@ async fn a_city_imports_its_org_tree_and_makes_its_first_administrator() -> anyh
         Some("a-long-password\n"),
     )?;
     ensure!(out.status.success(), "{}", text(&out));
+    // The password from the environment instead; the config loader lets that variable be.
+    let out = run_with(
+        &add("shinan", "county_office", "370202"),
+        None,
+        Some("another-long-password"),
+    )?;
+    ensure!(
+        out.status.success() && text(&out).contains("user shinan (county_office) made at 370202"),
+        "{}",
+        text(&out)
+    );
     let out = run(
         &add("qingdao", "city_office", "370200"),
         Some("a-long-password\n"),

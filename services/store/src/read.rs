@@ -142,17 +142,28 @@ fn scope_feed(first_ancestor: usize) -> String {
     )
 }
 
-/// The three ancestor parameters of [`scope_feed`]: `org`'s ancestors, padded with -1 (no
-/// org unit has that code).
-fn ancestor_args(org: OrgCode) -> [Arg; 3] {
-    let mut out = [Arg::Int(-1), Arg::Int(-1), Arg::Int(-1)];
+/// The parameters of a query over [`scope_feed`]: `$1` the org, `$2`/`$3` the cursor, `$4`
+/// the peer left out, `$5` the limit if any, then the org's three ancestors padded with -1
+/// (no org unit has that code).
+fn scope_args(
+    org: OrgCode,
+    after: Cursor,
+    except_from: Option<&str>,
+    limit: Option<u32>,
+) -> Vec<Arg> {
+    let mut args = vec![
+        Arg::Int(org.get() as i64),
+        Arg::Int(after.position as i64),
+        Arg::Int(after.local_seq as i64),
+        Arg::OptText(except_from.map(str::to_string)),
+    ];
+    args.extend(limit.map(|l| Arg::Int(i64::from(l))));
     let mut next = org.parent();
-    for slot in out.iter_mut() {
-        let Some(code) = next else { break };
-        *slot = Arg::Int(code.get() as i64);
-        next = code.parent();
+    for _ in 0..3 {
+        args.push(Arg::Int(next.map_or(-1, |code| code.get() as i64)));
+        next = next.and_then(|code| code.parent());
     }
-    out
+    args
 }
 
 fn to_u64(n: i64) -> u64 {
@@ -231,14 +242,7 @@ impl Store {
              ORDER BY position, local_seq LIMIT $5",
             scope_feed(6)
         );
-        let mut args = vec![
-            Arg::Int(org.get() as i64),
-            Arg::Int(after.position as i64),
-            Arg::Int(after.local_seq as i64),
-            Arg::OptText(except_from.map(str::to_string)),
-            Arg::Int(i64::from(limit)),
-        ];
-        args.extend(ancestor_args(org));
+        let args = scope_args(org, after, except_from, Some(limit));
         let rows: Vec<(i64, i64, Vec<u8>)> =
             conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
         Ok(rows
@@ -266,13 +270,7 @@ impl Store {
              WHERE position > $2 OR (position = $2 AND local_seq > $3)",
             scope_feed(5)
         );
-        let mut args = vec![
-            Arg::Int(org.get() as i64),
-            Arg::Int(after.position as i64),
-            Arg::Int(after.local_seq as i64),
-            Arg::OptText(except_from.map(str::to_string)),
-        ];
-        args.extend(ancestor_args(org));
+        let args = scope_args(org, after, except_from, None);
         let (n,): (i64,) = conn
             .conn()
             .fetch_optional(crate::db::dynamic(sql), args)
