@@ -65,6 +65,10 @@ pub const DEFAULT_FRESHNESS_HOURS: u32 = 72;
 /// Rows per page of an export stream.
 const EXPORT_PAGE: i64 = 2_000;
 
+/// Rows of a report's detail list (its last table) in `GetReport`: a report's size stays
+/// bounded whatever the city's size; `ExportRows` streams the whole list.
+pub const DETAIL_ROWS: usize = 500;
+
 pub(crate) struct Service {
     pub core: Shared,
     pub freshness: Option<FreshnessSource>,
@@ -397,22 +401,22 @@ impl Service {
         let groups = Groups::new(&tree, &q.org);
         let (tables, rate_kinds) = match q.name {
             "suggestions" => (
-                self.suggestions(q, &groups).await?,
+                self.suggestions(q, &groups, DETAIL_ROWS).await?,
                 vec![
                     RateKind::Reply,
                     RateKind::Satisfaction,
                     RateKind::Implementation,
                 ],
             ),
-            "projects" => (self.projects(q, &groups).await?, vec![]),
+            "projects" => (self.projects(q, &groups, DETAIL_ROWS).await?, vec![]),
             "deputies" => (
-                self.deputies(q, &groups).await?,
+                self.deputies(q, &groups, DETAIL_ROWS).await?,
                 vec![RateKind::ReportBackCoverage],
             ),
-            "stations" => (self.stations(q, &groups).await?, vec![]),
+            "stations" => (self.stations(q, &groups, DETAIL_ROWS).await?, vec![]),
             _ => {
                 let mut t = self.opinions_summary(q, &groups).await?;
-                t.push(self.opinions_detail(q, None, 500).await?.0);
+                t.push(self.opinions_detail(q, None, DETAIL_ROWS as i64).await?.0);
                 (t, vec![])
             }
         };
@@ -517,7 +521,12 @@ impl Service {
 
     /// Every suggestion of the subtree first submitted in the period, as the domain folded it
     /// when its facts were computed; overdue against today.
-    async fn suggestions(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
+    async fn suggestions(
+        &self,
+        q: &Query,
+        groups: &Groups,
+        detail_rows: usize,
+    ) -> Result<Vec<pb::Table>> {
         let mut args = vec![Cell::Int(i64::from(fact::SUGGESTION))];
         let period = period_filter(q, "date_ms", &mut args);
         let orgs = subtree_filter(&q.org, "+org_code", &mut args);
@@ -641,6 +650,9 @@ impl Service {
         let mut overdue_rows = Vec::new();
         for item in &items {
             for (kind, due) in item.overdue.iter().filter(|(_, due)| today > *due) {
+                if overdue_rows.len() >= detail_rows {
+                    break;
+                }
                 overdue_rows.push(vec![
                     text_cell(item.id.to_string()),
                     text_cell(item.org.to_string()),
@@ -695,7 +707,12 @@ impl Service {
 
     // -- projects -----------------------------------------------------------------------------
 
-    async fn projects(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
+    async fn projects(
+        &self,
+        q: &Query,
+        groups: &Groups,
+        detail_rows: usize,
+    ) -> Result<Vec<pb::Table>> {
         let mut args = vec![Cell::Int(i64::from(fact::PROJECT))];
         // A project's date is 1 January of its year: the years the period touches.
         let jan1 = |year: i32| NaiveDate::from_ymd_opt(year, 1, 1).map_or(0, day_ms);
@@ -738,6 +755,9 @@ impl Service {
                 }
                 s[4] += i64::from(accepted);
                 s[5] += i64::from(overdue);
+            }
+            if detail.len() >= detail_rows {
+                continue;
             }
             detail.push(vec![
                 text_cell(text_of(r.first())),
@@ -806,7 +826,12 @@ impl Service {
 
     // -- deputies -----------------------------------------------------------------------------
 
-    async fn deputies(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
+    async fn deputies(
+        &self,
+        q: &Query,
+        groups: &Groups,
+        detail_rows: usize,
+    ) -> Result<Vec<pb::Table>> {
         use ColumnType::{Int, Text};
         // Deputies of the subtree, from the org index alone.
         let mut args = vec![Cell::Int(i64::from(fact::DEPUTY))];
@@ -838,9 +863,8 @@ impl Service {
         // Report-backs in the period.
         let mut args = vec![Cell::Int(i64::from(fact::REPORT_BACK))];
         let period = period_filter(q, "date_ms", &mut args);
-        let text = format!(
-            "SELECT DISTINCT subject FROM report_facts WHERE fact = $1 AND {period}"
-        );
+        let text =
+            format!("SELECT DISTINCT subject FROM report_facts WHERE fact = $1 AND {period}");
         let reported: BTreeSet<Uuid> = self
             .rows(text, args, &[Text])
             .await?
@@ -938,6 +962,7 @@ impl Service {
             .collect();
         let ranking_rows = ranking
             .into_iter()
+            .take(detail_rows)
             .enumerate()
             .map(|(rank, (points, id, org, name, c, s, v, rb))| {
                 vec![
@@ -992,7 +1017,12 @@ impl Service {
 
     // -- stations -----------------------------------------------------------------------------
 
-    async fn stations(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
+    async fn stations(
+        &self,
+        q: &Query,
+        groups: &Groups,
+        detail_rows: usize,
+    ) -> Result<Vec<pb::Table>> {
         use ColumnType::{Int, Text};
         let mut args = vec![Cell::Int(i64::from(fact::STATION))];
         let orgs = subtree_filter(&q.org, "org_code", &mut args);
@@ -1050,7 +1080,7 @@ impl Service {
         }
         // stations, receptions, activities
         let mut sums = vec![[0i64; 3]; groups.len()];
-        let mut detail = Vec::with_capacity(stations.len());
+        let mut detail = Vec::with_capacity(stations.len().min(detail_rows));
         for s in stations {
             let mut cells = s.into_iter();
             let (Some(Cell::Text(id)), org, name) = (cells.next(), cells.next(), cells.next())
@@ -1062,6 +1092,9 @@ impl Service {
             if let Some(i) = group_of.get(org) {
                 sums[i][0] += 1;
                 sums[i][1] += receptions;
+            }
+            if detail.len() >= detail_rows {
+                continue;
             }
             let (collected, resolved) = per_station.get(&id).copied().unwrap_or((0, 0));
             detail.push(vec![
@@ -1209,22 +1242,26 @@ impl Service {
         after: Option<&OpinionPosition>,
         limit: i64,
     ) -> Result<(pb::Table, Option<OpinionPosition>)> {
+        // One lower bound on the day, the later of the period's start and the last page's: with
+        // two, the planner may scan from the period's start for every page.
+        let from_ms = day_ms(q.from).max(after.map_or(i64::MIN, |a| a.raised_ms));
         let mut args = vec![Cell::Int(i64::from(fact::OPINION))];
-        let period = period_filter(q, "date_ms", &mut args);
+        let from = push(&mut args, Cell::Int(from_ms));
+        let to = push(&mut args, Cell::Int(day_ms(q.to)));
         let orgs = subtree_filter(&q.org, "+org_code", &mut args);
         let mut keyset = String::new();
         if let Some(after) = after {
             let at = push(&mut args, Cell::Int(after.raised_ms));
             let id = push(&mut args, Cell::Text(after.id.clone()));
             keyset = format!(
-                " AND date_ms >= {at} AND (date_ms > {at} OR record_id > {})",
+                " AND (date_ms > {at} OR record_id > {})",
                 renda_store::id_param(self.postgres(), &id)
             );
         }
         let limit = push(&mut args, Cell::Int(limit));
         let text = format!(
             "SELECT record_id, org_code, code, flags, date_ms, end_ms FROM report_facts \
-             WHERE fact = $1 AND {period} AND {orgs}{keyset} \
+             WHERE fact = $1 AND date_ms >= {from} AND date_ms < {to} AND {orgs}{keyset} \
              ORDER BY date_ms, record_id LIMIT {limit}"
         );
         use ColumnType::{Int, Text};
@@ -1261,9 +1298,7 @@ impl Service {
                             .map(|t| crate::core::local_date(t).to_string())
                             .unwrap_or_default(),
                     ),
-                    real_cell(
-                        resolved_ms.map(|t| ((t - raised_ms).max(0) as f64) / 86_400_000.0),
-                    ),
+                    real_cell(resolved_ms.map(|t| ((t - raised_ms).max(0) as f64) / 86_400_000.0)),
                 ]
             })
             .collect();
@@ -1380,10 +1415,10 @@ impl Service {
         let tree = self.core.tree().await?;
         let groups = Groups::new(&tree, &q.org);
         let tables = match q.name {
-            "suggestions" => self.suggestions(q, &groups).await?,
-            "projects" => self.projects(q, &groups).await?,
-            "deputies" => self.deputies(q, &groups).await?,
-            _ => self.stations(q, &groups).await?,
+            "suggestions" => self.suggestions(q, &groups, usize::MAX).await?,
+            "projects" => self.projects(q, &groups, usize::MAX).await?,
+            "deputies" => self.deputies(q, &groups, usize::MAX).await?,
+            _ => self.stations(q, &groups, usize::MAX).await?,
         };
         let Some(t) = tables.into_iter().last() else {
             return Ok(());

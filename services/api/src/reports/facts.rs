@@ -131,8 +131,7 @@ pub(crate) async fn catch_up(core: &Core) -> Result<CatchUp> {
     let end = store.last_local_seq().await?;
     let mut done = CatchUp::default();
     // Nothing to do is the common case: answer it without the lock.
-    if matches!(store.projection().await?, Some(p) if p.version == VERSION && p.local_seq >= end)
-    {
+    if matches!(store.projection().await?, Some(p) if p.version == VERSION && p.local_seq >= end) {
         return Ok(done);
     }
     let _one = CATCHING_UP.lock().await;
@@ -270,10 +269,17 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
             f.code = events
                 .iter()
                 .filter(|e| e.name == "progress")
-                .filter_map(|e| e.payload.get("percent").and_then(renda_replica::Value::as_int))
+                .filter_map(|e| {
+                    e.payload
+                        .get("percent")
+                        .and_then(renda_replica::Value::as_int)
+                })
                 .max()
                 .unwrap_or(0);
-            if events.iter().any(|e| e.name == "voted" && e.bool("adopted")) {
+            if events
+                .iter()
+                .any(|e| e.name == "voted" && e.bool("adopted"))
+            {
                 f.flags |= PROJECT_ADOPTED;
             }
             if events.iter().any(|e| e.name == "acceptance_passed") {
@@ -392,7 +398,10 @@ fn suggestion_fact(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Result
         (mine.satisfaction.numerator > 0, sflag::SATISFACTION_NUM),
         (mine.satisfaction.denominator > 0, sflag::SATISFACTION_DEN),
         (mine.implementation.numerator > 0, sflag::IMPLEMENTATION_NUM),
-        (mine.implementation.denominator > 0, sflag::IMPLEMENTATION_DEN),
+        (
+            mine.implementation.denominator > 0,
+            sflag::IMPLEMENTATION_DEN,
+        ),
         (state.status.is_handling(), sflag::HANDLING),
         (state.replied, sflag::REPLIED),
         (state.status.is_final(), sflag::FINAL),
