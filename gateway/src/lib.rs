@@ -564,7 +564,11 @@ async fn report(
         .await?
         .into_inner();
     if format == Format::Json {
-        return Ok(Json(report_json(&report)).into_response());
+        let response = Json(ReportJson(&report)).into_response();
+        // A large report is hundreds of thousands of small allocations: free them after the
+        // answer is on its way, not before.
+        tokio::task::spawn_blocking(move || drop(report));
+        return Ok(response);
     }
     tracing::info!(user = user.user, org = %user.org, role = user.role.as_str(), report = base, report_org = %org_code, period = %label, format = ?format, "export");
     let file_name = format!(
@@ -614,15 +618,6 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-fn cell_json(c: &pb::Cell) -> serde_json::Value {
-    match &c.kind {
-        Some(pb::cell::Kind::Int(n)) => json!(n),
-        Some(pb::cell::Kind::Real(r)) => json!(r),
-        Some(pb::cell::Kind::Text(s)) => json!(s),
-        None => serde_json::Value::Null,
-    }
-}
-
 fn cell_text(c: &pb::Cell) -> String {
     match &c.kind {
         Some(pb::cell::Kind::Int(n)) => n.to_string(),
@@ -632,58 +627,160 @@ fn cell_text(c: &pb::Cell) -> String {
     }
 }
 
-/// The JSON form: each table as a list of objects keyed by column.
-pub fn report_json(r: &pb::Report) -> serde_json::Value {
-    let tables: serde_json::Map<String, serde_json::Value> = r
-        .tables
-        .iter()
-        .map(|t| {
-            let rows: Vec<serde_json::Value> = t
-                .rows
+/// The JSON form of a report: each table as a list of objects keyed by column. It is written
+/// straight from the protobuf message (no `serde_json::Value` in between): a ranking of tens
+/// of thousands of deputies would otherwise cost an allocation per key and per value.
+pub struct ReportJson<'a>(pub &'a pb::Report);
+
+/// The parts of a [`ReportJson`], each serialised as it is read.
+struct Cell<'a>(&'a pb::Cell);
+struct Table<'a>(&'a pb::Table);
+struct Rows<'a>(&'a pb::Table);
+struct Row<'a>(&'a [pb::Column], &'a pb::Row);
+struct Tables<'a>(&'a [pb::Table]);
+struct Definition<'a>(&'a pb::RateDefinition);
+struct Freshness<'a>(&'a pb::Report);
+struct Township<'a>(&'a pb::TownshipFreshness);
+struct ColumnJson<'a>(&'a pb::Column);
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0.kind {
+            Some(pb::cell::Kind::Int(n)) => s.serialize_i64(*n),
+            Some(pb::cell::Kind::Real(r)) => s.serialize_f64(*r),
+            Some(pb::cell::Kind::Text(t)) => s.serialize_str(t),
+            None => s.serialize_unit(),
+        }
+    }
+}
+
+impl Serialize for ColumnJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("key", &self.0.key)?;
+        map.serialize_entry("title", &self.0.title_zh)?;
+        map.end()
+    }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            self.0
                 .iter()
-                .map(|row| {
-                    let obj: serde_json::Map<String, serde_json::Value> = t
-                        .columns
-                        .iter()
-                        .zip(&row.cells)
-                        .map(|(c, v)| (c.key.clone(), cell_json(v)))
-                        .collect();
-                    serde_json::Value::Object(obj)
-                })
-                .collect();
-            (
-                t.key.clone(),
-                json!({
-                    "title": t.title_zh,
-                    "columns": t.columns.iter().map(|c| json!({"key": c.key, "title": c.title_zh})).collect::<Vec<_>>(),
-                    "rows": rows,
-                }),
-            )
-        })
-        .collect();
-    json!({
-        "report": r.name,
-        "title": r.title_zh,
-        "org": r.org_code,
-        "org_name": r.org_name,
-        "from": r.from,
-        "to": r.to,
-        "tables": tables,
-        "definitions": r.definitions.iter().map(|d| json!({"key": d.key, "name": d.name_zh, "definition": d.definition_zh, "definition_en": d.definition_en})).collect::<Vec<_>>(),
-        "freshness": {
-            "stale": r.stale,
-            "note": r.stale_note_zh,
-            "townships": r.freshness.iter().map(|f| json!({
-                "org": f.org_code,
-                "name": f.name,
-                "last_sync_unix_ms": f.last_sync_unix_ms,
-                "pending_ops": f.pending_ops,
-                "stale": f.stale,
-                "source": f.source,
-            })).collect::<Vec<_>>(),
-        },
-        "generated_unix_ms": r.generated_unix_ms,
-    })
+                .zip(&self.1.cells)
+                .map(|(c, v)| (&c.key, Cell(v))),
+        )
+    }
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let columns = &self.0.columns;
+        s.collect_seq(self.0.rows.iter().map(|row| Row(columns, row)))
+    }
+}
+
+struct Columns<'a>(&'a [pb::Column]);
+
+impl Serialize for Columns<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(ColumnJson))
+    }
+}
+
+impl Serialize for Table<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("title", &self.0.title_zh)?;
+        map.serialize_entry("columns", &Columns(&self.0.columns))?;
+        map.serialize_entry("rows", &Rows(self.0))?;
+        map.end()
+    }
+}
+
+impl Serialize for Tables<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|t| (&t.key, Table(t))))
+    }
+}
+
+impl Serialize for Definition<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("key", &d.key)?;
+        map.serialize_entry("name", &d.name_zh)?;
+        map.serialize_entry("definition", &d.definition_zh)?;
+        map.serialize_entry("definition_en", &d.definition_en)?;
+        map.end()
+    }
+}
+
+impl Serialize for Township<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        let mut map = s.serialize_map(Some(6))?;
+        map.serialize_entry("org", &f.org_code)?;
+        map.serialize_entry("name", &f.name)?;
+        map.serialize_entry("last_sync_unix_ms", &f.last_sync_unix_ms)?;
+        map.serialize_entry("pending_ops", &f.pending_ops)?;
+        map.serialize_entry("stale", &f.stale)?;
+        map.serialize_entry("source", &f.source)?;
+        map.end()
+    }
+}
+
+struct Townships<'a>(&'a [pb::TownshipFreshness]);
+
+impl Serialize for Townships<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(Township))
+    }
+}
+
+struct Definitions<'a>(&'a [pb::RateDefinition]);
+
+impl Serialize for Definitions<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(Definition))
+    }
+}
+
+impl Serialize for Freshness<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("stale", &r.stale)?;
+        map.serialize_entry("note", &r.stale_note_zh)?;
+        map.serialize_entry("townships", &Townships(&r.freshness))?;
+        map.end()
+    }
+}
+
+impl Serialize for ReportJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut map = s.serialize_map(Some(10))?;
+        map.serialize_entry("report", &r.name)?;
+        map.serialize_entry("title", &r.title_zh)?;
+        map.serialize_entry("org", &r.org_code)?;
+        map.serialize_entry("org_name", &r.org_name)?;
+        map.serialize_entry("from", &r.from)?;
+        map.serialize_entry("to", &r.to)?;
+        map.serialize_entry("tables", &Tables(&r.tables))?;
+        map.serialize_entry("definitions", &Definitions(&r.definitions))?;
+        map.serialize_entry("freshness", &Freshness(r))?;
+        map.serialize_entry("generated_unix_ms", &r.generated_unix_ms)?;
+        map.end()
+    }
+}
+
+/// The JSON form as a value (tests and tools; the gateway writes [`ReportJson`] directly).
+pub fn report_json(r: &pb::Report) -> serde_json::Value {
+    serde_json::to_value(ReportJson(r)).unwrap_or(serde_json::Value::Null)
 }
 
 fn csv_line(cells: impl IntoIterator<Item = String>) -> String {
@@ -1012,6 +1109,7 @@ pub fn openapi() -> serde_json::Value {
             }},
             "/api/v1/reports/{name}": {"get": {
                 "summary": "A report as JSON, or as CSV/XLSX export when name ends in .csv or .xlsx",
+                "description": "JSON holds the first 500 rows of the report's detail list (its last table); an export holds every row.",
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(suggestions|projects|deputies|stations|opinions)(\\.csv|\\.xlsx)?$"}},
