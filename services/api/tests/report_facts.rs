@@ -208,7 +208,7 @@ async fn dump_demo_reports() -> Result<()> {
     Ok(())
 }
 
-fn by_org<'a>(r: &'a pb::Report, org: &str) -> Vec<String> {
+fn by_org(r: &pb::Report, org: &str) -> Vec<String> {
     r.tables
         .iter()
         .find(|t| t.key == "by_org")
