@@ -145,6 +145,12 @@ impl Backend {
                 include_str!("../migrations/sqlite/0003_subtree_scope.sql"),
                 include_str!("../migrations/postgres/0003_subtree_scope.sql"),
             ),
+            (
+                4,
+                "report facts",
+                include_str!("../migrations/sqlite/0004_report_facts.sql"),
+                include_str!("../migrations/postgres/0004_report_facts.sql"),
+            ),
         ];
         let sqlite = matches!(self, Backend::Sqlite(_));
         let dialect = self.name();

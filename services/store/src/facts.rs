@@ -7,12 +7,10 @@
 //! the watermark in one transaction. A crash at any point leaves facts and watermark matching,
 //! so the next catch-up redoes exactly what was missing.
 
-use crate::db::{Arg, Backend};
+use crate::db::Arg;
 use crate::parts::{id_keys, load_records};
 use crate::{Error, Store, StoredRecord};
 use renda_replica::RecordId;
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use uuid::Uuid;
 
 /// The row of `report_projection` this projection keeps.
@@ -55,34 +53,6 @@ pub struct Changed {
     /// Their materialised state (deleted records included; ids without a `records` row, whose
     /// operations are all held, have none).
     pub records: Vec<StoredRecord>,
-}
-
-/// Runs `0004_report_facts.sql` with its own migrations table, so the store's migration list
-/// (`db.rs`) and this projection's change independently.
-pub(crate) async fn migrate(backend: &Backend) -> Result<(), Error> {
-    let (sql, dialect) = match backend {
-        Backend::Sqlite(_) => (
-            include_str!("../migrations/sqlite/0004_report_facts.sql"),
-            "sqlite",
-        ),
-        Backend::Postgres(_) => (
-            include_str!("../migrations/postgres/0004_report_facts.sql"),
-            "postgres",
-        ),
-    };
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        4,
-        format!("report facts ({dialect})").into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )]);
-    migrator.dangerous_set_table_name("_report_migrations");
-    match backend {
-        Backend::Sqlite(pool) => migrator.run(pool).await?,
-        Backend::Postgres(pool) => migrator.run(pool).await?,
-    }
-    Ok(())
 }
 
 fn to_u64(n: i64) -> u64 {

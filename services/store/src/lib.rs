@@ -119,7 +119,6 @@ impl Store {
         };
         let backend = Backend::connect(url, &settings).await?;
         backend.migrate().await?;
-        facts::migrate(&backend).await?;
         let mut tx = backend.begin().await?;
         let mut conn = tx.conn();
         let stored: Vec<(String, String)> = conn

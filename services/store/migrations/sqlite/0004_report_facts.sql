@@ -1,7 +1,5 @@
 -- The report-facts projection (issue #5), SQLite dialect; keep in step with
--- ../postgres/0004_report_facts.sql. Run by `facts.rs` with its own migrations table
--- (`_report_migrations`), so the store's own migrations and these change independently; the
--- statements are idempotent (IF [NOT] EXISTS), so they can also join the store's list later.
+-- ../postgres/0004_report_facts.sql. In the store's migration list (`db.rs`) as version 4.
 --
 -- One typed row per reportable item: a record (an opinion, a suggestion, a deputy …) or a dated
 -- step of one (a check-in, a reception, a voter visit …). The reporting layer defines what
