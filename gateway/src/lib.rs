@@ -693,10 +693,11 @@ impl Serialize for Columns<'_> {
 
 impl Serialize for Table<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
+        let mut map = s.serialize_map(Some(4))?;
         map.serialize_entry("title", &self.0.title_zh)?;
         map.serialize_entry("columns", &Columns(&self.0.columns))?;
         map.serialize_entry("rows", &Rows(self.0))?;
+        map.serialize_entry("truncated", &self.0.truncated)?;
         map.end()
     }
 }
@@ -1109,7 +1110,7 @@ pub fn openapi() -> serde_json::Value {
             }},
             "/api/v1/reports/{name}": {"get": {
                 "summary": "A report as JSON, or as CSV/XLSX export when name ends in .csv or .xlsx",
-                "description": "JSON holds the first 500 rows of the report's detail list (its last table); an export holds every row.",
+                "description": "JSON holds the first 500 rows of the report's detail list (its last table), with `truncated: true` when the list goes on; an export holds every row.",
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(suggestions|projects|deputies|stations|opinions)(\\.csv|\\.xlsx)?$"}},

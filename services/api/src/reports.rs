@@ -267,6 +267,7 @@ fn table(key: &str, zh: &str, spec: &[(&str, &str)], rows: Vec<Vec<pb::Cell>>) -
         title_zh: zh.into(),
         columns: columns(spec),
         rows: rows.into_iter().map(|cells| pb::Row { cells }).collect(),
+        truncated: false,
     }
 }
 
@@ -399,27 +400,35 @@ impl Service {
         facts::catch_up(&self.core).await?;
         let tree = self.core.tree().await?;
         let groups = Groups::new(&tree, &q.org);
-        let (tables, rate_kinds) = match q.name {
+        // One row more than a report holds tells whether the detail list goes on.
+        let detail_rows = DETAIL_ROWS + 1;
+        let (mut tables, rate_kinds) = match q.name {
             "suggestions" => (
-                self.suggestions(q, &groups, DETAIL_ROWS).await?,
+                self.suggestions(q, &groups, detail_rows).await?,
                 vec![
                     RateKind::Reply,
                     RateKind::Satisfaction,
                     RateKind::Implementation,
                 ],
             ),
-            "projects" => (self.projects(q, &groups, DETAIL_ROWS).await?, vec![]),
+            "projects" => (self.projects(q, &groups, detail_rows).await?, vec![]),
             "deputies" => (
-                self.deputies(q, &groups, DETAIL_ROWS).await?,
+                self.deputies(q, &groups, detail_rows).await?,
                 vec![RateKind::ReportBackCoverage],
             ),
-            "stations" => (self.stations(q, &groups, DETAIL_ROWS).await?, vec![]),
+            "stations" => (self.stations(q, &groups, detail_rows).await?, vec![]),
             _ => {
                 let mut t = self.opinions_summary(q, &groups).await?;
-                t.push(self.opinions_detail(q, None, DETAIL_ROWS as i64).await?.0);
+                t.push(self.opinions_detail(q, None, detail_rows as i64).await?.0);
                 (t, vec![])
             }
         };
+        if let Some(detail) = tables.last_mut()
+            && detail.rows.len() > DETAIL_ROWS
+        {
+            detail.rows.truncate(DETAIL_ROWS);
+            detail.truncated = true;
+        }
         let (freshness, stale) = self.freshness(q, &tree).await?;
         let note = if stale {
             format!(

@@ -512,3 +512,47 @@ async fn a_crash_between_apply_and_projection_is_caught_up_by_the_next_report() 
     }
     Ok(())
 }
+
+/// A report's detail list holds `DETAIL_ROWS` rows and says when the list goes on; a list that
+/// fits says it is whole.
+#[tokio::test]
+async fn a_long_detail_list_is_cut_and_says_so() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let township = open(&url("t.sqlite"), "370202001").await?;
+    let city = open(&url("c.sqlite"), "370200").await?;
+    let detail = |r: &pb::Report| {
+        r.tables
+            .last()
+            .map(|t| (t.rows.len(), t.truncated))
+            .unwrap_or_default()
+    };
+    let request = request("opinions", "370202", "2026-07-01", "2026-10-01");
+    let report = || {
+        renda_api::reports::build_report(
+            city.clone(),
+            ApiContext::new(OrgTree::demo()),
+            None,
+            &request,
+        )
+    };
+    for _ in 0..renda_api::reports::DETAIL_ROWS {
+        opinion(&township, false).await?;
+    }
+    sync_up(&township, &city).await?;
+    let whole = detail(&report().await?);
+    ensure!(
+        whole == (renda_api::reports::DETAIL_ROWS, false),
+        "a list of exactly DETAIL_ROWS is whole: {whole:?}"
+    );
+    opinion(&township, true).await?;
+    sync_up(&township, &city).await?;
+    let cut = detail(&report().await?);
+    ensure!(
+        cut == (renda_api::reports::DETAIL_ROWS, true),
+        "one row more is cut and says so: {cut:?}"
+    );
+    city.close().await;
+    township.close().await;
+    Ok(())
+}
