@@ -8,10 +8,12 @@
 //! The generated city store (SQLite file in a temporary directory) holds RENDA_BENCH_RECORDS
 //! records (default 1,000,000), spread evenly over the demo tree's four townships, with dates
 //! spread over 2024–2026:
-//! - 88% opinions: org, raised_at, a `routed` event (one of four routes), and for 60% of them
+//! - 87% opinions: org, raised_at, a `routed` event (one of four routes), and for 60% of them
 //!   a `resolved` event 0–29 days later;
 //! - 8% suggestions: org, kind, a `submitted` event, and for 70% a `replied` event (category A–D);
-//! - 3% deputies: org and name; 1% stations: org and name.
+//! - 3% deputies: org and name; 1% stations: org and name;
+//! - 1% livelihood projects: org, year, title, budget, a `voted` event (80% adopted) and, for
+//!   adopted ones, a `progress` event (0–100%).
 //!
 //! The operations are made with `renda_replica::Replica` (one actor per 2,000 records, so no
 //! replica holds more than that in memory) and applied with `Store::apply_batch`, as a sync
@@ -82,11 +84,13 @@ enum Kind {
     Suggestion,
     Deputy,
     Station,
+    Project,
 }
 
 fn kind_of(i: usize) -> Kind {
     match i % 100 {
-        0..=87 => Kind::Opinion,
+        0..=86 => Kind::Opinion,
+        87 => Kind::Project,
         88..=95 => Kind::Suggestion,
         96..=98 => Kind::Deputy,
         _ => Kind::Station,
@@ -108,11 +112,12 @@ fn chunk_ops(
     let kind = |name: &str| -> Result<KindId> {
         Ok(schema.kind_named(name).context("kind in schema")?.id)
     };
-    let (opinion, suggestion, deputy, station) = (
+    let (opinion, suggestion, deputy, station, project) = (
         kind("opinion")?,
         kind("suggestion")?,
         kind("deputy")?,
         kind("station")?,
+        kind("project")?,
     );
     let mut ops: Vec<Op> = Vec::with_capacity(count * 4);
     let now = (START_MS + SPAN_DAYS * DAY_MS) as u64;
@@ -197,6 +202,44 @@ fn chunk_ops(
                     2,
                     Value::Text(format!("代表{i}")),
                 )?);
+            }
+            Kind::Project => {
+                let year = 2024 + day / 365;
+                let on = i32::try_from((at + 8 * 3_600_000) / DAY_MS)?;
+                ops.push(put(&mut replica, project, 1, Value::Org(org))?);
+                ops.push(put(&mut replica, project, 2, Value::Int(year))?);
+                ops.push(put(
+                    &mut replica,
+                    project,
+                    3,
+                    Value::Text(format!("民生实事项目{i}")),
+                )?);
+                ops.push(put(
+                    &mut replica,
+                    project,
+                    5,
+                    Value::Int(100_000 * (1 + rng.below(500) as i64)),
+                )?);
+                let adopted = rng.below(10) < 8;
+                ops.push(replica.local(id, project, author, now, |_| Change::Event {
+                    event: EventKindId(3),
+                    payload: vec![
+                        (FieldId(0), Value::Org(org)),
+                        (FieldId(1), Value::Date(on)),
+                        (FieldId(2), Value::Bool(adopted)),
+                    ],
+                })?);
+                if adopted {
+                    let percent = rng.below(101) as i64;
+                    ops.push(replica.local(id, project, author, now, |_| Change::Event {
+                        event: EventKindId(5),
+                        payload: vec![
+                            (FieldId(0), Value::Org(org)),
+                            (FieldId(1), Value::Date(on + 30)),
+                            (FieldId(2), Value::Int(percent)),
+                        ],
+                    })?);
+                }
             }
             Kind::Station => {
                 ops.push(put(&mut replica, station, 1, Value::Org(org))?);
@@ -418,7 +461,7 @@ async fn main() -> Result<()> {
         let started = Instant::now();
         let ops = generate(&store, records).await?;
         println!(
-            "  generated {records} records (88% opinions, 8% suggestions, 3% deputies, 1% stations) \
+            "  generated {records} records (87% opinions, 8% suggestions, 3% deputies, 1% stations, 1% projects) \
              as {ops} operations in {:.1} s ({:.0} ops/s); file {:.0} MB",
             started.elapsed().as_secs_f64(),
             ops as f64 / started.elapsed().as_secs_f64(),
