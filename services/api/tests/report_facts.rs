@@ -312,6 +312,13 @@ async fn databases(dir: &std::path::Path) -> Result<Vec<Database>> {
 }
 
 impl Database {
+    /// A township store (SQLite, beside the city's) and the city store on this database.
+    async fn township_and_city(&self, dir: &std::path::Path) -> Result<(Store, Store)> {
+        let township = dir.join(format!("t-{}.sqlite", self.label));
+        let township = open(&format!("sqlite://{}", township.display()), "370202001").await?;
+        Ok((township, open(&self.url, "370200").await?))
+    }
+
     async fn cleanup(&self) -> Result<()> {
         if let Some((base, schema)) = &self.drop_schema {
             let pool = sqlx::PgPool::connect(base).await?;
@@ -409,15 +416,7 @@ async fn a_late_township_sync_changes_the_next_report() -> Result<()> {
     let dir = tempfile::tempdir()?;
     for db in databases(dir.path()).await? {
         let label = db.label;
-        let township = open(
-            &format!(
-                "sqlite://{}",
-                dir.path().join(format!("t-{label}.sqlite")).display()
-            ),
-            "370202001",
-        )
-        .await?;
-        let city = open(&db.url, "370200").await?;
+        let (township, city) = db.township_and_city(dir.path()).await?;
         opinion(&township, true).await?;
         opinion(&township, false).await?;
         sync_up(&township, &city).await?;
@@ -457,15 +456,7 @@ async fn a_crash_between_apply_and_projection_is_caught_up_by_the_next_report() 
     let dir = tempfile::tempdir()?;
     for db in databases(dir.path()).await? {
         let label = db.label;
-        let township = open(
-            &format!(
-                "sqlite://{}",
-                dir.path().join(format!("t-{label}.sqlite")).display()
-            ),
-            "370202001",
-        )
-        .await?;
-        let city = open(&db.url, "370200").await?;
+        let (township, city) = db.township_and_city(dir.path()).await?;
         for resolved in [true, false, true] {
             opinion(&township, resolved).await?;
         }
