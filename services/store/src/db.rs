@@ -151,6 +151,12 @@ impl Backend {
                 include_str!("../migrations/sqlite/0004_report_facts.sql"),
                 include_str!("../migrations/postgres/0004_report_facts.sql"),
             ),
+            (
+                5,
+                "slim fields",
+                include_str!("../migrations/sqlite/0005_slim_fields.sql"),
+                include_str!("../migrations/postgres/0005_slim_fields.sql"),
+            ),
         ];
         let sqlite = matches!(self, Backend::Sqlite(_));
         let dialect = self.name();

@@ -744,9 +744,6 @@ async fn persist(
             Arg::Int(i64::from(field.0)),
             Arg::Text(json::field_name(kind, field)),
             Arg::Text(json::value(&winner.value).to_string()),
-            Arg::Int(winner.stamp.hlc.to_u64() as i64),
-            Arg::Int(winner.stamp.org.get() as i64),
-            Arg::Text(winner.stamp.author.to_string()),
             Arg::Bool(conflicts.is_some()),
             Arg::OptText(conflicts),
             Arg::Int(slot.updated),
@@ -755,11 +752,10 @@ async fn persist(
     }
     if !field_rows.is_empty() {
         conn.insert_many(
-            "INSERT INTO fields (record_id, field, name, value, hlc, org, author, has_conflict, \
-             conflicts, updated_seq, state)",
-            11,
+            "INSERT INTO fields (record_id, field, name, value, has_conflict, conflicts, \
+             updated_seq, state)",
+            8,
             "ON CONFLICT (record_id, field) DO UPDATE SET value = excluded.value, \
-             hlc = excluded.hlc, org = excluded.org, author = excluded.author, \
              has_conflict = excluded.has_conflict, conflicts = excluded.conflicts, \
              updated_seq = excluded.updated_seq, state = excluded.state",
             field_rows,
