@@ -9,6 +9,7 @@
 
 use crate::db::Arg;
 use crate::parts::{id_keys, load_records};
+use crate::read::to_u64;
 use crate::{Error, Store, StoredRecord};
 use renda_replica::RecordId;
 use uuid::Uuid;
@@ -55,15 +56,18 @@ pub struct Changed {
     pub records: Vec<StoredRecord>,
 }
 
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Store {
+    /// Held by whoever catches the projection up: two catch-ups on one store would compute
+    /// the same windows, and the store would refuse the second's advance (the watermark moved).
+    /// Other stores in the process (an in-process mesh) are not held up.
+    pub async fn lock_projection(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.projection.lock().await
+    }
+
     /// Where the report-facts projection stands; `None` before its first run.
     pub async fn projection(&self) -> Result<Option<Projection>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
@@ -83,12 +87,9 @@ impl Store {
     /// The local sequence of the last operation logged (0 for an empty log).
     pub async fn last_local_seq(&self) -> Result<u64, Error> {
         let mut conn = self.inner.backend.acquire().await?;
-        let (seq,): (Option<i64>,) = conn
-            .conn()
-            .fetch_optional("SELECT MAX(local_seq) FROM op_log", vec![])
-            .await?
-            .unwrap_or((None,));
-        Ok(seq.map_or(0, to_u64))
+        Ok(to_u64(
+            crate::write::last_local_seq(&mut conn.conn()).await?,
+        ))
     }
 
     /// The records with an operation logged after local sequence `after` and up to `upto`,

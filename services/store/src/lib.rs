@@ -97,6 +97,8 @@ struct Inner {
     /// A node is one process: one writer at a time keeps origin and local sequences gapless
     /// and makes SQLite's single-writer rule a queue instead of busy errors.
     writer: tokio::sync::Mutex<()>,
+    /// One report-facts catch-up at a time on this store (see [`Store::lock_projection`]).
+    projection: tokio::sync::Mutex<()>,
 }
 
 const META_ORG: &str = "org";
@@ -174,6 +176,7 @@ impl Store {
                 audience: options.audience,
                 max_drift_ms: options.max_drift_ms,
                 writer: tokio::sync::Mutex::new(()),
+                projection: tokio::sync::Mutex::new(()),
             }),
         })
     }

@@ -166,7 +166,8 @@ fn scope_args(
     args
 }
 
-fn to_u64(n: i64) -> u64 {
+/// A stored sequence or count as unsigned (the columns are signed; a negative one reads 0).
+pub(crate) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 

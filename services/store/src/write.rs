@@ -543,7 +543,7 @@ fn in_storage_range(op: &Op) -> Result<(), String> {
     Ok(())
 }
 
-async fn last_local_seq(conn: &mut Conn<'_>) -> Result<i64, Error> {
+pub(crate) async fn last_local_seq(conn: &mut Conn<'_>) -> Result<i64, Error> {
     let (max,): (i64,) = conn
         .fetch_optional("SELECT COALESCE(MAX(local_seq), 0) FROM op_log", vec![])
         .await?

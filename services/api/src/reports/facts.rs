@@ -121,10 +121,6 @@ pub struct CatchUp {
     pub facts: u64,
 }
 
-/// One catch-up at a time per process: two would compute the same windows, and the store
-/// would refuse the second (its watermark moved), wasting the work.
-static CATCHING_UP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Brings the facts up to the last operation logged when it starts.
 pub(crate) async fn catch_up(core: &Core) -> Result<CatchUp> {
     let store = &core.store;
@@ -134,7 +130,7 @@ pub(crate) async fn catch_up(core: &Core) -> Result<CatchUp> {
     if matches!(store.projection().await?, Some(p) if p.version == VERSION && p.local_seq >= end) {
         return Ok(done);
     }
-    let _one = CATCHING_UP.lock().await;
+    let _one = store.lock_projection().await;
     let started = Instant::now();
     let mut at = match store.projection().await? {
         Some(p) if p.version == VERSION => p.local_seq,
