@@ -94,10 +94,7 @@ async fn import_org_tree(url: &str, city: OrgCode) -> anyhow::Result<()> {
         ..Default::default()
     };
     let store = renda_store::Store::open(url, domain.schema, city, options).await?;
-    let units: Vec<_> = renda_domain::org::OrgTree::demo()
-        .units()
-        .map(|u| (u.code.clone(), u.name.clone()))
-        .collect();
+    let units = renda_domain::org::OrgTree::demo().named_units();
     let written =
         renda_api::org::bootstrap_units(&store, &renda_api::ApiContext::default(), &units).await;
     store.close().await;

@@ -260,10 +260,7 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
     .await?;
     // The city office's bootstrap: the org tree (as `node-agent org import` writes it), synced
     // down, then one user per node (as `node-agent user add`).
-    let units: Vec<(DOrg, String)> = renda_domain::org::OrgTree::demo()
-        .units()
-        .map(|u| (u.code.clone(), u.name.clone()))
-        .collect();
+    let units = renda_domain::org::OrgTree::demo().named_units();
     // A context per store: its cache of the org tree follows one store's op log.
     let ctx = renda_api::ApiContext::default;
     renda_api::org::bootstrap_units(&mesh.node(city)?.store, &ctx(), &units).await?;

@@ -438,33 +438,19 @@ pub fn id_card(area: &str, born: NaiveDate, sequence: u32, male: bool) -> String
     format!("{body}{check}")
 }
 
-/// Phase 1, at the city: the demo org tree as `org_unit` records.
+/// Phase 1, at the city: the demo org tree as `org_unit` records, imported as
+/// `node-agent org import` does.
 pub async fn seed_org_tree(nodes: &DemoStores) -> Result<usize> {
     let city = At::new(nodes, CITY)?;
-    let mut n = 0;
-    for unit in OrgTree::demo().units() {
-        let r = crate::org::create_unit(
-            &city.core,
-            &crate::core::Caller {
-                user: 1,
-                org: city
-                    .core
-                    .node_org()
-                    .map_err(|e| city.unexpected("org tree", e.to_string()))?,
-                role: crate::core::Role::Admin,
-            },
-            unit.code.as_str(),
-            &unit.name,
-        )
-        .await;
-        r.map_err(|e| DemoError::Refused {
+    let units = OrgTree::demo().named_units();
+    crate::org::bootstrap_units(&city.core.store, &city.core.ctx, &units)
+        .await
+        .map_err(|e| DemoError::Refused {
             step: "create org unit",
             org: CITY.into(),
             status: Box::new(e.into()),
         })?;
-        n += 1;
-    }
-    Ok(n)
+    Ok(units.len())
 }
 
 /// Phase 2, at each street and county: everything a node does on its own.

@@ -49,26 +49,44 @@ pub(crate) async fn create_unit(
     let code = parse_org("code", code, &core.node_org()?)?;
     let name = renda_domain::text::bounded("name", name, 2, 50).map_err(Error::from)?;
     let mut tree = core.tree().await?.as_ref().clone();
-    tree.add(code.clone(), &name).map_err(|e| match e {
+    add_checked(core, caller, &mut tree, &code, &name)?;
+    write_unit(core, caller, &code, &name).await?;
+    Ok(unit_pb(&code, &name))
+}
+
+/// Adds `code` to `tree` if the caller may write it there: its parent known, its code not
+/// known under another name, within the caller's authority.
+fn add_checked(
+    core: &Core,
+    caller: &Caller,
+    tree: &mut renda_domain::org::OrgTree,
+    code: &DOrg,
+    name: &str,
+) -> Result<()> {
+    tree.add(code.clone(), name).map_err(|e| match e {
         renda_domain::Error::Precondition {
             reason, reason_zh, ..
         } => Error::precondition("code", reason, reason_zh),
         other => Error::Domain(other),
     })?;
-    core.authorize_in(caller, RecordKind::OrgUnit, Step::Edit, &code, &tree)?;
-    // One record per code, with an id derived from it, so two creations are one record.
-    let id = Uuid::from_u128(u128::from(rorg(&code)?.get()));
+    core.authorize_in(caller, RecordKind::OrgUnit, Step::Edit, code, tree)
+}
+
+/// Writes the record of a checked unit: one record per code, with an id derived from it, so
+/// two creations are one record.
+async fn write_unit(core: &Core, caller: &Caller, code: &DOrg, name: &str) -> Result<()> {
+    let id = Uuid::from_u128(u128::from(rorg(code)?.get()));
     core.write(
         caller,
         id,
         kind::ORG_UNIT,
         vec![
-            Pending::Put("org", Value::Org(rorg(&code)?)),
-            Pending::Put("name", Value::Text(name.clone())),
+            Pending::Put("org", Value::Org(rorg(code)?)),
+            Pending::Put("name", Value::Text(name.to_owned())),
         ],
     )
     .await?;
-    Ok(unit_pb(&code, &name))
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -382,7 +400,7 @@ pub fn parse_units_csv(
 /// holding the store calls it), parents before children. The whole list is checked against
 /// the node's tree first — each unit in this node's subtree, its parent known or in the list,
 /// no code already known under another name — and nothing is written if any unit fails.
-/// Units already known under the same name are left alone. Returns how many were written.
+/// Units whose records hold the same name already are left alone. Returns how many were written.
 pub async fn bootstrap_units(
     store: &renda_store::Store,
     ctx: &crate::ApiContext,
@@ -400,24 +418,21 @@ pub async fn bootstrap_units(
     };
     let mut ordered: Vec<&(DOrg, String)> = units.iter().collect();
     ordered.sort_by_key(|(code, _)| (code.as_str().len(), code.clone()));
-    let known = core.tree().await?;
-    let mut tree = known.as_ref().clone();
+    let mut tree = core.tree().await?.as_ref().clone();
+    // What is stored already, without the context's base tree: a unit the base names but no
+    // record holds yet is written.
+    let stored = crate::ApiContext::default().refresh(store).await?;
     let mut todo = Vec::new();
     for (code, name) in ordered {
-        if known.get(code).is_some_and(|u| &u.name == name) {
+        if stored.get(code).is_some_and(|u| &u.name == name) {
             continue;
         }
-        tree.add(code.clone(), name).map_err(|e| match e {
-            renda_domain::Error::Precondition {
-                reason, reason_zh, ..
-            } => Error::precondition("code", reason, reason_zh),
-            other => Error::Domain(other),
-        })?;
-        core.authorize_in(&caller, RecordKind::OrgUnit, Step::Edit, code, &tree)?;
+        add_checked(&core, &caller, &mut tree, code, name)?;
         todo.push((code, name));
     }
+    // Checked whole above; each write now needs no second look at the tree.
     for (code, name) in &todo {
-        create_unit(&core, &caller, code.as_str(), name).await?;
+        write_unit(&core, &caller, code, name).await?;
     }
     tracing::info!(org = %me, written = todo.len(), "org units imported");
     Ok(todo.len())

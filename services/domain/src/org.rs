@@ -229,6 +229,13 @@ impl OrgTree {
         Ok(())
     }
 
+    /// Every unit as `(code, name)`: the form an org-unit list is imported in.
+    pub fn named_units(&self) -> Vec<(OrgCode, String)> {
+        self.units()
+            .map(|u| (u.code.clone(), u.name.clone()))
+            .collect()
+    }
+
     pub fn get(&self, code: &OrgCode) -> Option<&OrgUnit> {
         self.units.get(code)
     }
