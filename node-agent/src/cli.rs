@@ -262,18 +262,13 @@ pub async fn user_add(
     };
     let store = open_store(config).await?;
     let ctx = renda_api::ApiContext::new(crate::domain::own_units(store.org()));
-    let existing = renda_api::users::find_login(&store, &ctx, login).await;
-    let made = match existing {
-        Ok(Some(number)) => Err(anyhow::anyhow!(
-            "--login {login:?}: taken already (user number {number}); nothing changed"
-        )),
-        Ok(None) => renda_api::users::bootstrap_user(&store, &ctx, login, &password, role, &org)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}")),
-        Err(e) => Err(anyhow::anyhow!("{e}")),
-    };
+    let made = renda_api::users::bootstrap_user(&store, &ctx, login, &password, role, &org).await;
     store.close().await;
-    let number = made?;
+    let made = made.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let number = made.number;
+    if !made.created {
+        bail!("--login {login:?}: taken already (user number {number}); nothing changed");
+    }
     println!(
         "user {login} ({}) made at {org}, number {number}",
         role.as_str()

@@ -341,28 +341,18 @@ impl Service {
     }
 }
 
-/// The number of the user with `login`, if there is one.
-pub async fn find_login(
-    store: &Store,
-    ctx: &crate::ApiContext,
-    login: &str,
-) -> Result<Option<u32>> {
-    let core = Core {
-        store: store.clone(),
-        ctx: ctx.clone(),
-    };
-    Ok(core
-        .users_by_login(login.trim())
-        .await?
-        .into_iter()
-        .next()
-        .map(|u| u.number))
+/// What [`bootstrap_user`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bootstrapped {
+    /// The user's number at its org unit.
+    pub number: u32,
+    /// `false`: the login existed already and nothing changed.
+    pub created: bool,
 }
 
 /// Makes the first administrator of a deployment (`node-agent user add`, or a test): no token
 /// needed, so only code holding the store calls it. The org must be this node's unit or below
-/// and known to its tree. A login that exists already returns that user's number and changes
-/// nothing.
+/// and known to its tree. A login that exists already changes nothing (`created` is false).
 pub async fn bootstrap_user(
     store: &Store,
     ctx: &crate::ApiContext,
@@ -370,7 +360,7 @@ pub async fn bootstrap_user(
     password: &str,
     role: UserRole,
     org: &DOrg,
-) -> Result<u32> {
+) -> Result<Bootstrapped> {
     let login = check_login(login)?;
     let login = login.as_str();
     check_password(password)?;
@@ -379,7 +369,10 @@ pub async fn bootstrap_user(
         ctx: ctx.clone(),
     };
     if let Some(u) = core.users_by_login(login).await?.into_iter().next() {
-        return Ok(u.number);
+        return Ok(Bootstrapped {
+            number: u.number,
+            created: false,
+        });
     }
     let me = core.node_org()?;
     if !me.is_same_or_ancestor_of(org) {
@@ -424,5 +417,8 @@ pub async fn bootstrap_user(
     )
     .await?;
     tracing::info!(login, org = %org, role = role.as_str(), "bootstrap user created");
-    Ok(number)
+    Ok(Bootstrapped {
+        number,
+        created: true,
+    })
 }
