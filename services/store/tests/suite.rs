@@ -1271,25 +1271,27 @@ async fn broadcast_kinds_reach_every_node(env: &Env) -> Result<()> {
             vec![r.put(me, ORG, Value::Org(county()))]
         })
         .await?;
-    let down = store
-        .ops_for_scope(township(), Cursor::START, 100, None)
-        .await?;
-    let records: Vec<RecordId> = down
-        .iter()
-        .map(|o| Op::decode_unchecked(&o.bytes).map(|op| op.record))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow!(e))?;
+    let (records, count) = scope_feed(&store, township()).await?;
     ensure!(
         records == vec![unit, unit],
         "only the org unit, once per operation: {records:?}"
     );
-    ensure!(
-        store
-            .count_for_scope(township(), Cursor::START, None)
-            .await?
-            == 2
-    );
+    ensure!(count == 2);
     Ok(())
+}
+
+/// The record of each operation in `unit`'s downward feed from the start, and the feed's count.
+async fn scope_feed(store: &Store, unit: OrgCode) -> Result<(Vec<RecordId>, u64)> {
+    let down = store.ops_for_scope(unit, Cursor::START, 100, None).await?;
+    let records = down
+        .iter()
+        .map(|o| Op::decode_unchecked(&o.bytes).map(|op| op.record))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!(e))?;
+    Ok((
+        records,
+        store.count_for_scope(unit, Cursor::START, None).await?,
+    ))
 }
 on_every_backend!(
     broadcast_kinds_reach_every_node_once,
@@ -1330,14 +1332,8 @@ async fn subtree_kinds_reach_every_unit_below(env: &Env) -> Result<()> {
     let records_for = |unit: OrgCode| {
         let store = store.clone();
         async move {
-            let down = store.ops_for_scope(unit, Cursor::START, 100, None).await?;
-            let mut records: Vec<RecordId> = down
-                .iter()
-                .map(|o| Op::decode_unchecked(&o.bytes).map(|op| op.record))
-                .collect::<Result<_, _>>()
-                .map_err(|e| anyhow!(e))?;
+            let (mut records, count) = scope_feed(&store, unit).await?;
             records.dedup();
-            let count = store.count_for_scope(unit, Cursor::START, None).await?;
             Ok::<_, anyhow::Error>((records, count))
         }
     };
