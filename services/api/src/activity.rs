@@ -62,6 +62,9 @@ fn domain_events(events: &[Ev]) -> Vec<Stamped<act::Event>> {
                 "accepted" => act::Event::Accepted {
                     deputy: e.id("deputy"),
                 },
+                "declined" => act::Event::Declined {
+                    deputy: e.id("deputy"),
+                },
                 "checked_in" => act::Event::CheckedIn {
                     deputy: e.id("deputy"),
                     at: DateTime::<Utc>::from_timestamp_millis(e.int("at")).unwrap_or_default(),
@@ -76,6 +79,13 @@ fn domain_events(events: &[Ev]) -> Vec<Stamped<act::Event>> {
 fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Activity> {
     let events = core.events(r)?;
     let roster = act::roster(&domain_events(&events));
+    // The mode of each deputy's first check-in by stamp (a later one changes nothing).
+    let mut modes: BTreeMap<Uuid, String> = BTreeMap::new();
+    let mut check_ins: Vec<&Ev> = events.iter().filter(|e| e.name == "checked_in").collect();
+    check_ins.sort_by_key(|e| e.stamp);
+    for e in check_ins {
+        modes.entry(e.id("deputy")).or_insert_with(|| check_in_mode(e));
+    }
     let to_orgs: BTreeSet<String> = events
         .iter()
         .filter(|e| e.name == "dispatched")
@@ -97,16 +107,38 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Activity> {
                 deputy_id: deputy.to_string(),
                 participation: match p {
                     Participation::Invited => "invited",
+                    Participation::Declined => "declined",
                     Participation::Accepted => "accepted",
                     Participation::CheckedIn => "checked_in",
                 }
                 .into(),
                 walk_in: roster.walk_ins.contains(deputy),
+                check_in_mode: modes.get(deputy).cloned().unwrap_or_default(),
             })
             .collect(),
         dispatched_to_orgs: to_orgs.into_iter().collect(),
     })
 }
+
+/// How a check-in was made: "scan" (the deputy's own, with the signed code) or "proxy" (代录).
+/// Check-ins recorded before modes existed were all entered with the activity's code by the
+/// node, so they count as "proxy".
+fn check_in_mode(e: &Ev) -> String {
+    match e.text("mode").as_str() {
+        "scan" => "scan".into(),
+        _ => "proxy".into(),
+    }
+}
+
+/// Whether a deputy's account may see this activity: it was dispatched to them or they
+/// checked in.
+fn concerns(a: &pb::Activity, deputy: Uuid) -> bool {
+    let id = deputy.to_string();
+    a.participants.iter().any(|p| p.deputy_id == id)
+}
+
+/// The longest a check-in code is valid.
+const MAX_CODE_VALIDITY_MS: i64 = 7 * 24 * 3_600_000;
 
 /// Every duty record (一人一档) derived from the records this node holds. Ids are derived from
 /// the events, so every node derives the same records from the same operations.
@@ -203,6 +235,34 @@ pub(crate) async fn duty_records(core: &Core) -> Result<Vec<DutyRecord>> {
         }
     }
     Ok(out)
+}
+
+fn duty_kind_name(k: DutyRecordKind) -> &'static str {
+    match k {
+        DutyRecordKind::CheckIn => "check_in",
+        DutyRecordKind::Speech => "speech",
+        DutyRecordKind::Suggestion => "suggestion",
+        DutyRecordKind::Motion => "motion",
+        DutyRecordKind::ReportBack => "report_back",
+        DutyRecordKind::VoterVisit => "voter_visit",
+        DutyRecordKind::Reception => "reception",
+        DutyRecordKind::OpinionHandled => "opinion_handled",
+    }
+}
+
+/// The signed content of an activity's check-in code.
+fn check_in_code(
+    activity: Uuid,
+    issuer: &DOrg,
+    valid_from_ms: i64,
+    valid_until_ms: i64,
+) -> crate::auth::CheckInCode {
+    crate::auth::CheckInCode {
+        activity,
+        issuer: issuer.clone(),
+        valid_from_ms,
+        valid_until_ms,
+    }
 }
 
 fn period(p: Option<&pb::Period>) -> Result<Period> {
@@ -406,16 +466,30 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::GetActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
         let r = self.0.get("id", &req.get_ref().id, kind::ACTIVITY).await?;
-        Ok(Response::new(to_pb(&self.0, &r)?))
+        let activity = to_pb(&self.0, &r)?;
+        if let (UserRole::Deputy, Some(me)) = (caller.role, caller.subject)
+            && !concerns(&activity, me)
+        {
+            return Err(Error::forbidden(
+                "id",
+                "the activity was not dispatched to this deputy",
+                "该活动未向您发单",
+            )
+            .into());
+        }
+        Ok(Response::new(activity))
     }
 
     async fn list_activities(
         &self,
         req: Request<pb::ListActivitiesRequest>,
     ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
+        let me = caller(&req)?;
         let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         // Activities organised in the subtree, paged in SQL, then those organised above it and
         // dispatched into it. The second part reads the activities under the top ancestor and
         // keeps the ancestors' own: at a township node that is what it holds anyway; a store
@@ -444,7 +518,16 @@ impl pb::activities_server::Activities for Service {
                     .take(limit as usize - activities.len()),
             );
         }
-        Ok(Response::new(pb::ListActivitiesResponse { activities }))
+        Ok(Response::new(pb::ListActivitiesResponse {
+            // A deputy's own tasks: what was dispatched to them.
+            activities: match (me.role, me.subject) {
+                (UserRole::Deputy, Some(deputy)) => activities
+                    .into_iter()
+                    .filter(|a| concerns(a, deputy))
+                    .collect(),
+                _ => activities,
+            },
+        }))
     }
 
     async fn dispatch_activity(
@@ -503,6 +586,7 @@ impl pb::activities_server::Activities for Service {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let deputy = parse_id("deputy_id", &req.deputy_id)?;
+        caller.require_own_deputy("deputy_id", deputy)?;
         Ok(Response::new(
             self.deputy_step(
                 &caller,
@@ -518,19 +602,113 @@ impl pb::activities_server::Activities for Service {
         ))
     }
 
+    async fn decline_activity(
+        &self,
+        req: Request<pb::DeclineActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let deputy = parse_id("deputy_id", &req.deputy_id)?;
+        caller.require_own_deputy("deputy_id", deputy)?;
+        let reason =
+            renda_domain::text::optional("reason", Some(&req.reason), 500).map_err(Error::from)?;
+        Ok(Response::new(
+            self.deputy_step(
+                &caller,
+                &req.activity_id,
+                &req.deputy_id,
+                Step::Accept,
+                |_, roster| {
+                    act::check(roster, &act::Event::Declined { deputy })?;
+                    Ok((
+                        "declined",
+                        vec![("reason", text_value(reason.unwrap_or_default()))],
+                    ))
+                },
+            )
+            .await?,
+        ))
+    }
+
+    async fn issue_check_in_code(
+        &self,
+        req: Request<pb::IssueCheckInCodeRequest>,
+    ) -> Result<Response<pb::CheckInCode>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        let activity = core.get("activity_id", &req.activity_id, kind::ACTIVITY).await?;
+        let org = record_org(&activity)?;
+        // Only the node that owns the activity makes its code, as its organiser.
+        core.authorize(&caller, RecordKind::Activity, Step::Edit, &org)
+            .await?;
+        let starts = int(&activity, "starts_at");
+        let from = if req.valid_from_ms == 0 {
+            starts.saturating_sub(2 * 3_600_000)
+        } else {
+            req.valid_from_ms
+        };
+        let until = if req.valid_until_ms == 0 {
+            starts.saturating_add(12 * 3_600_000)
+        } else {
+            req.valid_until_ms
+        };
+        if until <= from || until - from > MAX_CODE_VALIDITY_MS {
+            return Err(Error::invalid(
+                "valid_until_ms",
+                "the validity window must end after it starts and last at most 7 days",
+                "签到码有效期须晚于开始时间，且不超过7天",
+            )
+            .into());
+        }
+        let code = check_in_code(activity.id.0, &org, from, until);
+        let text = core.ctx.signer()?.issue_code(&code);
+        tracing::info!(activity = %activity.id, issuer = %org, from, until, "check-in code issued");
+        Ok(Response::new(pb::CheckInCode {
+            code: text,
+            valid_from_ms: from,
+            valid_until_ms: until,
+            issuer: org.to_string(),
+        }))
+    }
+
     async fn check_in(
         &self,
         req: Request<pb::CheckInRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        limit("qr_token", &req.qr_token, 64)?;
-        let at = if req.at_ms == 0 {
-            Utc::now().timestamp_millis()
+        limit("qr_token", &req.qr_token, crate::auth::MAX_TOKEN_LEN)?;
+        let deputy = parse_id("deputy_id", &req.deputy_id)?;
+        caller.require_own_deputy("deputy_id", deputy)?;
+        let now = Utc::now().timestamp_millis();
+        let at = if req.at_ms == 0 { now } else { req.at_ms };
+        let code = req.qr_token.trim().to_owned();
+        // A deputy's own check-in proves presence with the activity's signed code, checked
+        // here against the keys every node holds; a clerk's entry for a deputy is 代录.
+        let own = caller.role == UserRole::Deputy;
+        if own && code.is_empty() {
+            return Err(Error::invalid(
+                "qr_token",
+                "a deputy's own check-in needs the activity's code",
+                "请扫描活动签到码",
+            )
+            .into());
+        }
+        let verified = if code.is_empty() {
+            None
         } else {
-            req.at_ms
+            let signer = self.0.ctx.signer()?;
+            Some(signer.verify_code(&code, now).map_err(|e| {
+                let zh = match e {
+                    crate::auth::TokenError::Expired => "签到码已过期",
+                    crate::auth::TokenError::NotYetValid => "签到码尚未生效",
+                    _ => "签到码无效",
+                };
+                Error::invalid("qr_token", format!("check-in code refused: {e}"), zh)
+            })?)
         };
-        let token = req.qr_token.trim().to_owned();
+        let mode = if own { "scan" } else { "proxy" };
         Ok(Response::new(
             self.deputy_step(
                 &caller,
@@ -538,16 +716,23 @@ impl pb::activities_server::Activities for Service {
                 &req.deputy_id,
                 Step::CheckIn,
                 |activity, _| {
-                    if token.is_empty() || token != text(activity, "qr_token") {
-                        return Err(Error::invalid(
-                            "qr_token",
-                            "does not match the activity's code",
-                            "签到码与活动不符",
-                        ));
+                    if let Some(v) = &verified {
+                        let issuer_ok = record_org(activity).is_ok_and(|o| o == v.issuer);
+                        if v.activity != activity.id.0 || !issuer_ok {
+                            return Err(Error::invalid(
+                                "qr_token",
+                                "the code is for another activity",
+                                "签到码不是本活动的",
+                            ));
+                        }
                     }
                     Ok((
                         "checked_in",
-                        vec![("qr_token", Value::Text(token)), ("at", Value::Int(at))],
+                        vec![
+                            ("qr_token", Value::Text(code.clone())),
+                            ("at", Value::Int(at)),
+                            ("mode", Value::Text(mode.into())),
+                        ],
                     ))
                 },
             )
@@ -588,14 +773,27 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::PointsRequest>,
     ) -> Result<Response<pb::PointsResponse>, Status> {
+        let me = caller(&req)?;
         let req = req.into_inner();
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        core.require_reach("org", &org)?;
         let only = if req.deputy_id.trim().is_empty() {
-            None
+            // A deputy's account reads its own points.
+            me.subject.filter(|_| me.role == UserRole::Deputy)
         } else {
             Some(parse_id("deputy_id", &req.deputy_id)?)
         };
+        if let Some(d) = only {
+            me.require_own_deputy("deputy_id", d)?;
+        } else if me.role == UserRole::Deputy {
+            return Err(Error::forbidden(
+                "deputy_id",
+                "a deputy reads only their own points",
+                "代表本人只能查看自己的积分",
+            )
+            .into());
+        }
         let records: Vec<DutyRecord> = duty_records(core)
             .await?
             .into_iter()
@@ -620,7 +818,8 @@ impl pb::activities_server::Activities for Service {
     ) -> Result<Response<pb::RankingResponse>, Status> {
         let req = req.into_inner();
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        core.require_reach("org", &org)?;
         let period = period(req.period.as_ref())?;
         let tree = core.tree().await?;
         tree.require("org", &org).map_err(Error::from)?;
@@ -635,5 +834,40 @@ impl pb::activities_server::Activities for Service {
             })
             .collect();
         Ok(Response::new(pb::RankingResponse { lines }))
+    }
+
+    async fn duty_records(
+        &self,
+        req: Request<pb::DutyRecordsRequest>,
+    ) -> Result<Response<pb::DutyRecordsResponse>, Status> {
+        let me = caller(&req)?;
+        let req = req.into_inner();
+        let core = &self.0;
+        let deputy = core.get("deputy_id", &req.deputy_id, kind::DEPUTY).await?;
+        me.require_own_deputy("deputy_id", deputy.id.0)?;
+        let period = req.period.as_ref().map(|p| period(Some(p))).transpose()?;
+        let mine: Vec<DutyRecord> = duty_records(core)
+            .await?
+            .into_iter()
+            .filter(|r| r.deputy == deputy.id.0)
+            .filter(|r| period.as_ref().is_none_or(|p| p.contains(r.on)))
+            .collect();
+        let weights = core.ctx.weights();
+        let records: Vec<pb::DutyRecord> = act::distinct(&mine)
+            .into_iter()
+            .map(|r| pb::DutyRecord {
+                id: r.id.to_string(),
+                kind: duty_kind_name(r.kind).into(),
+                on: day_string(r.on),
+                org: r.org.to_string(),
+                activity_id: r.activity.map(|a| a.to_string()).unwrap_or_default(),
+                points: u64::from(weights.get(r.kind)),
+            })
+            .collect();
+        let total_points = records.iter().map(|r| r.points).sum();
+        Ok(Response::new(pb::DutyRecordsResponse {
+            records,
+            total_points,
+        }))
     }
 }

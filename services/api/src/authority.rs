@@ -52,7 +52,7 @@ pub fn step_of(kind_name: &str, event: &str) -> Option<Step> {
         (kind::STATION, "reception") => S::Edit,
         (kind::APPRAISAL, "vote") => S::Edit,
         (kind::ACTIVITY, "dispatched") => S::Dispatch,
-        (kind::ACTIVITY, "accepted") => S::Accept,
+        (kind::ACTIVITY, "accepted" | "declined") => S::Accept,
         (kind::ACTIVITY, "checked_in" | "speech") => S::CheckIn,
         (kind::OPINION, "routed") => S::Route,
         (kind::OPINION, "escalated") => S::Escalate,

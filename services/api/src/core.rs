@@ -13,15 +13,11 @@ use renda_domain::org::{OrgCode as DOrg, OrgTree};
 use renda_replica::schema::KindSchema;
 use renda_replica::{Author, Change, FieldId, Materialise, OrgCode as ROrg, RecordId, Value};
 use renda_store::{Store, StoredRecord};
-use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
+use crate::auth::Claims;
+pub(crate) use crate::auth::UserRole;
 use crate::error::{Error, Result};
-
-/// Metadata keys of the caller's identity (set by the gateway and console after login).
-pub const USER_HEADER: &str = "x-renda-user";
-pub const ORG_HEADER: &str = "x-renda-org";
-pub const ROLE_HEADER: &str = "x-renda-role";
 
 /// What the services need besides the store: the org tree (reference data) and the congress's
 /// point weights. Cheap to clone; clones share the cached tree.
@@ -37,6 +33,8 @@ pub struct ApiContext {
     base: Arc<OrgTree>,
     cache: Arc<RwLock<TreeCache>>,
     weights: Arc<PointWeights>,
+    /// Signs and checks check-in codes; a node sets the deployment's keys.
+    signer: Option<crate::auth::TokenSigner>,
 }
 
 #[derive(Debug, Default)]
@@ -64,12 +62,25 @@ impl ApiContext {
             })),
             base: Arc::new(base),
             weights: Arc::new(PointWeights::default()),
+            signer: None,
         }
     }
 
     pub fn with_weights(mut self, weights: PointWeights) -> Self {
         self.weights = Arc::new(weights);
         self
+    }
+
+    /// The deployment's keys, for the activities' check-in codes.
+    pub fn with_signer(mut self, signer: crate::auth::TokenSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    pub(crate) fn signer(&self) -> Result<&crate::auth::TokenSigner> {
+        self.signer.as_ref().ok_or_else(|| {
+            Error::Internal("this node has no signing key for check-in codes".into())
+        })
     }
 
     pub fn weights(&self) -> &PointWeights {
@@ -203,56 +214,120 @@ impl ApiContext {
     }
 }
 
-/// The role a caller acts in. Only `viewer` is refused every write; the rest is decided by the
-/// write rules of the org tree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Clerk,
-    DeputyOffice,
-    Deputy,
-    Admin,
-    Viewer,
-}
-
-/// The person calling, from gRPC metadata.
-#[derive(Clone, Debug)]
+/// The person calling, as the gate verified them from their token (never from anything the
+/// caller declares).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
+    /// The user record.
+    pub user_id: Uuid,
+    /// The user's number at its org unit (operation authors name it).
     pub user: u32,
     pub org: DOrg,
-    pub role: Role,
+    pub role: UserRole,
+    /// The deputy or handling unit a deputy's or a unit's account acts as.
+    pub subject: Option<Uuid>,
+}
+
+tokio::task_local! {
+    /// The person a call is served for, set by the gate around the service's handler: the
+    /// services' record reads check it, so no read returns a record outside their reach.
+    pub(crate) static CALLER: Caller;
 }
 
 impl Caller {
-    pub fn from_metadata(md: &MetadataMap) -> Result<Self> {
-        let get = |key: &str| {
-            md.get(key)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| Error::Unauthenticated(format!("metadata {key} is missing")))
-        };
-        let user = get(USER_HEADER)?
-            .parse::<u32>()
-            .map_err(|_| Error::Unauthenticated(format!("{USER_HEADER} is not a user number")))?;
-        let org = DOrg::parse(get(ORG_HEADER)?).map_err(|e| {
-            Error::invalid(ORG_HEADER, e.reason().to_owned(), e.reason_zh().to_owned())
-        })?;
-        let role = match get(ROLE_HEADER)? {
-            "clerk" => Role::Clerk,
-            "deputy_office" => Role::DeputyOffice,
-            "deputy" => Role::Deputy,
-            "admin" => Role::Admin,
-            "viewer" => Role::Viewer,
-            other => {
-                return Err(Error::invalid(
-                    ROLE_HEADER,
-                    format!("unknown role {other:?}"),
-                    "未知的角色",
-                ));
-            }
-        };
-        Ok(Self { user, org, role })
+    pub fn from_claims(claims: &Claims) -> Self {
+        Caller {
+            user_id: claims.user_id,
+            user: claims.user,
+            org: claims.org.clone(),
+            role: claims.role,
+            subject: claims.subject,
+        }
     }
+
+    /// The deployment's own hand at `org` (bootstrap of org units and first users, by code that
+    /// holds the store): an office of that level.
+    pub(crate) fn system(org: &DOrg) -> Self {
+        Caller {
+            user_id: Uuid::nil(),
+            user: 0,
+            org: org.clone(),
+            role: if org.level() == renda_domain::org::OrgLevel::City {
+                UserRole::CityOffice
+            } else {
+                UserRole::CountyOffice
+            },
+            subject: None,
+        }
+    }
+
+    /// Whether this person may read the records of `org`: their own subtree, and the bodies
+    /// above them (whose work is sent down to them).
+    pub fn may_read_org(&self, org: &DOrg) -> bool {
+        self.org.is_same_or_ancestor_of(org) || org.is_same_or_ancestor_of(&self.org)
+    }
+
+    /// Whether this person may read `record`: its org unit is in reach, or it is addressed to
+    /// a unit of their subtree (an activity dispatched to their deputies, a reply to a
+    /// suggestion raised there).
+    pub(crate) fn may_read(&self, record: &StoredRecord, schema: &renda_replica::Schema) -> bool {
+        if record.org.and_then(|o| dorg(o).ok()).is_some_and(|o| self.may_read_org(&o)) {
+            return true;
+        }
+        let Some(kind) = schema.kind(record.kind) else {
+            return false;
+        };
+        record.events.iter().any(|e| {
+            kind.event(e.kind).is_some_and(|ev| {
+                e.payload.iter().any(|(id, v)| {
+                    ev.fields.iter().any(|f| {
+                        f.id == *id && matches!(f.name.as_str(), "org" | "to_org" | "to")
+                    }) && v
+                        .as_org()
+                        .and_then(|o| dorg(o).ok())
+                        .is_some_and(|o| self.org.is_same_or_ancestor_of(&o))
+                })
+            })
+        })
+    }
+
+    /// Refuses a deputy's account acting for another deputy (staff act for any deputy their
+    /// unit's rules allow).
+    pub(crate) fn require_own_deputy(&self, field: &str, deputy: Uuid) -> Result<()> {
+        if self.role == UserRole::Deputy && self.subject != Some(deputy) {
+            return Err(Error::forbidden(
+                field,
+                "a deputy acts only for themselves",
+                "代表本人只能办理自己的事项",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a handling unit's account acting for another unit.
+    pub(crate) fn require_own_unit(&self, field: &str, unit: Uuid) -> Result<()> {
+        if self.role == UserRole::HandlingUnit && self.subject != Some(unit) {
+            return Err(Error::forbidden(
+                field,
+                "a handling unit acts only on the suggestions assigned to it",
+                "承办单位只能办理交办给本单位的建议",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The person the current call is served for, when it came through the gate.
+pub(crate) fn current_caller() -> Option<Caller> {
+    CALLER.try_with(Clone::clone).ok()
+}
+
+fn out_of_reach(field: &str, what: impl std::fmt::Display) -> Error {
+    Error::forbidden(
+        field,
+        format!("{what} is outside the caller's unit"),
+        "该记录不在您的管辖范围内",
+    )
 }
 
 /// One event as the services read it: its kind name, stamp and payload by field name.
@@ -360,13 +435,46 @@ impl Core {
         offset: u64,
     ) -> Result<Vec<StoredRecord>> {
         let kind_id = self.kind(kind)?.id;
+        let fence = self.fence("org", Some(org))?;
         Ok(self
             .store
             .records_of_kind(kind_id, Some(rorg(org)?), limit, offset)
             .await?
             .into_iter()
-            .filter(|r| !r.deleted)
+            .filter(|r| !r.deleted && self.readable(fence.as_ref(), r))
             .collect())
+    }
+
+    /// The person the current call is for, after refusing a listing of `org` entirely outside
+    /// their reach (a township clerk listing another township). A listing of a unit above them
+    /// is then filtered record by record.
+    fn fence(&self, field: &str, org: Option<&DOrg>) -> Result<Option<Caller>> {
+        let caller = current_caller();
+        if let (Some(c), Some(org)) = (&caller, org)
+            && !c.may_read_org(org)
+        {
+            return Err(out_of_reach(field, format_args!("org unit {org}")));
+        }
+        Ok(caller)
+    }
+
+    fn readable(&self, fence: Option<&Caller>, r: &StoredRecord) -> bool {
+        fence.is_none_or(|c| c.may_read(r, self.store.schema()))
+    }
+
+    /// Refuses a request naming an org unit outside the caller's reach (reports, rates).
+    pub fn require_reach(&self, field: &str, org: &DOrg) -> Result<()> {
+        self.fence(field, Some(org)).map(|_| ())
+    }
+
+    /// The default org unit of a listing: the node's, or the caller's own when the caller sits
+    /// below this node (a township clerk at the county sees their township by default).
+    pub fn default_org(&self) -> Result<DOrg> {
+        let node = self.node_org()?;
+        Ok(match current_caller() {
+            Some(c) if node.is_same_or_ancestor_of(&c.org) => c.org,
+            _ => node,
+        })
     }
 
     /// The node's own org unit.
@@ -383,7 +491,14 @@ impl Core {
     pub async fn get_id(&self, id: Uuid, kind: &'static str) -> Result<StoredRecord> {
         let schema_kind = self.kind(kind)?;
         match self.store.record(RecordId(id)).await? {
-            Some(r) if r.kind == schema_kind.id && !r.deleted => Ok(r),
+            Some(r) if r.kind == schema_kind.id && !r.deleted => {
+                if let Some(c) = current_caller()
+                    && !c.may_read(&r, self.store.schema())
+                {
+                    return Err(out_of_reach("id", format_args!("{kind} {id}")));
+                }
+                Ok(r)
+            }
             _ => Err(Error::NotFound {
                 kind,
                 id: id.to_string(),
@@ -395,6 +510,7 @@ impl Core {
     pub async fn list(&self, kind: &'static str, org: Option<&DOrg>) -> Result<Vec<StoredRecord>> {
         const PAGE: u32 = 1000;
         let kind_id = self.kind(kind)?.id;
+        let fence = self.fence("org", org)?;
         let org = org.map(rorg).transpose()?;
         let mut out = Vec::new();
         let mut offset = 0u64;
@@ -404,7 +520,10 @@ impl Core {
                 .records_of_kind(kind_id, org, PAGE, offset)
                 .await?;
             let n = page.len();
-            out.extend(page.into_iter().filter(|r| !r.deleted));
+            out.extend(
+                page.into_iter()
+                    .filter(|r| !r.deleted && self.readable(fence.as_ref(), r)),
+            );
             if n < PAGE as usize {
                 return Ok(out);
             }
@@ -467,17 +586,17 @@ impl Core {
         record_org: &DOrg,
         tree: &OrgTree,
     ) -> Result<()> {
-        if caller.role == Role::Viewer {
+        if caller.role == UserRole::ReadOnly {
             return Err(Error::forbidden(
-                ROLE_HEADER,
-                "a viewer cannot change records",
-                "查看角色不能修改记录",
+                "role",
+                "a read-only user cannot change records",
+                "只读角色不能修改记录",
             ));
         }
         let node = self.node_org()?;
         if caller.org != node {
             return Err(Error::forbidden(
-                ORG_HEADER,
+                "org",
                 format!("users of {} cannot write at the node of {node}", caller.org),
                 format!("{} 的用户不能在 {node} 节点录入", caller.org),
             ));
@@ -772,8 +891,12 @@ pub(crate) fn derived_id(record: Uuid, stamp: &Stamp) -> Uuid {
     Uuid::from_u128(record.as_u128() ^ bits.rotate_left(17))
 }
 
+/// The verified person behind a request (put there by the gate, or by in-process code that
+/// holds the store, such as the demo's seeding).
 pub(crate) fn caller<T>(req: &tonic::Request<T>) -> Result<Caller> {
-    Caller::from_metadata(req.metadata())
+    req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+        Error::Unauthenticated("no verified caller: send authorization: Bearer <token>".into())
+    })
 }
 
 /// The page size of a list call: 100 when unset, at most 1000.

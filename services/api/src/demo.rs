@@ -50,7 +50,7 @@ use sgpb::suggestions_server::Suggestions as _;
 use spb::stations_server::Stations as _;
 
 use crate::ApiContext;
-use crate::core::{Core, ORG_HEADER, ROLE_HEADER, Shared, USER_HEADER};
+use crate::core::{Caller, Core, Shared};
 
 /// One node of the demo mesh: its store and the context its services run with.
 #[derive(Clone)]
@@ -330,18 +330,18 @@ impl At {
         })
     }
 
-    /// A request as clerk number 1 of this node's org unit.
+    /// A request as this node's own hand: the demo seeds in process, holding the store, as
+    /// `bootstrap_user` does, so no token is involved.
     fn req<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
-        let md = req.metadata_mut();
-        md.insert(USER_HEADER, tonic::metadata::MetadataValue::from(1u32));
-        if let Ok(org) = self.org.parse() {
-            md.insert(ORG_HEADER, org);
+        if let Ok(org) = renda_domain::org::OrgCode::parse(&self.org) {
+            let mut caller = Caller::system(&org);
+            caller.user = 1;
+            if org.level() == renda_domain::org::OrgLevel::Township {
+                caller.role = crate::auth::UserRole::TownshipClerk;
+            }
+            req.extensions_mut().insert(caller);
         }
-        md.insert(
-            ROLE_HEADER,
-            tonic::metadata::MetadataValue::from_static("clerk"),
-        );
         req
     }
 

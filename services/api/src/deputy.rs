@@ -395,7 +395,8 @@ impl pb::deputies_server::Deputies for Service {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let fields = req.fields.unwrap_or_default();
-        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         self.0.require_org("org", &org).await?;
         Ok(Response::new(
             self.save(&caller, new_id(), org.to_string(), &fields, true)
@@ -421,7 +422,9 @@ impl pb::deputies_server::Deputies for Service {
         &self,
         req: Request<pb::GetDeputyRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
+        let me = caller(&req)?;
         let r = self.0.get("id", &req.get_ref().id, kind::DEPUTY).await?;
+        me.require_own_deputy("id", r.id.0)?;
         Ok(Response::new(to_pb(&self.0, &r)?))
     }
 
@@ -430,7 +433,8 @@ impl pb::deputies_server::Deputies for Service {
         req: Request<pb::ListDeputiesRequest>,
     ) -> Result<Response<pb::ListDeputiesResponse>, Status> {
         let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         let records = self
             .0
             .page(kind::DEPUTY, &org, page_limit(req.limit)?, req.offset)
@@ -467,6 +471,7 @@ impl pb::deputies_server::Deputies for Service {
     ) -> Result<Response<pb::Deputy>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
+        caller.require_own_deputy("deputy_id", parse_id("deputy_id", &req.deputy_id)?)?;
         if req.households > 10_000 {
             return Err(
                 Error::invalid("households", "at most 10000", "走访户数不得超过10000").into(),
@@ -520,7 +525,8 @@ impl pb::deputies_server::Deputies for Service {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        core.require_reach("org", &org)?;
         core.require_org("org", &org).await?;
         limit("name", &req.name, 200)?;
         let name = renda_domain::text::bounded("name", &req.name, 2, 50).map_err(Error::from)?;
@@ -584,7 +590,8 @@ impl pb::deputies_server::Deputies for Service {
         &self,
         req: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        let org = parse_org("org", &req.get_ref().org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.get_ref().org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         let groups = self
             .0
             .list(kind::DEPUTY_GROUP, Some(&org))

@@ -151,7 +151,8 @@ impl pb::evaluations_server::Evaluations for Service {
     ) -> Result<Response<pb::CoverageResponse>, Status> {
         let req = req.into_inner();
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        core.require_reach("org", &org)?;
         let serving: BTreeSet<Uuid> = core
             .list(kind::DEPUTY, Some(&org))
             .await?
@@ -242,7 +243,8 @@ impl pb::evaluations_server::Evaluations for Service {
         let core = &self.0;
         let period = Period::quarter(req.year, req.quarter).map_err(Error::from)?;
         let (members, title) = if req.group_id.trim().is_empty() {
-            let org = parse_org("org", &req.org, &core.node_org()?)?;
+            let org = parse_org("org", &req.org, &core.default_org()?)?;
+            core.require_reach("org", &org)?;
             let tree = core.tree().await?;
             let unit = tree.require("org", &org).map_err(Error::from)?;
             (self.serving_in(&org).await?, unit.name.clone())

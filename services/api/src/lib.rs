@@ -10,10 +10,10 @@
 //! `renda-sync`'s. Every refusal is a `renda_domain::Error` mapped to one gRPC status
 //! ([`error`]); nothing is written on a refusal.
 //!
-//! Caller identity: until login arrives (a later issue), every writing call reads gRPC metadata
-//! `x-renda-user` (the user's number at its org unit), `x-renda-org` (the user's 行政区划代码,
-//! which must be the node's own) and `x-renda-role` (`clerk`, `deputy_office`, `deputy`,
-//! `admin`, or `viewer`, who may not write). The gateway and console will set them after login.
+//! Caller identity: every call to these services goes through [`gate::Gate`], which reads the
+//! person from the signed token of `Auth.Login` (`authorization: Bearer …`), refuses caller
+//! metadata declared by the network, and checks the role against [`gate::RPCS`], the one table
+//! of which role may call which RPC. Handlers read the verified [`Caller`] from the request.
 
 mod activity;
 pub mod auth;
@@ -23,6 +23,7 @@ pub mod demo;
 mod deputy;
 pub mod error;
 mod evaluation;
+pub mod gate;
 mod opinion;
 pub mod org;
 mod project;
@@ -38,7 +39,8 @@ use renda_proto as proto;
 use renda_store::Store;
 
 pub use crate::authority::{audience, check_with_record, is_local_only, replication_rule};
-pub use crate::core::{ApiContext, Caller, ORG_HEADER, ROLE_HEADER, Role, USER_HEADER};
+pub use crate::core::{ApiContext, Caller};
+pub use crate::gate::Gate;
 pub use crate::error::{Error, domain_status};
 pub use crate::reports::{auth_server, reports_server};
 pub use crate::schema::schema;

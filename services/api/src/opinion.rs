@@ -219,7 +219,8 @@ impl pb::opinions_server::Opinions for Service {
         req: Request<pb::ListOpinionsRequest>,
     ) -> Result<Response<pb::ListOpinionsResponse>, Status> {
         let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         let opinions = self
             .0
             .page(kind::OPINION, &org, page_limit(req.limit)?, req.offset)

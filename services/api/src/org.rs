@@ -111,7 +111,7 @@ impl pb::org_units_server::OrgUnits for Units {
         let units = if under.is_empty() {
             tree.units().map(|u| unit_pb(&u.code, &u.name)).collect()
         } else {
-            let code = parse_org("under", &under, &self.0.node_org()?)?;
+            let code = parse_org("under", &under, &self.0.default_org()?)?;
             tree.subtree(&code)
                 .into_iter()
                 .map(|u| unit_pb(&u.code, &u.name))
@@ -411,11 +411,7 @@ pub async fn bootstrap_units(
         ctx: ctx.clone(),
     };
     let me = core.node_org()?;
-    let caller = Caller {
-        user: 0,
-        org: me.clone(),
-        role: Role::Admin,
-    };
+    let caller = Caller::system(&me);
     let mut ordered: Vec<&(DOrg, String)> = units.iter().collect();
     ordered.sort_by_key(|(code, _)| (code.as_str().len(), code.clone()));
     let mut tree = core.tree().await?.as_ref().clone();

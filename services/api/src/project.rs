@@ -527,7 +527,8 @@ impl pb::projects_server::Projects for Service {
         req: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         let session = if req.session_id.trim().is_empty() {
             None
         } else {

@@ -1362,6 +1362,7 @@ impl pb::reports_server::Reports for Reports {
     ) -> std::result::Result<Response<pb::Report>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
         let q = parse_request(req.get_ref(), &tree)?;
+        self.0.core.require_reach("org", &q.org)?;
         let started = std::time::Instant::now();
         let report = self.0.build(&q).await?;
         tracing::debug!(report = q.name, org = %q.org, ms = started.elapsed().as_millis() as u64, "report built");
@@ -1376,6 +1377,7 @@ impl pb::reports_server::Reports for Reports {
     ) -> std::result::Result<Response<Self::ExportRowsStream>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
         let q = parse_request(req.get_ref(), &tree)?;
+        self.0.core.require_reach("org", &q.org)?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::RowBatch, Status>>(4);
         let service = Arc::clone(&self.0);
         tokio::spawn(async move {
@@ -1498,16 +1500,19 @@ pub async fn catch_up_facts(
     Ok(facts::catch_up(&core).await?)
 }
 
-/// The auth service over one store, signing with the deployment's secret.
+/// The auth service over one store, signing with the deployment's keys; tokens last `ttl_ms`.
 pub fn auth_server(
     store: renda_store::Store,
     ctx: crate::ApiContext,
-    secret: Vec<u8>,
+    signer: crate::auth::TokenSigner,
+    ttl_ms: i64,
 ) -> renda_proto::auth::v1::auth_server::AuthServer<crate::users::Service> {
     let core = Arc::new(crate::core::Core { store, ctx });
     renda_proto::auth::v1::auth_server::AuthServer::new(crate::users::Service {
         core,
-        signer: crate::auth::TokenSigner::new(secret),
+        signer,
+        ttl_ms,
+        attempts: Default::default(),
     })
 }
 

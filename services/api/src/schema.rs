@@ -17,7 +17,7 @@ use renda_replica::schema::DefinitionError;
 use renda_replica::{Schema, ValueType};
 
 /// Version of this schema, exchanged in the sync handshake.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Record kind names and their ids (stable forever).
 pub mod kind {
@@ -181,6 +181,9 @@ pub fn build() -> Result<Schema, DefinitionError> {
                         (1, "deputy", Ref, true),
                         (2, "qr_token", Text, true),
                         (3, "at", Int, true),
+                        // "scan": the deputy's own check-in with the activity's signed code;
+                        // "proxy": entered by a clerk on the deputy's behalf (代录).
+                        (4, "mode", Text, false),
                     ],
                 )
                 .event(
@@ -191,6 +194,15 @@ pub fn build() -> Result<Schema, DefinitionError> {
                         (1, "deputy", Ref, true),
                         (2, "topic", Text, false),
                         (3, "at", Int, true),
+                    ],
+                )
+                .event(
+                    5,
+                    "declined",
+                    &[
+                        (0, "org", Org, true),
+                        (1, "deputy", Ref, true),
+                        (2, "reason", Text, false),
                     ],
                 )
         })
@@ -448,6 +460,10 @@ pub fn build() -> Result<Schema, DefinitionError> {
                 .field(6, "disabled", Bool, 0)
                 // The user's number at its org unit (operation authors name it).
                 .field(7, "number", Int, 0)
+                // The deputy (role deputy) or handling unit (role handling_unit) it acts as.
+                .field(8, "subject", Ref, 0)
+                // Why an administrator disabled it, for the history.
+                .text(9, "disabled_reason", 200)
                 // Valid at every node below the unit it was made at.
                 .subtree()
         })

@@ -193,7 +193,8 @@ impl pb::stations_server::Stations for Service {
         req: Request<pb::ListStationsRequest>,
     ) -> Result<Response<pb::ListStationsResponse>, Status> {
         let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         let stations = self
             .0
             .page(kind::STATION, &org, page_limit(req.limit)?, req.offset)
@@ -245,6 +246,12 @@ impl pb::stations_server::Stations for Service {
             return Err(
                 Error::invalid("deputy_ids", "at least one deputy", "须至少一名代表").into(),
             );
+        }
+        // A deputy's own reception note names only themselves.
+        if caller.role == UserRole::Deputy {
+            for d in &deputies {
+                caller.require_own_deputy("deputy_ids", *d)?;
+            }
         }
         let note =
             renda_domain::text::optional("note", Some(&req.note), 2000).map_err(Error::from)?;

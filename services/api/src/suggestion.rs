@@ -206,6 +206,21 @@ pub(crate) fn fold(core: &Core, r: &StoredRecord) -> Result<(sug::Suggestion, su
     Ok((s, state))
 }
 
+/// Whether a person sees a suggestion: a handling unit's account sees those assigned to it
+/// (as a replying or an assisting unit); everyone else as their unit's reach allows.
+fn visible_to(caller: &Caller, s: &pb::Suggestion) -> bool {
+    match (caller.role, caller.subject) {
+        (UserRole::HandlingUnit, Some(unit)) => {
+            let unit = unit.to_string();
+            s.assignment.as_ref().is_some_and(|a| {
+                a.unit_ids.contains(&unit) || a.assisting_unit_ids.contains(&unit)
+            })
+        }
+        (UserRole::HandlingUnit, None) => false,
+        _ => true,
+    }
+}
+
 fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Suggestion> {
     let (s, state) = fold(core, r)?;
     Ok(pb::Suggestion {
@@ -373,6 +388,7 @@ impl Service {
         let req = req.into_inner();
         let on = parse_day("on", &req.on)?;
         let unit = parse_id("unit_id", &req.unit_id)?;
+        caller.require_own_unit("unit_id", unit)?;
         Ok(Response::new(
             self.step(
                 &caller,
@@ -429,7 +445,8 @@ impl pb::suggestions_server::Suggestions for Service {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        core.require_reach("org", &org)?;
         core.require_org("org", &org).await?;
         limit("name", &req.name, 400)?;
         let name = renda_domain::text::bounded("name", &req.name, 2, 100).map_err(Error::from)?;
@@ -457,7 +474,8 @@ impl pb::suggestions_server::Suggestions for Service {
         &self,
         req: Request<pb::ListHandlingUnitsRequest>,
     ) -> Result<Response<pb::ListHandlingUnitsResponse>, Status> {
-        let org = parse_org("org", &req.get_ref().org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.get_ref().org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         let units = self
             .0
             .list(kind::HANDLING_UNIT, Some(&org))
@@ -604,25 +622,38 @@ impl pb::suggestions_server::Suggestions for Service {
         &self,
         req: Request<pb::GetSuggestionRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
+        let me = caller(&req)?;
         let r = self
             .0
             .get("id", &req.get_ref().id, kind::SUGGESTION)
             .await?;
-        Ok(Response::new(to_pb(&self.0, &r)?))
+        let suggestion = to_pb(&self.0, &r)?;
+        if !visible_to(&me, &suggestion) {
+            return Err(Error::forbidden(
+                "id",
+                "the suggestion is not assigned to this handling unit",
+                "该建议未交办给本单位",
+            )
+            .into());
+        }
+        Ok(Response::new(suggestion))
     }
 
     async fn list_suggestions(
         &self,
         req: Request<pb::ListSuggestionsRequest>,
     ) -> Result<Response<pb::ListSuggestionsResponse>, Status> {
+        let me = caller(&req)?;
         let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.node_org()?)?;
+        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        self.0.require_reach("org", &org)?;
         let suggestions = self
             .0
             .page(kind::SUGGESTION, &org, page_limit(req.limit)?, req.offset)
             .await?
             .iter()
             .map(|r| to_pb(&self.0, r))
+            .filter(|s| s.as_ref().map_or(true, |s| visible_to(&me, s)))
             .collect::<Result<_>>()?;
         Ok(Response::new(pb::ListSuggestionsResponse { suggestions }))
     }
@@ -849,6 +880,7 @@ impl pb::suggestions_server::Suggestions for Service {
         let req = req.into_inner();
         let on = parse_day("on", &req.on)?;
         let unit = parse_id("unit_id", &req.unit_id)?;
+        caller.require_own_unit("unit_id", unit)?;
         let category = lookup(&CATEGORIES, &req.category).ok_or_else(|| {
             Error::invalid("category", "must be A, B, C or D", "答复类别须为A、B、C或D")
         })?;
@@ -948,7 +980,8 @@ impl pb::suggestions_server::Suggestions for Service {
         req: Request<pb::SuggestionRatesRequest>,
     ) -> Result<Response<pb::SuggestionRatesResponse>, Status> {
         let core = &self.0;
-        let org = parse_org("org", &req.get_ref().org, &core.node_org()?)?;
+        let org = parse_org("org", &req.get_ref().org, &core.default_org()?)?;
+        core.require_reach("org", &org)?;
         let mut folded = Vec::new();
         for r in core.list(kind::SUGGESTION, Some(&org)).await? {
             let (s, state) = fold(core, &r)?;
@@ -969,7 +1002,8 @@ impl pb::suggestions_server::Suggestions for Service {
     ) -> Result<Response<pb::OverdueSuggestionsResponse>, Status> {
         let core = &self.0;
         let req = req.into_inner();
-        let org = parse_org("org", &req.org, &core.node_org()?)?;
+        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        core.require_reach("org", &org)?;
         let on = parse_day("on", &req.on)?;
         let mut states = Vec::new();
         for r in core.list(kind::SUGGESTION, Some(&org)).await? {

@@ -86,6 +86,8 @@ pub enum Event {
     Dispatched { deputies: BTreeSet<Uuid> },
     /// 接单: a deputy takes the order.
     Accepted { deputy: Uuid },
+    /// A deputy declines the order (cannot attend).
+    Declined { deputy: Uuid },
     /// 签到: the deputy scanned the activity's code at the venue.
     CheckedIn { deputy: Uuid, at: DateTime<Utc> },
 }
@@ -94,12 +96,14 @@ pub enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Participation {
     Invited,
+    Declined,
     Accepted,
     CheckedIn,
 }
 
-/// Who took part in an activity. A deputy's participation is the furthest step any event
-/// shows, so the fold is a join and every order of the same events gives the same roster. A
+/// Who took part in an activity. A check-in is final; before it, a deputy's answer to the
+/// order is their latest acceptance or refusal by stamp (the fold reads events in stamp order,
+/// so every order of arrival gives the same roster). A
 /// deputy who checks in without having been dispatched (scanning the code at the venue) is
 /// counted and listed as a walk-in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,11 +122,18 @@ pub fn roster(events: &[Stamped<Event>]) -> Roster {
                 (deputies.iter().copied().collect(), Participation::Invited)
             }
             Event::Accepted { deputy } => (vec![*deputy], Participation::Accepted),
+            Event::Declined { deputy } => (vec![*deputy], Participation::Declined),
             Event::CheckedIn { deputy, .. } => (vec![*deputy], Participation::CheckedIn),
         };
         for deputy in deputies {
             let entry = out.participants.entry(deputy).or_insert(step);
-            *entry = (*entry).max(step);
+            *entry = match (*entry, step) {
+                (Participation::CheckedIn, _) | (_, Participation::CheckedIn) => {
+                    Participation::CheckedIn
+                }
+                (current, Participation::Invited) => current,
+                (_, answer) => answer,
+            };
         }
     }
     out.walk_ins = out
@@ -143,7 +154,9 @@ pub fn check(roster: &Roster, event: &Event) -> Result<()> {
             "a dispatch needs at least one deputy",
             "发单须至少指定一名代表",
         )),
-        Event::Accepted { deputy } if !roster.participants.contains_key(deputy) => {
+        Event::Accepted { deputy } | Event::Declined { deputy }
+            if !roster.participants.contains_key(deputy) =>
+        {
             Err(Error::precondition(
                 "deputy",
                 "the activity was not dispatched to this deputy",
