@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate};
-use renda_api::auth::{Claims, TokenSigner};
+use renda_api::auth::{Claims, SigningKey, TokenSigner};
 use renda_api::reports::{DEFAULT_FRESHNESS_HOURS, REPORT_NAMES, report_title_zh};
 use renda_proto::auth::v1 as auth_pb;
 use renda_proto::report::v1 as pb;
@@ -43,6 +43,10 @@ pub struct Config {
     /// `https://host:port` (mutual TLS) or `http://…` (plain, only with `insecure = true`).
     pub city_grpc: String,
     pub token_secret: String,
+    /// The id of `token_secret` (the city node's `auth.token_key_id`).
+    pub token_key_id: String,
+    /// Earlier keys still accepted, as `id:secret` (the city node's `auth.previous_token_keys`).
+    pub previous_token_keys: Vec<String>,
     pub freshness_limit_hours: u32,
     pub request_timeout: Duration,
     pub tls: Option<TlsFiles>,
@@ -59,6 +63,10 @@ struct GatewaySection {
     listen: String,
     city_grpc: String,
     token_secret: String,
+    #[serde(default = "default_key_id")]
+    token_key_id: String,
+    #[serde(default)]
+    previous_token_keys: Vec<String>,
     #[serde(default = "default_freshness")]
     freshness_limit_hours: u32,
     #[serde(default = "default_timeout")]
@@ -72,6 +80,10 @@ struct TlsSection {
     ca: String,
     cert: String,
     key: String,
+}
+
+fn default_key_id() -> String {
+    "1".into()
 }
 
 fn default_freshness() -> u32 {
@@ -154,6 +166,8 @@ impl Config {
             listen: g.listen,
             city_grpc: g.city_grpc,
             token_secret: g.token_secret,
+            token_key_id: g.token_key_id,
+            previous_token_keys: g.previous_token_keys,
             freshness_limit_hours: g.freshness_limit_hours,
             request_timeout: Duration::from_millis(g.request_timeout_ms.max(1)),
             tls,
@@ -189,17 +203,31 @@ impl App {
             }
             None => Channel::builder(uri).connect_lazy(),
         };
-        Ok(App::new(channel, &config))
+        App::new(channel, &config)
     }
 
-    pub fn new(channel: Channel, config: &Config) -> App {
-        App {
+    pub fn new(channel: Channel, config: &Config) -> Result<App, ConnectError> {
+        Ok(App {
             channel,
-            signer: TokenSigner::new(config.token_secret.as_bytes().to_vec()),
+            signer: signer(config)?,
             freshness_limit_hours: config.freshness_limit_hours,
             timeout: config.request_timeout,
-        }
+        })
     }
+}
+
+/// The city's token keys as the gateway's configuration names them.
+fn signer(config: &Config) -> Result<TokenSigner, ConnectError> {
+    let current = SigningKey::new(
+        &config.token_key_id,
+        config.token_secret.as_bytes().to_vec(),
+    )?;
+    let mut previous = Vec::new();
+    for entry in &config.previous_token_keys {
+        let (id, secret) = entry.split_once(':').ok_or(ConnectError::PreviousKey)?;
+        previous.push(SigningKey::new(id, secret.as_bytes().to_vec())?);
+    }
+    Ok(TokenSigner::with_keys(current, previous)?)
 }
 
 /// Why the gateway cannot set up its channel to the city node.
@@ -209,6 +237,10 @@ pub enum ConnectError {
     CityGrpc { uri: String },
     #[error(transparent)]
     Tls(#[from] node_agent::tls::Error),
+    #[error("gateway.token_key_id / previous_token_keys: {0}")]
+    Key(#[from] renda_api::auth::KeyError),
+    #[error("gateway.previous_token_keys: each entry must be id:secret")]
+    PreviousKey,
 }
 
 /// Serves `app` on `listener` until `shutdown` completes.
@@ -374,7 +406,23 @@ async fn login(
     .into_response())
 }
 
-fn caller(app: &App, headers: &HeaderMap) -> Result<Claims, ApiError> {
+/// A request to the city carrying the person's own token: the city node checks it again and
+/// serves the person, never the gateway.
+fn as_person<T>(message: T, token: &str) -> Result<tonic::Request<T>, ApiError> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}").parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authorization",
+            "登录凭据格式错误",
+        )
+    })?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+fn caller(app: &App, headers: &HeaderMap) -> Result<(Claims, String), ApiError> {
     let raw = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -395,7 +443,8 @@ fn caller(app: &App, headers: &HeaderMap) -> Result<Claims, ApiError> {
                 "登录凭据格式错误，应为 Bearer 令牌",
             )
         })?;
-    app.signer
+    let claims = app
+        .signer
         .verify(token, chrono::Utc::now().timestamp_millis())
         .map_err(|e| {
             ApiError::new(
@@ -404,7 +453,8 @@ fn caller(app: &App, headers: &HeaderMap) -> Result<Claims, ApiError> {
                 "Authorization",
                 e.reason_zh(),
             )
-        })
+        })?;
+    Ok((claims, token.to_owned()))
 }
 
 // ---- reports ------------------------------------------------------------------------------
@@ -507,7 +557,7 @@ async fn report(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let user = caller(&app, &headers)?;
+    let (user, token) = caller(&app, &headers)?;
     let (base, format) = if let Some(b) = name.strip_suffix(".csv") {
         (b, Format::Csv)
     } else if let Some(b) = name.strip_suffix(".xlsx") {
@@ -560,7 +610,7 @@ async fn report(
     };
     let mut client = pb::reports_client::ReportsClient::new(app.channel.clone())
         .max_decoding_message_size(64 * 1024 * 1024);
-    let report = timed(&app, client.get_report(request.clone()))
+    let report = timed(&app, client.get_report(as_person(request.clone(), &token)?))
         .await?
         .into_inner();
     if format == Format::Json {
@@ -578,7 +628,9 @@ async fn report(
         label,
         if format == Format::Csv { "csv" } else { "xlsx" }
     );
-    let rows = timed(&app, client.export_rows(request)).await?.into_inner();
+    let rows = timed(&app, client.export_rows(as_person(request, &token)?))
+        .await?
+        .into_inner();
     let timeout = app.timeout;
     let body = match format {
         Format::Csv => csv_body(report, rows, timeout),

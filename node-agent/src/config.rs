@@ -38,7 +38,14 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("storage", &[("url", Kind::Text)]),
-    ("listen", &[("grpc", Kind::Text), ("http", Kind::Text)]),
+    (
+        "listen",
+        &[
+            ("grpc", Kind::Text),
+            ("http", Kind::Text),
+            ("client", Kind::Text),
+        ],
+    ),
     ("upstream", &[("addresses", Kind::TextList)]),
     (
         "tls",
@@ -54,6 +61,9 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
         "auth",
         &[
             ("token_secret", Kind::Text),
+            ("token_key_id", Kind::Text),
+            ("previous_token_keys", Kind::TextList),
+            ("token_ttl_minutes", Kind::Integer),
             ("freshness_limit_hours", Kind::Integer),
         ],
     ),
@@ -119,8 +129,13 @@ pub struct StorageConfig {
 
 #[derive(Debug, Clone)]
 pub struct ListenConfig {
+    /// Mutual TLS between nodes: replication and status, and people's calls forwarded by a
+    /// gateway.
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    /// Server-authenticated TLS for people (a deputy's phone, an office tool, a script): the
+    /// domain services, `Auth`, health and reflection, never replication.
+    pub client: SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +166,13 @@ pub struct AuthConfig {
     /// The secret that signs log-in tokens; the gateway in front of this node must share it.
     /// A random one per start when unset (tokens then last until the node restarts).
     pub token_secret: Option<Vec<u8>>,
+    /// The id tokens signed with `token_secret` carry (default `1`).
+    pub token_key_id: String,
+    /// Earlier keys still accepted for checking tokens until they are removed here, as
+    /// `id:secret`.
+    pub previous_token_keys: Vec<(String, Vec<u8>)>,
+    /// How long a log-in token is valid (default 12 hours).
+    pub token_ttl: Duration,
     /// Reports flag a township whose data is older than this many hours (default 72).
     pub freshness_limit_hours: u64,
 }
@@ -162,6 +184,16 @@ impl std::fmt::Debug for AuthConfig {
                 "token_secret",
                 &self.token_secret.as_ref().map(|_| "<secret>"),
             )
+            .field("token_key_id", &self.token_key_id)
+            .field(
+                "previous_token_keys",
+                &self
+                    .previous_token_keys
+                    .iter()
+                    .map(|(id, _)| format!("{id}:<secret>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("token_ttl", &self.token_ttl)
             .field("freshness_limit_hours", &self.freshness_limit_hours)
             .finish()
     }
@@ -194,6 +226,7 @@ impl Default for SyncConfig {
 
 const DEFAULT_GRPC: &str = "127.0.0.1:7443";
 const DEFAULT_HTTP: &str = "127.0.0.1:7080";
+const DEFAULT_CLIENT: &str = "127.0.0.1:7444";
 
 impl Config {
     /// Reads and checks the config file at `path`, with overrides from `env`.
@@ -248,6 +281,7 @@ impl Config {
         let listen = ListenConfig {
             grpc: t.socket_addr("listen", "grpc", DEFAULT_GRPC)?,
             http: t.socket_addr("listen", "http", DEFAULT_HTTP)?,
+            client: t.socket_addr("listen", "client", DEFAULT_CLIENT)?,
         };
 
         let insecure_dev = t.bool("tls", "insecure_dev")?.unwrap_or(false);
@@ -286,8 +320,29 @@ impl Config {
             }
             other => other.map(|s| s.as_bytes().to_vec()),
         };
+        let mut previous_token_keys = Vec::new();
+        for entry in t.text_list("auth", "previous_token_keys")? {
+            let Some((id, secret)) = entry.split_once(':') else {
+                return Err(invalid(
+                    "auth.previous_token_keys",
+                    "each entry must be id:secret",
+                ));
+            };
+            if secret.len() < 32 {
+                return Err(invalid(
+                    "auth.previous_token_keys",
+                    format!("the secret of key {id:?} is {} characters; use at least 32", secret.len()),
+                ));
+            }
+            previous_token_keys.push((id.to_owned(), secret.as_bytes().to_vec()));
+        }
         let auth = AuthConfig {
             token_secret,
+            token_key_id: t.text("auth", "token_key_id")?.unwrap_or("1").to_owned(),
+            previous_token_keys,
+            token_ttl: Duration::from_secs(
+                60 * t.integer("auth", "token_ttl_minutes", 1)?.unwrap_or(12 * 60),
+            ),
             freshness_limit_hours: t.integer("auth", "freshness_limit_hours", 1)?.unwrap_or(72),
         };
 

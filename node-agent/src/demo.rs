@@ -27,38 +27,84 @@ pub fn orgs() -> anyhow::Result<Vec<OrgCode>> {
         .collect()
 }
 
-/// A person at a node: their API calls carry who they are.
+/// A logged-in person: every API call carries their signed token
+/// (`authorization: Bearer …`), and the node reads who they are from it alone.
 #[derive(Clone)]
-pub struct Caller {
-    pub user: u32,
-    pub org: OrgCode,
-    pub role: &'static str,
+pub struct Person {
+    authorization: MetadataValue<tonic::metadata::Ascii>,
 }
 
-impl tonic::service::Interceptor for Caller {
+impl Person {
+    /// A person holding `token` (from `Auth.Login`).
+    pub fn with_token(token: &str) -> anyhow::Result<Person> {
+        Ok(Person {
+            authorization: format!("Bearer {token}")
+                .parse()
+                .context("a log-in token is ASCII")?,
+        })
+    }
+
+    /// Logs in at the node behind `channel`.
+    pub async fn login(channel: Channel, login: &str, password: &str) -> anyhow::Result<Person> {
+        let reply = renda_proto::auth::v1::auth_client::AuthClient::new(channel)
+            .login(renda_proto::auth::v1::LoginRequest {
+                login: login.into(),
+                password: password.into(),
+            })
+            .await
+            .with_context(|| format!("logging in as {login}"))?
+            .into_inner();
+        Person::with_token(&reply.token)
+    }
+}
+
+impl tonic::service::Interceptor for Person {
     fn call(
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        let metadata = request.metadata_mut();
-        let values = [
-            (renda_api::USER_HEADER, self.user.to_string()),
-            (renda_api::ORG_HEADER, self.org.to_string()),
-            (renda_api::ROLE_HEADER, self.role.to_string()),
-        ];
-        for (key, value) in values {
-            let value: MetadataValue<_> = value
-                .parse()
-                .map_err(|_| tonic::Status::internal("caller metadata is not ASCII"))?;
-            metadata.insert(key, value);
-        }
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.clone());
         Ok(request)
     }
 }
 
-pub type Deputies = deputy::deputies_client::DeputiesClient<InterceptedService<Channel, Caller>>;
+/// The demo's log-ins: one deputy office per city and county, one clerk per township, all
+/// with [`DEMO_PASSWORD`]. The console's README lists them.
+pub fn demo_users() -> anyhow::Result<Vec<(String, renda_api::auth::UserRole, OrgCode)>> {
+    use renda_api::auth::UserRole;
+    let mut out = vec![("city-office".to_owned(), UserRole::CityOffice, OrgCode::new(CITY)?)];
+    for c in COUNTIES {
+        out.push((format!("office-{c}"), UserRole::CountyOffice, OrgCode::new(c)?));
+    }
+    for t in TOWNSHIPS {
+        out.push((format!("clerk-{t}"), UserRole::TownshipClerk, OrgCode::new(t)?));
+    }
+    Ok(out)
+}
 
-pub fn deputies(mesh: &Mesh, org: OrgCode, caller: Caller) -> anyhow::Result<Deputies> {
+/// The password of every demo log-in (never a real deployment's).
+pub const DEMO_PASSWORD: &str = "renda-demo-2026";
+
+/// Creates the demo's log-ins at the city (users reach every node of their unit's subtree by
+/// sync), as `node-agent user add` does in a real deployment.
+pub async fn create_demo_users(mesh: &Mesh) -> anyhow::Result<()> {
+    let city = mesh.node(OrgCode::new(CITY)?)?;
+    let ctx = renda_api::ApiContext::default();
+    for (login, role, org) in demo_users()? {
+        let org = renda_domain::org::OrgCode::parse(&org.to_string())
+            .map_err(|e| anyhow::anyhow!("demo org {org}: {e}"))?;
+        renda_api::users::bootstrap_user(&city.store, &ctx, &login, DEMO_PASSWORD, role, &org)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating demo user {login}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub type Deputies = deputy::deputies_client::DeputiesClient<InterceptedService<Channel, Person>>;
+
+pub fn deputies(mesh: &Mesh, org: OrgCode, caller: Person) -> anyhow::Result<Deputies> {
     Ok(deputy::deputies_client::DeputiesClient::with_interceptor(
         mesh.channel(org)?,
         caller,
@@ -113,16 +159,6 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
     let township = OrgCode::new(TOWNSHIPS[0])?;
     let county = OrgCode::new(COUNTIES[0])?;
     let city = OrgCode::new(CITY)?;
-    let clerk = Caller {
-        user: 1,
-        org: township,
-        role: "clerk",
-    };
-    let office = Caller {
-        user: 1,
-        org: county,
-        role: "deputy_office",
-    };
 
     println!(
         "\n== 1. each level enters a season of deputy work (组织、代表、联络站、履职活动、社情民意、议案建议、民生实事票决), syncing as it goes"
@@ -146,9 +182,18 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
     print!("{}", indent(&summary.to_string()));
     let deputy_id = first_deputy(&mesh.node(township)?.store).await?;
 
-    println!("\n== 2. everyone syncs (乡镇 → 区县 → 市, and back down)");
+    println!("\n== 2. everyone syncs (乡镇 → 区县 → 市, and back down), and the log-ins reach their nodes");
+    create_demo_users(&mesh).await?;
     mesh.sync_all().await?;
     print_counts(&mesh).await?;
+    let clerk = Person::login(
+        mesh.channel(township)?,
+        &format!("clerk-{township}"),
+        DEMO_PASSWORD,
+    )
+    .await?;
+    let office = Person::login(mesh.channel(county)?, &format!("office-{county}"), DEMO_PASSWORD)
+        .await?;
 
     println!(
         "\n== 3. township {township} loses its link; the same deputy is edited there and at county {county}"

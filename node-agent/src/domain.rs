@@ -25,7 +25,7 @@ pub fn deputy_work() -> Domain {
 /// unit and its ancestors, named by their codes until their records arrive, so a node that has
 /// never synced can record data for its own unit.
 pub(crate) fn api_context(node: &NodeContext) -> renda_api::ApiContext {
-    renda_api::ApiContext::new(own_units(node.store.org()))
+    renda_api::ApiContext::new(own_units(node.store.org())).with_signer(node.signer.clone())
 }
 
 /// The tree of `org` and its ancestors, each named by its code.
@@ -47,12 +47,14 @@ pub(crate) fn own_units(org: renda_replica::OrgCode) -> OrgTree {
 }
 
 /// The web console over the node's own services (`renda-console`).
-fn console(node: &NodeContext) -> axum::Router {
+fn console(node: &NodeContext, routes: tonic::service::Routes, gate: renda_api::Gate) -> axum::Router {
     let state = renda_console::ConsoleState {
+        routes,
+        gate,
         store: node.store.clone(),
         status: node.status.clone(),
         sync: node.sync.clone(),
-        token_secret: node.token_secret.clone(),
+        signer: node.signer.clone(),
         freshness_limit_hours: node.freshness_limit_hours,
         api: api_context(node),
     };
@@ -85,6 +87,7 @@ fn services(node: &NodeContext) -> tonic::service::Routes {
         .add_service(renda_api::reports::auth_server(
             node.store.clone(),
             ctx,
-            node.token_secret.clone(),
+            node.signer.clone(),
+            node.token_ttl_ms,
         ))
 }

@@ -28,6 +28,9 @@ pub struct Member {
     task: JoinHandle<Result<(), node::Error>>,
 }
 
+/// The token secret every node of an in-process mesh shares (tests and the demo only).
+pub const DEMO_TOKEN_SECRET: &[u8] = b"renda-mesh demo token secret, not for production";
+
 pub struct Mesh {
     pub dir: PathBuf,
     pub members: BTreeMap<OrgCode, Member>,
@@ -82,9 +85,10 @@ impl Mesh {
             }
             let config = Config {
                 auth: crate::config::AuthConfig {
-                    token_secret: Some(
-                        b"renda-mesh demo token secret, not for production".to_vec(),
-                    ),
+                    token_secret: Some(DEMO_TOKEN_SECRET.to_vec()),
+                    token_key_id: "demo".into(),
+                    previous_token_keys: Vec::new(),
+                    token_ttl: Duration::from_secs(12 * 3600),
                     freshness_limit_hours: 72,
                 },
                 node: NodeConfig {
@@ -97,6 +101,7 @@ impl Mesh {
                 listen: ListenConfig {
                     grpc: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
                     http: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                    client: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
                 },
                 upstream: UpstreamConfig {
                     addresses: upstreams,

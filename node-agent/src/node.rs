@@ -47,6 +47,8 @@ pub enum Error {
     Tls(#[from] tls::Error),
     #[error(transparent)]
     Server(#[from] crate::server::Error),
+    #[error("auth: {0}")]
+    Keys(#[from] renda_api::auth::KeyError),
 }
 
 /// A started node. Cheap to clone.
@@ -57,6 +59,8 @@ pub struct Node {
     /// The sync agent; `None` at the city, which has no upstream.
     pub sync: Option<renda_sync::Handle>,
     pub grpc_addr: SocketAddr,
+    /// Where people call the API (server-authenticated TLS, a log-in token per call).
+    pub client_addr: SocketAddr,
     /// Where the console is served, when the domain has one.
     pub http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
@@ -82,8 +86,10 @@ pub struct Domain {
     pub console: Option<Console>,
 }
 
-/// Builds the web console's router for a node.
-pub type Console = Arc<dyn Fn(&NodeContext) -> axum::Router + Send + Sync>;
+/// Builds the web console's router for a node, over the node's services for people and the
+/// gate they are called through.
+pub type Console =
+    Arc<dyn Fn(&NodeContext, Routes, renda_api::Gate) -> axum::Router + Send + Sync>;
 
 /// What the domain's services and the console get from the node they run in.
 #[derive(Clone)]
@@ -91,8 +97,10 @@ pub struct NodeContext {
     pub store: Store,
     pub status: StatusBook,
     pub sync: Option<renda_sync::Handle>,
-    /// Signs and checks log-in tokens.
-    pub token_secret: Vec<u8>,
+    /// Signs and checks log-in tokens and check-in codes.
+    pub signer: renda_api::auth::TokenSigner,
+    /// How long a log-in token is valid, in milliseconds.
+    pub token_ttl_ms: i64,
     pub freshness_limit_hours: u64,
 }
 
@@ -208,26 +216,52 @@ pub async fn start(
     if let Some(handle) = &sync {
         replication = replication.with_relay(handle.clone());
     }
-    let token_secret = match &config.auth.token_secret {
-        Some(secret) => secret.clone(),
-        None => {
-            tracing::warn!(
-                "auth.token_secret is not set: log-in tokens are signed with a random key and \
-                 stop working when this node restarts; a gateway cannot check them"
-            );
-            let mut secret = vec![0u8; 32];
-            rand::fill(&mut secret[..]);
-            secret
-        }
-    };
+    let signer = signer(&config.auth)?;
     let context = NodeContext {
         store: store.clone(),
         status: status.clone(),
         sync: sync.clone(),
-        token_secret,
+        signer: signer.clone(),
+        token_ttl_ms: i64::try_from(config.auth.token_ttl.as_millis()).unwrap_or(i64::MAX),
         freshness_limit_hours: config.auth.freshness_limit_hours,
     };
-    let routes = (domain.services)(&context).add_service(replication.into_server());
+    let people = (domain.services)(&context);
+    let gate = renda_api::Gate::new(
+        store.clone(),
+        crate::domain::api_context(&context),
+        signer,
+    );
+    let routes = people.clone().add_service(replication.into_server());
+    let client_listener =
+        TcpListener::bind(config.listen.client)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen.client,
+                source,
+            })?;
+    let client_addr = client_listener
+        .local_addr()
+        .map_err(|source| Error::Bind {
+            addr: config.listen.client,
+            source,
+        })?;
+    let client_tls = match &material {
+        Some(material) => Some(material.client_port_config()?),
+        None => None,
+    };
+    let people_bound = Bound::new(client_listener, client_tls);
+    let mut people_stopped = stop.subscribe();
+    let people_gate = gate.clone();
+    let people_routes = people.clone();
+    let people_task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = people_stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = people_bound
+            .serve_people(people_routes, people_gate, stopped).await {
+            tracing::error!(error = %e, "the client port stopped");
+        }
+    });
     let http = match &domain.console {
         Some(console) => {
             let listener = TcpListener::bind(config.listen.http)
@@ -240,7 +274,7 @@ pub async fn start(
                 addr: config.listen.http,
                 source,
             })?;
-            Some((listener, addr, console(&context)))
+            Some((listener, addr, console(&context, people.clone(), gate.clone())))
         }
         None => None,
     };
@@ -260,10 +294,11 @@ pub async fn start(
         })
     });
     let task = tokio::spawn(async move {
-        let result = bound.serve(routes, stop_signal).await;
+        let result = bound.serve(routes, gate, stop_signal).await;
         if let Some(http) = http_task {
             http.abort();
         }
+        people_task.abort();
         drop(agent_stop_tx);
         serving_store.close().await;
         result.map_err(Error::from)
@@ -274,11 +309,38 @@ pub async fn start(
             status,
             sync,
             grpc_addr,
+            client_addr,
             http_addr,
             stop,
         },
         task,
     ))
+}
+
+/// The deployment's token keys: `auth.token_secret` under `auth.token_key_id`, with the
+/// previous keys still accepted. Without a secret a random one is made (tokens then stop
+/// working when the node restarts, and no gateway can check them).
+fn signer(auth: &crate::config::AuthConfig) -> Result<renda_api::auth::TokenSigner, Error> {
+    use renda_api::auth::{SigningKey, TokenSigner};
+    let secret = match &auth.token_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::warn!(
+                "auth.token_secret is not set: log-in tokens are signed with a random key and \
+                 stop working when this node restarts; a gateway cannot check them"
+            );
+            let mut secret = vec![0u8; 32];
+            rand::fill(&mut secret[..]);
+            secret
+        }
+    };
+    let current = SigningKey::new(&auth.token_key_id, secret)?;
+    let previous = auth
+        .previous_token_keys
+        .iter()
+        .map(|(id, secret)| SigningKey::new(id, secret.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TokenSigner::with_keys(current, previous)?)
 }
 
 fn peer_of(identity: &crate::NodeIdentity) -> Result<Peer, Status> {

@@ -11,6 +11,8 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 
 use crate::config::{Config, TlsConfig};
+use renda_api::Gate;
+
 use crate::tls::{self, RequirePeerIdentity};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,23 +68,18 @@ impl Bound {
     /// call, health included, first goes through [`RequirePeerIdentity`], so handlers can read
     /// the caller's [`crate::identity::NodeIdentity`] from the request extensions; a city
     /// gateway's certificate is let through to reports, log-in and health only.
-    pub async fn serve<F>(self, services: Routes, shutdown: F) -> Result<(), Error>
+    pub async fn serve<F>(self, services: Routes, gate: Gate, shutdown: F) -> Result<(), Error>
     where
         F: Future<Output = ()> + Send,
     {
-        let (_health_reporter, health) = tonic_health::server::health_reporter();
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(renda_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let routes = services.add_service(health).add_service(reflection);
+        let routes = with_health_and_reflection(services).await?;
         let addr = self.local_addr().ok();
 
         match self.tls {
             Some(config) => {
                 tracing::info!(addr = ?addr, "serving gRPC over mutual TLS");
                 Server::builder()
-                    .layer(RequirePeerIdentity)
+                    .layer(tower::ServiceBuilder::new().layer(RequirePeerIdentity).layer(gate))
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(tls::incoming(self.listener, config), shutdown)
                     .await?;
@@ -95,6 +92,7 @@ impl Bound {
                 );
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
                 Server::builder()
+                    .layer(gate)
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await?;
@@ -103,12 +101,82 @@ impl Bound {
         tracing::info!("gRPC server stopped");
         Ok(())
     }
+
+    /// Serves people on the client port: `services` (never replication) with health and
+    /// reflection, every call through the gate, over TLS that asks no client certificate
+    /// (plain text only behind `tls.insecure_dev`).
+    pub async fn serve_people<F>(
+        self,
+        services: Routes,
+        gate: Gate,
+        shutdown: F,
+    ) -> Result<(), Error>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let routes = with_health_and_reflection(services).await?;
+        let addr = self.local_addr().ok();
+        let server = Server::builder().layer(gate).add_routes(routes);
+        match self.tls {
+            Some(config) => {
+                tracing::info!(addr = ?addr, "serving people's gRPC over TLS");
+                server
+                    .serve_with_incoming_shutdown(tls::incoming(self.listener, config), shutdown)
+                    .await?;
+            }
+            None => {
+                tracing::warn!(?addr, "serving people's gRPC in PLAIN TEXT: tls.insecure_dev is set");
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Binds and serves until `shutdown`: [`bind`] then [`Bound::serve`].
-pub async fn serve<F>(config: &Config, services: Routes, shutdown: F) -> Result<(), Error>
-where
-    F: Future<Output = ()> + Send,
-{
-    bind(config).await?.serve(services, shutdown).await
+/// `services` with `grpc.health.v1.Health` (the server as a whole, `""`, and every service by
+/// name) and reflection in both `v1` and `v1alpha` (older grpcurl and Postman speak only the
+/// latter).
+async fn with_health_and_reflection(services: Routes) -> Result<Routes, Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let pool = renda_proto::FILE_DESCRIPTOR_SET;
+    let names = service_names(pool);
+    for name in names {
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pool)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pool)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok(services
+        .add_service(health)
+        .add_service(v1)
+        .add_service(v1alpha))
 }
+
+/// The full names of the services in an encoded file descriptor set.
+fn service_names(encoded: &[u8]) -> Vec<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else {
+        return Vec::new();
+    };
+    set.file
+        .iter()
+        .flat_map(|f| {
+            let package = f.package().to_owned();
+            f.service
+                .iter()
+                .map(move |s| format!("{package}.{}", s.name()))
+        })
+        .collect()
+}
+
+

@@ -173,6 +173,18 @@ impl Material {
         Ok(Arc::new(config))
     }
 
+    /// The server configuration of the client port: the node's certificate, no client
+    /// certificate asked for (people prove themselves with a log-in token instead).
+    pub fn client_port_config(&self) -> Result<Arc<ServerConfig>, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
     /// A client configuration that trusts only the CA and authenticates with this node's
     /// certificate.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, Error> {

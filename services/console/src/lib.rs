@@ -41,8 +41,12 @@ pub struct ConsoleState {
     pub status: StatusBook,
     /// The sync agent; `None` at the city.
     pub sync: Option<renda_sync::Handle>,
-    /// Signs and checks log-in tokens (the node's and the gateway's secret).
-    pub token_secret: Vec<u8>,
+    /// Checks log-in tokens (the node's and the gateway's keys).
+    pub signer: TokenSigner,
+    /// The node's services for people, as it serves them on its ports.
+    pub routes: tonic::service::Routes,
+    /// The gate those services are called through, with the logged-in person's token.
+    pub gate: renda_api::Gate,
     pub freshness_limit_hours: u64,
     pub api: ApiContext,
 }
@@ -66,34 +70,10 @@ type AppState = Arc<Shared>;
 /// The console's routes: the embedded page and its assets, and the JSON endpoints under
 /// `/api`.
 pub fn router(state: ConsoleState) -> Result<axum::Router, Error> {
-    let store = state.store.clone();
-    let api = state.api.clone();
-    let me = store.org();
-    let status = state.status.clone();
-    let freshness: renda_api::reports::FreshnessSource = Arc::new(move || {
-        renda_sync::status::freshness(me, &status.below())
-            .into_iter()
-            .map(|f| renda_api::reports::NodeFreshness {
-                org: f.org,
-                last_sync_ms: f.reached_ms,
-                pending_ops: f.pending_ops,
-            })
-            .collect()
-    });
-    let routes = renda_api::routes(store.clone(), api.clone())
-        .add_service(renda_api::reports::reports_server(
-            store.clone(),
-            api.clone(),
-            Some(freshness),
-        ))
-        .add_service(renda_api::reports::auth_server(
-            store.clone(),
-            api,
-            state.token_secret.clone(),
-        ));
+    let me = state.store.org();
     let shared = Arc::new(Shared {
-        rpc: Rpc::new(routes)?,
-        signer: TokenSigner::new(state.token_secret.clone()),
+        rpc: Rpc::new(state.routes.clone(), state.gate.clone())?,
+        signer: state.signer.clone(),
         node: me,
         state,
     });

@@ -12,6 +12,8 @@ pub const COOKIE: &str = "renda_session";
 #[derive(Clone, Debug)]
 pub struct Session {
     pub claims: Claims,
+    /// The signed token itself, forwarded on every call the console makes for the person.
+    pub token: String,
     /// The node's own org unit.
     pub node: OrgCode,
 }
@@ -21,7 +23,11 @@ impl Session {
     pub fn from_headers(headers: &HeaderMap, signer: &TokenSigner, node: OrgCode) -> Option<Self> {
         let token = cookie(headers, COOKIE)?;
         let claims = signer.verify(&token, crate::now_ms()).ok()?;
-        Some(Session { claims, node })
+        Some(Session {
+            claims,
+            token,
+            node,
+        })
     }
 
     fn user_org(&self) -> Option<OrgCode> {
