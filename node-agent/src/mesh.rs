@@ -201,6 +201,20 @@ impl Mesh {
         )?)
     }
 
+    /// A gRPC channel to `org`'s client port, as a person's device dials it: TLS that trusts
+    /// the mesh's CA and presents no certificate (the person's token goes on each call).
+    pub fn person_channel(&self, org: OrgCode) -> anyhow::Result<Channel> {
+        let member = self
+            .members
+            .get(&org)
+            .with_context(|| format!("no node {org} in the mesh"))?;
+        let TlsConfig::Mutual(files) = &member.config.tls else {
+            anyhow::bail!("the mesh runs with TLS");
+        };
+        let uri = format!("https://localhost:{}", member.node.client_addr.port()).parse()?;
+        Ok(tls::channel(&uri, tls::person_client_config(&files.ca)?)?)
+    }
+
     /// Stops one node (as if its machine went down); its store stays on disk.
     pub async fn stop(&mut self, org: OrgCode) -> anyhow::Result<Config> {
         let member = self

@@ -407,6 +407,29 @@ pub fn check_claim(
     )))
 }
 
+/// The TLS configuration of a person's client (a phone, an office tool, a test) dialing a
+/// node's client port: trusts the CA in the PEM file `ca`, presents no certificate.
+pub fn person_client_config(ca: &std::path::Path) -> Result<Arc<ClientConfig>, Error> {
+    let roots = CertificateDer::pem_file_iter(ca)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| Error::Pem {
+            what: "the CA certificate",
+            path: ca.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root).map_err(Error::TrustAnchor)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A tower layer for the node's gRPC server that refuses any call without a certificate from
 /// the CA naming a node or the city's gateway, and lets a gateway call only
 /// [`crate::identity::GATEWAY_SERVICES`] (reports, log-in, health). It puts the caller's
