@@ -289,17 +289,22 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
 
     println!("\n== 6. conflicts waiting for a person (冲突待人工处理), as every node shows them");
     for org in [township, county, city] {
-        for record in mesh.node(org)?.store.conflicts(100).await? {
+        let store = &mesh.node(org)?.store;
+        let names = renda_api::people::Directory::load(store, &renda_api::ApiContext::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("reading names at {org}: {e}"))?;
+        for record in store.conflicts(100).await? {
             for (field, conflict) in &record.conflicts {
                 let values: Vec<String> = conflict
                     .values
                     .iter()
                     .map(|v| {
                         format!(
-                            "{:?} written at {} by user {}",
+                            "{:?} written at {} by {} ({})",
                             v.value.to_string(),
                             v.stamp.org,
-                            v.stamp.author
+                            names.person(&v.stamp.author),
+                            names.unit(v.stamp.author.org)
                         )
                     })
                     .collect();

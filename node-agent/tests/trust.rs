@@ -984,15 +984,49 @@ async fn health_answers_per_service_and_reflection_speaks_v1_and_v1alpha() -> an
     w.mesh.shutdown().await
 }
 
-/// Keeps `Person` (the demo's logged-in caller) in use from a test, so its API is checked.
+/// A person logs in, lists their township's deputies, and a record's history names them.
 #[tokio::test]
-async fn a_person_logs_in_and_lists_their_township() -> anyhow::Result<()> {
+async fn a_person_logs_in_and_history_names_who_did_what() -> anyhow::Result<()> {
     let w = World::start().await?;
     let person = Person::login(w.people(TOWN_A)?, "clerk-a", PASSWORD).await?;
     let mut client =
-        dep::deputies_client::DeputiesClient::with_interceptor(w.people(TOWN_A)?, person);
-    client
+        dep::deputies_client::DeputiesClient::with_interceptor(w.people(TOWN_A)?, person.clone());
+    let id = client
+        .create_deputy(deputy(TOWN_A, "赵代表"))
+        .await?
+        .into_inner()
+        .id;
+    let listed = client
         .list_deputies(dep::ListDeputiesRequest::default())
-        .await?;
+        .await?
+        .into_inner();
+    assert!(listed.deputies.iter().any(|d| d.id == id));
+    let history = renda_proto::org::v1::records_client::RecordsClient::with_interceptor(
+        w.people(TOWN_A)?,
+        person,
+    )
+    .history(renda_proto::org::v1::HistoryRequest {
+        record_id: id.clone(),
+    })
+    .await?
+    .into_inner();
+    assert!(!history.entries.is_empty());
+    for e in &history.entries {
+        assert_eq!(e.author_name, "clerk-a", "{e:?}");
+        assert_eq!(e.author_unit, format!("单位{TOWN_A}"), "{e:?}");
+    }
+    // Township B's clerk, at the county, cannot read A's record history.
+    w.mesh.sync_all().await?;
+    let clerk_b = w.login(COUNTY, "clerk-b").await?;
+    refused(
+        renda_proto::org::v1::records_client::RecordsClient::new(w.people(COUNTY)?)
+            .history(with_token(
+                &clerk_b,
+                renda_proto::org::v1::HistoryRequest { record_id: id },
+            ))
+            .await,
+        Code::PermissionDenied,
+        None,
+    );
     w.mesh.shutdown().await
 }

@@ -488,6 +488,24 @@ impl Core {
         self.get_id(id, kind).await
     }
 
+    /// Loads a record of any kind by id, within the caller's reach.
+    pub async fn get_any(&self, field: &str, id: Uuid) -> Result<StoredRecord> {
+        let r = self
+            .store
+            .record(RecordId(id))
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "record",
+                id: id.to_string(),
+            })?;
+        if let Some(c) = current_caller()
+            && !c.may_read(&r, self.store.schema())
+        {
+            return Err(out_of_reach(field, format_args!("record {id}")));
+        }
+        Ok(r)
+    }
+
     pub async fn get_id(&self, id: Uuid, kind: &'static str) -> Result<StoredRecord> {
         let schema_kind = self.kind(kind)?;
         match self.store.record(RecordId(id)).await? {

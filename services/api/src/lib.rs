@@ -26,6 +26,7 @@ mod evaluation;
 pub mod gate;
 mod opinion;
 pub mod org;
+pub mod people;
 mod project;
 pub mod reports;
 pub mod schema;

@@ -317,15 +317,8 @@ impl pb::records_server::Records for Records {
     ) -> Result<Response<pb::HistoryResponse>, Status> {
         let core = &self.0;
         let id = parse_id("record_id", &req.get_ref().record_id)?;
-        let record = core
-            .store
-            .record(RecordId(id))
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound {
-                kind: "record",
-                id: id.to_string(),
-            })?;
+        let record = core.get_any("record_id", id).await?;
+        let names = crate::people::Directory::load(&core.store, &core.ctx).await?;
         let local_only = core
             .store
             .schema()
@@ -344,6 +337,8 @@ impl pb::records_server::Records for Records {
                 author: h.author.to_string(),
                 origin_org: h.origin_org.to_string(),
                 change: masked(h.change, local_only),
+                author_name: names.person(&h.author),
+                author_unit: names.unit(h.author.org),
             })
             .collect();
         Ok(Response::new(pb::HistoryResponse {

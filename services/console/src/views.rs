@@ -16,6 +16,8 @@ use serde_json::{Value as Json_, json};
 use tonic::Code;
 use uuid::Uuid;
 
+use renda_api::people::Directory;
+
 use crate::rpc::{Refusal, caller_metadata};
 use crate::session::Session;
 use crate::{Shared, require};
@@ -30,6 +32,16 @@ const HIDDEN_KINDS: &[&str] = &["user", "deputy_identity"];
 fn storage_refusal(e: renda_store::Error) -> Refusal {
     tracing::error!(error = %e, "console read from the store failed");
     Refusal::new(Code::Internal, "", "读取数据失败，请稍后再试")
+}
+
+/// The names of this node's users and org units, to say who wrote what.
+async fn directory(shared: &Shared) -> Result<Directory, Refusal> {
+    Directory::load(&shared.state.store, &shared.state.api)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading user and unit names failed");
+            Refusal::new(Code::Internal, "", "读取数据失败，请稍后再试")
+        })
 }
 
 fn respond(result: Result<Json_, Refusal>) -> Response {
@@ -239,7 +251,7 @@ fn field_type(shared: &Shared, r: &StoredRecord, field: &str) -> &'static str {
 /// Every conflicting field with its values (the winner first), where, when and by whom each
 /// was written, and the form to keep it in (`raw`; `null` for a masked phone number, which is
 /// never sent to the browser, so only a new value settles it).
-fn conflicts_of(shared: &Shared, r: &StoredRecord) -> Vec<Json_> {
+fn conflicts_of(shared: &Shared, names: &Directory, r: &StoredRecord) -> Vec<Json_> {
     r.conflicts
         .iter()
         .filter(|(field, _)| !HIDDEN_FIELDS.contains(&field.as_str()))
@@ -255,7 +267,7 @@ fn conflicts_of(shared: &Shared, r: &StoredRecord) -> Vec<Json_> {
                         "winner": i == 0,
                         "at_ms": s.stamp.hlc.physical_ms,
                         "org": s.stamp.org.to_string(),
-                        "author": format!("{}#{}", s.stamp.author.org, s.stamp.author.number),
+                        "author": format!("{}（{}）", names.person(&s.stamp.author), names.unit(s.stamp.author.org)),
                     })
                 })
                 .collect();
@@ -277,6 +289,7 @@ async fn conflicts_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, R
         .conflicts(200)
         .await
         .map_err(storage_refusal)?;
+    let names = directory(shared).await?;
     let list: Vec<Json_> = records
         .iter()
         .filter(|r| !HIDDEN_KINDS.contains(&r.kind_name.as_str()))
@@ -287,7 +300,7 @@ async fn conflicts_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, R
                 "kind": r.kind_name,
                 "org": record_org(r),
                 "title": title_of(r),
-                "fields": conflicts_of(shared, r),
+                "fields": conflicts_of(shared, &names, r),
             })
         })
         .collect();
@@ -367,6 +380,7 @@ async fn load(shared: &Shared, session: &Session, id: &str) -> Result<StoredReco
 async fn record_json(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<Json_, Refusal> {
     let session = require(shared, headers)?;
     let r = load(shared, &session, id).await?;
+    let names = directory(shared).await?;
     let fields: serde_json::Map<String, Json_> = r
         .fields
         .iter()
@@ -400,7 +414,7 @@ async fn record_json(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<J
             json!({
                 "op": e.op,
                 "at_ms": e.at_ms,
-                "author": e.author,
+                "author": format!("{}（{}）", e.author_name, e.author_unit),
                 "origin_org": e.origin_org,
                 "change": e.change,
             })
@@ -415,7 +429,7 @@ async fn record_json(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<J
         "fields": fields,
         "sets": sets,
         "events": r.events.len(),
-        "conflicts": conflicts_of(shared, &r),
+        "conflicts": conflicts_of(shared, &names, &r),
         "history": entries,
     }))
 }
