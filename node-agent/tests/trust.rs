@@ -862,6 +862,49 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
         mode(&clerk_entered, &other_deputy),
         Some(("checked_in".into(), "proxy".into()))
     );
+    // The deputies report tells a deputy's own check-in from one entered on their behalf.
+    let year = (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y")
+        .to_string();
+    let report = rep::reports_client::ReportsClient::new(w.people(TOWN_A)?)
+        .get_report(with_token(
+            &clerk,
+            rep::ReportRequest {
+                name: "deputies".into(),
+                org_code: TOWN_A.to_string(),
+                from: format!("{year}-01-01"),
+                to: format!("{}-01-01", year.parse::<i32>()? + 1),
+                freshness_limit_hours: 72,
+            },
+        ))
+        .await?
+        .into_inner();
+    let by_org = report
+        .tables
+        .iter()
+        .find(|t| t.key == "by_org")
+        .expect("a by-unit table");
+    let column = |key: &str| {
+        by_org
+            .columns
+            .iter()
+            .position(|c| c.key == key)
+            .expect("the column")
+    };
+    let row = by_org
+        .rows
+        .iter()
+        .find(|r| {
+            matches!(r.cells.first().and_then(|c| c.kind.as_ref()),
+                Some(rep::cell::Kind::Text(t)) if *t == TOWN_A.to_string())
+        })
+        .expect("township A's row");
+    let int = |i: usize| match row.cells[i].kind {
+        Some(rep::cell::Kind::Int(n)) => n,
+        _ => -1,
+    };
+    assert_eq!(int(column("check_ins")), 2);
+    assert_eq!(int(column("proxy_check_ins")), 1);
     // The deputy's own record holds it; another deputy's record is not theirs to read.
     let mine = acts
         .duty_records(with_token(

@@ -857,10 +857,10 @@ impl Service {
         ];
         let period = period_filter(q, "date_ms", &mut args);
         let text = format!(
-            "SELECT subject, fact, COUNT(*) FROM report_facts \
-             WHERE fact IN ($1, $2) AND {period} GROUP BY subject, fact"
+            "SELECT subject, fact, code, COUNT(*) FROM report_facts \
+             WHERE fact IN ($1, $2) AND {period} GROUP BY subject, fact, code"
         );
-        let duty = self.rows(text, args, &[Text, Int, Int]).await?;
+        let duty = self.rows(text, args, &[Text, Int, Int, Int]).await?;
         // Voter-link visits in the period, per deputy.
         let mut args = vec![Cell::Int(i64::from(fact::VISIT))];
         let period = period_filter(q, "date_ms", &mut args);
@@ -883,17 +883,22 @@ impl Service {
 
         let weights = self.core.ctx.weights();
         let mut check_ins: HashMap<Uuid, i64> = HashMap::new();
+        // Of those, entered by a clerk on the deputy's behalf (代录).
+        let mut proxied: HashMap<Uuid, i64> = HashMap::new();
         let mut speeches: HashMap<Uuid, i64> = HashMap::new();
         for r in &duty {
             let Ok(d) = Uuid::parse_str(&text_of(r.first())) else {
                 continue;
             };
-            let target = if int_of(r.get(1)) == i64::from(fact::SPEECH) {
-                &mut speeches
+            let n = int_of(r.get(3));
+            if int_of(r.get(1)) == i64::from(fact::SPEECH) {
+                *speeches.entry(d).or_default() += n;
             } else {
-                &mut check_ins
-            };
-            *target.entry(d).or_default() += int_of(r.get(2));
+                *check_ins.entry(d).or_default() += n;
+                if int_of(r.get(2)) == facts::CHECK_IN_PROXY {
+                    *proxied.entry(d).or_default() += n;
+                }
+            }
         }
         let visit_of: HashMap<Uuid, (i64, i64)> = visits
             .iter()
@@ -905,8 +910,8 @@ impl Service {
             })
             .collect();
         let mut group_of = GroupOf::new(groups);
-        // deputies, check-ins, speeches, visits, households, points
-        let mut sums = vec![[0i64; 6]; groups.len()];
+        // deputies, check-ins, speeches, visits, households, points, check-ins entered 代录
+        let mut sums = vec![[0i64; 7]; groups.len()];
         let mut serving: Vec<BTreeSet<Uuid>> = vec![BTreeSet::new(); groups.len()];
         let mut ranking = Vec::with_capacity(deputies.len());
         for r in deputies {
@@ -926,6 +931,7 @@ impl Service {
             };
             let ended = int_of(ended.as_ref()) == facts::DEPUTY_ENDED;
             let c = check_ins.get(&id).copied().unwrap_or(0);
+            let proxy = proxied.get(&id).copied().unwrap_or(0);
             let s = speeches.get(&id).copied().unwrap_or(0);
             let (v, h) = visit_of.get(&id).copied().unwrap_or((0, 0));
             let rb = i64::from(reported.contains(&id));
@@ -941,11 +947,12 @@ impl Service {
                 x[3] += v;
                 x[4] += h;
                 x[5] += points;
+                x[6] += proxy;
                 if !ended {
                     serving[i].insert(id);
                 }
             }
-            ranking.push((points, id, org, name, c, s, v, rb));
+            ranking.push((points, id, org, name, c, s, v, rb, proxy));
         }
         ranking.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let org_rows = groups
@@ -966,6 +973,7 @@ impl Service {
                     int_cell(x[3]),
                     int_cell(x[4]),
                     int_cell(x[5]),
+                    int_cell(x[6]),
                 ]
             })
             .collect();
@@ -973,7 +981,7 @@ impl Service {
             .into_iter()
             .take(detail_rows)
             .enumerate()
-            .map(|(rank, (points, id, org, name, c, s, v, rb))| {
+            .map(|(rank, (points, id, org, name, c, s, v, rb, proxy))| {
                 vec![
                     int_cell(rank as i64 + 1),
                     text_cell(id.to_string()),
@@ -984,6 +992,7 @@ impl Service {
                     int_cell(v),
                     text_cell(if rb > 0 { "是" } else { "否" }),
                     int_cell(points),
+                    int_cell(proxy),
                 ]
             })
             .collect();
@@ -1002,6 +1011,7 @@ impl Service {
                     ("visits", "联系选民走访"),
                     ("households", "走访户数"),
                     ("points", "履职积分"),
+                    ("proxy_check_ins", "其中代录签到"),
                 ],
                 org_rows,
             ),
@@ -1018,6 +1028,7 @@ impl Service {
                     ("visits", "走访"),
                     ("reported_back", "已述职"),
                     ("points", "积分"),
+                    ("proxy_check_ins", "其中代录签到"),
                 ],
                 ranking_rows,
             ),

@@ -41,7 +41,7 @@ use crate::error::Result;
 use crate::schema::kind;
 
 /// The definition of the facts below; stored beside them.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// Operations per catch-up transaction: bounds how long one holds the writer, and how much
 /// one catch-up holds in memory.
@@ -185,6 +185,20 @@ pub(crate) async fn catch_up(core: &Core) -> Result<CatchUp> {
 }
 
 /// A fact of `record` with nothing but its identity and org filled in.
+/// `code` of a check-in fact: [`CHECK_IN_SCAN`] for a deputy's own check-in with the signed
+/// code, [`CHECK_IN_PROXY`] for one a clerk entered on the deputy's behalf (代录), which is also
+/// what check-ins recorded before modes existed count as.
+fn check_in_code(e: &crate::core::Ev) -> i64 {
+    if e.text("mode") == "scan" {
+        CHECK_IN_SCAN
+    } else {
+        CHECK_IN_PROXY
+    }
+}
+
+pub(crate) const CHECK_IN_SCAN: i64 = 0;
+pub(crate) const CHECK_IN_PROXY: i64 = 1;
+
 fn base(record: &StoredRecord, item: u32, fact: u16) -> Fact {
     Fact {
         record: record.id,
@@ -333,6 +347,9 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
                 let mut v = base(r, item(i), which);
                 v.date_ms = e.payload.get("at").and_then(renda_replica::Value::as_int);
                 v.subject = Some(e.id("deputy"));
+                if which == fact::CHECK_IN {
+                    v.code = check_in_code(e);
+                }
                 out.push(v);
             }
         }
