@@ -614,6 +614,33 @@ mod tests {
         assert_eq!(access("/renda.deputy.v1.Deputies/Nope"), Some(None));
     }
 
+    /// The table and the protos agree: every method of a person's service is declared, and
+    /// every row names a method that exists.
+    #[test]
+    fn the_table_declares_every_method_of_the_protos() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(renda_proto::FILE_DESCRIPTOR_SET)
+            .expect("the built-in descriptor set decodes");
+        let mut methods = std::collections::BTreeSet::new();
+        for file in &set.file {
+            for service in &file.service {
+                let name = format!("{}.{}", file.package(), service.name());
+                if !PERSON_SERVICES.contains(&name.as_str()) {
+                    continue;
+                }
+                for m in &service.method {
+                    methods.insert(format!("/{name}/{}", m.name()));
+                }
+            }
+        }
+        let declared: std::collections::BTreeSet<String> =
+            RPCS.iter().map(|(p, _)| (*p).to_owned()).collect();
+        let missing: Vec<_> = methods.difference(&declared).collect();
+        let stale: Vec<_> = declared.difference(&methods).collect();
+        assert!(missing.is_empty(), "RPCs without a row in gate::RPCS: {missing:?}");
+        assert!(stale.is_empty(), "rows naming no RPC: {stale:?}");
+    }
+
     #[test]
     fn roles_sets_hold_their_members() {
         assert!(STAFF.allows(UserRole::TownshipClerk));
