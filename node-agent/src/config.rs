@@ -665,6 +665,10 @@ mod tests {
         assert_eq!(config.storage.url, "sqlite:///var/lib/renda/node.db");
         assert_eq!(config.listen.grpc.to_string(), "127.0.0.1:7443");
         assert_eq!(config.listen.http.to_string(), "127.0.0.1:7080");
+        assert_eq!(config.listen.client.to_string(), "127.0.0.1:7444");
+        assert_eq!(config.auth.token_key_id, "1");
+        assert!(config.auth.previous_token_keys.is_empty());
+        assert_eq!(config.auth.token_ttl, Duration::from_secs(12 * 3600));
         assert_eq!(config.upstream.addresses.len(), 2);
         assert_eq!(
             config.upstream.addresses[0].to_string(),
@@ -700,6 +704,30 @@ mod tests {
             config.telemetry.otlp_endpoint.as_deref(),
             Some("http://127.0.0.1:4317")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn token_keys_rotate_and_expire_as_configured() -> Result<(), Error> {
+        let rotated = format!(
+            "{TOWNSHIP}\n[auth]\ntoken_key_id = \"2027a\"\ntoken_ttl_minutes = 30\n\
+             previous_token_keys = [\"2026b:an-old-secret-of-at-least-32-characters\"]\n"
+        );
+        let config = Config::from_toml(&rotated, &no_env())?;
+        assert_eq!(config.auth.token_key_id, "2027a");
+        assert_eq!(config.auth.token_ttl, Duration::from_secs(30 * 60));
+        assert_eq!(config.auth.previous_token_keys.len(), 1);
+        assert_eq!(config.auth.previous_token_keys[0].0, "2026b");
+        // Secrets never show in the config's debug form.
+        assert!(!format!("{config:?}").contains("an-old-secret"));
+        let bad = format!("{TOWNSHIP}\n[auth]\nprevious_token_keys = [\"no-colon\"]\n");
+        assert!(
+            error_text(&bad, &no_env()).starts_with("auth.previous_token_keys: each entry"),
+            "{}",
+            error_text(&bad, &no_env())
+        );
+        let short = format!("{TOWNSHIP}\n[auth]\nprevious_token_keys = [\"k:short\"]\n");
+        assert!(error_text(&short, &no_env()).contains("at least 32"));
         Ok(())
     }
 
