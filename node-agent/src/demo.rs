@@ -149,10 +149,11 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
     let mesh = Mesh::start(&dir, &orgs, crate::domain::deputy_work()).await?;
     for member in mesh.members.values() {
         println!(
-            "   {:<8} {} listening on {}",
+            "   {:<8} {} nodes on {}, people on {}",
             member.node.store.org().level().as_str(),
             member.node.store.org(),
-            member.node.grpc_addr
+            member.node.grpc_addr,
+            member.node.client_addr
         );
     }
 
