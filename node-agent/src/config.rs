@@ -331,7 +331,10 @@ impl Config {
             if secret.len() < 32 {
                 return Err(invalid(
                     "auth.previous_token_keys",
-                    format!("the secret of key {id:?} is {} characters; use at least 32", secret.len()),
+                    format!(
+                        "the secret of key {id:?} is {} characters; use at least 32",
+                        secret.len()
+                    ),
                 ));
             }
             previous_token_keys.push((id.to_owned(), secret.as_bytes().to_vec()));
@@ -341,7 +344,9 @@ impl Config {
             token_key_id: t.text("auth", "token_key_id")?.unwrap_or("1").to_owned(),
             previous_token_keys,
             token_ttl: Duration::from_secs(
-                60 * t.integer("auth", "token_ttl_minutes", 1)?.unwrap_or(12 * 60),
+                60 * t
+                    .integer("auth", "token_ttl_minutes", 1)?
+                    .unwrap_or(12 * 60),
             ),
             freshness_limit_hours: t.integer("auth", "freshness_limit_hours", 1)?.unwrap_or(72),
         };

@@ -74,12 +74,24 @@ impl tonic::service::Interceptor for Person {
 /// with [`DEMO_PASSWORD`]. The console's README lists them.
 pub fn demo_users() -> anyhow::Result<Vec<(String, renda_api::auth::UserRole, OrgCode)>> {
     use renda_api::auth::UserRole;
-    let mut out = vec![("city-office".to_owned(), UserRole::CityOffice, OrgCode::new(CITY)?)];
+    let mut out = vec![(
+        "city-office".to_owned(),
+        UserRole::CityOffice,
+        OrgCode::new(CITY)?,
+    )];
     for c in COUNTIES {
-        out.push((format!("office-{c}"), UserRole::CountyOffice, OrgCode::new(c)?));
+        out.push((
+            format!("office-{c}"),
+            UserRole::CountyOffice,
+            OrgCode::new(c)?,
+        ));
     }
     for t in TOWNSHIPS {
-        out.push((format!("clerk-{t}"), UserRole::TownshipClerk, OrgCode::new(t)?));
+        out.push((
+            format!("clerk-{t}"),
+            UserRole::TownshipClerk,
+            OrgCode::new(t)?,
+        ));
     }
     Ok(out)
 }
@@ -183,7 +195,9 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
     print!("{}", indent(&summary.to_string()));
     let deputy_id = first_deputy(&mesh.node(township)?.store).await?;
 
-    println!("\n== 2. everyone syncs (乡镇 → 区县 → 市, and back down), and the log-ins reach their nodes");
+    println!(
+        "\n== 2. everyone syncs (乡镇 → 区县 → 市, and back down), and the log-ins reach their nodes"
+    );
     create_demo_users(&mesh).await?;
     mesh.sync_all().await?;
     print_counts(&mesh).await?;
@@ -193,8 +207,12 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
         DEMO_PASSWORD,
     )
     .await?;
-    let office = Person::login(mesh.channel(county)?, &format!("office-{county}"), DEMO_PASSWORD)
-        .await?;
+    let office = Person::login(
+        mesh.channel(county)?,
+        &format!("office-{county}"),
+        DEMO_PASSWORD,
+    )
+    .await?;
 
     println!(
         "\n== 3. township {township} loses its link; the same deputy is edited there and at county {county}"

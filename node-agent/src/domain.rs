@@ -47,7 +47,11 @@ pub(crate) fn own_units(org: renda_replica::OrgCode) -> OrgTree {
 }
 
 /// The web console over the node's own services (`renda-console`).
-fn console(node: &NodeContext, routes: tonic::service::Routes, gate: renda_api::Gate) -> axum::Router {
+fn console(
+    node: &NodeContext,
+    routes: tonic::service::Routes,
+    gate: renda_api::Gate,
+) -> axum::Router {
     let state = renda_console::ConsoleState {
         routes,
         gate,

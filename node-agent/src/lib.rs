@@ -19,7 +19,6 @@ pub mod tls;
 pub use config::Config;
 pub use identity::{Level, NodeIdentity, OrgCode};
 
-
 /// Installs ring as the process-wide rustls crypto provider. Call once at the start of `main`
 /// and of every test binary that uses TLS; calling again is harmless.
 pub fn install_crypto_provider() {

@@ -88,8 +88,7 @@ pub struct Domain {
 
 /// Builds the web console's router for a node, over the node's services for people and the
 /// gate they are called through.
-pub type Console =
-    Arc<dyn Fn(&NodeContext, Routes, renda_api::Gate) -> axum::Router + Send + Sync>;
+pub type Console = Arc<dyn Fn(&NodeContext, Routes, renda_api::Gate) -> axum::Router + Send + Sync>;
 
 /// What the domain's services and the console get from the node they run in.
 #[derive(Clone)]
@@ -226,25 +225,18 @@ pub async fn start(
         freshness_limit_hours: config.auth.freshness_limit_hours,
     };
     let people = (domain.services)(&context);
-    let gate = renda_api::Gate::new(
-        store.clone(),
-        crate::domain::api_context(&context),
-        signer,
-    );
+    let gate = renda_api::Gate::new(store.clone(), crate::domain::api_context(&context), signer);
     let routes = people.clone().add_service(replication.into_server());
-    let client_listener =
-        TcpListener::bind(config.listen.client)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.listen.client,
-                source,
-            })?;
-    let client_addr = client_listener
-        .local_addr()
+    let client_listener = TcpListener::bind(config.listen.client)
+        .await
         .map_err(|source| Error::Bind {
             addr: config.listen.client,
             source,
         })?;
+    let client_addr = client_listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen.client,
+        source,
+    })?;
     let client_tls = match &material {
         Some(material) => Some(material.client_port_config()?),
         None => None,
@@ -258,7 +250,9 @@ pub async fn start(
             let _ = people_stopped.wait_for(|s| *s).await;
         };
         if let Err(e) = people_bound
-            .serve_people(people_routes, people_gate, stopped).await {
+            .serve_people(people_routes, people_gate, stopped)
+            .await
+        {
             tracing::error!(error = %e, "the client port stopped");
         }
     });
@@ -274,7 +268,11 @@ pub async fn start(
                 addr: config.listen.http,
                 source,
             })?;
-            Some((listener, addr, console(&context, people.clone(), gate.clone())))
+            Some((
+                listener,
+                addr,
+                console(&context, people.clone(), gate.clone()),
+            ))
         }
         None => None,
     };

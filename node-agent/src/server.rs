@@ -79,7 +79,11 @@ impl Bound {
             Some(config) => {
                 tracing::info!(addr = ?addr, "serving gRPC over mutual TLS");
                 Server::builder()
-                    .layer(tower::ServiceBuilder::new().layer(RequirePeerIdentity).layer(gate))
+                    .layer(
+                        tower::ServiceBuilder::new()
+                            .layer(RequirePeerIdentity)
+                            .layer(gate),
+                    )
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(tls::incoming(self.listener, config), shutdown)
                     .await?;
@@ -125,7 +129,10 @@ impl Bound {
                     .await?;
             }
             None => {
-                tracing::warn!(?addr, "serving people's gRPC in PLAIN TEXT: tls.insecure_dev is set");
+                tracing::warn!(
+                    ?addr,
+                    "serving people's gRPC in PLAIN TEXT: tls.insecure_dev is set"
+                );
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
                 server
                     .serve_with_incoming_shutdown(incoming, shutdown)
@@ -178,5 +185,3 @@ fn service_names(encoded: &[u8]) -> Vec<String> {
         })
         .collect()
 }
-
-

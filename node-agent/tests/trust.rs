@@ -186,8 +186,7 @@ fn refused<T: std::fmt::Debug>(
 }
 
 #[tokio::test]
-async fn declared_callers_node_certificates_and_foreign_tokens_are_refused() -> anyhow::Result<()>
-{
+async fn declared_callers_node_certificates_and_foreign_tokens_are_refused() -> anyhow::Result<()> {
     let w = World::start().await?;
     let office = w.login(COUNTY, "office").await?;
     let before = w.log_len(COUNTY).await?;
@@ -238,17 +237,14 @@ async fn declared_callers_node_certificates_and_foreign_tokens_are_refused() -> 
         Some("NO_TOKEN"),
     );
     // It still reaches status and health.
-    renda_proto::sync::v1::replication_client::ReplicationClient::new(
-        w.mesh.channel(org(TOWN_A))?,
-    )
-    .status(renda_proto::sync::v1::StatusRequest {})
-    .await?;
+    renda_proto::sync::v1::replication_client::ReplicationClient::new(w.mesh.channel(org(TOWN_A))?)
+        .status(renda_proto::sync::v1::StatusRequest {})
+        .await?;
     // The client port never serves replication.
-    let on_client_port = renda_proto::sync::v1::replication_client::ReplicationClient::new(
-        w.people(COUNTY)?,
-    )
-    .status(renda_proto::sync::v1::StatusRequest {})
-    .await;
+    let on_client_port =
+        renda_proto::sync::v1::replication_client::ReplicationClient::new(w.people(COUNTY)?)
+            .status(renda_proto::sync::v1::StatusRequest {})
+            .await;
     refused(on_client_port, Code::Unimplemented, None);
 
     // A token signed with another mesh's secret, an unknown key, a tampered and an expired
@@ -266,11 +262,9 @@ async fn declared_callers_node_certificates_and_foreign_tokens_are_refused() -> 
         vec![],
     )?
     .issue(&claims);
-    let unknown_key = TokenSigner::with_keys(
-        SigningKey::new("k9", DEMO_TOKEN_SECRET.to_vec())?,
-        vec![],
-    )?
-    .issue(&claims);
+    let unknown_key =
+        TokenSigner::with_keys(SigningKey::new("k9", DEMO_TOKEN_SECRET.to_vec())?, vec![])?
+            .issue(&claims);
     let tampered = office.replace("county_office", "city_office");
     let expired = signer().issue(&Claims {
         expires_ms: now_ms() - 1,
@@ -307,7 +301,11 @@ async fn declared_callers_node_certificates_and_foreign_tokens_are_refused() -> 
         );
         assert!(status.message().contains(says), "{says}: {status:?}");
     }
-    assert_eq!(w.log_len(COUNTY).await?, before, "a refused call stored something");
+    assert_eq!(
+        w.log_len(COUNTY).await?,
+        before,
+        "a refused call stored something"
+    );
     w.still_serves(COUNTY, &office).await?;
     w.mesh.shutdown().await
 }
@@ -538,7 +536,11 @@ async fn a_township_clerk_neither_reads_nor_writes_another_township() -> anyhow:
         Code::PermissionDenied,
         Some("ROLE_NOT_ALLOWED"),
     );
-    assert_eq!(w.log_len(COUNTY).await?, before, "a refused call stored something");
+    assert_eq!(
+        w.log_len(COUNTY).await?,
+        before,
+        "a refused call stored something"
+    );
     w.still_serves(COUNTY, &clerk_a).await?;
     w.mesh.shutdown().await
 }
@@ -626,7 +628,10 @@ async fn disabling_a_user_takes_effect_at_once_there_and_everywhere_after_sync()
         .await?;
     refused(
         dep::deputies_client::DeputiesClient::new(w.people(COUNTY)?)
-            .list_deputies(with_token(&clerk_at_county, dep::ListDeputiesRequest::default()))
+            .list_deputies(with_token(
+                &clerk_at_county,
+                dep::ListDeputiesRequest::default(),
+            ))
             .await,
         Code::Unauthenticated,
         Some("USER_DISABLED"),
@@ -669,7 +674,10 @@ async fn passwords_change_reset_and_lock_after_repeated_failures() -> anyhow::Re
     // An unknown login and a wrong password get the same answer.
     let unknown = auth_a.login(wrong("nobody")).await.expect_err("unknown");
     let bad = auth_a.login(wrong("viewer-a")).await.expect_err("wrong");
-    assert_eq!((unknown.code(), unknown.message()), (bad.code(), bad.message()));
+    assert_eq!(
+        (unknown.code(), unknown.message()),
+        (bad.code(), bad.message())
+    );
     for _ in 2..renda_api::users::LOCK_AFTER_FAILURES {
         auth_a.login(wrong("viewer-a")).await.expect_err("wrong");
     }
@@ -811,7 +819,9 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
         .await?
         .into_inner()
         .code;
-    let forged = code.code.replace(&a.id.replace('-', ""), &Uuid::new_v4().simple().to_string());
+    let forged = code
+        .code
+        .replace(&a.id.replace('-', ""), &Uuid::new_v4().simple().to_string());
     let check_in = |code: &str, deputy: &str| act::CheckInRequest {
         activity_id: a.id.clone(),
         deputy_id: deputy.into(),
@@ -826,7 +836,8 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
         ("", "missing"),
     ] {
         refused(
-            acts.check_in(with_token(&me, check_in(bad, &deputy_id))).await,
+            acts.check_in(with_token(&me, check_in(bad, &deputy_id)))
+                .await,
             Code::InvalidArgument,
             None,
         );
@@ -839,7 +850,11 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
         Code::PermissionDenied,
         None,
     );
-    assert_eq!(w.log_len(TOWN_A).await?, before, "a refused check-in stored something");
+    assert_eq!(
+        w.log_len(TOWN_A).await?,
+        before,
+        "a refused check-in stored something"
+    );
     let done = acts
         .check_in(with_token(&me, check_in(&code.code, &deputy_id)))
         .await?

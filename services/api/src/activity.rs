@@ -84,7 +84,9 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Activity> {
     let mut check_ins: Vec<&Ev> = events.iter().filter(|e| e.name == "checked_in").collect();
     check_ins.sort_by_key(|e| e.stamp);
     for e in check_ins {
-        modes.entry(e.id("deputy")).or_insert_with(|| check_in_mode(e));
+        modes
+            .entry(e.id("deputy"))
+            .or_insert_with(|| check_in_mode(e));
     }
     let to_orgs: BTreeSet<String> = events
         .iter()
@@ -637,7 +639,9 @@ impl pb::activities_server::Activities for Service {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let core = &self.0;
-        let activity = core.get("activity_id", &req.activity_id, kind::ACTIVITY).await?;
+        let activity = core
+            .get("activity_id", &req.activity_id, kind::ACTIVITY)
+            .await?;
         let org = record_org(&activity)?;
         // Only the node that owns the activity makes its code, as its organiser.
         core.authorize(&caller, RecordKind::Activity, Step::Edit, &org)

@@ -463,7 +463,10 @@ mod tests {
         let forged = token.replace("370202", "370212");
         assert_eq!(signer.verify(&forged, 1_000), Err(TokenError::BadSignature));
         let escalated = token.replace("county_office", "city_office");
-        assert_eq!(signer.verify(&escalated, 1_000), Err(TokenError::BadSignature));
+        assert_eq!(
+            signer.verify(&escalated, 1_000),
+            Err(TokenError::BadSignature)
+        );
         let other = TokenSigner::new(b"other".to_vec());
         assert_eq!(other.verify(&token, 1_000), Err(TokenError::BadSignature));
         for bad in ["", "abc", "v2.1.x.7.370202.x.0.1.zz", &"a".repeat(600)] {
@@ -495,13 +498,17 @@ mod tests {
         .unwrap();
         assert_eq!(rotated.verify(&token, 1_000), Ok(claims()));
         assert!(rotated.issue(&claims()).starts_with("v2.2026a."));
-        let retired = TokenSigner::with_keys(key("2026a", "new secret of sixteen"), vec![]).unwrap();
+        let retired =
+            TokenSigner::with_keys(key("2026a", "new secret of sixteen"), vec![]).unwrap();
         assert_eq!(retired.verify(&token, 1_000), Err(TokenError::UnknownKey));
         assert!(SigningKey::new("bad id", b"0123456789abcdef".to_vec()).is_err());
         assert!(SigningKey::new("k", b"short".to_vec()).is_err());
         assert!(
-            TokenSigner::with_keys(key("a", "0123456789abcdef"), vec![key("a", "0123456789abcdeg")])
-                .is_err()
+            TokenSigner::with_keys(
+                key("a", "0123456789abcdef"),
+                vec![key("a", "0123456789abcdeg")]
+            )
+            .is_err()
         );
     }
 
@@ -524,9 +531,15 @@ mod tests {
         );
         assert_eq!(signer.verify(&text, 2_000), Err(TokenError::Malformed));
         let token = signer.issue(&claims());
-        assert_eq!(signer.verify_code(&token, 1_000), Err(TokenError::Malformed));
+        assert_eq!(
+            signer.verify_code(&token, 1_000),
+            Err(TokenError::Malformed)
+        );
         let other = TokenSigner::new(b"other".to_vec());
-        assert_eq!(other.verify_code(&text, 2_000), Err(TokenError::BadSignature));
+        assert_eq!(
+            other.verify_code(&text, 2_000),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]

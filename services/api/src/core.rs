@@ -271,7 +271,11 @@ impl Caller {
     /// a unit of their subtree (an activity dispatched to their deputies, a reply to a
     /// suggestion raised there).
     pub(crate) fn may_read(&self, record: &StoredRecord, schema: &renda_replica::Schema) -> bool {
-        if record.org.and_then(|o| dorg(o).ok()).is_some_and(|o| self.may_read_org(&o)) {
+        if record
+            .org
+            .and_then(|o| dorg(o).ok())
+            .is_some_and(|o| self.may_read_org(&o))
+        {
             return true;
         }
         let Some(kind) = schema.kind(record.kind) else {
@@ -280,12 +284,12 @@ impl Caller {
         record.events.iter().any(|e| {
             kind.event(e.kind).is_some_and(|ev| {
                 e.payload.iter().any(|(id, v)| {
-                    ev.fields.iter().any(|f| {
-                        f.id == *id && matches!(f.name.as_str(), "org" | "to_org" | "to")
-                    }) && v
-                        .as_org()
-                        .and_then(|o| dorg(o).ok())
-                        .is_some_and(|o| self.org.is_same_or_ancestor_of(&o))
+                    ev.fields
+                        .iter()
+                        .any(|f| f.id == *id && matches!(f.name.as_str(), "org" | "to_org" | "to"))
+                        && v.as_org()
+                            .and_then(|o| dorg(o).ok())
+                            .is_some_and(|o| self.org.is_same_or_ancestor_of(&o))
                 })
             })
         })

@@ -95,7 +95,10 @@ pub const RPCS: &[(&str, Access)] = &[
     ("/renda.org.v1.Records/ResolveConflict", roles(STAFF)),
     ("/renda.deputy.v1.Deputies/CreateDeputy", roles(STAFF)),
     ("/renda.deputy.v1.Deputies/UpdateDeputy", roles(STAFF)),
-    ("/renda.deputy.v1.Deputies/GetDeputy", roles(READ.with(DEPUTY))),
+    (
+        "/renda.deputy.v1.Deputies/GetDeputy",
+        roles(READ.with(DEPUTY)),
+    ),
     ("/renda.deputy.v1.Deputies/ListDeputies", roles(READ)),
     ("/renda.deputy.v1.Deputies/RecordPledge", roles(STAFF)),
     (
@@ -126,8 +129,14 @@ pub const RPCS: &[(&str, Access)] = &[
         "/renda.activity.v1.Activities/ListActivities",
         roles(READ.with(DEPUTY)),
     ),
-    ("/renda.activity.v1.Activities/DispatchActivity", roles(STAFF)),
-    ("/renda.activity.v1.Activities/IssueCheckInCode", roles(STAFF)),
+    (
+        "/renda.activity.v1.Activities/DispatchActivity",
+        roles(STAFF),
+    ),
+    (
+        "/renda.activity.v1.Activities/IssueCheckInCode",
+        roles(STAFF),
+    ),
     (
         "/renda.activity.v1.Activities/AcceptActivity",
         roles(STAFF.with(DEPUTY)),
@@ -221,10 +230,19 @@ pub const RPCS: &[(&str, Access)] = &[
         "/renda.suggestion.v1.Suggestions/ReplySuggestion",
         roles(STAFF.with(UNIT)),
     ),
-    ("/renda.suggestion.v1.Suggestions/RateSuggestion", roles(STAFF)),
+    (
+        "/renda.suggestion.v1.Suggestions/RateSuggestion",
+        roles(STAFF),
+    ),
     ("/renda.suggestion.v1.Suggestions/SecondRound", roles(STAFF)),
-    ("/renda.suggestion.v1.Suggestions/MarkImplemented", roles(STAFF)),
-    ("/renda.suggestion.v1.Suggestions/CloseSuggestion", roles(STAFF)),
+    (
+        "/renda.suggestion.v1.Suggestions/MarkImplemented",
+        roles(STAFF),
+    ),
+    (
+        "/renda.suggestion.v1.Suggestions/CloseSuggestion",
+        roles(STAFF),
+    ),
     (
         "/renda.suggestion.v1.Suggestions/SuggestionRates",
         roles(READ),
@@ -250,7 +268,10 @@ pub const RPCS: &[(&str, Access)] = &[
     ("/renda.project.v1.Projects/PassAcceptance", roles(STAFF)),
     ("/renda.project.v1.Projects/ScoreProject", roles(STAFF)),
     ("/renda.project.v1.Projects/ChangeProject", roles(STAFF)),
-    ("/renda.project.v1.Projects/AdoptForSupervision", roles(STAFF)),
+    (
+        "/renda.project.v1.Projects/AdoptForSupervision",
+        roles(STAFF),
+    ),
     ("/renda.project.v1.Projects/StartMaintenance", roles(STAFF)),
     ("/renda.project.v1.Projects/RecordMaintenance", roles(STAFF)),
     (
@@ -368,10 +389,7 @@ pub(crate) async fn admit(
     path: &str,
     access: Option<Access>,
 ) -> Result<Option<Caller>, Refusal> {
-    if let Some(name) = headers
-        .keys()
-        .find(|k| k.as_str().starts_with("x-renda-"))
-    {
+    if let Some(name) = headers.keys().find(|k| k.as_str().starts_with("x-renda-")) {
         return Err(Refusal::unauthenticated(
             "DECLARED_CALLER",
             format!(
@@ -458,9 +476,9 @@ pub(crate) async fn admit(
             });
         }
     }
-    let node = core.node_org().map_err(|_| {
-        Refusal::denied("NODE", "the node's org code is invalid", "节点配置有误")
-    })?;
+    let node = core
+        .node_org()
+        .map_err(|_| Refusal::denied("NODE", "the node's org code is invalid", "节点配置有误"))?;
     if !(caller.org.is_same_or_ancestor_of(&node) || node.is_same_or_ancestor_of(&caller.org)) {
         return Err(Refusal::denied(
             "OUTSIDE_SCOPE",
@@ -637,7 +655,10 @@ mod tests {
             RPCS.iter().map(|(p, _)| (*p).to_owned()).collect();
         let missing: Vec<_> = methods.difference(&declared).collect();
         let stale: Vec<_> = declared.difference(&methods).collect();
-        assert!(missing.is_empty(), "RPCs without a row in gate::RPCS: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "RPCs without a row in gate::RPCS: {missing:?}"
+        );
         assert!(stale.is_empty(), "rows naming no RPC: {stale:?}");
     }
 

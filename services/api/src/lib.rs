@@ -41,8 +41,8 @@ use renda_store::Store;
 
 pub use crate::authority::{audience, check_with_record, is_local_only, replication_rule};
 pub use crate::core::{ApiContext, Caller};
-pub use crate::gate::Gate;
 pub use crate::error::{Error, domain_status};
+pub use crate::gate::Gate;
 pub use crate::reports::{auth_server, reports_server};
 pub use crate::schema::schema;
 

@@ -31,9 +31,7 @@ impl Directory {
         let mut users = BTreeMap::new();
         let mut offset = 0u64;
         loop {
-            let page = store
-                .records_of_kind(user_kind, None, PAGE, offset)
-                .await?;
+            let page = store.records_of_kind(user_kind, None, PAGE, offset).await?;
             for r in &page {
                 let number = r.fields.get("number").and_then(Value::as_int);
                 let name = r.fields.get("display_name").and_then(Value::as_text);

@@ -212,9 +212,9 @@ fn visible_to(caller: &Caller, s: &pb::Suggestion) -> bool {
     match (caller.role, caller.subject) {
         (UserRole::HandlingUnit, Some(unit)) => {
             let unit = unit.to_string();
-            s.assignment.as_ref().is_some_and(|a| {
-                a.unit_ids.contains(&unit) || a.assisting_unit_ids.contains(&unit)
-            })
+            s.assignment
+                .as_ref()
+                .is_some_and(|a| a.unit_ids.contains(&unit) || a.assisting_unit_ids.contains(&unit))
         }
         (UserRole::HandlingUnit, None) => false,
         _ => true,

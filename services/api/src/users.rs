@@ -82,7 +82,10 @@ impl Attempts {
         if map.len() >= MAX_TRACKED_LOGINS && !map.contains_key(login) {
             map.retain(|_, f| now - f.last_ms < LOCK_WINDOW_MS);
             if map.len() >= MAX_TRACKED_LOGINS
-                && let Some(oldest) = map.iter().min_by_key(|(_, f)| f.last_ms).map(|(k, _)| k.clone())
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, f)| f.last_ms)
+                    .map(|(k, _)| k.clone())
             {
                 map.remove(&oldest);
             }
@@ -376,7 +379,12 @@ impl pb::auth_server::Auth for Service {
         req: Request<pb::MeRequest>,
     ) -> std::result::Result<Response<pb::Identity>, Status> {
         let me = caller(&req)?;
-        let stored = self.core.store.record(RecordId(me.user_id)).await.map_err(Error::from)?;
+        let stored = self
+            .core
+            .store
+            .record(RecordId(me.user_id))
+            .await
+            .map_err(Error::from)?;
         let user = match stored {
             Some(r) => UserRecord::from_stored(&r)?,
             None => UserRecord {
