@@ -735,6 +735,16 @@ pub async fn bootstrap_user(
 ) -> Result<Bootstrapped> {
     let login = check_login(login)?;
     let login = login.as_str();
+    if role.needs_subject() {
+        return Err(Error::invalid(
+            "role",
+            format!(
+                "a {} account acts as a record: create it with Auth.CreateUser and its subject_id",
+                role.as_str()
+            ),
+            "代表和承办单位账号须在控制台或通过 Auth.CreateUser 创建并关联对应记录",
+        ));
+    }
     check_password(password)?;
     let core = Core {
         store: store.clone(),
