@@ -669,7 +669,8 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .check_in(at.req(apb::CheckInRequest {
                 activity_id: activity.id.clone(),
                 deputy_id: d.clone(),
-                qr_token: activity.qr_token.clone(),
+                // The clerk enters the check-in for the deputy (代录).
+                qr_token: String::new(),
                 at_ms: at_ms(8, 20, 9),
             }))
             .await;
@@ -1355,7 +1356,8 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
                     .check_in(at.req(apb::CheckInRequest {
                         activity_id: a.id.clone(),
                         deputy_id: p.deputy_id.clone(),
-                        qr_token: a.qr_token.clone(),
+                        // Entered by the clerk for the deputy (代录).
+                        qr_token: String::new(),
                         at_ms: a.starts_at_ms + 600_000,
                     }))
                     .await;

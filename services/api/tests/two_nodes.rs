@@ -92,7 +92,8 @@ async fn county_dispatches_township_checks_in_offline_points_agree() -> anyhow::
             act::CheckInRequest {
                 activity_id: activity.id.clone(),
                 deputy_id: a.clone(),
-                qr_token: activity.qr_token.clone(),
+                // A clerk enters it for the deputy (代录): no code.
+                qr_token: String::new(),
                 at_ms: 1_717_201_000_000,
             },
         ))
@@ -119,7 +120,8 @@ async fn county_dispatches_township_checks_in_offline_points_agree() -> anyhow::
             act::CheckInRequest {
                 activity_id: activity.id.clone(),
                 deputy_id: d.clone(),
-                qr_token: activity.qr_token.clone(),
+                // A clerk enters it for the deputy (代录): no code.
+                qr_token: String::new(),
                 at_ms: 1_717_201_000_000,
             },
         ))

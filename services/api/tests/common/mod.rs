@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use renda_api::{ApiContext, audience, replication_rule, routes, schema};
+use renda_api::auth::{Claims, TokenSigner, UserRole};
+use renda_api::{ApiContext, Gate, audience, replication_rule, routes, schema};
 use renda_domain::org::OrgTree;
 use renda_replica::OrgCode;
 use renda_store::{Cursor, Options, Store};
@@ -18,10 +19,32 @@ pub const COUNTY: &str = "370202";
 pub const TOWNSHIP: &str = "370202001";
 pub const OTHER_TOWNSHIP: &str = "370202002";
 
+/// A channel whose calls carry the token of the node's own staff unless the request names a
+/// person itself (`as_user`, `as_role`, `as_deputy`).
+pub type Staffed = tonic::service::interceptor::InterceptedService<Channel, OwnStaff>;
+
+/// Adds the node's staff token to a request that carries none.
+#[derive(Clone)]
+pub struct OwnStaff(&'static str);
+
+impl tonic::service::Interceptor for OwnStaff {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if !req.metadata().contains_key("authorization") {
+            let staff = as_user(self.0, ());
+            if let Some(v) = staff.metadata().get("authorization") {
+                req.metadata_mut().insert("authorization", v.clone());
+            }
+        }
+        Ok(req)
+    }
+}
+
 pub struct Node {
     pub org: &'static str,
     pub store: Store,
-    pub channel: Channel,
+    pub channel: Staffed,
+    /// The same connection with no token added.
+    pub raw: Channel,
     pub addr: SocketAddr,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
@@ -48,21 +71,27 @@ impl Node {
         let store = Store::open(&url, schema, org.parse::<OrgCode>()?, options).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let service = routes(store.clone(), ctx);
+        let ctx = ctx.with_signer(signer());
+        let service = routes(store.clone(), ctx.clone());
+        let gate = Gate::new(store.clone(), ctx, signer());
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let _ = tonic::transport::Server::builder()
+                .layer(gate)
                 .add_routes(service)
                 .serve_with_incoming(incoming)
                 .await;
         });
-        let channel = Channel::from_shared(format!("http://{addr}"))?
+        let raw = Channel::from_shared(format!("http://{addr}"))?
             .connect()
             .await?;
+        let channel =
+            tonic::service::interceptor::InterceptedService::new(raw.clone(), OwnStaff(org));
         Ok(Node {
             org,
             store,
             channel,
+            raw,
             addr,
             _dir: dir,
             _server: server,
@@ -70,17 +99,62 @@ impl Node {
     }
 }
 
-/// A request as user 7 of `org` with role `clerk`.
-pub fn as_user<T>(org: &str, msg: T) -> tonic::Request<T> {
-    as_role(org, "clerk", msg)
+/// The test deployment's token keys: every test node's gate checks tokens with them.
+pub fn signer() -> TokenSigner {
+    TokenSigner::new(b"renda api tests: the deployment's token secret".to_vec())
 }
 
+/// A request as user 7 of `org`, in the role that unit's staff have: the deputy office at a
+/// city or county, the clerk at a township.
+pub fn as_user<T>(org: &str, msg: T) -> tonic::Request<T> {
+    as_role(org, "staff", msg)
+}
+
+/// A request as user 7 of `org` in `role`: `viewer` (read only), `deputy` (acting as
+/// `deputy` when [`as_deputy`] names one), or anything else for the unit's staff.
 pub fn as_role<T>(org: &str, role: &str, msg: T) -> tonic::Request<T> {
+    let role = match role {
+        "viewer" => UserRole::ReadOnly,
+        "deputy" => UserRole::Deputy,
+        _ if org.len() == 9 => UserRole::TownshipClerk,
+        _ if org.ends_with("00") => UserRole::CityOffice,
+        _ => UserRole::CountyOffice,
+    };
+    with_claims(org, role, None, msg)
+}
+
+/// A request as the deputy `deputy` of `org` with their own account.
+pub fn as_deputy<T>(org: &str, deputy: &str, msg: T) -> tonic::Request<T> {
+    let subject = uuid::Uuid::parse_str(deputy).expect("a deputy id");
+    with_claims(org, UserRole::Deputy, Some(subject), msg)
+}
+
+fn with_claims<T>(
+    org: &str,
+    role: UserRole,
+    subject: Option<uuid::Uuid>,
+    msg: T,
+) -> tonic::Request<T> {
+    let token = signer().issue(&Claims {
+        // The same user record id for the same unit and role, so tests may compare authors.
+        user_id: uuid::Uuid::from_u128(
+            format!("{org}/{}", role.as_str())
+                .bytes()
+                .fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128, |h, b| {
+                    (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+                }),
+        ),
+        user: 7,
+        org: renda_domain::org::OrgCode::parse(org).expect("a test org code"),
+        role,
+        subject,
+        expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
+    });
     let mut req = tonic::Request::new(msg);
-    let md = req.metadata_mut();
-    md.insert("x-renda-user", "7".parse().expect("ascii"));
-    md.insert("x-renda-org", org.parse().expect("ascii"));
-    md.insert("x-renda-role", role.parse().expect("ascii"));
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
     req
 }
 
