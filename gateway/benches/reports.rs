@@ -406,15 +406,18 @@ async fn serve(store: &Store, ctx: &ApiContext, dir: &std::path::Path) -> Result
     let server_config = node_agent::tls::Material::from_files(&node_tls)?.server_config()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let grpc = listener.local_addr()?;
+    let signer = renda_api::auth::TokenSigner::new(SECRET.as_bytes().to_vec());
+    let gate = renda_api::Gate::new(store.clone(), ctx.clone(), signer.clone());
     let routes = tonic::service::Routes::default()
         .add_service(renda_api::reports_server(store.clone(), ctx.clone(), None))
         .add_service(renda_api::auth_server(
             store.clone(),
             ctx.clone(),
-            SECRET.as_bytes().to_vec(),
+            signer,
+            renda_api::users::TOKEN_TTL_MS,
         ));
     let bound = node_agent::server::Bound::new(listener, Some(server_config));
-    tokio::spawn(async move { bound.serve(routes, std::future::pending()).await });
+    tokio::spawn(async move { bound.serve(routes, gate, std::future::pending()).await });
     let config = gateway::Config::from_toml(
         &format!(
             "[gateway]\nlisten = \"127.0.0.1:0\"\ncity_grpc = \"https://localhost:{}\"\n\

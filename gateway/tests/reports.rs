@@ -49,16 +49,21 @@ async fn start(timeout_ms: u64) -> anyhow::Result<City> {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let grpc = listener.local_addr()?;
+    // The city checks every forwarded token itself, as a node does.
+    let signer = renda_api::auth::TokenSigner::new(SECRET.as_bytes().to_vec());
+    let gate = renda_api::Gate::new(store.clone(), ctx.clone(), signer.clone());
     let routes = renda_api::routes(store.clone(), ctx.clone())
         .add_service(renda_api::reports_server(store.clone(), ctx.clone(), None))
         .add_service(renda_api::auth_server(
             store.clone(),
             ctx,
-            SECRET.as_bytes().to_vec(),
+            signer,
+            renda_api::users::TOKEN_TTL_MS,
         ));
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let _ = tonic::transport::Server::builder()
+            .layer(gate)
             .add_routes(routes)
             .serve_with_incoming(incoming)
             .await;

@@ -170,7 +170,8 @@ async fn start_county(pki: &Pki) -> anyhow::Result<RunningServer> {
     let uri: Uri = format!("https://127.0.0.1:{}", bound.local_addr()?.port()).parse()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let services = tonic::service::Routes::default().add_service(ClaimChecker);
-    let task = tokio::spawn(bound.serve(services, async {
+    // This server holds no person's service: a closed gate refuses any such call.
+    let task = tokio::spawn(bound.serve(services, renda_api::Gate::closed(), async {
         let _ = stopped.await;
     }));
     Ok(RunningServer {

@@ -502,16 +502,22 @@ pub(crate) async fn admit(
 /// The tower layer of the gate. Cheap to clone.
 #[derive(Clone)]
 pub struct Gate {
-    core: Arc<Core>,
-    signer: TokenSigner,
+    /// The node's store and keys; `None` for a server that serves no person ([`Gate::closed`]).
+    node: Option<Arc<(Core, TokenSigner)>>,
 }
 
 impl Gate {
     pub fn new(store: renda_store::Store, ctx: crate::ApiContext, signer: TokenSigner) -> Self {
         Gate {
-            core: Arc::new(Core { store, ctx }),
-            signer,
+            node: Some(Arc::new((Core { store, ctx }, signer))),
         }
+    }
+
+    /// The gate of a server that serves no person's services (a test server, a tool): every
+    /// call to one of [`PERSON_SERVICES`] is refused, so such a server cannot serve one
+    /// unchecked by mistake.
+    pub fn closed() -> Self {
+        Gate { node: None }
     }
 }
 
@@ -560,19 +566,26 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
         Box::pin(async move {
-            let caller =
-                match admit(&gate.core, &gate.signer, request.headers(), &path, access).await {
-                    Ok(caller) => caller,
-                    Err(refusal) => {
-                        tracing::warn!(
-                            rpc = %path,
-                            code = ?refusal.code,
-                            reason = %refusal.reason,
-                            "call refused"
-                        );
-                        return Ok(refusal.status().into_http());
-                    }
-                };
+            let admitted = match &gate.node {
+                Some(node) => admit(&node.0, &node.1, request.headers(), &path, access).await,
+                None => Err(Refusal::denied(
+                    "NO_PEOPLE_HERE",
+                    "this server serves no person's calls",
+                    "此服务不受理个人调用",
+                )),
+            };
+            let caller = match admitted {
+                Ok(caller) => caller,
+                Err(refusal) => {
+                    tracing::warn!(
+                        rpc = %path,
+                        code = ?refusal.code,
+                        reason = %refusal.reason,
+                        "call refused"
+                    );
+                    return Ok(refusal.status().into_http());
+                }
+            };
             let Some(caller) = caller else {
                 return inner.call(request).await;
             };
