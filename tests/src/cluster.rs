@@ -27,6 +27,23 @@ pub const NODE_ENV: &str = "E2E_NODE_CONFIG";
 /// test) are valid at all of them.
 pub const TOKEN_SECRET: &str = "e2e-token-secret-of-at-least-32-characters";
 
+/// A logged-in person of `org` in `role`, as a token signed with the cluster's secret (the
+/// cluster's scenarios test replication; `node-agent/tests/trust.rs` tests log-in itself).
+pub fn person(role: renda_api::auth::UserRole, org: OrgCode) -> anyhow::Result<node_agent::demo::Person> {
+    let token = renda_api::auth::TokenSigner::new(TOKEN_SECRET.as_bytes().to_vec()).issue(
+        &renda_api::auth::Claims {
+            user_id: uuid::Uuid::new_v4(),
+            user: 1,
+            org: renda_domain::org::OrgCode::parse(&org.to_string())
+                .map_err(|e| anyhow::anyhow!("{org}: {e}"))?,
+            role,
+            subject: None,
+            expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
+        },
+    );
+    node_agent::demo::Person::with_token(&token)
+}
+
 /// Runs a node process from a config file until SIGTERM or SIGKILL. Called by a test binary's
 /// `main` when [`NODE_ENV`] is set.
 pub fn run_node(config: &Path) -> anyhow::Result<()> {
@@ -67,6 +84,8 @@ pub fn run_node(config: &Path) -> anyhow::Result<()> {
 struct Proc {
     config: PathBuf,
     grpc: SocketAddr,
+    /// The client port people call on.
+    client: SocketAddr,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -151,12 +170,13 @@ impl Cluster {
                 cluster.links.insert((org, parent), link);
             }
             let grpc = free_port()?;
+            let client = free_port()?;
             let config = cluster.dir.path().join(format!("{org}.toml"));
             let certs = cluster.certs.display();
             let text = format!(
                 "[node]\nlevel = \"{level}\"\norg_code = \"{org}\"\ndata_dir = \"{data}\"\n\n\
                  [storage]\nurl = \"sqlite://{db}\"\n\n\
-                 [listen]\ngrpc = \"{grpc}\"\nhttp = \"127.0.0.1:0\"\n\n\
+                 [listen]\ngrpc = \"{grpc}\"\nhttp = \"127.0.0.1:0\"\nclient = \"{client}\"\n\n\
                  [upstream]\naddresses = [{upstreams}]\n\n\
                  [tls]\nca = \"{certs}/ca.pem\"\ncert = \"{certs}/{org}.pem\"\nkey = \"{certs}/{org}.key\"\n\n\
                  [sync]\ninterval_secs = 1\nbatch_ops = 500\nbackoff_min_ms = 100\nbackoff_max_ms = 1000\n\n\
@@ -181,6 +201,7 @@ impl Cluster {
                 Proc {
                     config,
                     grpc,
+                    client,
                     child: None,
                     log,
                 },
@@ -240,6 +261,17 @@ impl Cluster {
         })?;
         let uri = format!("https://localhost:{}", proc.grpc.port()).parse()?;
         Ok(node_agent::tls::channel(&uri, material.client_config()?)?)
+    }
+
+    /// A channel to `org`'s client port as a person's device dials it: TLS trusting the
+    /// cluster's CA, no certificate.
+    pub fn person_channel(&self, org: OrgCode) -> anyhow::Result<Channel> {
+        let proc = self.procs.get(&org).context("unknown node")?;
+        let uri = format!("https://localhost:{}", proc.client.port()).parse()?;
+        Ok(node_agent::tls::channel(
+            &uri,
+            node_agent::tls::person_client_config(&self.certs.join("ca.pem"))?,
+        )?)
     }
 
     pub fn link(&self, child: OrgCode, upstream: OrgCode) -> anyhow::Result<&Link> {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use node_agent::demo::Caller;
+use node_agent::demo::Person;
 use renda_api::auth::{Claims, TokenSigner, UserRole};
 use renda_e2e::cluster::{Cluster, TOKEN_SECRET};
 use renda_proto::auth::v1 as auth;
@@ -139,12 +139,17 @@ async fn login(addr: SocketAddr, user: &str) -> anyhow::Result<String> {
 async fn create_users(cluster: &Cluster) -> anyhow::Result<()> {
     let signer = TokenSigner::new(TOKEN_SECRET.as_bytes().to_vec());
     let admin = signer.issue(&Claims {
+        user_id: uuid::Uuid::new_v4(),
         user: 1,
         org: renda_domain::org::OrgCode::parse("370200")?,
         role: UserRole::CityOffice,
+        subject: None,
         expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
     });
-    let mut client = auth::auth_client::AuthClient::new(cluster.channel(org(CITY))?);
+    let mut client = auth::auth_client::AuthClient::with_interceptor(
+        cluster.channel(org(CITY))?,
+        Person::with_token(&admin)?,
+    );
     for (login, role, at) in [
         ("city", "city_office", "370200"),
         ("shinan", "county_office", "370202"),
@@ -152,12 +157,12 @@ async fn create_users(cluster: &Cluster) -> anyhow::Result<()> {
     ] {
         client
             .create_user(auth::CreateUserRequest {
-                token: admin.clone(),
                 login: login.into(),
                 display_name: login.into(),
                 role: role.into(),
                 org_code: at.into(),
                 password: PASSWORD.into(),
+                subject_id: String::new(),
             })
             .await
             .with_context(|| format!("creating user {login}"))?;
@@ -166,17 +171,13 @@ async fn create_users(cluster: &Cluster) -> anyhow::Result<()> {
 }
 
 type Opinions = opinion::opinions_client::OpinionsClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Caller>,
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Person>,
 >;
 
 fn opinions(cluster: &Cluster, at: OrgCode) -> anyhow::Result<Opinions> {
     Ok(opinion::opinions_client::OpinionsClient::with_interceptor(
-        cluster.channel(at)?,
-        Caller {
-            user: 1,
-            org: at,
-            role: "clerk",
-        },
+        cluster.person_channel(at)?,
+        renda_e2e::cluster::person(UserRole::TownshipClerk, at)?,
     ))
 }
 
@@ -440,13 +441,10 @@ async fn a_gateway_certificate_reaches_only_reports_and_login() -> anyhow::Resul
         refused.code() == tonic::Code::PermissionDenied,
         "replication: {refused:?}"
     );
+    // Even with a person's token, a gateway certificate reaches no register.
     let mut deputies = renda_proto::deputy::v1::deputies_client::DeputiesClient::with_interceptor(
         channel.clone(),
-        Caller {
-            user: 1,
-            org: city,
-            role: "deputy_office",
-        },
+        renda_e2e::cluster::person(UserRole::CityOffice, city)?,
     );
     let refused = deputies
         .list_deputies(renda_proto::deputy::v1::ListDeputiesRequest::default())

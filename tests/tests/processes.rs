@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use node_agent::demo::Caller;
+use node_agent::demo::Person;
+use renda_api::auth::UserRole;
 use renda_e2e::cluster::Cluster;
 use renda_proto::deputy::v1 as deputy;
 use renda_replica::OrgCode;
@@ -24,17 +25,21 @@ const TOWNSHIP_A: u64 = 370_202_001;
 const TOWNSHIP_B: u64 = 370_202_002;
 
 type Client = renda_proto::deputy::v1::deputies_client::DeputiesClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Caller>,
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Person>,
 >;
 
+/// A person of `at` in `role` ("staff": the unit's clerk or deputy office; "viewer": read
+/// only), calling `at`'s client port.
 fn client(cluster: &Cluster, at: OrgCode, role: &'static str) -> anyhow::Result<Client> {
+    let role = match (role, at.level()) {
+        ("viewer", _) => UserRole::ReadOnly,
+        (_, renda_replica::Level::City) => UserRole::CityOffice,
+        (_, renda_replica::Level::County) => UserRole::CountyOffice,
+        _ => UserRole::TownshipClerk,
+    };
     Ok(deputy::deputies_client::DeputiesClient::with_interceptor(
-        cluster.channel(at)?,
-        Caller {
-            user: 1,
-            org: at,
-            role,
-        },
+        cluster.person_channel(at)?,
+        renda_e2e::cluster::person(role, at)?,
     ))
 }
 
@@ -69,9 +74,9 @@ async fn create(client: &mut Client, at: OrgCode, name: &str) -> anyhow::Result<
 async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
     let (city, county, a, b) = (org(CITY), org(COUNTY), org(TOWNSHIP_A), org(TOWNSHIP_B));
     let cluster = Cluster::start(&[city, county, a, b]).await?;
-    let mut at_a = client(&cluster, a, "clerk")?;
-    let mut at_b = client(&cluster, b, "clerk")?;
-    let mut at_county = client(&cluster, county, "deputy_office")?;
+    let mut at_a = client(&cluster, a, "staff")?;
+    let mut at_b = client(&cluster, b, "staff")?;
+    let mut at_county = client(&cluster, county, "staff")?;
     let shared = create(&mut at_a, a, "王丽").await?;
     create(&mut at_a, a, "李建国").await?;
     create(&mut at_b, b, "张敏").await?;
@@ -164,7 +169,7 @@ async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
         (county, log_ops(&cluster, county).await?),
         (city, log_ops(&cluster, city).await?),
     ];
-    let mut at_a = client(&cluster, a, "clerk")?;
+    let mut at_a = client(&cluster, a, "staff")?;
     let total = 600;
     for i in 0..total {
         create(&mut at_a, a, &format!("代表{i:03}")).await?;
@@ -208,7 +213,7 @@ async fn a_township_falls_back_to_the_city_when_its_county_is_down() -> anyhow::
     let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
     let mut cluster = Cluster::start(&[city, county, a]).await?;
     cluster.kill(county)?;
-    let mut at_a = client(&cluster, a, "clerk")?;
+    let mut at_a = client(&cluster, a, "staff")?;
     create(&mut at_a, a, "赵强").await?;
     cluster.converged(&[a, city], a, 1).await?;
     let status = cluster.status(a).await?.self_.context("status")?;
@@ -240,7 +245,7 @@ async fn a_three_level_sync_is_one_trace() -> anyhow::Result<()> {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let cluster = Cluster::start_with(&[city, county, a], Some(&endpoint)).await?;
-    let mut at_a = client(&cluster, a, "clerk")?;
+    let mut at_a = client(&cluster, a, "staff")?;
     create(&mut at_a, a, "孙红").await?;
     cluster.converged(&[a, county, city], a, 1).await?;
     // Spans are exported in batches every few seconds.
@@ -276,6 +281,66 @@ async fn a_three_level_sync_is_one_trace() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Trust at real node processes: at a county, a township's node certificate with declared
+/// caller metadata, a node certificate alone and another county's clerk are refused with
+/// nothing stored, while the county's own office works through the client port.
+async fn a_county_process_serves_only_verified_people() -> anyhow::Result<()> {
+    const OTHER_TOWNSHIP: u64 = 370_212_001;
+    let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
+    let cluster = Cluster::start(&[city, county, a]).await?;
+    let before = log_ops(&cluster, county).await?;
+    let forged_request = || {
+        let mut req = tonic::Request::new(deputy::CreateDeputyRequest {
+            org: county.to_string(),
+            fields: Some(fields("冒名代表", "农业")),
+        });
+        for (k, v) in [
+            ("x-renda-user", "1"),
+            ("x-renda-org", "370202"),
+            ("x-renda-role", "deputy_office"),
+        ] {
+            req.metadata_mut()
+                .insert(k, v.parse().expect("ascii metadata"));
+        }
+        req
+    };
+    let mut as_node = deputy::deputies_client::DeputiesClient::new(cluster.channel(a)?);
+    let forged = as_node.create_deputy(forged_request()).await;
+    ensure!(
+        forged.as_ref().err().map(tonic::Status::code) == Some(tonic::Code::Unauthenticated),
+        "declared metadata must be refused: {forged:?}"
+    );
+    let bare = as_node
+        .create_deputy(deputy::CreateDeputyRequest {
+            org: county.to_string(),
+            fields: Some(fields("节点代表", "农业")),
+        })
+        .await;
+    ensure!(
+        bare.as_ref().err().map(tonic::Status::code) == Some(tonic::Code::Unauthenticated),
+        "a node certificate alone must be refused: {bare:?}"
+    );
+    let mut outsider = deputy::deputies_client::DeputiesClient::with_interceptor(
+        cluster.person_channel(county)?,
+        renda_e2e::cluster::person(UserRole::TownshipClerk, org(OTHER_TOWNSHIP))?,
+    );
+    let foreign = outsider
+        .list_deputies(deputy::ListDeputiesRequest::default())
+        .await;
+    ensure!(
+        foreign.as_ref().err().map(tonic::Status::code) == Some(tonic::Code::PermissionDenied),
+        "another county's clerk must be refused: {foreign:?}"
+    );
+    ensure!(
+        log_ops(&cluster, county).await? == before,
+        "a refused call stored something at the county"
+    );
+    let mut office = client(&cluster, county, "staff")?;
+    create(&mut office, county, "区级代表").await?;
+    ensure!(log_ops(&cluster, county).await? > before);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     renda_e2e::harness::main(&[
         ("partition_heals_and_every_node_converges", || {
@@ -290,6 +355,9 @@ fn main() -> ExitCode {
         ),
         ("a_three_level_sync_is_one_trace", || {
             Box::pin(a_three_level_sync_is_one_trace())
+        }),
+        ("a_county_process_serves_only_verified_people", || {
+            Box::pin(a_county_process_serves_only_verified_people())
         }),
     ])
 }
