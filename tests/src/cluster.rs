@@ -29,7 +29,10 @@ pub const TOKEN_SECRET: &str = "e2e-token-secret-of-at-least-32-characters";
 
 /// A logged-in person of `org` in `role`, as a token signed with the cluster's secret (the
 /// cluster's scenarios test replication; `node-agent/tests/trust.rs` tests log-in itself).
-pub fn person(role: renda_api::auth::UserRole, org: OrgCode) -> anyhow::Result<node_agent::demo::Person> {
+pub fn person(
+    role: renda_api::auth::UserRole,
+    org: OrgCode,
+) -> anyhow::Result<node_agent::demo::Person> {
     let token = renda_api::auth::TokenSigner::new(TOKEN_SECRET.as_bytes().to_vec()).issue(
         &renda_api::auth::Claims {
             user_id: uuid::Uuid::new_v4(),

@@ -10,7 +10,6 @@ use renda_proto::org::v1 as org;
 use renda_proto::org::v1::records_client::RecordsClient;
 use tonic::Code;
 
-
 fn fields(name: &str) -> dep::DeputyFields {
     dep::DeputyFields {
         name: name.into(),
