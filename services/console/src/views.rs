@@ -148,22 +148,16 @@ async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refu
     Ok(json!({"node": own, "below": nodes, "now_ms": now}))
 }
 
-/// Names of the org units this node knows, by code.
+/// Names of the org units this node knows, by code: the org tree is reference data every
+/// node holds, read from the store as the services read it.
 async fn org_names(shared: &Shared) -> BTreeMap<String, String> {
-    let mut client =
-        renda_proto::org::v1::org_units_client::OrgUnitsClient::new(shared.rpc.channel());
-    match client
-        .list_org_units(renda_proto::org::v1::ListOrgUnitsRequest::default())
-        .await
-    {
-        Ok(reply) => reply
-            .into_inner()
-            .units
-            .into_iter()
-            .map(|u| (u.code, u.name))
+    match shared.state.api.refresh(&shared.state.store).await {
+        Ok(tree) => tree
+            .units()
+            .map(|u| (u.code.to_string(), u.name.clone()))
             .collect(),
-        Err(status) => {
-            tracing::warn!(%status, "console could not list org units");
+        Err(e) => {
+            tracing::warn!(error = %e, "console could not read the org tree");
             BTreeMap::new()
         }
     }
