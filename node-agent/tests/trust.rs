@@ -485,6 +485,55 @@ async fn a_township_clerk_neither_reads_nor_writes_another_township() -> anyhow:
         "ListActivities of B",
     );
     denied(
+        renda_proto::project::v1::projects_client::ProjectsClient::new(county.clone())
+            .list_projects(with_token(
+                &clerk_a,
+                renda_proto::project::v1::ListProjectsRequest {
+                    org: b.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        "ListProjects of B",
+    );
+    denied(
+        renda_proto::evaluation::v1::evaluations_client::EvaluationsClient::new(county.clone())
+            .report_back_coverage(with_token(
+                &clerk_a,
+                renda_proto::evaluation::v1::ReportBackCoverageRequest {
+                    org: b.clone(),
+                    term: 0,
+                },
+            ))
+            .await
+            .map(drop),
+        "ReportBackCoverage of B",
+    );
+    denied(
+        act::activities_client::ActivitiesClient::new(county.clone())
+            .points(with_token(
+                &clerk_a,
+                act::PointsRequest {
+                    org: b.clone(),
+                    deputy_id: String::new(),
+                },
+            ))
+            .await
+            .map(drop),
+        "Points of B",
+    );
+    denied(
+        sug::suggestions_client::SuggestionsClient::new(county.clone())
+            .suggestion_rates(with_token(
+                &clerk_a,
+                sug::SuggestionRatesRequest { org: b.clone() },
+            ))
+            .await
+            .map(drop),
+        "SuggestionRates of B",
+    );
+    denied(
         rep::reports_client::ReportsClient::new(county.clone())
             .get_report(with_token(
                 &clerk_a,

@@ -27,23 +27,33 @@ pub const NODE_ENV: &str = "E2E_NODE_CONFIG";
 /// test) are valid at all of them.
 pub const TOKEN_SECRET: &str = "e2e-token-secret-of-at-least-32-characters";
 
+/// Every node's `[auth] token_key_id`, the id tokens signed with [`TOKEN_SECRET`] carry (not
+/// the default `1`, so a node or gateway that ignored the setting would refuse them).
+pub const TOKEN_KEY_ID: &str = "e2e";
+
+/// Signs tokens as the cluster's nodes do: [`TOKEN_SECRET`] under [`TOKEN_KEY_ID`].
+pub fn signer() -> anyhow::Result<renda_api::auth::TokenSigner> {
+    Ok(renda_api::auth::TokenSigner::with_keys(
+        renda_api::auth::SigningKey::new(TOKEN_KEY_ID, TOKEN_SECRET.as_bytes().to_vec())?,
+        Vec::new(),
+    )?)
+}
+
 /// A logged-in person of `org` in `role`, as a token signed with the cluster's secret (the
 /// cluster's scenarios test replication; `node-agent/tests/trust.rs` tests log-in itself).
 pub fn person(
     role: renda_api::auth::UserRole,
     org: OrgCode,
 ) -> anyhow::Result<node_agent::demo::Person> {
-    let token = renda_api::auth::TokenSigner::new(TOKEN_SECRET.as_bytes().to_vec()).issue(
-        &renda_api::auth::Claims {
-            user_id: uuid::Uuid::new_v4(),
-            user: 1,
-            org: renda_domain::org::OrgCode::parse(&org.to_string())
-                .map_err(|e| anyhow::anyhow!("{org}: {e}"))?,
-            role,
-            subject: None,
-            expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
-        },
-    );
+    let token = signer()?.issue(&renda_api::auth::Claims {
+        user_id: uuid::Uuid::new_v4(),
+        user: 1,
+        org: renda_domain::org::OrgCode::parse(&org.to_string())
+            .map_err(|e| anyhow::anyhow!("{org}: {e}"))?,
+        role,
+        subject: None,
+        expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
+    });
     node_agent::demo::Person::with_token(&token)
 }
 
@@ -183,7 +193,8 @@ impl Cluster {
                  [upstream]\naddresses = [{upstreams}]\n\n\
                  [tls]\nca = \"{certs}/ca.pem\"\ncert = \"{certs}/{org}.pem\"\nkey = \"{certs}/{org}.key\"\n\n\
                  [sync]\ninterval_secs = 1\nbatch_ops = 500\nbackoff_min_ms = 100\nbackoff_max_ms = 1000\n\n\
-                 [auth]\ntoken_secret = \"{TOKEN_SECRET}\"\n\n\
+                 [auth]\ntoken_secret = \"{TOKEN_SECRET}\"\ntoken_key_id = \"{TOKEN_KEY_ID}\"\n\
+                 token_ttl_minutes = 120\n\n\
                  {telemetry}",
                 level = identity.level,
                 data = cluster.dir.path().join(org.to_string()).display(),

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use node_agent::demo::Person;
-use renda_api::auth::{Claims, TokenSigner, UserRole};
-use renda_e2e::cluster::{Cluster, TOKEN_SECRET};
+use renda_api::auth::{Claims, UserRole};
+use renda_e2e::cluster::{Cluster, TOKEN_KEY_ID, TOKEN_SECRET};
 use renda_proto::auth::v1 as auth;
 use renda_proto::opinion::v1 as opinion;
 use renda_replica::OrgCode;
@@ -41,7 +41,8 @@ async fn start_gateway(cluster: &Cluster) -> anyhow::Result<SocketAddr> {
     let config = gateway::Config::from_toml(
         &format!(
             "[gateway]\nlisten = \"127.0.0.1:0\"\ncity_grpc = \"https://localhost:{port}\"\n\
-             token_secret = \"{TOKEN_SECRET}\"\nrequest_timeout_ms = 10000\n\n\
+             token_secret = \"{TOKEN_SECRET}\"\ntoken_key_id = \"{TOKEN_KEY_ID}\"\n\
+             request_timeout_ms = 10000\n\n\
              [tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
             port = city.port(),
             ca = tls.ca.display(),
@@ -137,8 +138,7 @@ async fn login(addr: SocketAddr, user: &str) -> anyhow::Result<String> {
 /// Creates the users at the city through `CreateUser`, with an administrator token signed by
 /// the deployment secret (what an operator's bootstrap does).
 async fn create_users(cluster: &Cluster) -> anyhow::Result<()> {
-    let signer = TokenSigner::new(TOKEN_SECRET.as_bytes().to_vec());
-    let admin = signer.issue(&Claims {
+    let admin = renda_e2e::cluster::signer()?.issue(&Claims {
         user_id: uuid::Uuid::new_v4(),
         user: 1,
         org: renda_domain::org::OrgCode::parse("370200")?,

@@ -471,8 +471,9 @@ impl pb::activities_server::Activities for Service {
         let caller = caller(&req)?;
         let r = self.0.get("id", &req.get_ref().id, kind::ACTIVITY).await?;
         let activity = to_pb(&self.0, &r)?;
-        if let (UserRole::Deputy, Some(me)) = (caller.role, caller.subject)
-            && !concerns(&activity, me)
+        // A deputy's account without its deputy record concerns no activity.
+        if caller.role == UserRole::Deputy
+            && !caller.subject.is_some_and(|me| concerns(&activity, me))
         {
             return Err(Error::forbidden(
                 "id",
@@ -527,6 +528,8 @@ impl pb::activities_server::Activities for Service {
                     .into_iter()
                     .filter(|a| concerns(a, deputy))
                     .collect(),
+                // A deputy's account without its deputy record has no tasks.
+                (UserRole::Deputy, None) => Vec::new(),
                 _ => activities,
             },
         }))

@@ -623,6 +623,11 @@ impl Service {
             ));
         }
         require_admin_of(&admin, &org)?;
+        // As for every other write of a user record: only at the administrator's own node,
+        // under the register's rule.
+        self.core
+            .authorize(&admin, RecordKind::User, Step::Edit, &org)
+            .await?;
         let subject = self.subject(role, &org, &req.subject_id).await?;
         check_password(&req.password)?;
         if !self.core.users_by_login(&login).await?.is_empty() {

@@ -105,7 +105,9 @@ async fn the_org_tree_comes_from_the_store_and_unknown_units_are_refused() -> an
     let county = Node::start_bare(COUNTY).await?;
     push(&city, &county).await?;
     let mut cu = OrgUnitsClient::new(county.channel.clone());
-    assert_refused(
+    // Only the city office may call CreateOrgUnit: the gate now refuses the county office's
+    // role before the service's write rule (which named `author_org`) is asked.
+    assert_gate_refused(
         cu.create_org_unit(as_user(
             COUNTY,
             org::CreateOrgUnitRequest {
@@ -115,8 +117,7 @@ async fn the_org_tree_comes_from_the_store_and_unknown_units_are_refused() -> an
         ))
         .await,
         Code::PermissionDenied,
-        // Only the city office may call CreateOrgUnit: the gate refuses the role, naming no field.
-        "",
+        "ROLE_NOT_ALLOWED",
     );
     // Units that arrive by sync are loaded: the township now writes, and lists its tree.
     push(&city, &town).await?;
@@ -212,11 +213,12 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         Code::InvalidArgument,
         "title",
     );
-    assert_refused(
+    // A viewer may not update: refused by the gate's role table (was the `x-renda-role` field).
+    assert_gate_refused(
         ac.update_activity(as_role(TOWNSHIP, "viewer", update("inspection", "视察")))
             .await,
         Code::PermissionDenied,
-        "",
+        "ROLE_NOT_ALLOWED",
     );
     ac.dispatch_activity(as_user(
         TOWNSHIP,

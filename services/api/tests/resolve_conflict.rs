@@ -277,11 +277,12 @@ async fn refusals_name_the_field_and_write_nothing() -> anyhow::Result<()> {
     );
     // Authority: a viewer, a user of another node, the county (a suggestion is edited only at
     // its congress's node).
-    assert_refused(
+    // The viewer is refused by the gate's role table (was the `x-renda-role` field).
+    assert_gate_refused(
         rc.resolve_conflict(as_role(TOWNSHIP, "viewer", request(&id, "title", TITLE)))
             .await,
         Code::PermissionDenied,
-        "",
+        "ROLE_NOT_ALLOWED",
     );
     assert_refused(
         rc.resolve_conflict(as_user(COUNTY, request(&id, "title", TITLE)))

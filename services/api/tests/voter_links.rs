@@ -182,7 +182,8 @@ async fn link_voters_refusals_name_the_field() -> anyhow::Result<()> {
     );
 
     // Authority as for every deputy step: no viewer, no other township's user.
-    assert_refused(
+    // The viewer is refused by the gate's role table (was the `x-renda-role` field).
+    assert_gate_refused(
         c.link_voters(as_role(
             TOWNSHIP,
             "viewer",
@@ -190,17 +191,18 @@ async fn link_voters_refusals_name_the_field() -> anyhow::Result<()> {
         ))
         .await,
         Code::PermissionDenied,
-        "",
+        "ROLE_NOT_ALLOWED",
     );
-    assert_refused(
+    // Another township's user is not served by this node at all: the gate refuses them
+    // before the service (which named `x-renda-org`) is asked.
+    assert_gate_refused(
         c.link_voters(as_user(
             OTHER_TOWNSHIP,
             link(&d.id, 50, "王哥庄社区三组", "2024-03-01"),
         ))
         .await,
         Code::PermissionDenied,
-        // Another township's user is not served by this node at all: the gate names no field.
-        "",
+        "OUTSIDE_SCOPE",
     );
     let unknown = c
         .link_voters(as_user(

@@ -126,7 +126,8 @@ async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<(
         // Outside the clerk's reach: refused before any rule of the register is asked.
         "org",
     );
-    assert_refused(
+    // The viewer is refused by the gate's role table (was the `x-renda-role` field).
+    assert_gate_refused(
         c.create_deputy(as_role(
             TOWNSHIP,
             "viewer",
@@ -137,7 +138,7 @@ async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<(
         ))
         .await,
         Code::PermissionDenied,
-        "",
+        "ROLE_NOT_ALLOWED",
     );
     // A call with no token at all (the node's raw channel, without the staff default).
     let missing = DeputiesClient::new(node.raw.clone())
@@ -146,7 +147,7 @@ async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<(
             fields: Some(deputy_fields("李强")),
         })
         .await;
-    assert_eq!(missing.err().map(|s| s.code()), Some(Code::Unauthenticated));
+    assert_gate_refused(missing, Code::Unauthenticated, "NO_TOKEN");
     assert_eq!(node.store.log_len().await?, before);
     Ok(())
 }
@@ -258,6 +259,188 @@ async fn activity_dispatch_accept_check_in_and_points() -> anyhow::Result<()> {
         .into_inner();
     assert_eq!(ranking.lines.len(), 2);
     assert_eq!(ranking.lines[0].position, 1);
+    Ok(())
+}
+
+/// 扫码签到: a deputy checks in themselves only with the activity's signed code (the old raw
+/// `qr_token` of the activity is no longer a code); a clerk enters a check-in for a deputy
+/// without one (代录). Every refusal stores nothing.
+#[tokio::test]
+async fn a_deputy_checks_in_with_the_signed_code_and_a_clerk_enters_proxy() -> anyhow::Result<()> {
+    let node = Node::start(TOWNSHIP).await?;
+    let a = deputy(&node, "王芳").await?;
+    let b = deputy(&node, "李强").await?;
+    let mut c = ActivitiesClient::new(node.channel.clone());
+    let now = chrono::Utc::now().timestamp_millis();
+    let create = |title: &str| act::CreateActivityRequest {
+        kind: "research".into(),
+        title: title.into(),
+        starts_at_ms: now,
+        venue: "八大峡社区".into(),
+    };
+    let activity = c
+        .create_activity(as_user(TOWNSHIP, create("老旧小区改造调研")))
+        .await?
+        .into_inner();
+    let other = c
+        .create_activity(as_user(TOWNSHIP, create("社区养老服务视察")))
+        .await?
+        .into_inner();
+    c.dispatch_activity(as_user(
+        TOWNSHIP,
+        act::DispatchActivityRequest {
+            activity_id: activity.id.clone(),
+            deputy_ids: vec![a.clone()],
+        },
+    ))
+    .await?;
+    let issue = |id: &str, from: i64, until: i64| act::IssueCheckInCodeRequest {
+        activity_id: id.into(),
+        valid_from_ms: from,
+        valid_until_ms: until,
+    };
+    let check_in = |deputy: &str, code: &str| act::CheckInRequest {
+        activity_id: activity.id.clone(),
+        deputy_id: deputy.into(),
+        qr_token: code.into(),
+        at_ms: 0,
+    };
+    let before = node.store.log_len().await?;
+    // A deputy does not make codes: the organiser's staff do.
+    assert_gate_refused(
+        c.issue_check_in_code(as_deputy(TOWNSHIP, &a, issue(&activity.id, 0, 0)))
+            .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    assert_refused(
+        c.issue_check_in_code(as_user(
+            TOWNSHIP,
+            issue(&activity.id, now, now + 8 * 24 * 3_600_000),
+        ))
+        .await,
+        Code::InvalidArgument,
+        "valid_until_ms",
+    );
+    let code = c
+        .issue_check_in_code(as_user(TOWNSHIP, issue(&activity.id, 0, 0)))
+        .await?
+        .into_inner();
+    assert_eq!(code.issuer, TOWNSHIP);
+    assert!(
+        code.valid_from_ms < now && now < code.valid_until_ms,
+        "{code:?}"
+    );
+    assert_ne!(code.code, activity.qr_token);
+    let expired = c
+        .issue_check_in_code(as_user(
+            TOWNSHIP,
+            issue(&activity.id, now - 3 * 3_600_000, now - 3_600_000),
+        ))
+        .await?
+        .into_inner();
+    let other_code = c
+        .issue_check_in_code(as_user(TOWNSHIP, issue(&other.id, 0, 0)))
+        .await?
+        .into_inner();
+    // Changed behaviour: the activity's raw qr_token is no longer accepted as a check-in code.
+    for bad in [
+        activity.qr_token.as_str(),
+        "",
+        expired.code.as_str(),
+        other_code.code.as_str(),
+    ] {
+        assert_refused(
+            c.check_in(as_deputy(TOWNSHIP, &a, check_in(&a, bad))).await,
+            Code::InvalidArgument,
+            "qr_token",
+        );
+    }
+    // A deputy checks in only themselves, even with a good code.
+    assert_refused(
+        c.check_in(as_deputy(TOWNSHIP, &a, check_in(&b, &code.code)))
+            .await,
+        Code::PermissionDenied,
+        "deputy_id",
+    );
+    assert_eq!(node.store.log_len().await?, before);
+
+    c.check_in(as_deputy(TOWNSHIP, &a, check_in(&a, &code.code)))
+        .await?;
+    // The clerk enters b, who was not dispatched, without a code (代录).
+    c.check_in(as_user(TOWNSHIP, check_in(&b, ""))).await?;
+    let got = c
+        .get_activity(as_deputy(
+            TOWNSHIP,
+            &a,
+            act::GetActivityRequest {
+                id: activity.id.clone(),
+            },
+        ))
+        .await?
+        .into_inner();
+    let mode = |d: &str| {
+        got.participants
+            .iter()
+            .find(|p| p.deputy_id == d)
+            .map(|p| (p.participation.clone(), p.walk_in, p.check_in_mode.clone()))
+    };
+    assert_eq!(mode(&a), Some(("checked_in".into(), false, "scan".into())));
+    assert_eq!(mode(&b), Some(("checked_in".into(), true, "proxy".into())));
+
+    // A deputy sees only the activities that concern them; an account without its deputy
+    // record sees none.
+    assert_refused(
+        c.get_activity(as_deputy(
+            TOWNSHIP,
+            &a,
+            act::GetActivityRequest {
+                id: other.id.clone(),
+            },
+        ))
+        .await,
+        Code::PermissionDenied,
+        "id",
+    );
+    let listed = |req: tonic::Request<act::ListActivitiesRequest>| {
+        let mut c = c.clone();
+        async move {
+            anyhow::Ok(
+                c.list_activities(req)
+                    .await?
+                    .into_inner()
+                    .activities
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    assert_eq!(
+        listed(as_deputy(TOWNSHIP, &a, Default::default())).await?,
+        vec![activity.id.clone()]
+    );
+    assert_eq!(
+        listed(as_user(TOWNSHIP, Default::default())).await?.len(),
+        2
+    );
+    assert!(
+        listed(as_role(TOWNSHIP, "deputy", Default::default()))
+            .await?
+            .is_empty()
+    );
+    assert_refused(
+        c.get_activity(as_role(
+            TOWNSHIP,
+            "deputy",
+            act::GetActivityRequest {
+                id: activity.id.clone(),
+            },
+        ))
+        .await,
+        Code::PermissionDenied,
+        "id",
+    );
     Ok(())
 }
 

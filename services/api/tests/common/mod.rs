@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use renda_api::auth::{Claims, TokenSigner, UserRole};
-use renda_api::{ApiContext, Gate, audience, replication_rule, routes, schema};
+use renda_api::users::TOKEN_TTL_MS;
+use renda_api::{
+    ApiContext, Gate, audience, auth_server, replication_rule, reports_server, routes, schema,
+};
 use renda_domain::org::OrgTree;
 use renda_replica::OrgCode;
 use renda_store::{Cursor, Options, Store};
@@ -73,12 +76,16 @@ impl Node {
         let addr = listener.local_addr()?;
         let ctx = ctx.with_signer(signer());
         let service = routes(store.clone(), ctx.clone());
+        let reports = reports_server(store.clone(), ctx.clone(), None);
+        let auth = auth_server(store.clone(), ctx.clone(), signer(), TOKEN_TTL_MS);
         let gate = Gate::new(store.clone(), ctx, signer());
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let _ = tonic::transport::Server::builder()
                 .layer(gate)
                 .add_routes(service)
+                .add_service(reports)
+                .add_service(auth)
                 .serve_with_incoming(incoming)
                 .await;
         });
@@ -150,6 +157,11 @@ fn with_claims<T>(
         subject,
         expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000,
     });
+    with_token(&token, msg)
+}
+
+/// A request carrying `token` (from `Auth.Login`, or made up by a test) as its bearer token.
+pub fn with_token<T>(token: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     req.metadata_mut().insert(
         "authorization",
@@ -201,6 +213,31 @@ pub fn assert_refused<T: std::fmt::Debug>(
         Err(status) => {
             let (got, got_field, zh) = refusal(&status);
             assert_eq!((got, got_field.as_str()), (code, field), "{status:?}");
+            assert!(!zh.is_empty(), "no zh-CN message in {status:?}");
+        }
+    }
+}
+
+/// Asserts a call was refused by the gate itself (before any service ran) with `code` and the
+/// gate's machine reason `reason` (`ROLE_NOT_ALLOWED`, `OUTSIDE_SCOPE`, ...), with a Chinese
+/// message. The gate names no request field: it refuses the caller, not the request.
+#[track_caller]
+pub fn assert_gate_refused<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    code: tonic::Code,
+    reason: &str,
+) {
+    match result {
+        Ok(r) => panic!("expected the gate to refuse with {reason}, got {r:?}"),
+        Err(status) => {
+            let got = renda_api::gate::gate_reason(&status);
+            assert_eq!(
+                (status.code(), got.as_deref()),
+                (code, Some(reason)),
+                "{status:?}"
+            );
+            let (_, field, zh) = refusal(&status);
+            assert_eq!(field, "", "a gate refusal names no field: {status:?}");
             assert!(!zh.is_empty(), "no zh-CN message in {status:?}");
         }
     }
