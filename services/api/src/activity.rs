@@ -689,7 +689,13 @@ impl pb::activities_server::Activities for Service {
         let deputy = parse_id("deputy_id", &req.deputy_id)?;
         caller.require_own_deputy("deputy_id", deputy)?;
         let now = Utc::now().timestamp_millis();
-        let at = if req.at_ms == 0 { now } else { req.at_ms };
+        // A deputy's own scan happens now, at the node that checks the code; only a clerk
+        // entering a check-in after the fact (代录) says when it was.
+        let at = if req.at_ms == 0 || caller.role == UserRole::Deputy {
+            now
+        } else {
+            req.at_ms
+        };
         let code = req.qr_token.trim().to_owned();
         // A deputy's own check-in proves presence with the activity's signed code, checked
         // here against the keys every node holds; a clerk's entry for a deputy is 代录.
