@@ -14,13 +14,25 @@ use tonic::transport::Channel;
 use crate::config::{Config, TlsConfig};
 use crate::tls;
 
-/// A channel from this node's own config to its own gRPC port (for `status`).
+/// A channel from this node's own config to its own gRPC port (for `status`). A node that
+/// listens on every address (`0.0.0.0`, `::`) is dialled on loopback, and must answer with
+/// this node's own certificate.
 fn own_channel(config: &Config) -> anyhow::Result<Channel> {
-    let addr = config.listen.grpc;
+    let mut addr = config.listen.grpc;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
     Ok(match &config.tls {
         TlsConfig::Mutual(files) => {
             let uri = format!("https://{addr}").parse().context("listen.grpc")?;
-            tls::channel(&uri, tls::Material::from_files(files)?.client_config()?)?
+            tls::channel(
+                &uri,
+                tls::Material::from_files(files)?.own_node_client_config()?,
+            )?
         }
         TlsConfig::InsecureDev => tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .context("listen.grpc")?

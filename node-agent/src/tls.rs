@@ -223,6 +223,83 @@ impl Material {
     }
 }
 
+impl Material {
+    /// A client configuration for a node's own operator commands (`node-agent status`) dialing
+    /// the node on loopback, whatever address it listens on: the server must present exactly
+    /// this node's own certificate (which no host name need match, and no other holder of a
+    /// CA certificate can present), and the client authenticates with it too.
+    pub fn own_node_client_config(&self) -> Result<Arc<ClientConfig>, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let own = self
+            .chain
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::NoCertificate {
+                path: "the node's own certificate chain".into(),
+            })?;
+        let verifier = Arc::new(OwnCertificate {
+            own,
+            schemes: provider.signature_verification_algorithms,
+        });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Accepts only a server presenting this very certificate (and proving it holds its key, by
+/// the handshake signature checked below).
+#[derive(Debug)]
+struct OwnCertificate {
+    own: CertificateDer<'static>,
+    schemes: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for OwnCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.own.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the server at the node's own address presents another certificate".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.schemes)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.schemes)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.schemes.supported_schemes()
+    }
+}
+
 /// The standard server checks, then: does the certificate name the node we meant to reach?
 #[derive(Debug)]
 struct ExpectedPeer {
