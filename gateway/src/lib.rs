@@ -36,8 +36,8 @@ pub use node_agent::config::TlsFiles;
 
 // ---- config -------------------------------------------------------------------------------
 
-/// `[gateway]` and `[tls]` of the TOML file.
-#[derive(Clone, Debug)]
+/// `[gateway]` and `[tls]` of the TOML file. Its `Debug` form hides the secrets.
+#[derive(Clone)]
 pub struct Config {
     pub listen: String,
     /// `https://host:port` (mutual TLS) or `http://…` (plain, only with `insecure = true`).
@@ -50,19 +50,27 @@ pub struct Config {
     pub freshness_limit_hours: u32,
     pub request_timeout: Duration,
     pub tls: Option<TlsFiles>,
+    /// Where to export spans over OTLP/gRPC (`gateway.otlp_endpoint`); none when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileConfig {
     gateway: GatewaySection,
     tls: Option<TlsSection>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GatewaySection {
     listen: String,
     city_grpc: String,
-    token_secret: String,
+    /// Best set through `RENDA_GATEWAY_TOKEN_SECRET` instead.
+    #[serde(default)]
+    token_secret: Option<String>,
+    #[serde(default)]
+    otlp_endpoint: Option<String>,
     #[serde(default = "default_key_id")]
     token_key_id: String,
     #[serde(default)]
@@ -76,6 +84,7 @@ struct GatewaySection {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TlsSection {
     ca: String,
     cert: String,
@@ -92,6 +101,29 @@ fn default_freshness() -> u32 {
 
 fn default_timeout() -> u64 {
     5_000
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("city_grpc", &self.city_grpc)
+            .field("token_secret", &"<secret>")
+            .field("token_key_id", &self.token_key_id)
+            .field(
+                "previous_token_keys",
+                &self
+                    .previous_token_keys
+                    .iter()
+                    .map(|k| format!("{}:<secret>", k.split(':').next().unwrap_or_default()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("freshness_limit_hours", &self.freshness_limit_hours)
+            .field("request_timeout", &self.request_timeout)
+            .field("tls", &self.tls)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .finish()
+    }
 }
 
 /// Why a config was refused.
@@ -129,8 +161,18 @@ impl Config {
             g.city_grpc = v;
         }
         if let Some(v) = var("TOKEN_SECRET") {
-            g.token_secret = v;
+            g.token_secret = Some(v);
         }
+        if let Some(v) = var("OTLP_ENDPOINT") {
+            g.otlp_endpoint = Some(v);
+        }
+        let Some(token_secret) = g.token_secret.take() else {
+            return Err(ConfigError::Parse(
+                "gateway.token_secret is not set: set RENDA_GATEWAY_TOKEN_SECRET (the city \
+                 node's auth.token_secret)"
+                    .into(),
+            ));
+        };
         if let Some(v) = var("FRESHNESS_LIMIT_HOURS") {
             g.freshness_limit_hours = v.parse().map_err(|_| {
                 ConfigError::Parse("RENDA_GATEWAY_FRESHNESS_LIMIT_HOURS is not a number".into())
@@ -142,7 +184,7 @@ impl Config {
             })?;
         }
         // The city node signs tokens with the same secret and refuses one shorter than this.
-        if g.token_secret.len() < 32 {
+        if token_secret.len() < 32 {
             return Err(ConfigError::Parse(
                 "gateway.token_secret must have at least 32 characters (the city node's \
                  auth.token_secret)"
@@ -165,12 +207,13 @@ impl Config {
         Ok(Config {
             listen: g.listen,
             city_grpc: g.city_grpc,
-            token_secret: g.token_secret,
+            token_secret,
             token_key_id: g.token_key_id,
             previous_token_keys: g.previous_token_keys,
             freshness_limit_hours: g.freshness_limit_hours,
             request_timeout: Duration::from_millis(g.request_timeout_ms.max(1)),
             tls,
+            otlp_endpoint: g.otlp_endpoint,
         })
     }
 }
@@ -1191,4 +1234,55 @@ pub fn openapi() -> serde_json::Value {
                 "code": {"type": "string"}, "parameter": {"type": "string"}, "message": {"type": "string"}}}}}}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[gateway]\nlisten = \"127.0.0.1:0\"\ncity_grpc = \"http://127.0.0.1:1\"\n\
+                        insecure = true\n";
+    const SECRET: &str = "a-token-secret-of-at-least-32-characters";
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn error(text: &str, env: &HashMap<String, String>) -> String {
+        match Config::from_toml(text, env) {
+            Ok(c) => panic!("expected a config error, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_token_secret_may_come_from_the_environment_alone() {
+        let config = Config::from_toml(BASE, &env(&[("RENDA_GATEWAY_TOKEN_SECRET", SECRET)]))
+            .expect("a secret from the environment is enough");
+        assert_eq!(config.token_secret, SECRET);
+        assert!(
+            error(BASE, &env(&[])).contains("RENDA_GATEWAY_TOKEN_SECRET"),
+            "{}",
+            error(BASE, &env(&[]))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_secrets_hidden() {
+        let typo = format!("{BASE}token_secrets = \"{SECRET}\"\n");
+        assert!(error(&typo, &env(&[])).contains("token_secrets"));
+        let config = Config::from_toml(
+            &format!(
+                "{BASE}token_secret = \"{SECRET}\"\nprevious_token_keys = [\"old:{SECRET}\"]\n"
+            ),
+            &env(&[]),
+        )
+        .expect("a valid config");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("old:<secret>"), "{shown}");
+    }
 }

@@ -160,7 +160,22 @@ fn parse_level(text: &str) -> Result<Level, String> {
         .map_err(|e: node_agent::identity::LevelError| e.to_string())
 }
 
-fn main() -> anyhow::Result<()> {
+/// An operator sees one line saying what failed; the chain with a backtrace only on request
+/// (`RENDA_ERROR_DETAIL=1`), whatever `RUST_BACKTRACE` says.
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if std::env::var_os("RENDA_ERROR_DETAIL").is_some_and(|v| v == "1") {
+                eprintln!("{e:?}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> anyhow::Result<()> {
     node_agent::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Runtime::new().context("cannot start the tokio runtime");
