@@ -19,7 +19,7 @@ fn config(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
         format!(
             "[node]\nlevel = \"city\"\norg_code = \"370200\"\ndata_dir = \"{dir}\"\n\n\
              [storage]\nurl = \"sqlite://{dir}/city.sqlite\"\n\n\
-             [listen]\ngrpc = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n\
+             [listen]\ngrpc = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nclient = \"127.0.0.1:0\"\n\n\
              [tls]\ninsecure_dev = true\n\n\
              [auth]\ntoken_secret = \"bootstrap-test-secret-of-32-chars!!\"\n",
             dir = dir.display()
