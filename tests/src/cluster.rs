@@ -4,14 +4,19 @@
 //! `E2E_NODE_CONFIG=<config file>` and then runs [`node_agent::node::start`] exactly as the
 //! `node-agent run` command does. Links from a child to its upstreams go through [`Link`]
 //! proxies the test can cut and heal.
+//!
+//! Nodes listen on `127.0.0.1:0`: the operating system picks free ports, so scenarios running
+//! in parallel never collide, and a node process writes the addresses it got to a *ready file*
+//! beside its config ([`ready_file`]) once it serves. A restarted node gets new ports; the
+//! links to it are retargeted, so its children keep dialling the same link address.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use node_agent::certs::{CertificateAuthority, Hosts};
 use node_agent::identity::NodeIdentity;
 use renda_proto::sync::v1 as pb;
@@ -19,6 +24,7 @@ use renda_replica::OrgCode;
 use tonic::transport::Channel;
 
 use crate::proxy::Link;
+use crate::wait::wait;
 
 /// The environment variable that turns the test binary into a node process.
 pub const NODE_ENV: &str = "E2E_NODE_CONFIG";
@@ -57,13 +63,19 @@ pub fn person(
     node_agent::demo::Person::with_token(&token)
 }
 
+/// Where a node process started from `config` writes `<grpc address> <client address>` once
+/// it serves.
+pub fn ready_file(config: &Path) -> PathBuf {
+    config.with_extension("ready")
+}
+
 /// Runs a node process from a config file until SIGTERM or SIGKILL. Called by a test binary's
 /// `main` when [`NODE_ENV`] is set.
-pub fn run_node(config: &Path) -> anyhow::Result<()> {
+pub fn run_node(config_path: &Path) -> anyhow::Result<()> {
     node_agent::install_crypto_provider();
     // The test's own environment (RENDA_TEST_PG_URL, say) is not meant for the node: its
     // config file says everything.
-    let config = node_agent::Config::load(config, &Default::default())?;
+    let config = node_agent::Config::load(config_path, &Default::default())?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let mut settings = renda_telemetry::Settings::new("node-agent");
         settings.filter = Some("info".into());
@@ -89,6 +101,11 @@ pub fn run_node(config: &Path) -> anyhow::Result<()> {
             })
             .await?;
         eprintln!("node {} serving on {}", node.store.org(), node.grpc_addr);
+        // Written whole and then renamed, so the test never reads half a file.
+        let ready = ready_file(config_path);
+        let partial = ready.with_extension("ready.partial");
+        std::fs::write(&partial, format!("{} {}", node.grpc_addr, node.client_addr))?;
+        std::fs::rename(&partial, &ready)?;
         task.await??;
         anyhow::Ok(())
     })
@@ -96,6 +113,7 @@ pub fn run_node(config: &Path) -> anyhow::Result<()> {
 
 struct Proc {
     config: PathBuf,
+    /// Where the node serves gRPC, as its ready file said (unspecified until it started).
     grpc: SocketAddr,
     /// The client port people call on.
     client: SocketAddr,
@@ -111,10 +129,8 @@ pub struct Cluster {
     links: BTreeMap<(OrgCode, OrgCode), Link>,
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?)
-}
+/// Before a node has told its addresses.
+const NOT_YET: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 /// What a city office does before its node first starts (`node-agent org import`): the org
 /// tree (the demo tree's units) written into the city's store; it reaches the other nodes
@@ -182,14 +198,12 @@ impl Cluster {
                 upstreams.push(format!("\"https://localhost:{}\"", link.addr().port()));
                 cluster.links.insert((org, parent), link);
             }
-            let grpc = free_port()?;
-            let client = free_port()?;
             let config = cluster.dir.path().join(format!("{org}.toml"));
             let certs = cluster.certs.display();
             let text = format!(
                 "[node]\nlevel = \"{level}\"\norg_code = \"{org}\"\ndata_dir = \"{data}\"\n\n\
                  [storage]\nurl = \"sqlite://{db}\"\n\n\
-                 [listen]\ngrpc = \"{grpc}\"\nhttp = \"127.0.0.1:0\"\nclient = \"{client}\"\n\n\
+                 [listen]\ngrpc = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nclient = \"127.0.0.1:0\"\n\n\
                  [upstream]\naddresses = [{upstreams}]\n\n\
                  [tls]\nca = \"{certs}/ca.pem\"\ncert = \"{certs}/{org}.pem\"\nkey = \"{certs}/{org}.key\"\n\n\
                  [sync]\ninterval_secs = 1\nbatch_ops = 500\nbackoff_min_ms = 100\nbackoff_max_ms = 1000\n\n\
@@ -214,8 +228,8 @@ impl Cluster {
                 org,
                 Proc {
                     config,
-                    grpc,
-                    client,
+                    grpc: NOT_YET,
+                    client: NOT_YET,
                     child: None,
                     log,
                 },
@@ -229,6 +243,11 @@ impl Cluster {
     fn spawn(&mut self, org: OrgCode) -> anyhow::Result<()> {
         let exe = std::env::current_exe()?;
         let proc = self.procs.get_mut(&org).context("unknown node")?;
+        // A ready file left by the node's previous run names ports it no longer serves on.
+        match std::fs::remove_file(ready_file(&proc.config)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -243,19 +262,39 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits until the node answers a status call over mutual TLS.
-    pub async fn wait_serving(&self, org: OrgCode) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut client = pb::replication_client::ReplicationClient::new(self.channel(org)?);
-            if client.status(pb::StatusRequest {}).await.is_ok() {
-                return Ok(());
+    /// Waits until the node wrote its ready file, points the links to it at its new gRPC
+    /// address, and waits until it answers a status call over mutual TLS.
+    async fn wait_serving(&mut self, org: OrgCode) -> anyhow::Result<()> {
+        let ready = ready_file(&self.procs.get(&org).context("unknown node")?.config);
+        let started = wait(format_args!("node {org} to serve"))
+            .within(Duration::from_secs(60))
+            .until(async || {
+                let text = std::fs::read_to_string(&ready)
+                    .with_context(|| format!("no {}", ready.display()))?;
+                let (grpc, client) = text.split_once(' ').context("a malformed ready file")?;
+                anyhow::Ok((grpc.parse()?, client.parse()?))
+            })
+            .await;
+        let (grpc, client): (SocketAddr, SocketAddr) = match started {
+            Ok(addrs) => addrs,
+            Err(e) => bail!("{e:#}; its log:\n{}", self.log(org)),
+        };
+        let proc = self.procs.get_mut(&org).context("unknown node")?;
+        proc.grpc = grpc;
+        proc.client = client;
+        for ((_, upstream), link) in &self.links {
+            if *upstream == org {
+                link.retarget(grpc);
             }
-            if Instant::now() > deadline {
-                bail!("node {org} did not start; its log:\n{}", self.log(org));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let answered = wait(format_args!("node {org} to answer a status call"))
+            .within(Duration::from_secs(60))
+            .until(async || self.status(org).await)
+            .await;
+        if let Err(e) = answered {
+            bail!("{e:#}; its log:\n{}", self.log(org));
+        }
+        Ok(())
     }
 
     pub fn log(&self, org: OrgCode) -> String {
@@ -321,7 +360,7 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts a killed node again on the same port and storage.
+    /// Starts a killed node again on the same storage (on new ports; the links to it follow).
     pub async fn restart(&mut self, org: OrgCode) -> anyhow::Result<()> {
         self.spawn(org)?;
         self.wait_serving(org).await
@@ -359,19 +398,20 @@ impl Cluster {
         scope: OrgCode,
         records: u64,
     ) -> anyhow::Result<pb::DigestResponse> {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let mut digests = Vec::new();
-            for org in nodes {
-                digests.push(self.digest(*org, scope).await.ok());
-            }
-            if let Some(Some(first)) = digests.first()
-                && first.records >= records + Self::tree_records(scope)
-                && digests.iter().all(|d| d.as_ref() == Some(first))
-            {
-                return Ok(first.clone());
-            }
-            if Instant::now() > deadline {
+        let waited = wait(format_args!("scope {scope} to converge"))
+            .within(Duration::from_secs(90))
+            .every(Duration::from_millis(250))
+            .until(async || {
+                let mut digests = Vec::new();
+                for org in nodes {
+                    digests.push(self.digest(*org, scope).await.ok());
+                }
+                if let Some(Some(first)) = digests.first()
+                    && first.records >= records + Self::tree_records(scope)
+                    && digests.iter().all(|d| d.as_ref() == Some(first))
+                {
+                    return Ok(first.clone());
+                }
                 let shown: Vec<String> = nodes
                     .iter()
                     .zip(&digests)
@@ -380,25 +420,75 @@ impl Cluster {
                         None => format!("{org}: unreachable"),
                     })
                     .collect();
-                let logs: Vec<String> = nodes
-                    .iter()
-                    .map(|org| {
-                        let log = self.log(*org);
-                        let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                        format!(
-                            "--- {org} (last lines)\n{}",
-                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                        )
-                    })
-                    .collect();
-                bail!(
-                    "scope {scope} did not converge: {}\n{}",
-                    shown.join("; "),
-                    logs.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+                bail!("{}", shown.join("; "))
+            })
+            .await;
+        waited.map_err(|e| {
+            let logs: Vec<String> = nodes.iter().map(|org| self.log_tail(*org, 15)).collect();
+            anyhow::anyhow!("{e:#}\n{}", logs.join("\n"))
+        })
+    }
+
+    /// The last `lines` lines of `org`'s log, under a heading naming the node.
+    pub fn log_tail(&self, org: OrgCode, lines: usize) -> String {
+        let log = self.log(org);
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        format!(
+            "--- {org} (last lines)\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+
+    /// Waits until `org` has tried each of its upstreams in an attempt that began after
+    /// `since_ms` (Unix ms, this machine's clock) and failed, each still owed operations: what
+    /// `org` wrote before `since_ms` had its chance to leave and did not. Returns `org`'s
+    /// status then.
+    ///
+    /// This is how a test checks that cut-off work has *not* arrived elsewhere, instead of
+    /// sleeping. Attempts on one upstream follow each other, so an error newer than another
+    /// error newer than `since_ms` comes from an attempt that began after `since_ms`.
+    pub async fn failed_attempts_since(
+        &self,
+        org: OrgCode,
+        since_ms: i64,
+    ) -> anyhow::Result<pb::NodeStatus> {
+        let upstreams: BTreeMap<String, i64> = self
+            .links
+            .keys()
+            .filter(|(child, _)| *child == org)
+            .map(|(_, upstream)| (upstream.to_string(), since_ms))
+            .collect();
+        ensure!(!upstreams.is_empty(), "{org} has no upstream");
+        let failed_after = async |after: &BTreeMap<String, i64>| {
+            wait(format_args!(
+                "{org} to fail with every upstream after {after:?}"
+            ))
+            .until(async || {
+                let status = self
+                    .status(org)
+                    .await?
+                    .self_
+                    .context("status names the node")?;
+                let mut errors = BTreeMap::new();
+                for (upstream, after) in after {
+                    let peer = status
+                        .peers
+                        .iter()
+                        .find(|p| &p.peer_org_code == upstream)
+                        .with_context(|| format!("no state for {upstream}: {status:?}"))?;
+                    ensure!(
+                        peer.last_error_unix_ms > *after && peer.ops_pending_to_peer > 0,
+                        "{upstream}: {peer:?}"
+                    );
+                    errors.insert(upstream.clone(), peer.last_error_unix_ms);
+                }
+                Ok((errors, status))
+            })
+            .await
+        };
+        let (first, _) = failed_after(&upstreams).await?;
+        let (_, status) = failed_after(&first).await?;
+        Ok(status)
     }
 
     pub fn dir(&self) -> &Path {

@@ -1,8 +1,8 @@
 //! A TCP proxy between two nodes that a test can cut and heal, like a township's link.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -12,6 +12,8 @@ pub struct Link {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    /// Where new connections go: a restarted node listens on a new port.
+    target: Arc<Mutex<SocketAddr>>,
 }
 
 impl Link {
@@ -21,6 +23,8 @@ impl Link {
         let up = Arc::new(AtomicBool::new(true));
         let (cut, cuts) = watch::channel(0u64);
         let accepting = up.clone();
+        let target = Arc::new(Mutex::new(target));
+        let targets = target.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !accepting.load(Ordering::SeqCst) {
@@ -30,6 +34,7 @@ impl Link {
                 let mut cuts = cuts.clone();
                 // Only cuts after this connection was made close it.
                 cuts.borrow_and_update();
+                let target = *lock(&targets);
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
@@ -44,7 +49,12 @@ impl Link {
                 });
             }
         });
-        Ok(Link { addr, up, cut })
+        Ok(Link {
+            addr,
+            up,
+            cut,
+            target,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -60,4 +70,16 @@ impl Link {
     pub fn heal(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+
+    /// Sends new connections to `target` from now on.
+    pub fn retarget(&self, target: SocketAddr) {
+        *lock(&self.target) = target;
+    }
+}
+
+fn lock(target: &Mutex<SocketAddr>) -> std::sync::MutexGuard<'_, SocketAddr> {
+    // A socket address is written whole; a panic elsewhere cannot leave it half-written.
+    target
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -15,13 +15,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
 use node_agent::mesh::Mesh;
 use renda_api::auth::UserRole;
 use renda_domain::org::OrgCode as DOrg;
+use renda_e2e::wait::wait;
 use renda_replica::OrgCode;
 use serde_json::json;
 
@@ -67,17 +68,10 @@ async fn start_chromedriver() -> anyhow::Result<Driver> {
                 "starting {CHROMEDRIVER} (Debian package chromium-driver, installed by .ci/run)"
             )
         })?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        ensure!(
-            Instant::now() < deadline,
-            "chromedriver did not listen on {port} within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait(format_args!("chromedriver to listen on {port}"))
+        .within(Duration::from_secs(20))
+        .until(async || Ok(tokio::net::TcpStream::connect(("127.0.0.1", port)).await?))
+        .await?;
     Ok(Driver {
         _child: child,
         port,
@@ -128,37 +122,36 @@ impl Page<'_> {
         }
     }
 
-    async fn wait_text(&self, css: &str, needle: &str) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let text = match self.c.find(Locator::Css(css)).await {
-                Ok(el) => el.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            if text.contains(needle) {
-                return Ok(text);
-            }
-            if Instant::now() > deadline {
-                bail!("{css} never showed {needle:?}; it shows {text:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
+    /// The text of `css`, or an empty one while it is not on the page.
+    async fn text(&self, css: &str) -> String {
+        match self.c.find(Locator::Css(css)).await {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
         }
     }
 
+    async fn wait_text(&self, css: &str, needle: &str) -> anyhow::Result<String> {
+        wait(format_args!("{css} to show {needle:?}"))
+            .within(Duration::from_secs(15))
+            .every(Duration::from_millis(150))
+            .until(async || {
+                let text = self.text(css).await;
+                ensure!(text.contains(needle), "it shows {text:?}");
+                Ok(text)
+            })
+            .await
+    }
+
     async fn wait_nonempty(&self, css: &str) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(el) = self.c.find(Locator::Css(css)).await {
-                let text = el.text().await.unwrap_or_default();
-                if !text.trim().is_empty() {
-                    return Ok(text);
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("{css} stayed empty");
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
+        wait(format_args!("{css} to show a text"))
+            .within(Duration::from_secs(15))
+            .every(Duration::from_millis(150))
+            .until(async || {
+                let text = self.text(css).await;
+                ensure!(!text.trim().is_empty(), "it is empty");
+                Ok(text)
+            })
+            .await
     }
 
     async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
@@ -547,21 +540,20 @@ async fn drive(
     // The deputy: keep the township's value.
     page.click("#conflicts button.keep[data-value='李春美']")
         .await?;
-    let deputy_gone = Instant::now() + Duration::from_secs(15);
-    while page
-        .c
-        .find(Locator::Css("#conflicts"))
-        .await?
-        .text()
-        .await?
-        .contains("李淑梅")
-    {
-        ensure!(
-            Instant::now() < deputy_gone,
-            "the deputy's conflict stayed after keeping a value"
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    wait("the deputy's conflict to go after keeping a value")
+        .within(Duration::from_secs(15))
+        .every(Duration::from_millis(150))
+        .until(async || {
+            let conflicts = page
+                .c
+                .find(Locator::Css("#conflicts"))
+                .await?
+                .text()
+                .await?;
+            ensure!(!conflicts.contains("李淑梅"), "it shows {conflicts:?}");
+            Ok(())
+        })
+        .await?;
 
     // The station: a new name, first one longer than the register allows. The API's refusal
     // shows beside the input in Chinese, and the typed name stays.

@@ -4,32 +4,26 @@
 //! gRPC API at the townships, with known answers; the tests check the report figures, a
 //! township's late sync (figures and freshness move), role limits and bad parameters.
 //!
-//! The binary is its own harness (`harness = false`), like `processes.rs`: started with
-//! `E2E_NODE_CONFIG` set it is a node process, otherwise it runs the scenarios named on the
-//! command line (all when none is named).
+//! The binary has its own `main` (`harness = false`, see `renda_e2e::harness`), like
+//! `processes.rs`: started with `E2E_NODE_CONFIG` set it is a node process, otherwise it runs
+//! its scenarios as libtest would, with the same flags.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use node_agent::demo::Person;
 use renda_api::auth::{Claims, UserRole};
 use renda_e2e::cluster::{Cluster, TOKEN_KEY_ID, TOKEN_SECRET};
+use renda_e2e::orgs::{CITY, COUNTY, TOWNSHIP_A, TOWNSHIP_B, org};
+use renda_e2e::wait::wait;
 use renda_proto::auth::v1 as auth;
 use renda_proto::opinion::v1 as opinion;
 use renda_replica::OrgCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn org(code: u64) -> OrgCode {
-    OrgCode::new(code).expect("test org codes are valid")
-}
-
-const CITY: u64 = 370_200;
-const COUNTY: u64 = 370_202;
-const TOWNSHIP_A: u64 = 370_202_001;
-const TOWNSHIP_B: u64 = 370_202_002;
 const PASSWORD: &str = "password-123";
 
 // ---- the gateway and HTTP -----------------------------------------------------------------
@@ -301,54 +295,49 @@ async fn reports_over_a_real_mesh() -> anyhow::Result<()> {
     );
     // B's data can reach the city by the county's eager relay before the county's own next
     // session reports when B last synced with it: the freshness follows within a sync round.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let fresh_b = loop {
-        let (_, r) = get_json(g, &path, &city_user).await?;
-        let fresh = freshness(&r, "370202002").clone();
-        if fresh["last_sync_unix_ms"].as_i64().unwrap_or(0) > 0 {
-            break fresh;
-        }
-        if Instant::now() > deadline {
-            bail!("the city never learnt when township B last synced: {r}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let fresh_b = wait("the city to learn when township B last synced")
+        .every(Duration::from_millis(500))
+        .until(async || {
+            let (_, r) = get_json(g, &path, &city_user).await?;
+            let fresh = freshness(&r, "370202002").clone();
+            ensure!(fresh["last_sync_unix_ms"].as_i64().unwrap_or(0) > 0, "{r}");
+            Ok(fresh)
+        })
+        .await?;
     ensure!(
         fresh_b["stale"] == false,
         "township B should be fresh after converging: {fresh_b}"
     );
 
     // Late sync: B is cut off, writes two more opinions (one resolved), then comes back.
+    // The city does not show them while B is cut, even once B has tried both its upstreams
+    // since it wrote them.
     cluster.isolate(b);
-    tokio::time::sleep(Duration::from_secs(2)).await;
     opinion(&mut at_b, "answered_on_site", true).await?;
     opinion(&mut at_b, "transferred_to_township", false).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let written = chrono::Utc::now().timestamp_millis();
+    cluster.failed_attempts_since(b, written).await?;
     let (_, cut) = get_json(g, &path, &city_user).await?;
     ensure!(
         figures(&cut, "370202002") == got_b,
         "the city shows B's offline writes before B synced: {cut}"
     );
-    let cut_sync = freshness(&cut, "370202002")["last_sync_unix_ms"]
-        .as_i64()
-        .unwrap_or(0);
+    let healed = chrono::Utc::now().timestamp_millis();
     cluster.reconnect(b);
     cluster.converged(&[b, county, city], b, 4).await?;
-    // The county reports B's newer sync to the city at its own next sync.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let after = loop {
-        let (_, r) = get_json(g, &path, &city_user).await?;
-        let at = freshness(&r, "370202002")["last_sync_unix_ms"]
-            .as_i64()
-            .unwrap_or(0);
-        if at > cut_sync {
-            break r;
-        }
-        if Instant::now() > deadline {
-            bail!("township B's freshness did not move past {cut_sync}: {r}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    // B's data reaches the city after the link healed, and the county reports so at its own
+    // next sync.
+    let after = wait(format_args!("township B's freshness to move past {healed}"))
+        .every(Duration::from_millis(500))
+        .until(async || {
+            let (_, r) = get_json(g, &path, &city_user).await?;
+            let at = freshness(&r, "370202002")["last_sync_unix_ms"]
+                .as_i64()
+                .unwrap_or(0);
+            ensure!(at > healed, "it is at {at}: {r}");
+            Ok(r)
+        })
+        .await?;
     let late_b = figures(&after, "370202002");
     ensure!(
         late_b == [4, 2, 2, 2, 2, 0, 0],
@@ -472,13 +461,8 @@ async fn a_gateway_certificate_reaches_only_reports_and_login() -> anyhow::Resul
 }
 
 fn main() -> ExitCode {
-    renda_e2e::harness::main(&[
-        ("reports_over_a_real_mesh", || {
-            Box::pin(reports_over_a_real_mesh())
-        }),
-        (
-            "a_gateway_certificate_reaches_only_reports_and_login",
-            || Box::pin(a_gateway_certificate_reaches_only_reports_and_login()),
-        ),
+    renda_e2e::harness::main(renda_e2e::scenarios![
+        reports_over_a_real_mesh,
+        a_gateway_certificate_reaches_only_reports_and_login,
     ])
 }

@@ -1,28 +1,21 @@
 //! Multi-process end-to-end tests: real node processes (city, county, townships) on loopback
 //! with mutual TLS; links cut and healed; a node killed with SIGKILL in the middle of a sync.
 //!
-//! The binary is its own harness (`harness = false`): started with `E2E_NODE_CONFIG` set it
-//! is a node process, otherwise it runs the scenarios named on the command line (all of them
-//! when none is named) and exits non-zero if any fails.
+//! The binary has its own `main` (`harness = false`, see `renda_e2e::harness`): started with
+//! `E2E_NODE_CONFIG` set it is a node process, otherwise it runs its scenarios as libtest
+//! would, with the same flags (`--list`, filters, `--exact`, `--test-threads`, ...).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
+use anyhow::{Context as _, bail, ensure};
 use node_agent::demo::Person;
 use renda_api::auth::UserRole;
 use renda_e2e::cluster::Cluster;
+use renda_e2e::orgs::{CITY, COUNTY, TOWNSHIP_A, TOWNSHIP_B, org};
+use renda_e2e::wait::wait;
 use renda_proto::deputy::v1 as deputy;
 use renda_replica::OrgCode;
-
-fn org(code: u64) -> OrgCode {
-    OrgCode::new(code).expect("test org codes are valid")
-}
-
-const CITY: u64 = 370_200;
-const COUNTY: u64 = 370_202;
-const TOWNSHIP_A: u64 = 370_202_001;
-const TOWNSHIP_B: u64 = 370_202_002;
 
 type Client = renda_proto::deputy::v1::deputies_client::DeputiesClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Person>,
@@ -98,16 +91,16 @@ async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
             fields: Some(edit),
         })
         .await?;
-    // While cut, the township keeps working and the others cannot see its new deputy.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // While cut, the township keeps working and the others cannot see its new deputy, even
+    // once the township has tried both its upstreams since it wrote.
+    let written = chrono::Utc::now().timestamp_millis();
+    let node = cluster.failed_attempts_since(a, written).await?;
     let apart = cluster.digest(county, a).await?;
     let township = cluster.digest(a, a).await?;
     ensure!(
         apart != township,
         "the township's offline work reached the county while cut"
     );
-    let status = cluster.status(a).await?;
-    let node = status.self_.context("status names the node")?;
     ensure!(
         node.peers
             .iter()
@@ -151,18 +144,21 @@ async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
     // The county and the township first pull the org tree the city was bootstrapped with
     // (a pull still running when the link is cut would land in the township's count); from
     // then on the only new operations anywhere are the township's.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let tree = log_ops(&cluster, city).await?;
-        if log_ops(&cluster, county).await? >= tree && log_ops(&cluster, a).await? >= tree {
-            break;
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "the county and the township never pulled the org tree"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait("the county and the township to pull the org tree")
+        .within(Duration::from_secs(60))
+        .until(async || {
+            let tree = log_ops(&cluster, city).await?;
+            let (at_county, at_a) = (
+                log_ops(&cluster, county).await?,
+                log_ops(&cluster, a).await?,
+            );
+            ensure!(
+                at_county >= tree && at_a >= tree,
+                "the city holds {tree} operations, the county {at_county}, the township {at_a}"
+            );
+            Ok(())
+        })
+        .await?;
     cluster.isolate(a);
     let before_a = log_ops(&cluster, a).await?;
     let before = [
@@ -177,24 +173,20 @@ async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
     let township_log = log_ops(&cluster, a).await? - before_a;
     cluster.reconnect(a);
     // Kill the county once it holds part of the backlog: in the middle of the sync.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let held = log_ops(&cluster, county).await? - before[0].1;
-        if held > 0 && held < township_log {
-            cluster.kill(county)?;
-            println!("   killed the county with {held} of {township_log} operations applied");
-            break;
-        }
-        ensure!(
-            held < township_log,
-            "the sync finished before the county could be killed"
-        );
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "the sync never started"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let held = wait("the county to receive part of the backlog")
+        .within(Duration::from_secs(60))
+        .every(Duration::from_millis(5))
+        .until(async || {
+            let held = log_ops(&cluster, county).await? - before[0].1;
+            ensure!(held > 0, "the county holds none of it");
+            Ok(held)
+        })
+        .await?;
+    if held >= township_log {
+        bail!("the sync finished before the county could be killed");
     }
+    cluster.kill(county)?;
+    println!("   killed the county with {held} of {township_log} operations applied");
     cluster.restart(county).await?;
     cluster.converged(&[a, county, city], a, total).await?;
     for (node, before) in before {
@@ -249,33 +241,33 @@ async fn a_three_level_sync_is_one_trace() -> anyhow::Result<()> {
     create(&mut at_a, a, "孙红").await?;
     cluster.converged(&[a, county, city], a, 1).await?;
     // Spans are exported in batches every few seconds.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let spans = collector.spans();
-        let mut traces: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeSet<String>> =
-            Default::default();
-        for span in &spans {
-            traces
-                .entry(span.trace_id.clone())
-                .or_default()
-                .insert(span.node.clone());
-        }
-        let three = [a, county, city].map(|o| o.to_string());
-        if traces
-            .values()
-            .any(|nodes| three.iter().all(|n| nodes.contains(n)))
-        {
-            break;
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "no trace holds spans of all three nodes; {} spans in {} traces, e.g. {:?}",
-            spans.len(),
-            traces.len(),
-            traces.values().take(5).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait("one trace with spans of all three nodes")
+        .every(Duration::from_millis(500))
+        .until(async || {
+            let spans = collector.spans();
+            let mut traces: std::collections::BTreeMap<
+                Vec<u8>,
+                std::collections::BTreeSet<String>,
+            > = Default::default();
+            for span in &spans {
+                traces
+                    .entry(span.trace_id.clone())
+                    .or_default()
+                    .insert(span.node.clone());
+            }
+            let three = [a, county, city].map(|o| o.to_string());
+            ensure!(
+                traces
+                    .values()
+                    .any(|nodes| three.iter().all(|n| nodes.contains(n))),
+                "{} spans in {} traces, e.g. {:?}",
+                spans.len(),
+                traces.len(),
+                traces.values().take(5).collect::<Vec<_>>()
+            );
+            Ok(())
+        })
+        .await?;
     drop(cluster);
     server.abort();
     Ok(())
@@ -342,22 +334,11 @@ async fn a_county_process_serves_only_verified_people() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    renda_e2e::harness::main(&[
-        ("partition_heals_and_every_node_converges", || {
-            Box::pin(partition_heals_and_every_node_converges())
-        }),
-        ("a_node_killed_mid_sync_restarts_and_converges", || {
-            Box::pin(a_node_killed_mid_sync_restarts_and_converges())
-        }),
-        (
-            "a_township_falls_back_to_the_city_when_its_county_is_down",
-            || Box::pin(a_township_falls_back_to_the_city_when_its_county_is_down()),
-        ),
-        ("a_three_level_sync_is_one_trace", || {
-            Box::pin(a_three_level_sync_is_one_trace())
-        }),
-        ("a_county_process_serves_only_verified_people", || {
-            Box::pin(a_county_process_serves_only_verified_people())
-        }),
+    renda_e2e::harness::main(renda_e2e::scenarios![
+        partition_heals_and_every_node_converges,
+        a_node_killed_mid_sync_restarts_and_converges,
+        a_township_falls_back_to_the_city_when_its_county_is_down,
+        a_three_level_sync_is_one_trace,
+        a_county_process_serves_only_verified_people,
     ])
 }

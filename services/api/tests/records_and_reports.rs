@@ -22,17 +22,10 @@ use renda_proto::suggestion::v1::suggestions_client::SuggestionsClient;
 use tonic::Code;
 
 fn fields(name: &str, levels: &[&str]) -> dep::DeputyFields {
+    let levels = levels.iter().map(|l| (*l).into()).collect();
     dep::DeputyFields {
-        name: name.into(),
-        levels: levels.iter().map(|l| (*l).into()).collect(),
-        constituency: "第一选区".into(),
-        term: 19,
-        gender: "male".into(),
-        ethnicity: "汉族".into(),
-        sector: "农业".into(),
-        phone: "13912345678".into(),
-        id_card: String::new(),
-        status: String::new(),
+        levels,
+        ..deputy_fields(name)
     }
 }
 

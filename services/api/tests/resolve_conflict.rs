@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use renda_proto::deputy::v1 as dep;
-use renda_proto::deputy::v1::deputies_client::DeputiesClient;
 use renda_proto::opinion::v1 as opn;
 use renda_proto::opinion::v1::opinions_client::OpinionsClient;
 use renda_proto::org::v1 as org;
@@ -22,27 +21,14 @@ use tonic::Code;
 
 const TITLE: &str = "关于增设社区公交线路的建议";
 
+/// A deputy with `id_card`; the test's ID-card numbers are women's.
 async fn deputy(node: &Node, name: &str, id_card: &str) -> anyhow::Result<String> {
-    let mut c = DeputiesClient::new(node.channel.clone());
-    Ok(c.create_deputy(as_user(
-        node.org,
-        dep::CreateDeputyRequest {
-            org: String::new(),
-            fields: Some(dep::DeputyFields {
-                name: name.into(),
-                levels: vec!["township".into()],
-                constituency: "第一选区".into(),
-                term: 19,
-                gender: "female".into(),
-                ethnicity: "汉族".into(),
-                id_card: id_card.into(),
-                ..Default::default()
-            }),
-        },
-    ))
-    .await?
-    .into_inner()
-    .id)
+    let fields = dep::DeputyFields {
+        id_card: id_card.into(),
+        gender: "female".into(),
+        ..deputy_fields(name)
+    };
+    create_deputy(node, fields).await
 }
 
 async fn retitle(node: &Node, id: &str, title: &str) -> anyhow::Result<()> {

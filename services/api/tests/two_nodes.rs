@@ -8,7 +8,6 @@ use common::*;
 use renda_proto::activity::v1 as act;
 use renda_proto::activity::v1::activities_client::ActivitiesClient;
 use renda_proto::deputy::v1 as dep;
-use renda_proto::deputy::v1::deputies_client::DeputiesClient;
 use renda_proto::project::v1 as prj;
 use renda_proto::project::v1::projects_client::ProjectsClient;
 use renda_proto::suggestion::v1 as sug;
@@ -16,25 +15,15 @@ use renda_proto::suggestion::v1::suggestions_client::SuggestionsClient;
 use tonic::Code;
 
 async fn deputy(node: &Node, name: &str) -> anyhow::Result<String> {
-    let mut c = DeputiesClient::new(node.channel.clone());
-    Ok(c.create_deputy(as_user(
-        node.org,
-        dep::CreateDeputyRequest {
-            org: String::new(),
-            fields: Some(dep::DeputyFields {
-                name: name.into(),
-                levels: vec!["township".into(), "county".into()],
-                constituency: "第一选区".into(),
-                term: 19,
-                gender: "male".into(),
-                ethnicity: "汉族".into(),
-                ..Default::default()
-            }),
+    let levels = vec!["township".into(), "county".into()];
+    create_deputy(
+        node,
+        dep::DeputyFields {
+            levels,
+            ..deputy_fields(name)
         },
-    ))
-    .await?
-    .into_inner()
-    .id)
+    )
+    .await
 }
 
 async fn points(node: &Node) -> anyhow::Result<Vec<(String, u64)>> {

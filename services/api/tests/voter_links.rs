@@ -11,17 +11,10 @@ use renda_proto::org::v1::records_client::RecordsClient;
 use tonic::Code;
 
 fn fields(name: &str) -> dep::DeputyFields {
+    let constituency = "王哥庄选区".into();
     dep::DeputyFields {
-        name: name.into(),
-        levels: vec!["township".into()],
-        constituency: "王哥庄选区".into(),
-        term: 19,
-        gender: "male".into(),
-        ethnicity: "汉族".into(),
-        sector: "农业".into(),
-        phone: "13912345678".into(),
-        id_card: String::new(),
-        status: String::new(),
+        constituency,
+        ..deputy_fields(name)
     }
 }
 

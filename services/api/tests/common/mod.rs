@@ -12,6 +12,7 @@ use renda_api::{
     ApiContext, Gate, audience, auth_server, replication_rule, reports_server, routes, schema,
 };
 use renda_domain::org::OrgTree;
+use renda_proto::deputy::v1 as dep;
 use renda_replica::OrgCode;
 use renda_store::{Cursor, Options, Store};
 use tonic::transport::Channel;
@@ -241,4 +242,39 @@ pub fn assert_gate_refused<T: std::fmt::Debug>(
             assert!(!zh.is_empty(), "no zh-CN message in {status:?}");
         }
     }
+}
+
+/// The phone number of [`deputy_fields`], which reads must mask.
+pub const DEPUTY_PHONE: &str = "13912345678";
+
+/// A township deputy's register fields that pass validation; a test changes what it tests
+/// with `DeputyFields { levels: …, ..deputy_fields(name) }`.
+pub fn deputy_fields(name: &str) -> dep::DeputyFields {
+    dep::DeputyFields {
+        name: name.into(),
+        levels: vec!["township".into()],
+        constituency: "第一选区".into(),
+        term: 19,
+        gender: "male".into(),
+        ethnicity: "汉族".into(),
+        sector: "农业".into(),
+        phone: DEPUTY_PHONE.into(),
+        id_card: String::new(),
+        status: String::new(),
+    }
+}
+
+/// Registers a deputy at `node` as its clerk; returns the deputy's id.
+pub async fn create_deputy(node: &Node, fields: dep::DeputyFields) -> anyhow::Result<String> {
+    let mut c = dep::deputies_client::DeputiesClient::new(node.channel.clone());
+    Ok(c.create_deputy(as_user(
+        node.org,
+        dep::CreateDeputyRequest {
+            org: String::new(),
+            fields: Some(fields),
+        },
+    ))
+    .await?
+    .into_inner()
+    .id)
 }
