@@ -631,7 +631,7 @@ async fn report(
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| user.org.to_string());
     let org_code = renda_api::reports::parse_org_code(&org).map_err(|m| ApiError::bad("org", m))?;
-    if !user.org.is_same_or_ancestor_of(&org_code) {
+    if !user.org.contains(org_code) {
         tracing::warn!(user = user.user, user_org = %user.org, org = %org_code, "report refused outside the user's subtree");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -106,8 +106,8 @@ fn set_validity(params: &mut CertificateParams, years: i32) {
 impl CertificateAuthority {
     /// Creates a new self-signed CA for a city.
     pub fn generate(city: &OrgCode) -> Result<Self, Error> {
-        let identity = NodeIdentity::new(Level::City, city.clone())
-            .map_err(|_| Error::NotACity { code: city.clone() })?;
+        let identity =
+            NodeIdentity::new(Level::City, *city).map_err(|_| Error::NotACity { code: *city })?;
         let mut params = ca_params(&identity.org_code)?;
         set_validity(&mut params, CA_VALID_YEARS);
         let key = KeyPair::generate()?;
@@ -157,7 +157,7 @@ impl CertificateAuthority {
         if node.org_code.city() != self.city {
             return Err(Error::OutsideCity {
                 node: node.clone(),
-                city: self.city.clone(),
+                city: self.city,
             });
         }
         let mut sans = vec![SanType::URI(node.san_uri().try_into()?)];
@@ -184,9 +184,8 @@ impl CertificateAuthority {
     /// dials the city node and never serves gRPC), named `renda://gateway/<city>`, which a
     /// node accepts for reports and log-in only.
     pub fn issue_gateway(&self) -> Result<NodeCertificate, Error> {
-        let gateway = GatewayIdentity::new(self.city.clone()).map_err(|_| Error::NotACity {
-            code: self.city.clone(),
-        })?;
+        let gateway =
+            GatewayIdentity::new(self.city).map_err(|_| Error::NotACity { code: self.city })?;
         self.sign(
             format!("renda-mesh gateway {}", gateway.city),
             &gateway.city,
@@ -206,7 +205,7 @@ impl CertificateAuthority {
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, common_name);
         name.push(DnType::OrganizationName, "renda-mesh");
-        name.push(DnType::OrganizationalUnitName, unit.as_str());
+        name.push(DnType::OrganizationalUnitName, unit.to_string());
         params.distinguished_name = name;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -228,7 +227,7 @@ impl CertificateAuthority {
 impl NodeCertificate {
     /// Writes `<org_code>.pem` and `<org_code>.key` (mode 0600) into `dir`.
     pub fn write(&self, dir: &Path, org_code: &OrgCode) -> Result<(PathBuf, PathBuf), Error> {
-        self.write_as(dir, org_code.as_str())
+        self.write_as(dir, &org_code.to_string())
     }
 
     /// Writes `<stem>.pem` and `<stem>.key` (mode 0600) into `dir`.
@@ -269,7 +268,7 @@ fn city_of_ca(path: &Path, pem: &str) -> Result<OrgCode, Error> {
         .ok_or_else(|| not_ours("common name does not start with \"renda-mesh city CA\""))?;
     let city: OrgCode = code
         .parse()
-        .map_err(|e: crate::identity::OrgCodeError| not_ours(&e.to_string()))?;
+        .map_err(|e: renda_org::Error| not_ours(&e.to_string()))?;
     if ca_name(&city) != common_name {
         return Err(not_ours("unexpected common name"));
     }

@@ -160,7 +160,7 @@ fn status_json(response: &pb::StatusResponse) -> serde_json::Value {
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let domain = crate::domain::deputy_work();
-    let org: OrgCode = config.node.identity.org_code.as_str().parse()?;
+    let org: OrgCode = config.node.identity.org_code;
     let options = renda_store::Options {
         audience: domain.audience.clone(),
         ..Default::default()
@@ -259,8 +259,7 @@ pub async fn user_add(
     let org = match org {
         Some(raw) => renda_domain::org::OrgCode::parse(raw)
             .map_err(|e| anyhow::anyhow!("--org {raw:?}: {e}"))?,
-        None => renda_domain::org::OrgCode::parse(config.node.identity.org_code.as_str())
-            .map_err(|e| anyhow::anyhow!("node.org_code: {e}"))?,
+        None => config.node.identity.org_code,
     };
     let password = match std::env::var("RENDA_NEW_USER_PASSWORD") {
         Ok(p) => p,

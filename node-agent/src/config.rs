@@ -253,11 +253,11 @@ impl Config {
         let level: Level = t
             .required_text("node", "level")?
             .parse()
-            .map_err(|e: crate::identity::LevelError| invalid("node.level", e.to_string()))?;
+            .map_err(|e: renda_org::Error| invalid("node.level", e.to_string()))?;
         let org_code: OrgCode = t
             .required_text("node", "org_code")?
             .parse()
-            .map_err(|e: crate::identity::OrgCodeError| invalid("node.org_code", e.to_string()))?;
+            .map_err(|e: renda_org::Error| invalid("node.org_code", e.to_string()))?;
         let identity = NodeIdentity::new(level, org_code)
             .map_err(|e| invalid("node.org_code", e.to_string()))?;
         let data_dir = PathBuf::from(t.required_text("node", "data_dir")?);
@@ -666,7 +666,7 @@ mod tests {
     fn township_config_with_defaults() -> Result<(), Error> {
         let config = Config::from_toml(TOWNSHIP, &no_env())?;
         assert_eq!(config.node.identity.level, Level::Township);
-        assert_eq!(config.node.identity.org_code.as_str(), "370202001");
+        assert_eq!(config.node.identity.org_code.to_string(), "370202001");
         assert_eq!(config.storage.url, "sqlite:///var/lib/renda/node.db");
         assert_eq!(config.listen.grpc.to_string(), "127.0.0.1:7443");
         assert_eq!(config.listen.http.to_string(), "127.0.0.1:7080");
@@ -701,7 +701,7 @@ mod tests {
                 ("PATH", "/usr/bin"),
             ]),
         )?;
-        assert_eq!(config.node.identity.org_code.as_str(), "370202002");
+        assert_eq!(config.node.identity.org_code.to_string(), "370202002");
         assert_eq!(config.listen.grpc.to_string(), "0.0.0.0:9443");
         assert_eq!(config.upstream.addresses.len(), 2);
         assert_eq!(config.sync.batch_ops, 50);
@@ -741,13 +741,14 @@ mod tests {
         let bad_code = TOWNSHIP.replace("370202001\"\n", "37020\"\n");
         assert_eq!(
             error_text(&bad_code, &no_env()),
-            r#"node.org_code: "37020" is not a 6, 9 or 12 digit administrative division code"#
+            r#"node.org_code: "37020" is not an administrative division code: it must have 6, 9 or 12 digits, got 5"#
         );
 
         let wrong_length = TOWNSHIP.replace("\"370202001\"\n", "\"370202\"\n");
-        assert!(error_text(&wrong_length, &no_env()).starts_with(
-            "node.org_code: \"370202\" is a 6-digit code, but a township node needs a 9-digit code"
-        ));
+        assert!(
+            error_text(&wrong_length, &no_env())
+                .starts_with("node.org_code: 370202 is a county code, but this is a township node")
+        );
 
         let unknown = format!("{TOWNSHIP}\n[sync]\nintervall_secs = 5\n");
         assert!(error_text(&unknown, &no_env()).starts_with("sync.intervall_secs: unknown key"));

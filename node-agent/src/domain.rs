@@ -39,7 +39,7 @@ pub(crate) fn own_units(org: renda_replica::OrgCode) -> OrgTree {
     chain.reverse();
     chain.push(code);
     for unit in chain {
-        if let Err(e) = tree.add(unit.clone(), unit.as_str()) {
+        if let Err(e) = tree.add(unit, &unit.to_string()) {
             tracing::warn!(org = %unit, error = %e, "org unit left out of the base tree");
         }
     }

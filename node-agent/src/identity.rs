@@ -2,7 +2,6 @@
 //! pair is written into and read out of a certificate.
 
 use std::fmt;
-use std::str::FromStr;
 
 /// The URI scheme and authority of the SAN that names a node: `renda://node/<level>/<org_code>`.
 pub const SAN_URI_PREFIX: &str = "renda://node/";
@@ -18,90 +17,7 @@ pub const GATEWAY_SERVICES: [&str; 3] = [
     "/grpc.health.v1.Health/",
 ];
 
-/// A node's place in the org tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Level {
-    City,
-    County,
-    Township,
-}
-
-impl Level {
-    /// The lowercase name used in config files, certificates and the wire protocol.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::City => "city",
-            Level::County => "county",
-            Level::Township => "township",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a text is not a [`Level`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a level (expected city, county or township)")]
-pub struct LevelError(pub String);
-
-impl FromStr for Level {
-    type Err = LevelError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "city" => Ok(Level::City),
-            "county" => Ok(Level::County),
-            "township" => Ok(Level::Township),
-            other => Err(LevelError(other.to_owned())),
-        }
-    }
-}
-
-/// An administrative division code (行政区划代码) of 6, 9 or 12 digits, checked for shape only.
-///
-/// Whether it fits a level is checked by [`NodeIdentity::new`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OrgCode(String);
-
-/// Why a text is not an [`OrgCode`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a 6, 9 or 12 digit administrative division code")]
-pub struct OrgCodeError(pub String);
-
-impl OrgCode {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The six-digit code of the city (prefecture) this code lies in, e.g. `370200` for
-    /// `370202001`.
-    pub fn city(&self) -> OrgCode {
-        OrgCode(format!("{}00", &self.0[..4]))
-    }
-}
-
-impl FromStr for OrgCode {
-    type Err = OrgCodeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s.bytes().all(|b| b.is_ascii_digit());
-        if digits && matches!(s.len(), 6 | 9 | 12) {
-            Ok(OrgCode(s.to_owned()))
-        } else {
-            Err(OrgCodeError(s.to_owned()))
-        }
-    }
-}
-
-impl fmt::Display for OrgCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use renda_org::{Level, OrgCode};
 
 /// A level and an org code that fit together: a node of the mesh.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -113,68 +29,46 @@ pub struct NodeIdentity {
 /// Why a level and an org code do not make a node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
-    #[error("{code:?} is a {digits}-digit code, but a {level} node needs a {expected}-digit code")]
-    LengthMismatch {
-        code: String,
-        digits: usize,
+    #[error("{code} is a {actual} code, but this is a {level} node")]
+    LevelMismatch {
+        code: OrgCode,
+        actual: Level,
         level: Level,
-        expected: usize,
     },
-    #[error("{code:?} does not end in 00, so it is a county code, not a city code")]
-    NotACity { code: String },
-    #[error("{code:?} ends in 00, so it is a city code, not a county code")]
-    NotACounty { code: String },
+    #[error("{code} is a village code: villages are units inside a township's node and run none")]
+    NotANodeLevel { code: OrgCode },
     #[error("{uri:?} is not a node URI (expected {SAN_URI_PREFIX}<level>/<org_code>)")]
     NotANodeUri { uri: String },
     #[error("{uri:?} is not a gateway URI (expected {GATEWAY_SAN_URI_PREFIX}<city_code>)")]
     NotAGatewayUri { uri: String },
     #[error(transparent)]
-    Level(#[from] LevelError),
-    #[error(transparent)]
-    OrgCode(#[from] OrgCodeError),
+    Code(#[from] renda_org::Error),
 }
 
 impl NodeIdentity {
-    /// Checks that the code's length fits the level: six digits ending in `00` for a city, six
-    /// digits not ending in `00` for a county, nine digits for a township.
+    /// Checks that the code names a unit of that level (a city code ends in `00`, a county's
+    /// does not, a township's has nine digits) and that the level runs a node.
     pub fn new(level: Level, org_code: OrgCode) -> Result<Self, IdentityError> {
-        let code = org_code.as_str();
-        let expected = match level {
-            Level::City | Level::County => 6,
-            Level::Township => 9,
-        };
-        if code.len() != expected {
-            return Err(IdentityError::LengthMismatch {
-                code: code.to_owned(),
-                digits: code.len(),
+        if !level.runs_node() || !org_code.level().runs_node() {
+            return Err(IdentityError::NotANodeLevel { code: org_code });
+        }
+        if org_code.level() != level {
+            return Err(IdentityError::LevelMismatch {
+                code: org_code,
+                actual: org_code.level(),
                 level,
-                expected,
             });
         }
-        let ends_in_00 = code.ends_with("00");
-        match level {
-            Level::City if !ends_in_00 => Err(IdentityError::NotACity {
-                code: code.to_owned(),
-            }),
-            Level::County if ends_in_00 => Err(IdentityError::NotACounty {
-                code: code.to_owned(),
-            }),
-            _ => Ok(NodeIdentity { level, org_code }),
-        }
+        Ok(NodeIdentity { level, org_code })
+    }
+
+    /// The identity of the node of `org`, its level read from the code (a village runs no node
+    /// and is refused).
+    pub fn of(org: OrgCode) -> Result<Self, IdentityError> {
+        Self::new(org.level(), org)
     }
 
     /// The SAN URI that names this node in its certificate.
-    /// The identity of the node of `org`, its level read from the code (a village runs no node
-    /// and is refused).
-    pub fn of(org: renda_replica::OrgCode) -> Result<Self, IdentityError> {
-        let level = match org.level() {
-            renda_replica::Level::City => Level::City,
-            renda_replica::Level::County => Level::County,
-            renda_replica::Level::Township | renda_replica::Level::Village => Level::Township,
-        };
-        Self::new(level, org.to_string().parse()?)
-    }
-
     pub fn san_uri(&self) -> String {
         format!("{SAN_URI_PREFIX}{}/{}", self.level, self.org_code)
     }
@@ -255,23 +149,37 @@ mod tests {
         assert!(identity("township", "370202001").is_ok());
         assert!(matches!(
             identity("township", "370202"),
-            Err(IdentityError::LengthMismatch { expected: 9, .. })
+            Err(IdentityError::LevelMismatch {
+                level: Level::Township,
+                actual: Level::County,
+                ..
+            })
         ));
         assert!(matches!(
             identity("city", "370202"),
-            Err(IdentityError::NotACity { .. })
+            Err(IdentityError::LevelMismatch {
+                actual: Level::County,
+                ..
+            })
         ));
         assert!(matches!(
             identity("county", "370200"),
-            Err(IdentityError::NotACounty { .. })
+            Err(IdentityError::LevelMismatch {
+                actual: Level::City,
+                ..
+            })
         ));
         assert!(matches!(
             identity("county", "37020"),
-            Err(IdentityError::OrgCode(_))
+            Err(IdentityError::Code(_))
         ));
         assert!(matches!(
-            identity("village", "370202"),
-            Err(IdentityError::Level(_))
+            identity("village", "370202001001"),
+            Err(IdentityError::NotANodeLevel { .. })
+        ));
+        assert!(matches!(
+            identity("province", "370202"),
+            Err(IdentityError::Code(renda_org::Error::Level { .. }))
         ));
     }
 
@@ -306,8 +214,8 @@ mod tests {
     }
 
     #[test]
-    fn city_of_a_township() -> Result<(), OrgCodeError> {
-        assert_eq!("370202001".parse::<OrgCode>()?.city().as_str(), "370200");
+    fn city_of_a_township() -> Result<(), renda_org::Error> {
+        assert_eq!("370202001".parse::<OrgCode>()?.city().to_string(), "370200");
         Ok(())
     }
 }

@@ -156,8 +156,7 @@ enum CertsCommand {
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {
-    text.parse()
-        .map_err(|e: node_agent::identity::LevelError| e.to_string())
+    text.parse().map_err(|e: renda_org::Error| e.to_string())
 }
 
 /// An operator sees one line saying what failed; the chain with a backtrace only on request

@@ -22,8 +22,6 @@ use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("node.org_code: {0}")]
-    OrgCode(#[from] renda_replica::OrgCodeError),
     #[error("opening storage {url}: {source}")]
     Store {
         url: String,
@@ -110,7 +108,7 @@ pub async fn start(
     domain: Domain,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(Node, JoinHandle<Result<(), Error>>), Error> {
-    let org: OrgCode = config.node.identity.org_code.as_str().parse()?;
+    let org: OrgCode = config.node.identity.org_code;
     let options = renda_store::Options {
         audience: domain.audience.clone(),
         ..Default::default()
@@ -166,7 +164,7 @@ pub async fn start(
     for (uri, parent) in config.upstream.addresses.iter().zip(ancestors) {
         // Each upstream must answer with the certificate of the unit this node expects there.
         let channel = match &material {
-            Some(material) => tls::channel(uri, material.client_config_for(&parent.to_string())?)?,
+            Some(material) => tls::channel(uri, material.client_config_for(parent)?)?,
             None => tonic::transport::Endpoint::from(uri.clone()).connect_lazy(),
         };
         upstreams.push(Upstream {
@@ -342,10 +340,7 @@ fn signer(auth: &crate::config::AuthConfig) -> Result<renda_api::auth::TokenSign
 }
 
 fn peer_of(identity: &crate::NodeIdentity) -> Result<Peer, Status> {
-    let org: OrgCode =
-        identity.org_code.as_str().parse().map_err(|e| {
-            Status::permission_denied(format!("certificate names a bad org unit: {e}"))
-        })?;
+    let org: OrgCode = identity.org_code;
     Ok(Peer {
         org,
         level: org.level(),

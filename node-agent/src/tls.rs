@@ -26,7 +26,9 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Request, Status};
 
 use crate::config::TlsFiles;
-use crate::identity::{GATEWAY_SAN_URI_PREFIX, GatewayIdentity, NodeIdentity, SAN_URI_PREFIX};
+use crate::identity::{
+    GATEWAY_SAN_URI_PREFIX, GatewayIdentity, NodeIdentity, OrgCode, SAN_URI_PREFIX,
+};
 
 /// How long a peer may take to finish its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -202,7 +204,7 @@ impl Material {
     /// A client configuration for dialing one upstream: besides the usual chain and host name
     /// checks, the server's certificate must name `expected_org` — a node that dials its county
     /// refuses any other node of the mesh that answers at that address.
-    pub fn client_config_for(&self, expected_org: &str) -> Result<Arc<ClientConfig>, Error> {
+    pub fn client_config_for(&self, expected_org: OrgCode) -> Result<Arc<ClientConfig>, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(self.root_store()?),
@@ -211,7 +213,7 @@ impl Material {
         .build()?;
         let verifier = Arc::new(ExpectedPeer {
             inner: webpki,
-            expected_org: expected_org.to_owned(),
+            expected_org,
         });
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -304,7 +306,7 @@ impl rustls::client::danger::ServerCertVerifier for OwnCertificate {
 #[derive(Debug)]
 struct ExpectedPeer {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
-    expected_org: String,
+    expected_org: OrgCode,
 }
 
 impl rustls::client::danger::ServerCertVerifier for ExpectedPeer {
@@ -325,7 +327,7 @@ impl rustls::client::danger::ServerCertVerifier for ExpectedPeer {
         )?;
         let identity = identity_from_cert(end_entity)
             .map_err(|e| rustls::Error::General(format!("server certificate refused: {e}")))?;
-        if identity.org_code.as_str() != self.expected_org {
+        if identity.org_code != self.expected_org {
             tracing::warn!(
                 expected = %self.expected_org,
                 certified = %identity.org_code,
@@ -468,7 +470,8 @@ pub fn check_claim(
     claimed_org_code: &str,
     claimed_level: &str,
 ) -> Result<(), Status> {
-    if identity.org_code.as_str() == claimed_org_code && identity.level.as_str() == claimed_level {
+    if identity.org_code.to_string() == claimed_org_code && identity.level.as_str() == claimed_level
+    {
         return Ok(());
     }
     tracing::warn!(

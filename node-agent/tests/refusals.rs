@@ -396,7 +396,8 @@ async fn a_node_refuses_an_upstream_whose_certificate_names_another_unit() -> an
     let files = files(&mesh, org(COUNTY));
     let port = mesh.node(org(COUNTY))?.grpc_addr.port();
     let uri = format!("https://localhost:{port}").parse()?;
-    let config = tls::Material::from_files(&files)?.client_config_for(&CITY.to_string())?;
+    let config =
+        tls::Material::from_files(&files)?.client_config_for(renda_org::OrgCode::new(CITY)?)?;
     let mut client = pb::replication_client::ReplicationClient::new(tls::channel(&uri, config)?);
     let err = client
         .status(pb::StatusRequest {})

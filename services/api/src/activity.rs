@@ -14,7 +14,7 @@ use renda_domain::activity::{
 };
 use renda_domain::authority::{RecordKind, Step};
 use renda_domain::event::Stamped;
-use renda_domain::org::OrgCode as DOrg;
+use renda_domain::org::OrgCode;
 use renda_domain::period::Period;
 use renda_proto::activity::v1 as pb;
 use renda_replica::Value;
@@ -147,7 +147,7 @@ const MAX_CODE_VALIDITY_MS: i64 = 7 * 24 * 3_600_000;
 pub(crate) async fn duty_records(core: &Core) -> Result<Vec<DutyRecord>> {
     let mut out = Vec::new();
     let mut push =
-        |id: Uuid, deputy: Uuid, kind: DutyRecordKind, org: Option<DOrg>, on, activity| {
+        |id: Uuid, deputy: Uuid, kind: DutyRecordKind, org: Option<OrgCode>, on, activity| {
             if let Some(org) = org
                 && let Ok(r) = DutyRecord::new(id, deputy, kind, org, on, activity)
             {
@@ -255,13 +255,13 @@ fn duty_kind_name(k: DutyRecordKind) -> &'static str {
 /// The signed content of an activity's check-in code.
 fn check_in_code(
     activity: Uuid,
-    issuer: &DOrg,
+    issuer: &OrgCode,
     valid_from_ms: i64,
     valid_until_ms: i64,
 ) -> crate::auth::CheckInCode {
     crate::auth::CheckInCode {
         activity,
-        issuer: issuer.clone(),
+        issuer: *issuer,
         valid_from_ms,
         valid_until_ms,
     }
@@ -283,7 +283,7 @@ fn period(p: Option<&pb::Period>) -> Result<Period> {
 
 impl Service {
     /// How many activities are organised in `org`'s subtree.
-    async fn count_in(&self, org: &DOrg) -> Result<u64> {
+    async fn count_in(&self, org: &OrgCode) -> Result<u64> {
         const PAGE: u32 = 1000;
         let mut n = 0u64;
         loop {
@@ -297,7 +297,7 @@ impl Service {
 
     /// Activities organised by an ancestor of `org` and dispatched to deputies in its
     /// subtree, by id.
-    async fn dispatched_from_above(&self, org: &DOrg) -> Result<Vec<pb::Activity>> {
+    async fn dispatched_from_above(&self, org: &OrgCode) -> Result<Vec<pb::Activity>> {
         let core = &self.0;
         let ancestors = org.ancestors();
         let Some(top) = ancestors.last() else {
@@ -305,17 +305,14 @@ impl Service {
         };
         let mut out = Vec::new();
         for r in core.list(kind::ACTIVITY, Some(top)).await? {
-            let above = r
-                .org
-                .and_then(|o| dorg(o).ok())
-                .is_some_and(|o| ancestors.contains(&o));
+            let above = r.org.is_some_and(|o| ancestors.contains(&o));
             if !above {
                 continue;
             }
             let a = to_pb(core, &r)?;
             if a.dispatched_to_orgs
                 .iter()
-                .any(|t| DOrg::parse(t).is_ok_and(|t| org.is_same_or_ancestor_of(&t)))
+                .any(|t| OrgCode::parse(t).is_ok_and(|t| org.contains(t)))
             {
                 out.push(a);
             }
@@ -392,7 +389,7 @@ impl pb::activities_server::Activities for Service {
             activity.id,
             kind::ACTIVITY,
             vec![
-                Pending::Put("org", Value::Org(rorg(&activity.organiser)?)),
+                Pending::Put("org", Value::Org(activity.organiser)),
                 Pending::Put("kind", Value::Text(req.kind.trim().to_owned())),
                 Pending::Put("title", Value::Text(activity.title)),
                 Pending::Put("starts_at", Value::Int(req.starts_at_ms)),
@@ -569,10 +566,10 @@ impl pb::activities_server::Activities for Service {
             })?;
             changes.push(Pending::Event(
                 "dispatched",
-                org.clone(),
+                org,
                 vec![
                     ("deputy", reference(id)),
-                    ("to_org", Value::Org(rorg(&record_org(&deputy)?)?)),
+                    ("to_org", Value::Org(record_org(&deputy)?)),
                 ],
             ));
         }
@@ -810,7 +807,7 @@ impl pb::activities_server::Activities for Service {
         let records: Vec<DutyRecord> = duty_records(core)
             .await?
             .into_iter()
-            .filter(|r| org.is_same_or_ancestor_of(&r.org))
+            .filter(|r| org.contains(r.org))
             .filter(|r| only.is_none_or(|d| d == r.deputy))
             .collect();
         let points: BTreeMap<Uuid, u64> = act::points(&records, core.ctx.weights());

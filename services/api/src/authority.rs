@@ -17,9 +17,9 @@
 use std::sync::Arc;
 
 use renda_domain::authority::{RecordKind, Step, check_write};
-use renda_domain::org::{OrgCode as DOrg, OrgTree};
+use renda_domain::org::{OrgCode, OrgTree};
 use renda_replica::schema::ORG;
-use renda_replica::{Change, FieldId, Op, OrgCode as ROrg, RecordView, Schema, Value};
+use renda_replica::{Change, FieldId, Op, RecordView, Schema, Value};
 
 use crate::schema::kind;
 
@@ -95,8 +95,8 @@ pub fn step_of(kind_name: &str, event: &str) -> Option<Step> {
 /// names the record kind, the step and the rule, never personal data.
 pub fn replication_rule(
     schema: Arc<Schema>,
-) -> impl Fn(&Op, Option<ROrg>) -> Result<(), String> + Send + Sync + 'static {
-    move |op: &Op, record_org: Option<ROrg>| check_op(&schema, op, record_org)
+) -> impl Fn(&Op, Option<OrgCode>) -> Result<(), String> + Send + Sync + 'static {
+    move |op: &Op, record_org: Option<OrgCode>| check_op(&schema, op, record_org)
 }
 
 /// The full check of an incoming operation given the record's current view: field writes and
@@ -109,7 +109,7 @@ pub fn check_with_record(
     check_op(schema, op, view.and_then(|v| v.org))
 }
 
-fn check_op(schema: &Schema, op: &Op, record_org: Option<ROrg>) -> Result<(), String> {
+fn check_op(schema: &Schema, op: &Op, record_org: Option<OrgCode>) -> Result<(), String> {
     let Some(kind) = schema.kind(op.kind) else {
         return Err(format!("unknown record kind {}", op.kind.0));
     };
@@ -156,8 +156,8 @@ fn check_op(schema: &Schema, op: &Op, record_org: Option<ROrg>) -> Result<(), St
         .map_err(|e| format!("{} {step:?} from {}: {e}", kind.name, op.origin_org))
 }
 
-fn check(origin: ROrg, kind: RecordKind, step: Step, org: ROrg) -> Result<(), String> {
-    let parse = |o: ROrg| DOrg::parse(&o.to_string()).map_err(|e| e.to_string());
+fn check(origin: OrgCode, kind: RecordKind, step: Step, org: OrgCode) -> Result<(), String> {
+    let parse = |o: OrgCode| OrgCode::parse(&o.to_string()).map_err(|e| e.to_string());
     let author = parse(origin)?;
     let record = parse(org)?;
     // The shape of the tree follows from the codes alone, so a tree of the two units and their
@@ -166,7 +166,7 @@ fn check(origin: ROrg, kind: RecordKind, step: Step, org: ROrg) -> Result<(), St
     for code in [&author, &record] {
         let mut chain = code.ancestors();
         chain.reverse();
-        chain.push(code.clone());
+        chain.push(*code);
         for unit in chain {
             let name = format!("单位{unit}");
             tree.add(unit, &name).map_err(|e| e.to_string())?;
@@ -184,7 +184,7 @@ pub fn audience(schema: Arc<Schema>) -> renda_store::Audience {
         let Some(kind) = schema.kind(view.kind) else {
             return Vec::new();
         };
-        let mut out: Vec<ROrg> = Vec::new();
+        let mut out: Vec<OrgCode> = Vec::new();
         for event in &view.events {
             let Some(schema_event) = kind.event(event.kind) else {
                 continue;
@@ -216,7 +216,7 @@ mod tests {
     use super::*;
     use renda_replica::{ActorId, Author, Hlc, OpId, RecordId};
 
-    fn org(code: &str) -> ROrg {
+    fn org(code: &str) -> OrgCode {
         code.parse().expect("test org code")
     }
 

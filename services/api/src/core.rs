@@ -9,9 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use renda_domain::activity::PointWeights;
 use renda_domain::authority::{RecordKind, Step, check_write};
 use renda_domain::event::Stamp;
-use renda_domain::org::{OrgCode as DOrg, OrgTree};
+use renda_domain::org::{OrgCode, OrgTree};
 use renda_replica::schema::KindSchema;
-use renda_replica::{Author, Change, FieldId, Materialise, OrgCode as ROrg, RecordId, Value};
+use renda_replica::{Author, Change, FieldId, Materialise, RecordId, Value};
 use renda_store::{Store, StoredRecord};
 use uuid::Uuid;
 
@@ -169,10 +169,10 @@ impl ApiContext {
     /// The base tree with every live `org_unit` record of `store` over it, parents first.
     async fn load(&self, store: &Store, org_unit: renda_replica::KindId) -> Result<OrgTree> {
         const PAGE: u32 = 1000;
-        let mut names: BTreeMap<DOrg, String> = self
+        let mut names: BTreeMap<OrgCode, String> = self
             .base
             .units()
-            .map(|u| (u.code.clone(), u.name.clone()))
+            .map(|u| (u.code, u.name.clone()))
             .collect();
         let mut offset = 0u64;
         loop {
@@ -183,9 +183,7 @@ impl ApiContext {
                 else {
                     continue;
                 };
-                if let Ok(code) = dorg(org) {
-                    names.insert(code, name.to_owned());
-                }
+                names.insert(org, name.to_owned());
             }
             if page.len() < PAGE as usize {
                 break;
@@ -195,17 +193,15 @@ impl ApiContext {
         // A node's downward feed carries the org units of its own subtree; its ancestors'
         // records may not have reached it. Their codes are implied by its own, so they enter
         // the tree named by their code until their records arrive.
-        let implied: Vec<DOrg> = names.keys().flat_map(DOrg::ancestors).collect();
+        let implied: Vec<OrgCode> = names.keys().flat_map(|code| code.ancestors()).collect();
         for code in implied {
-            names
-                .entry(code.clone())
-                .or_insert_with(|| code.to_string());
+            names.entry(code).or_insert_with(|| code.to_string());
         }
-        let mut ordered: Vec<(DOrg, String)> = names.into_iter().collect();
-        ordered.sort_by_key(|(code, _)| (code.as_str().len(), code.clone()));
+        let mut ordered: Vec<(OrgCode, String)> = names.into_iter().collect();
+        ordered.sort_by_key(|(code, _)| (code.digits(), *code));
         let mut tree = OrgTree::new();
         for (code, name) in ordered {
-            if let Err(e) = tree.add(code.clone(), &name) {
+            if let Err(e) = tree.add(code, &name) {
                 // A unit whose parent has not arrived yet stays out until it does.
                 tracing::warn!(org = %code, error = %e, "org unit left out of the tree");
             }
@@ -222,7 +218,7 @@ pub struct Caller {
     pub user_id: Uuid,
     /// The user's number at its org unit (operation authors name it).
     pub user: u32,
-    pub org: DOrg,
+    pub org: OrgCode,
     pub role: UserRole,
     /// The deputy or handling unit a deputy's or a unit's account acts as.
     pub subject: Option<Uuid>,
@@ -239,7 +235,7 @@ impl Caller {
         Caller {
             user_id: claims.user_id,
             user: claims.user,
-            org: claims.org.clone(),
+            org: claims.org,
             role: claims.role,
             subject: claims.subject,
         }
@@ -247,12 +243,12 @@ impl Caller {
 
     /// The deployment's own hand at `org` (bootstrap of org units and first users, by code that
     /// holds the store): an office of that level.
-    pub(crate) fn system(org: &DOrg) -> Self {
+    pub(crate) fn system(org: &OrgCode) -> Self {
         Caller {
             user_id: Uuid::nil(),
             user: 0,
-            org: org.clone(),
-            role: if org.level() == renda_domain::org::OrgLevel::City {
+            org: *org,
+            role: if org.level() == renda_domain::org::Level::City {
                 UserRole::CityOffice
             } else {
                 UserRole::CountyOffice
@@ -263,19 +259,15 @@ impl Caller {
 
     /// Whether this person may read the records of `org`: their own subtree, and the bodies
     /// above them (whose work is sent down to them).
-    pub fn may_read_org(&self, org: &DOrg) -> bool {
-        self.org.is_same_or_ancestor_of(org) || org.is_same_or_ancestor_of(&self.org)
+    pub fn may_read_org(&self, org: &OrgCode) -> bool {
+        self.org.contains(*org) || org.contains(self.org)
     }
 
     /// Whether this person may read `record`: its org unit is in reach, or it is addressed to
     /// a unit of their subtree (an activity dispatched to their deputies, a reply to a
     /// suggestion raised there).
     pub(crate) fn may_read(&self, record: &StoredRecord, schema: &renda_replica::Schema) -> bool {
-        if record
-            .org
-            .and_then(|o| dorg(o).ok())
-            .is_some_and(|o| self.may_read_org(&o))
-        {
+        if record.org.is_some_and(|o| self.may_read_org(&o)) {
             return true;
         }
         let Some(kind) = schema.kind(record.kind) else {
@@ -287,9 +279,7 @@ impl Caller {
                     ev.fields
                         .iter()
                         .any(|f| f.id == *id && matches!(f.name.as_str(), "org" | "to_org" | "to"))
-                        && v.as_org()
-                            .and_then(|o| dorg(o).ok())
-                            .is_some_and(|o| self.org.is_same_or_ancestor_of(&o))
+                        && v.as_org().is_some_and(|o| self.org.contains(o))
                 })
             })
         })
@@ -380,11 +370,8 @@ impl Ev {
             .unwrap_or_default()
     }
 
-    pub fn org(&self, name: &str) -> Option<DOrg> {
-        self.payload
-            .get(name)
-            .and_then(Value::as_org)
-            .and_then(|o| dorg(o).ok())
+    pub fn org(&self, name: &str) -> Option<OrgCode> {
+        self.payload.get(name).and_then(Value::as_org)
     }
 }
 
@@ -394,7 +381,7 @@ pub(crate) enum Pending {
     Add(&'static str, Uuid),
     Remove(&'static str, Uuid),
     /// An event with its acting org (payload field `org`) and the rest of its payload.
-    Event(&'static str, DOrg, Vec<(&'static str, Value)>),
+    Event(&'static str, OrgCode, Vec<(&'static str, Value)>),
 }
 
 /// State shared by all services of one node.
@@ -420,7 +407,7 @@ impl Core {
 
     /// Refuses an org unit named by a request field that this node does not know: a node
     /// takes records only for org units in its tree.
-    pub async fn require_org(&self, field: &str, org: &DOrg) -> Result<()> {
+    pub async fn require_org(&self, field: &str, org: &OrgCode) -> Result<()> {
         self.tree()
             .await?
             .require(field, org)
@@ -434,7 +421,7 @@ impl Core {
     pub async fn page(
         &self,
         kind: &'static str,
-        org: &DOrg,
+        org: &OrgCode,
         limit: u32,
         offset: u64,
     ) -> Result<Vec<StoredRecord>> {
@@ -442,7 +429,7 @@ impl Core {
         let fence = self.fence("org", Some(org))?;
         Ok(self
             .store
-            .records_of_kind(kind_id, Some(rorg(org)?), limit, offset)
+            .records_of_kind(kind_id, Some(*org), limit, offset)
             .await?
             .into_iter()
             .filter(|r| !r.deleted && self.readable(fence.as_ref(), r))
@@ -452,7 +439,7 @@ impl Core {
     /// The person the current call is for, after refusing a listing of `org` entirely outside
     /// their reach (a township clerk listing another township). A listing of a unit above them
     /// is then filtered record by record.
-    fn fence(&self, field: &str, org: Option<&DOrg>) -> Result<Option<Caller>> {
+    fn fence(&self, field: &str, org: Option<&OrgCode>) -> Result<Option<Caller>> {
         let caller = current_caller();
         if let (Some(c), Some(org)) = (&caller, org)
             && !c.may_read_org(org)
@@ -467,23 +454,23 @@ impl Core {
     }
 
     /// Refuses a request naming an org unit outside the caller's reach (reports, rates).
-    pub fn require_reach(&self, field: &str, org: &DOrg) -> Result<()> {
+    pub fn require_reach(&self, field: &str, org: &OrgCode) -> Result<()> {
         self.fence(field, Some(org)).map(|_| ())
     }
 
     /// The default org unit of a listing: the node's, or the caller's own when the caller sits
     /// below this node (a township clerk at the county sees their township by default).
-    pub fn default_org(&self) -> Result<DOrg> {
+    pub fn default_org(&self) -> Result<OrgCode> {
         let node = self.node_org()?;
         Ok(match current_caller() {
-            Some(c) if node.is_same_or_ancestor_of(&c.org) => c.org,
+            Some(c) if node.contains(c.org) => c.org,
             _ => node,
         })
     }
 
     /// The node's own org unit.
-    pub fn node_org(&self) -> Result<DOrg> {
-        dorg(self.store.org())
+    pub fn node_org(&self) -> Result<OrgCode> {
+        Ok(self.store.org())
     }
 
     /// Loads a live record of `kind` named by the request field `field`.
@@ -529,11 +516,15 @@ impl Core {
     }
 
     /// Every live record of `kind` in `org`'s subtree (all when `None`), by id.
-    pub async fn list(&self, kind: &'static str, org: Option<&DOrg>) -> Result<Vec<StoredRecord>> {
+    pub async fn list(
+        &self,
+        kind: &'static str,
+        org: Option<&OrgCode>,
+    ) -> Result<Vec<StoredRecord>> {
         const PAGE: u32 = 1000;
         let kind_id = self.kind(kind)?.id;
         let fence = self.fence("org", org)?;
-        let org = org.map(rorg).transpose()?;
+        let org = org.copied();
         let mut out = Vec::new();
         let mut offset = 0u64;
         loop {
@@ -592,7 +583,7 @@ impl Core {
         caller: &Caller,
         kind: RecordKind,
         step: Step,
-        record_org: &DOrg,
+        record_org: &OrgCode,
     ) -> Result<()> {
         let tree = self.tree().await?;
         self.authorize_in(caller, kind, step, record_org, &tree)
@@ -605,7 +596,7 @@ impl Core {
         caller: &Caller,
         kind: RecordKind,
         step: Step,
-        record_org: &DOrg,
+        record_org: &OrgCode,
         tree: &OrgTree,
     ) -> Result<()> {
         if caller.role == UserRole::ReadOnly {
@@ -662,7 +653,7 @@ impl Core {
                 ),
                 Pending::Event(name, org, fields) => {
                     let event = schema.event_named(name).ok_or_else(|| missing(name))?;
-                    let mut payload = vec![(FieldId(0), Value::Org(rorg(&org)?))];
+                    let mut payload = vec![(FieldId(0), Value::Org(org))];
                     for (field, value) in fields {
                         if value == Value::Null {
                             continue;
@@ -679,7 +670,7 @@ impl Core {
             });
         }
         let author = Author {
-            org: rorg(&caller.org)?,
+            org: caller.org,
             number: caller.user,
         };
         self.store
@@ -763,10 +754,9 @@ pub(crate) fn set(r: &StoredRecord, name: &str) -> Vec<Uuid> {
 }
 
 /// The owning org of a record, in the domain's form.
-pub(crate) fn record_org(r: &StoredRecord) -> Result<DOrg> {
+pub(crate) fn record_org(r: &StoredRecord) -> Result<OrgCode> {
     r.org
         .ok_or_else(|| Error::Internal(format!("record {} has no org", r.id)))
-        .and_then(dorg)
 }
 
 pub(crate) fn org_string(r: &StoredRecord) -> String {
@@ -777,23 +767,12 @@ pub(crate) fn conflicting_fields(r: &StoredRecord) -> Vec<String> {
     r.conflicts.keys().cloned().collect()
 }
 
-pub(crate) fn dorg(o: ROrg) -> Result<DOrg> {
-    DOrg::parse(&o.to_string()).map_err(|e| Error::Internal(format!("stored org {o}: {e}")))
-}
-
-pub(crate) fn rorg(o: &DOrg) -> Result<ROrg> {
-    o.as_str()
-        .parse::<ROrg>()
-        .map_err(|e| Error::invalid("org", e.to_string(), "行政区划代码无效"))
-}
-
 /// Parses a request's org code field; empty means `default`.
-pub(crate) fn parse_org(field: &str, raw: &str, default: &DOrg) -> Result<DOrg> {
+pub(crate) fn parse_org(field: &str, raw: &str, default: &OrgCode) -> Result<OrgCode> {
     if raw.trim().is_empty() {
-        return Ok(default.clone());
+        return Ok(*default);
     }
-    DOrg::parse(raw)
-        .map_err(|e| Error::invalid(field, e.reason().to_owned(), e.reason_zh().to_owned()))
+    OrgCode::parse(raw).map_err(|e| Error::invalid(field, e.to_string(), e.reason_zh()))
 }
 
 pub(crate) fn parse_id(field: &str, raw: &str) -> Result<Uuid> {

@@ -337,7 +337,7 @@ impl At {
         if let Ok(org) = renda_domain::org::OrgCode::parse(&self.org) {
             let mut caller = Caller::system(&org);
             caller.user = 1;
-            if org.level() == renda_domain::org::OrgLevel::Township {
+            if org.level() == renda_domain::org::Level::Township {
                 caller.role = crate::auth::UserRole::TownshipClerk;
             }
             req.extensions_mut().insert(caller);

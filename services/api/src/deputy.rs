@@ -275,7 +275,7 @@ impl Service {
             .await?;
         let mut changes = changes(&deputy, new.then(new_token));
         if new {
-            changes.insert(0, Pending::Put("org", Value::Org(rorg(&deputy.org)?)));
+            changes.insert(0, Pending::Put("org", Value::Org(deputy.org)));
         }
         if let Some(number) = &deputy.id_card_number {
             // Written first, so that a failure leaves no masked number without its record.
@@ -284,7 +284,7 @@ impl Service {
                 identity_id(id),
                 kind::DEPUTY_IDENTITY,
                 vec![
-                    Pending::Put("org", Value::Org(rorg(&deputy.org)?)),
+                    Pending::Put("org", Value::Org(deputy.org)),
                     Pending::Put("deputy", reference(id)),
                     Pending::Put("id_card", Value::Text(number.as_unmasked_str().to_owned())),
                 ],
@@ -537,7 +537,7 @@ impl pb::deputies_server::Deputies for Service {
             .await?;
         let id = new_id();
         let mut changes = vec![
-            Pending::Put("org", Value::Org(rorg(&org)?)),
+            Pending::Put("org", Value::Org(org)),
             Pending::Put("name", Value::Text(name)),
             Pending::Put("sector", text_value(sector.unwrap_or_default())),
         ];

@@ -113,7 +113,7 @@ impl pb::evaluations_server::Evaluations for Service {
             deputy.id.0,
             term,
             on,
-            org.clone(),
+            org,
             &req.summary,
             req.voters_present,
         )
@@ -125,7 +125,7 @@ impl pb::evaluations_server::Evaluations for Service {
             rb.id,
             kind::REPORT_BACK,
             vec![
-                Pending::Put("org", Value::Org(rorg(&org)?)),
+                Pending::Put("org", Value::Org(org)),
                 Pending::Put("deputy", reference(rb.deputy)),
                 Pending::Put("term", Value::Int(i64::from(rb.term))),
                 Pending::Put("on", date_value(rb.on)),
@@ -215,7 +215,7 @@ impl pb::evaluations_server::Evaluations for Service {
             id,
             kind::EVALUATION,
             vec![
-                Pending::Put("org", Value::Org(rorg(&org)?)),
+                Pending::Put("org", Value::Org(org)),
                 Pending::Put("deputy", reference(e.deputy)),
                 Pending::Put("year", Value::Int(i64::from(e.year))),
                 Pending::Put("self_score", Value::Int(i64::from(e.self_score.get()))),
@@ -304,8 +304,8 @@ impl pb::evaluations_server::Evaluations for Service {
             .into());
         }
         let org = core.node_org()?;
-        let a = ev::Appraisal::new(new_id(), &req.department, org.clone(), req.year)
-            .map_err(Error::from)?;
+        let a =
+            ev::Appraisal::new(new_id(), &req.department, org, req.year).map_err(Error::from)?;
         core.authorize(&caller, RecordKind::Evaluation, Step::Edit, &org)
             .await?;
         core.write(
@@ -313,7 +313,7 @@ impl pb::evaluations_server::Evaluations for Service {
             a.id,
             kind::APPRAISAL,
             vec![
-                Pending::Put("org", Value::Org(rorg(&org)?)),
+                Pending::Put("org", Value::Org(org)),
                 Pending::Put("department", Value::Text(a.department.clone())),
                 Pending::Put("year", Value::Int(i64::from(a.year))),
             ],
@@ -339,7 +339,7 @@ impl pb::evaluations_server::Evaluations for Service {
         let org = record_org(&r)?;
         core.authorize(&caller, RecordKind::Evaluation, Step::Edit, &org)
             .await?;
-        if !is_serving(&deputy) || !org.is_same_or_ancestor_of(&record_org(&deputy)?) {
+        if !is_serving(&deputy) || !org.contains(record_org(&deputy)?) {
             return Err(Error::precondition(
                 "deputy_id",
                 "only serving deputies of the appraising congress vote",

@@ -455,9 +455,7 @@ pub(crate) async fn admit(
                     "该账号已停用",
                 ));
             }
-            if text(&user, "role") != claims.role.as_str()
-                || user.org.map(|o| o.to_string()).as_deref() != Some(claims.org.as_str())
-            {
+            if text(&user, "role") != claims.role.as_str() || user.org != Some(claims.org) {
                 return Err(Refusal::unauthenticated(
                     "ACCOUNT_CHANGED",
                     "the account's role or unit changed since log-in: log in again",
@@ -479,7 +477,7 @@ pub(crate) async fn admit(
     let node = core
         .node_org()
         .map_err(|_| Refusal::denied("NODE", "the node's org code is invalid", "节点配置有误"))?;
-    if !(caller.org.is_same_or_ancestor_of(&node) || node.is_same_or_ancestor_of(&caller.org)) {
+    if !(caller.org.contains(node) || node.contains(caller.org)) {
         return Err(Refusal::denied(
             "OUTSIDE_SCOPE",
             format!(

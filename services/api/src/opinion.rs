@@ -133,7 +133,7 @@ impl Service {
         let core = &self.0;
         let r = core.get("opinion_id", id, kind::OPINION).await?;
         let state = fold(core, &r)?;
-        let handling = state.handling_org.clone();
+        let handling = state.handling_org;
         core.authorize(caller, RecordKind::Opinion, step, &handling)
             .await?;
         let (event, name, mut fields) = make(&state)?;
@@ -191,7 +191,7 @@ impl pb::opinions_server::Opinions for Service {
         core.authorize(&caller, RecordKind::Opinion, Step::Edit, &o.org)
             .await?;
         let mut changes = vec![
-            Pending::Put("org", Value::Org(rorg(&o.org)?)),
+            Pending::Put("org", Value::Org(o.org)),
             Pending::Put("content", Value::Text(o.content.clone())),
             Pending::Put("source", Value::Text(req.source.trim().to_owned())),
             Pending::Put("raised_at", Value::Int(raised)),
@@ -276,10 +276,10 @@ impl pb::opinions_server::Opinions for Service {
                 |state| {
                     let event = op::escalate(state, &tree, Utc::now())?;
                     let to = match &event {
-                        op::Event::Escalated { to, .. } => to.clone(),
+                        op::Event::Escalated { to, .. } => *to,
                         _ => return Err(Error::Internal("escalate built another event".into())),
                     };
-                    Ok((event, "escalated", vec![("to", Value::Org(rorg(&to)?))]))
+                    Ok((event, "escalated", vec![("to", Value::Org(to))]))
                 },
             )
             .await?,

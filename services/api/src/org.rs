@@ -2,7 +2,7 @@
 //! any record, and settling a conflict on any field of any record.
 
 use renda_domain::authority::{RecordKind, Step};
-use renda_domain::org::OrgCode as DOrg;
+use renda_domain::org::OrgCode;
 use renda_proto::org::v1 as pb;
 use renda_replica::schema::FieldSchema;
 use renda_replica::{Author, RecordId, Value, ValueType};
@@ -16,7 +16,7 @@ use crate::schema::kind;
 pub(crate) struct Units(pub Shared);
 pub(crate) struct Records(pub Shared);
 
-fn unit_pb(code: &DOrg, name: &str) -> pb::OrgUnit {
+fn unit_pb(code: &OrgCode, name: &str) -> pb::OrgUnit {
     pb::OrgUnit {
         code: code.to_string(),
         name: name.to_owned(),
@@ -60,10 +60,10 @@ fn add_checked(
     core: &Core,
     caller: &Caller,
     tree: &mut renda_domain::org::OrgTree,
-    code: &DOrg,
+    code: &OrgCode,
     name: &str,
 ) -> Result<()> {
-    tree.add(code.clone(), name).map_err(|e| match e {
+    tree.add(*code, name).map_err(|e| match e {
         renda_domain::Error::Precondition {
             reason, reason_zh, ..
         } => Error::precondition("code", reason, reason_zh),
@@ -74,14 +74,14 @@ fn add_checked(
 
 /// Writes the record of a checked unit: one record per code, with an id derived from it, so
 /// two creations are one record.
-async fn write_unit(core: &Core, caller: &Caller, code: &DOrg, name: &str) -> Result<()> {
-    let id = Uuid::from_u128(u128::from(rorg(code)?.get()));
+async fn write_unit(core: &Core, caller: &Caller, code: &OrgCode, name: &str) -> Result<()> {
+    let id = Uuid::from_u128(u128::from(code.get()));
     core.write(
         caller,
         id,
         kind::ORG_UNIT,
         vec![
-            Pending::Put("org", Value::Org(rorg(code)?)),
+            Pending::Put("org", Value::Org(*code)),
             Pending::Put("name", Value::Text(name.to_owned())),
         ],
     )
@@ -172,14 +172,9 @@ fn parse_value(field: &FieldSchema, raw: &str) -> Result<Value> {
         ValueType::Date => date_value(parse_day("value", trimmed)?),
         ValueType::Ref => reference(parse_id("value", trimmed)?),
         ValueType::Org => {
-            let code = DOrg::parse(trimmed).map_err(|e| {
-                Error::invalid("value", e.reason().to_owned(), e.reason_zh().to_owned())
-            })?;
-            Value::Org(
-                code.as_str()
-                    .parse()
-                    .map_err(|_| wrong("an org unit code", "行政区划代码无效"))?,
-            )
+            let code = OrgCode::parse(trimmed)
+                .map_err(|e| Error::invalid("value", e.to_string(), e.reason_zh()))?;
+            Value::Org(code)
         }
     })
 }
@@ -268,7 +263,7 @@ pub(crate) async fn resolve_conflict(
     }
     let field_id = field_schema.id;
     let author = Author {
-        org: rorg(&caller.org)?,
+        org: caller.org,
         number: caller.user,
     };
     let written = value.clone();
@@ -356,7 +351,7 @@ impl pb::records_server::Records for Records {
 pub fn parse_units_csv(
     source: &str,
     text: &str,
-) -> std::result::Result<Vec<(DOrg, String)>, String> {
+) -> std::result::Result<Vec<(OrgCode, String)>, String> {
     let mut units = Vec::new();
     let mut seen = std::collections::BTreeMap::new();
     let mut first = true;
@@ -375,7 +370,8 @@ pub fn parse_units_csv(
         if std::mem::take(&mut first) && code.eq_ignore_ascii_case("code") {
             continue;
         }
-        let parsed = DOrg::parse(code).map_err(|e| format!("{source} line {line}: code: {e}"))?;
+        let parsed =
+            OrgCode::parse(code).map_err(|e| format!("{source} line {line}: code: {e}"))?;
         let name = renda_domain::text::bounded("name", name, 2, 50)
             .map_err(|e| format!("{source} line {line}: name: {e}"))?;
         if let Some(first) = seen.insert(parsed.to_string(), line) {
@@ -399,7 +395,7 @@ pub fn parse_units_csv(
 pub async fn bootstrap_units(
     store: &renda_store::Store,
     ctx: &crate::ApiContext,
-    units: &[(DOrg, String)],
+    units: &[(OrgCode, String)],
 ) -> Result<usize> {
     let core = Core {
         store: store.clone(),
@@ -407,8 +403,8 @@ pub async fn bootstrap_units(
     };
     let me = core.node_org()?;
     let caller = Caller::system(&me);
-    let mut ordered: Vec<&(DOrg, String)> = units.iter().collect();
-    ordered.sort_by_key(|(code, _)| (code.as_str().len(), code.clone()));
+    let mut ordered: Vec<&(OrgCode, String)> = units.iter().collect();
+    ordered.sort_by_key(|(code, _)| (code.digits(), *code));
     let mut tree = core.tree().await?.as_ref().clone();
     // What is stored already, without the context's base tree: a unit the base names but no
     // record holds yet is written.
@@ -438,7 +434,7 @@ mod unit_list_tests {
         let text = "\u{feff}code,name\n# 青岛\n370200,青岛市\n\n370202, \"市南区\" \n";
         let units = parse_units_csv("units.csv", text).unwrap();
         assert_eq!(units.len(), 2);
-        assert_eq!(units[1].0.as_str(), "370202");
+        assert_eq!(units[1].0.to_string(), "370202");
         assert_eq!(units[1].1, "市南区");
     }
 

@@ -5,17 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use renda_domain::org::OrgTree;
-use renda_replica::{Author, OrgCode as ROrg, Value};
+use renda_replica::{Author, OrgCode, Value};
 use renda_store::Store;
 
-use crate::core::dorg;
 use crate::error::{Error, Result};
 use crate::schema::kind;
 
 /// The users and org units this node holds, to name authors by.
 #[derive(Debug, Clone)]
 pub struct Directory {
-    users: BTreeMap<(ROrg, u32), String>,
+    users: BTreeMap<(OrgCode, u32), String>,
     tree: Arc<OrgTree>,
 }
 
@@ -53,10 +52,10 @@ impl Directory {
     }
 
     /// The org unit's name, or its code while its record has not arrived.
-    pub fn unit(&self, org: ROrg) -> String {
-        dorg(org)
-            .ok()
-            .and_then(|code| self.tree.get(&code).map(|u| u.name.clone()))
+    pub fn unit(&self, org: OrgCode) -> String {
+        self.tree
+            .get(&org)
+            .map(|u| u.name.clone())
             .unwrap_or_else(|| org.to_string())
     }
 

@@ -342,7 +342,7 @@ impl pb::projects_server::Projects for Service {
             id,
             kind::CONGRESS_SESSION,
             vec![
-                Pending::Put("org", Value::Org(rorg(&org)?)),
+                Pending::Put("org", Value::Org(org)),
                 Pending::Put("name", Value::Text(name)),
                 Pending::Put("year", Value::Int(i64::from(req.year))),
                 Pending::Put("to_adopt", Value::Int(i64::from(req.to_adopt))),
@@ -443,7 +443,7 @@ impl pb::projects_server::Projects for Service {
             p.id,
             kind::PROJECT,
             vec![
-                Pending::Put("org", Value::Org(rorg(&p.congress)?)),
+                Pending::Put("org", Value::Org(p.congress)),
                 Pending::Put("year", Value::Int(i64::from(p.year))),
                 Pending::Put("title", Value::Text(p.title.clone())),
                 Pending::Put("summary", text_value(p.summary.clone())),
@@ -711,7 +711,7 @@ impl pb::projects_server::Projects for Service {
                     kind::PROJECT,
                     vec![Pending::Event(
                         "voted",
-                        org.clone(),
+                        org,
                         vec![("on", date_value(at)), ("adopted", Value::Bool(adopted))],
                     )],
                 )
@@ -933,7 +933,7 @@ impl pb::projects_server::Projects for Service {
             .get("group_id", &req.group_id, kind::DEPUTY_GROUP)
             .await?;
         let org = record_org(&project)?;
-        if !org.is_same_or_ancestor_of(&record_org(&group)?) {
+        if !org.contains(record_org(&group)?) {
             return Err(Error::invalid(
                 "group_id",
                 "the group is not in the project's congress",

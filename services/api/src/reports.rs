@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Utc};
 use renda_domain::activity::DutyRecordKind;
-use renda_domain::org::{OrgCode as DOrg, OrgLevel, OrgTree};
+use renda_domain::org::{Level, OrgCode, OrgTree};
 use renda_domain::rates::{self, Rate, RateKind};
 use renda_domain::suggestion as sug;
 use renda_proto::report::v1 as pb;
@@ -78,7 +78,7 @@ pub(crate) struct Service {
 #[derive(Clone, Debug)]
 struct Query {
     name: &'static str,
-    org: DOrg,
+    org: OrgCode,
     from: NaiveDate,
     to: NaiveDate,
     limit_hours: u32,
@@ -99,8 +99,8 @@ fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
                 "未知的报表名称",
             )
         })?;
-    let org = DOrg::parse(&req.org_code)
-        .map_err(|e| Error::invalid("org", e.reason().to_owned(), e.reason_zh().to_owned()))?;
+    let org = OrgCode::parse(&req.org_code)
+        .map_err(|e| Error::invalid("org", e.to_string(), e.reason_zh()))?;
     if !tree.has(&org) {
         return Err(Error::invalid(
             "org",
@@ -145,26 +145,12 @@ fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
 // ---- SQL pieces ---------------------------------------------------------------------------
 
 /// `(r.org_code BETWEEN $a AND $b OR …)` for `org`'s subtree, appending the bounds to `args`.
-fn subtree_filter(org: &DOrg, column: &str, args: &mut Vec<Cell>) -> String {
-    let o: i64 = org.as_str().parse().unwrap_or(0);
-    let ranges: Vec<(i64, i64)> = match org.as_str().len() {
-        12 => vec![(o, o)],
-        9 => vec![(o, o), (o * 1000, o * 1000 + 999)],
-        _ if o % 100 != 0 => vec![
-            (o, o),
-            (o * 1000, o * 1000 + 999),
-            (o * 1_000_000, o * 1_000_000 + 999_999),
-        ],
-        _ => vec![
-            (o, o + 99),
-            (o * 1000, (o + 99) * 1000 + 999),
-            (o * 1_000_000, (o + 99) * 1_000_000 + 999_999),
-        ],
-    };
+fn subtree_filter(org: &OrgCode, column: &str, args: &mut Vec<Cell>) -> String {
     let mut parts = Vec::new();
-    for (lo, hi) in ranges {
-        args.push(Cell::Int(lo));
-        args.push(Cell::Int(hi));
+    for (lo, hi) in org.subtree_ranges() {
+        // Codes have at most 12 digits, far below `i64::MAX`.
+        args.push(Cell::Int(lo as i64));
+        args.push(Cell::Int(hi as i64));
         parts.push(format!(
             "{column} BETWEEN ${} AND ${}",
             args.len() - 1,
@@ -183,44 +169,42 @@ fn push(args: &mut Vec<Cell>, cell: Cell) -> String {
 
 /// The rows of a report: the requested unit itself (本级) and each child unit.
 struct Groups {
-    units: Vec<(DOrg, String)>,
-    index: HashMap<String, usize>,
+    units: Vec<(OrgCode, String)>,
+    index: HashMap<OrgCode, usize>,
 }
 
 impl Groups {
-    fn new(tree: &OrgTree, org: &DOrg) -> Groups {
+    fn new(tree: &OrgTree, org: &OrgCode) -> Groups {
         let mut units = vec![(
-            org.clone(),
+            *org,
             format!(
                 "{}(本级)",
                 tree.get(org).map(|u| u.name.as_str()).unwrap_or("")
             ),
         )];
         let mut children: Vec<_> = tree.children(org);
-        children.sort_by(|a, b| a.code.cmp(&b.code));
-        units.extend(
-            children
-                .into_iter()
-                .map(|u| (u.code.clone(), u.name.clone())),
-        );
+        children.sort_by_key(|a| a.code);
+        units.extend(children.into_iter().map(|u| (u.code, u.name.clone())));
         let index = units
             .iter()
             .enumerate()
-            .map(|(i, (c, _))| (c.to_string(), i))
+            .map(|(i, (c, _))| (*c, i))
             .collect();
         Groups { units, index }
     }
 
     /// The row a record of org `code` counts in: the child unit it lies under, or 本级.
     fn of(&self, code: i64) -> Option<usize> {
-        let code = DOrg::parse(&code.to_string()).ok()?;
-        if let Some(i) = self.index.get(code.as_str()) {
+        let code = u64::try_from(code)
+            .ok()
+            .and_then(|c| OrgCode::new(c).ok())?;
+        if let Some(i) = self.index.get(&code) {
             return Some(*i);
         }
         code.ancestors()
             .iter()
-            .find_map(|a| self.index.get(a.as_str()).copied())
-            .or_else(|| self.units[0].0.is_same_or_ancestor_of(&code).then_some(0))
+            .find_map(|a| self.index.get(a).copied())
+            .or_else(|| self.units[0].0.contains(code).then_some(0))
     }
 
     fn len(&self) -> usize {
@@ -294,8 +278,8 @@ fn title_of(name: &str) -> &'static str {
 }
 
 /// Parses an org code from a request, with the Chinese reason on refusal.
-pub fn parse_org_code(raw: &str) -> std::result::Result<DOrg, String> {
-    DOrg::parse(raw).map_err(|e| e.reason_zh().to_owned())
+pub fn parse_org_code(raw: &str) -> std::result::Result<OrgCode, String> {
+    OrgCode::parse(raw).map_err(|e| e.reason_zh().to_owned())
 }
 
 /// The Chinese title of a report (file names of exports use it).
@@ -484,9 +468,9 @@ impl Service {
         let mut townships: Vec<_> = tree
             .subtree(&q.org)
             .into_iter()
-            .filter(|u| u.level() == OrgLevel::Township)
+            .filter(|u| u.level() == Level::Township)
             .collect();
-        townships.sort_by(|a, b| a.code.cmp(&b.code));
+        townships.sort_by_key(|a| a.code);
         for unit in townships {
             let code = unit.code.to_string();
             let (last, pending, source) = if let Some(n) = reported.get(&code) {
@@ -499,7 +483,11 @@ impl Service {
                 unit.code
                     .ancestors()
                     .iter()
-                    .find_map(|a| known.get(a.as_str()).map(|(l, p, s)| (*l, *p, s.clone())))
+                    .find_map(|a| {
+                        known
+                            .get(&a.to_string())
+                            .map(|(l, p, s)| (*l, *p, s.clone()))
+                    })
                     .unwrap_or((0, 0, String::new()))
             };
             let stale = last == 0 || now - last > limit_ms;
@@ -514,9 +502,9 @@ impl Service {
             });
         }
         // The node's own org unit, when a township, is always fresh here.
-        if q.org.level() == OrgLevel::Township
-            && let Some(f) = out.iter_mut().find(|f| f.org_code == q.org.as_str())
-            && self.core.store.org().to_string() == q.org.as_str()
+        if q.org.level() == Level::Township
+            && let Some(f) = out.iter_mut().find(|f| f.org_code == q.org.to_string())
+            && self.core.store.org() == q.org
         {
             f.last_sync_unix_ms = now;
             f.stale = false;
@@ -1551,7 +1539,7 @@ mod tests {
     #[test]
     fn subtree_filters_bind_their_bounds() {
         let mut args = vec![Cell::Int(9)];
-        let sql = subtree_filter(&DOrg::parse("370202").unwrap(), "r.org_code", &mut args);
+        let sql = subtree_filter(&OrgCode::parse("370202").unwrap(), "r.org_code", &mut args);
         assert_eq!(
             sql,
             "(r.org_code BETWEEN $2 AND $3 OR r.org_code BETWEEN $4 AND $5 OR r.org_code BETWEEN $6 AND $7)"

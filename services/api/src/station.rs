@@ -136,7 +136,7 @@ impl pb::stations_server::Stations for Service {
         core.authorize(&caller, RecordKind::Station, Step::Edit, &station.org)
             .await?;
         let mut changes = vec![
-            Pending::Put("org", Value::Org(rorg(&station.org)?)),
+            Pending::Put("org", Value::Org(station.org)),
             Pending::Put("qr_token", Value::Text(new_token())),
         ];
         changes.extend(station_changes(&station, &req.kind));

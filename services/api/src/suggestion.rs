@@ -10,7 +10,7 @@
 use chrono::NaiveDate;
 use renda_domain::authority::{RecordKind, Step};
 use renda_domain::event::Stamped;
-use renda_domain::org::OrgCode as DOrg;
+use renda_domain::org::OrgCode;
 use renda_domain::rates;
 use renda_domain::suggestion::{
     self as sug, Assignment, Event, Kind, ReplyCategory, Satisfaction, Status as St,
@@ -304,8 +304,8 @@ impl Service {
         let core = &self.0;
         let r = core.get("suggestion_id", id, kind::SUGGESTION).await?;
         let (s, state) = fold(core, &r)?;
-        let org: DOrg = match whose {
-            StepOrg::Congress => s.congress.clone(),
+        let org: OrgCode = match whose {
+            StepOrg::Congress => s.congress,
             StepOrg::Unit(unit) => {
                 let unit = core
                     .get_id(unit, kind::HANDLING_UNIT)
@@ -458,7 +458,7 @@ impl pb::suggestions_server::Suggestions for Service {
             id,
             kind::HANDLING_UNIT,
             vec![
-                Pending::Put("org", Value::Org(rorg(&org)?)),
+                Pending::Put("org", Value::Org(org)),
                 Pending::Put("name", Value::Text(name.clone())),
             ],
         )
@@ -526,7 +526,7 @@ impl pb::suggestions_server::Suggestions for Service {
         core.authorize(&caller, RecordKind::Suggestion, Step::Submit, &s.congress)
             .await?;
         let mut changes = vec![
-            Pending::Put("org", Value::Org(rorg(&s.congress)?)),
+            Pending::Put("org", Value::Org(s.congress)),
             Pending::Put("kind", Value::Text(kind_name(kind_).into())),
             Pending::Put("title", Value::Text(s.title.clone())),
             Pending::Put("body", Value::Text(s.body.clone())),
@@ -535,7 +535,7 @@ impl pb::suggestions_server::Suggestions for Service {
         changes.extend(s.co_signers.iter().map(|c| Pending::Add("co_signers", *c)));
         changes.push(Pending::Event(
             "submitted",
-            s.congress.clone(),
+            s.congress,
             vec![("on", date_value(on))],
         ));
         core.write(&caller, id, kind::SUGGESTION, changes).await?;

@@ -8,7 +8,7 @@
 //! Only the argon2id PHC string travels, never the password. Every login and failed login is
 //! logged with who and when; the password never is.
 
-use renda_domain::org::OrgCode as DOrg;
+use renda_domain::org::OrgCode;
 use renda_proto::auth::v1 as pb;
 use renda_replica::{RecordId, Value};
 use renda_store::{Cell, ColumnType, Store, StoredRecord};
@@ -22,7 +22,7 @@ use renda_domain::authority::{RecordKind, Step};
 use crate::auth::{self, Claims, TokenSigner, UserRole};
 use crate::core::{
     Caller, Core, Pending, Shared, boolean, caller, int, limit, new_id, parse_org, record_org,
-    ref_id, reference, rorg, text, text_value,
+    ref_id, reference, text, text_value,
 };
 use crate::error::{Error, Result};
 use crate::schema::kind;
@@ -125,7 +125,7 @@ struct UserRecord {
     login: String,
     display_name: String,
     role: Option<UserRole>,
-    org: DOrg,
+    org: OrgCode,
     disabled: bool,
     password_hash: String,
     subject: Option<Uuid>,
@@ -342,7 +342,7 @@ impl pb::auth_server::Auth for Service {
         let claims = Claims {
             user_id: user.id,
             user: user.number,
-            org: user.org.clone(),
+            org: user.org,
             role,
             subject: user.subject,
             expires_ms: now + self.ttl_ms,
@@ -393,7 +393,7 @@ impl pb::auth_server::Auth for Service {
                 login: String::new(),
                 display_name: String::new(),
                 role: Some(me.role),
-                org: me.org.clone(),
+                org: me.org,
                 disabled: false,
                 password_hash: String::new(),
                 subject: me.subject,
@@ -549,8 +549,8 @@ impl pb::auth_server::Auth for Service {
 }
 
 /// Refuses an administrator acting on a unit outside their subtree.
-fn require_admin_of(admin: &Caller, org: &DOrg) -> Result<()> {
-    if !admin.role.is_admin() || !admin.org.is_same_or_ancestor_of(org) {
+fn require_admin_of(admin: &Caller, org: &OrgCode) -> Result<()> {
+    if !admin.role.is_admin() || !admin.org.contains(*org) {
         return Err(Error::forbidden(
             "org_code",
             format!("{org} is outside the administrator's subtree {}", admin.org),
@@ -612,9 +612,8 @@ impl Service {
                 "只有市人大常委会代表工委可以创建市级办公室用户",
             ));
         }
-        let org = DOrg::parse(&req.org_code).map_err(|e| {
-            Error::invalid("org_code", e.reason().to_owned(), e.reason_zh().to_owned())
-        })?;
+        let org = OrgCode::parse(&req.org_code)
+            .map_err(|e| Error::invalid("org_code", e.to_string(), e.reason_zh()))?;
         if !self.core.tree().await?.has(&org) {
             return Err(Error::invalid(
                 "org_code",
@@ -660,7 +659,7 @@ impl Service {
 
     /// The record a deputy's or a handling unit's account acts as: required for those roles,
     /// a live record of the right kind at the account's unit; refused for the others.
-    async fn subject(&self, role: UserRole, org: &DOrg, raw: &str) -> Result<Option<Uuid>> {
+    async fn subject(&self, role: UserRole, org: &OrgCode, raw: &str) -> Result<Option<Uuid>> {
         let kind = match role {
             UserRole::Deputy => kind::DEPUTY,
             UserRole::HandlingUnit => kind::HANDLING_UNIT,
@@ -699,14 +698,14 @@ fn user_number(id: Uuid) -> u32 {
 
 /// The fields of a new user record.
 fn user_changes(
-    org: &DOrg,
+    org: &OrgCode,
     login: &str,
     display_name: &str,
     role: UserRole,
     password_hash: String,
     number: u32,
 ) -> Vec<Pending> {
-    let org = rorg(org).map(Value::Org).unwrap_or(Value::Null);
+    let org = Value::Org(*org);
     vec![
         Pending::Put("org", org),
         Pending::Put("login", Value::Text(login.to_owned())),
@@ -736,7 +735,7 @@ pub async fn bootstrap_user(
     login: &str,
     password: &str,
     role: UserRole,
-    org: &DOrg,
+    org: &OrgCode,
 ) -> Result<Bootstrapped> {
     let login = check_login(login)?;
     let login = login.as_str();
@@ -762,7 +761,7 @@ pub async fn bootstrap_user(
         });
     }
     let me = core.node_org()?;
-    if !me.is_same_or_ancestor_of(org) {
+    if !me.contains(*org) {
         return Err(Error::forbidden(
             "org_code",
             format!("{org} is outside this node's subtree {me}"),

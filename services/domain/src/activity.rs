@@ -72,7 +72,7 @@ impl Activity {
             id,
             kind: draft.kind,
             title: text::bounded("title", &draft.title, 2, 100)?,
-            organiser: OrgCode::parse(&draft.organiser).map_err(|e| rename(e, "organiser"))?,
+            organiser: crate::org::parse(&draft.organiser).map_err(|e| rename(e, "organiser"))?,
             starts_at: draft.starts_at,
             venue: text::optional("venue", Some(&draft.venue), 200)?,
         })

@@ -27,7 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::org::{OrgCode, OrgLevel, OrgTree};
+use crate::org::{Level, OrgCode, OrgTree};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -128,7 +128,7 @@ fn rule(kind: RecordKind, step: Step) -> Option<Rule> {
 /// `record_org`.
 pub fn check_write(
     author_org: &OrgCode,
-    author_level: OrgLevel,
+    author_level: Level,
     kind: RecordKind,
     step: Step,
     record_org: &OrgCode,
@@ -171,7 +171,7 @@ pub fn check_write(
             }
         }
         Rule::Assigner => {
-            if !matches!(author_level, OrgLevel::City | OrgLevel::County) {
+            if !matches!(author_level, Level::City | Level::County) {
                 return Err(Error::forbidden(
                     "author_level",
                     "only a county or city deputy office assigns and supervises suggestions",
@@ -190,7 +190,7 @@ pub fn check_write(
         }
         Rule::Register => {
             let owner = record_org.node_unit();
-            let office_above = matches!(author_level, OrgLevel::City | OrgLevel::County)
+            let office_above = matches!(author_level, Level::City | Level::County)
                 && tree.contains(author_org, record_org);
             if owner != *author_org && !office_above {
                 return Err(Error::forbidden(
@@ -203,7 +203,7 @@ pub fn check_write(
             }
         }
         Rule::City => {
-            if author_level != OrgLevel::City || !tree.contains(author_org, record_org) {
+            if author_level != Level::City || !tree.contains(author_org, record_org) {
                 return Err(Error::forbidden(
                     "author_org",
                     "org units are reference data written by the city for its subtree",
@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(
             check_write(
                 &author,
-                OrgLevel::Township,
+                Level::Township,
                 RecordKind::Station,
                 Step::Edit,
                 &village,
@@ -370,7 +370,7 @@ mod tests {
         );
         let e = check_write(
             &village,
-            OrgLevel::Village,
+            Level::Village,
             RecordKind::Station,
             Step::Edit,
             &village,
@@ -385,7 +385,7 @@ mod tests {
         let tree = OrgTree::demo();
         let e = check_write(
             &code("370202"),
-            OrgLevel::Township,
+            Level::Township,
             RecordKind::Deputy,
             Step::Edit,
             &code("370202"),

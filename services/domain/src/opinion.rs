@@ -92,7 +92,7 @@ impl Opinion {
             id,
             content: text::bounded("content", &draft.content, 5, 2000)?,
             source: draft.source,
-            org: OrgCode::parse(&draft.org).map_err(|e| rename(e, "org"))?,
+            org: crate::org::parse(&draft.org).map_err(|e| rename(e, "org"))?,
             station: draft.station,
             raised_at: draft.raised_at,
         })
@@ -151,8 +151,8 @@ pub struct State {
 pub fn fold(opinion: &Opinion, events: &[Stamped<Event>]) -> State {
     let mut s = State {
         status: Status::Open,
-        handling_org: opinion.org.clone(),
-        handled_by: vec![opinion.org.clone()],
+        handling_org: opinion.org,
+        handled_by: vec![opinion.org],
         resolved_at: None,
         applied: Vec::new(),
         flags: Vec::new(),
@@ -174,7 +174,7 @@ fn refuse(reason: &str, reason_zh: &str) -> Refusal {
 
 fn apply(s: &mut State, event: &Event) -> std::result::Result<(), Refusal> {
     let finished = matches!(s.status, Status::Resolved | Status::Closed);
-    let holds = |by: &OrgCode, s: &State| by.is_same_or_ancestor_of(&s.handling_org);
+    let holds = |by: &OrgCode, s: &State| by.contains(s.handling_org);
     match event {
         Event::Routed { by, route, .. } => {
             if finished {
@@ -218,8 +218,8 @@ fn apply(s: &mut State, event: &Event) -> std::result::Result<(), Refusal> {
                     "只能向直接上级单位反映",
                 ));
             }
-            s.handling_org = to.clone();
-            s.handled_by.push(to.clone());
+            s.handling_org = *to;
+            s.handled_by.push(*to);
             s.status = Status::Handling(OpinionRoute::EscalatedUpward);
         }
         Event::Resolved { by, at, .. } => {
@@ -266,7 +266,7 @@ pub fn escalate(state: &State, tree: &OrgTree, at: DateTime<Utc>) -> Result<Even
     })?;
     tree.require("handling_org", &to)?;
     Ok(Event::Escalated {
-        from: state.handling_org.clone(),
+        from: state.handling_org,
         to,
         at,
     })
@@ -385,7 +385,7 @@ mod tests {
                 1,
                 1,
                 Event::Routed {
-                    by: by.clone(),
+                    by,
                     route: OpinionRoute::AssignedToDepartment,
                     to: Some("区城市管理局".into()),
                     at: at(1),
@@ -395,7 +395,7 @@ mod tests {
                 2,
                 1,
                 Event::Resolved {
-                    by: by.clone(),
+                    by,
                     note: "已修复".into(),
                     at: at(2),
                 },
@@ -404,7 +404,7 @@ mod tests {
                 3,
                 1,
                 Event::FollowedUp {
-                    by: by.clone(),
+                    by,
                     citizen_satisfied: true,
                     at: at(3),
                 },
@@ -433,7 +433,7 @@ mod tests {
         let e = check(
             &s,
             &Event::FollowedUp {
-                by: o.org.clone(),
+                by: o.org,
                 citizen_satisfied: true,
                 at: at(1),
             },
@@ -443,7 +443,7 @@ mod tests {
         let e = check(
             &s,
             &Event::Resolved {
-                by: o.org.clone(),
+                by: o.org,
                 note: "好".into(),
                 at: at(1),
             },
@@ -453,7 +453,7 @@ mod tests {
         let e = check(
             &s,
             &Event::Routed {
-                by: o.org.clone(),
+                by: o.org,
                 route: OpinionRoute::EscalatedUpward,
                 to: None,
                 at: at(1),
@@ -464,7 +464,7 @@ mod tests {
         let e = check(
             &s,
             &Event::Escalated {
-                from: o.org.clone(),
+                from: o.org,
                 to: code("370200"),
                 at: at(1),
             },

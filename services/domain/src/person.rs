@@ -337,7 +337,7 @@ impl Deputy {
                 "至少须填写一个代表层级",
             ));
         }
-        let org = OrgCode::parse(&draft.org).map_err(|e| rename(e, "org"))?;
+        let org = crate::org::parse(&draft.org).map_err(|e| rename(e, "org"))?;
         let constituency = text::bounded("constituency", &draft.constituency, 2, 100)?;
         let term = u8::try_from(draft.term)
             .ok()
@@ -501,7 +501,7 @@ mod tests {
         assert_eq!(d.levels.len(), 2);
         assert_eq!(d.gender, Gender::Male);
         assert!(d.is_serving());
-        assert_eq!(d.org.as_str(), "370202001");
+        assert_eq!(d.org.to_string(), "370202001");
     }
 
     #[test]

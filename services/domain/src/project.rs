@@ -89,7 +89,7 @@ impl Project {
         }
         Ok(Self {
             id,
-            congress: OrgCode::parse(&draft.congress).map_err(|e| rename(e, "congress"))?,
+            congress: crate::org::parse(&draft.congress).map_err(|e| rename(e, "congress"))?,
             year: draft.year,
             title: text::bounded("title", &draft.title, 4, 100)?,
             summary: text::bounded("summary", &draft.summary, 0, 5000)?,

@@ -209,7 +209,7 @@ impl Station {
         let kind = draft
             .kind
             .ok_or_else(|| Error::invalid("kind", "is required", "站点类型为必填项"))?;
-        let org = OrgCode::parse(&draft.org).map_err(|e| rename(e, "org"))?;
+        let org = crate::org::parse(&draft.org).map_err(|e| rename(e, "org"))?;
         let address = text::optional("address", Some(&draft.address), 200)?;
         if address.is_none() && kind != StationKind::Online {
             return Err(Error::invalid(

@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::event::{Flag, Stamp, Stamped, in_order};
-use crate::org::{OrgCode, OrgLevel};
+use crate::org::{Level, OrgCode};
 use crate::person::rename;
 use crate::{Error, Result, text};
 
@@ -76,11 +76,11 @@ impl Kind {
 
 /// How many deputies must jointly sign a motion at a congress of this level (lead included):
 /// 10 at a city or county congress, 5 at a township congress. Villages hold no congress.
-pub const fn motion_minimum(level: OrgLevel) -> Option<usize> {
+pub const fn motion_minimum(level: Level) -> Option<usize> {
     match level {
-        OrgLevel::City | OrgLevel::County => Some(10),
-        OrgLevel::Township => Some(5),
-        OrgLevel::Village => None,
+        Level::City | Level::County => Some(10),
+        Level::Township => Some(5),
+        Level::Village => None,
     }
 }
 
@@ -109,7 +109,7 @@ pub struct Suggestion {
 
 impl Suggestion {
     pub fn parse(draft: Draft, id: Uuid) -> Result<Self> {
-        let congress = OrgCode::parse(&draft.congress).map_err(|e| rename(e, "congress"))?;
+        let congress = crate::org::parse(&draft.congress).map_err(|e| rename(e, "congress"))?;
         let title = text::bounded("title", &draft.title, 4, 100)?;
         let body = text::bounded("body", &draft.body, 10, 20_000)?;
         if draft.co_signers.contains(&draft.lead_deputy) {
@@ -138,7 +138,7 @@ impl Suggestion {
         let signers = co_signers.len() + 1;
         if draft.kind == Kind::Motion && signers < minimum {
             let (level_en, level_zh) = match level {
-                OrgLevel::Township => ("township", "乡镇"),
+                Level::Township => ("township", "乡镇"),
                 _ => ("city or county", "市、县"),
             };
             return Err(Error::invalid(

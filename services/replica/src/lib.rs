@@ -24,7 +24,7 @@ pub mod testkit;
 pub mod value;
 
 pub use hlc::{Clock, Hlc, Observed};
-pub use ids::{ActorId, Author, Level, OpId, OrgCode, OrgCodeError, RecordId};
+pub use ids::{ActorId, Author, Level, OpId, OrgCode, RecordId};
 pub use op::{Change, Op, OpError, Seen};
 pub use record::{
     Applied, ApplyError, Envelope, Event, FieldView, Held, HoldKey, MemberSet, Received, Record,

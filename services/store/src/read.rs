@@ -431,7 +431,7 @@ impl Store {
         let mut args = vec![Arg::Int(i64::from(kind.0))];
         let mut filter = String::new();
         if let Some(org) = org {
-            let ranges = subtree_ranges(org);
+            let ranges = org.subtree_ranges();
             let parts: Vec<String> = ranges
                 .iter()
                 .enumerate()
@@ -680,58 +680,6 @@ impl Store {
                     .collect())
             }
             Conn::Postgres(_) => Ok(Vec::new()),
-        }
-    }
-}
-
-/// Org code ranges of `org` and every unit below it (numerically contiguous by construction of
-/// administrative division codes: a county's townships are its code followed by three digits).
-pub(crate) fn subtree_ranges(org: OrgCode) -> Vec<(u64, u64)> {
-    let o = org.get();
-    match org.digits() {
-        12 => vec![(o, o)],
-        9 => vec![(o, o), (o * 1000, o * 1000 + 999)],
-        _ if !o.is_multiple_of(100) => vec![
-            (o, o),
-            (o * 1000, o * 1000 + 999),
-            (o * 1_000_000, o * 1_000_000 + 999_999),
-        ],
-        _ => vec![
-            (o, o + 99),
-            (o * 1000, (o + 99) * 1000 + 999),
-            (o * 1_000_000, (o + 99) * 1_000_000 + 999_999),
-        ],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subtree_ranges_agree_with_org_containment() {
-        let codes = [
-            370_200u64,
-            370_202,
-            370_212,
-            370_300,
-            370_202_001,
-            370_202_999,
-            370_212_001,
-            370_202_001_001,
-            370_299_999_999,
-            370_300_001,
-        ];
-        for &outer in &codes {
-            let outer = OrgCode::new(outer).unwrap();
-            let ranges = subtree_ranges(outer);
-            for &inner in &codes {
-                let inner = OrgCode::new(inner).unwrap();
-                let in_range = ranges
-                    .iter()
-                    .any(|(lo, hi)| (*lo..=*hi).contains(&inner.get()));
-                assert_eq!(in_range, outer.contains(inner), "{outer} vs {inner}");
-            }
         }
     }
 }

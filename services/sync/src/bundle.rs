@@ -313,10 +313,8 @@ fn identity(
             && let Some(rest) = uri.strip_prefix("renda://node/")
             && let Some((level, org)) = rest.split_once('/')
         {
-            let level: Level = level.parse()?;
-            let org: OrgCode = org
-                .parse()
-                .map_err(|e: renda_replica::OrgCodeError| e.to_string())?;
+            let level: Level = level.parse().map_err(|e: renda_org::Error| e.to_string())?;
+            let org: OrgCode = org.parse().map_err(|e: renda_org::Error| e.to_string())?;
             return Ok((level, org));
         }
     }
