@@ -32,8 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use node_agent::certs::{CertificateAuthority, Hosts};
-use node_agent::identity::{Level, NodeIdentity};
-use renda_api::auth::UserRole;
+use renda_accounts::UserRole;
 use renda_api::{ApiContext, schema};
 use renda_domain::org::{OrgCode as DOrg, OrgTree};
 use renda_proto::report::v1 as pb;
@@ -41,6 +40,7 @@ use renda_replica::{
     ActorId, Author, Change, EventKindId, FieldId, KindId, Op, OrgCode, RecordId, Replica, Value,
 };
 use renda_store::{Options, Store};
+use renda_tls::{Level, NodeIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "bench-token-secret-of-thirty-two-chars";
@@ -398,15 +398,15 @@ async fn serve(store: &Store, ctx: &ApiContext, dir: &std::path::Path) -> Result
     )?
     .write(&certs, &city.org_code)?;
     node_agent::certs::issue_gateway(&certs, &certs)?;
-    let node_tls = node_agent::config::TlsFiles {
+    let node_tls = renda_tls::TlsFiles {
         ca: certs.join("ca.pem"),
         cert: certs.join("370200.pem"),
         key: certs.join("370200.key"),
     };
-    let server_config = node_agent::tls::Material::from_files(&node_tls)?.server_config()?;
+    let server_config = renda_tls::Material::from_files(&node_tls)?.server_config()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let grpc = listener.local_addr()?;
-    let signer = renda_api::auth::TokenSigner::new(SECRET.as_bytes().to_vec());
+    let signer = renda_accounts::TokenSigner::new(SECRET.as_bytes().to_vec());
     let gate = renda_api::Gate::new(store.clone(), ctx.clone(), signer.clone());
     let routes = tonic::service::Routes::default()
         .add_service(renda_api::reports_server(store.clone(), ctx.clone(), None))
@@ -437,7 +437,7 @@ async fn serve(store: &Store, ctx: &ApiContext, dir: &std::path::Path) -> Result
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     let records = env_usize("RENDA_BENCH_RECORDS", 1_000_000);
     let runs = env_usize("RENDA_BENCH_RUNS", 20).max(1);
     let dir = tempfile::tempdir()?;
@@ -528,7 +528,7 @@ async fn main() -> Result<()> {
         "goals"
     );
     let mut any_fixed = false;
-    for name in renda_api::reports::REPORT_NAMES {
+    for name in renda_domain::report::REPORT_NAMES {
         let request = pb::ReportRequest {
             name: name.into(),
             org_code: "370200".into(),

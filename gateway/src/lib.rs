@@ -21,8 +21,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate};
-use renda_api::auth::{Claims, SigningKey, TokenSigner};
-use renda_api::reports::{DEFAULT_FRESHNESS_HOURS, REPORT_NAMES, report_title_zh};
+use renda_accounts::{Claims, SigningKey, TokenSigner};
+use renda_domain::report::{self, DEFAULT_FRESHNESS_HOURS, REPORT_NAMES};
 use renda_proto::auth::v1 as auth_pb;
 use renda_proto::report::v1 as pb;
 use serde::Deserialize;
@@ -32,7 +32,7 @@ use tonic::transport::Channel;
 
 /// PEM files of the city CA and of the gateway's client certificate and key
 /// (`node-agent certs issue-gateway`).
-pub use node_agent::config::TlsFiles;
+pub use renda_tls::TlsFiles;
 
 // ---- config -------------------------------------------------------------------------------
 
@@ -241,8 +241,8 @@ impl App {
                 })?;
         let channel = match &config.tls {
             Some(files) => {
-                let material = node_agent::tls::Material::from_files(files)?;
-                node_agent::tls::channel(&uri, material.client_config()?)?
+                let material = renda_tls::Material::from_files(files)?;
+                renda_tls::channel(&uri, material.client_config()?)?
             }
             None => Channel::builder(uri).connect_lazy(),
         };
@@ -279,9 +279,9 @@ pub enum ConnectError {
     #[error("gateway.city_grpc {uri:?} is not a URI")]
     CityGrpc { uri: String },
     #[error(transparent)]
-    Tls(#[from] node_agent::tls::Error),
+    Tls(#[from] renda_tls::Error),
     #[error("gateway.token_key_id / previous_token_keys: {0}")]
-    Key(#[from] renda_api::auth::KeyError),
+    Key(#[from] renda_accounts::KeyError),
     #[error("gateway.previous_token_keys: each entry must be id:secret")]
     PreviousKey,
 }
@@ -630,7 +630,8 @@ async fn report(
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| user.org.to_string());
-    let org_code = renda_api::reports::parse_org_code(&org).map_err(|m| ApiError::bad("org", m))?;
+    let org_code =
+        renda_org::OrgCode::parse(&org).map_err(|e| ApiError::bad("org", e.reason_zh()))?;
     if !user.org.contains(org_code) {
         tracing::warn!(user = user.user, user_org = %user.org, org = %org_code, "report refused outside the user's subtree");
         return Err(ApiError::new(
@@ -666,7 +667,7 @@ async fn report(
     tracing::info!(user = user.user, org = %user.org, role = user.role.as_str(), report = base, report_org = %org_code, period = %label, format = ?format, "export");
     let file_name = format!(
         "{}_{}_{}.{}",
-        report_title_zh(base),
+        report::title_zh(base).unwrap_or(base),
         org_code,
         label,
         if format == Format::Csv { "csv" } else { "xlsx" }

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = gateway::Config::load(&args.config, &env)?;
     // The one place that installs tracing: no colour codes unless stdout is a terminal, OTLP

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use renda_api::auth::UserRole;
+use renda_accounts::UserRole;
 use renda_api::{ApiContext, audience, schema};
 use renda_domain::org::{OrgCode as DOrg, OrgTree};
 use renda_replica::{Author, Change, EventKindId, FieldId, OrgCode, RecordId, Value};
@@ -50,7 +50,7 @@ async fn start(timeout_ms: u64) -> anyhow::Result<City> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let grpc = listener.local_addr()?;
     // The city checks every forwarded token itself, as a node does.
-    let signer = renda_api::auth::TokenSigner::new(SECRET.as_bytes().to_vec());
+    let signer = renda_accounts::TokenSigner::new(SECRET.as_bytes().to_vec());
     let gate = renda_api::Gate::new(store.clone(), ctx.clone(), signer.clone());
     let routes = renda_api::routes(store.clone(), ctx.clone())
         .add_service(renda_api::reports_server(store.clone(), ctx.clone(), None))

@@ -1,7 +1,7 @@
 //! The city's certificate authority and the node certificates it signs (design.md §4).
 //!
 //! A node certificate names its node with a SAN URI `renda://node/<level>/<org_code>`, read back
-//! by [`crate::tls::identity_from_cert`], plus DNS and IP SANs for the addresses it listens on.
+//! by [`renda_tls::identity_from_cert`], plus DNS and IP SANs for the addresses it listens on.
 //! Keys are ECDSA P-256, generated with ring. Key files are written with mode 0600 and existing
 //! files are never overwritten.
 
@@ -15,7 +15,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
-use crate::identity::{GatewayIdentity, Level, NodeIdentity, OrgCode};
+use renda_tls::{GatewayIdentity, Level, NodeIdentity, OrgCode};
 
 /// How long a CA certificate is valid.
 const CA_VALID_YEARS: i32 = 20;

@@ -12,7 +12,7 @@ use renda_sync::bundle;
 use tonic::transport::Channel;
 
 use crate::config::{Config, TlsConfig};
-use crate::tls;
+use renda_tls as tls;
 
 /// A channel from this node's own config to its own gRPC port (for `status`). A node that
 /// listens on every address (`0.0.0.0`, `::`) is dialled on loopback, and must answer with
@@ -170,7 +170,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .context("opening the node's storage")
 }
 
-fn tls_files(config: &Config) -> anyhow::Result<&crate::config::TlsFiles> {
+fn tls_files(config: &Config) -> anyhow::Result<&renda_tls::TlsFiles> {
     match &config.tls {
         TlsConfig::Mutual(files) => Ok(files),
         TlsConfig::InsecureDev => {
@@ -248,12 +248,10 @@ pub async fn user_add(
     role: &str,
     org: Option<&str>,
 ) -> anyhow::Result<()> {
-    let role = renda_api::auth::UserRole::parse(role).with_context(|| {
+    let role = renda_accounts::UserRole::parse(role).with_context(|| {
         format!(
             "--role {role:?}: expected one of {}",
-            renda_api::auth::UserRole::ALL
-                .map(|r| r.as_str())
-                .join(", ")
+            renda_accounts::UserRole::ALL.map(|r| r.as_str()).join(", ")
         )
     })?;
     let org = match org {

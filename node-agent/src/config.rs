@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tonic::transport::Uri;
 
-use crate::identity::{Level, NodeIdentity, OrgCode};
+use renda_tls::{Level, NodeIdentity, OrgCode};
 
 /// The type a configuration key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,13 +152,7 @@ pub enum TlsConfig {
     InsecureDev,
 }
 
-/// PEM files of the city CA and of this node's certificate and key.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+pub use renda_tls::TlsFiles;
 
 /// Log-in tokens and report freshness.
 #[derive(Clone, Default)]

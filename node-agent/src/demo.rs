@@ -72,8 +72,8 @@ impl tonic::service::Interceptor for Person {
 
 /// The demo's log-ins: one deputy office per city and county, one clerk per township, all
 /// with [`DEMO_PASSWORD`]. The console's README lists them.
-pub fn demo_users() -> anyhow::Result<Vec<(String, renda_api::auth::UserRole, OrgCode)>> {
-    use renda_api::auth::UserRole;
+pub fn demo_users() -> anyhow::Result<Vec<(String, renda_accounts::UserRole, OrgCode)>> {
+    use renda_accounts::UserRole;
     let mut out = vec![(
         "city-office".to_owned(),
         UserRole::CityOffice,

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use node_agent::Config;
 use node_agent::certs::{self, Hosts};
-use node_agent::{Config, Level, NodeIdentity, OrgCode};
+use renda_tls::{Level, NodeIdentity, OrgCode};
 
 #[derive(Parser)]
 #[command(name = "node-agent", version, about = "A renda-mesh node")]
@@ -175,7 +176,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_command() -> anyhow::Result<()> {
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Runtime::new().context("cannot start the tokio runtime");
     let load = |path: &PathBuf| -> anyhow::Result<Config> {

@@ -17,9 +17,9 @@ use crate::config::{
     Config, ListenConfig, NodeConfig, StorageConfig, SyncConfig, TelemetryConfig, TlsConfig,
     TlsFiles, UpstreamConfig,
 };
-use crate::identity::NodeIdentity;
 use crate::node::{self, Domain, Node};
-use crate::tls;
+use renda_tls as tls;
+use renda_tls::NodeIdentity;
 
 /// One node of the mesh with how to reach it.
 pub struct Member {

@@ -18,7 +18,7 @@ use tonic::service::Routes;
 
 use crate::config::{Config, TlsConfig};
 use crate::server::Bound;
-use crate::tls;
+use renda_tls as tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,7 +46,7 @@ pub enum Error {
     #[error(transparent)]
     Server(#[from] crate::server::Error),
     #[error("auth: {0}")]
-    Keys(#[from] renda_api::auth::KeyError),
+    Keys(#[from] renda_accounts::KeyError),
 }
 
 /// A started node. Cheap to clone.
@@ -95,7 +95,7 @@ pub struct NodeContext {
     pub status: StatusBook,
     pub sync: Option<renda_sync::Handle>,
     /// Signs and checks log-in tokens and check-in codes.
-    pub signer: renda_api::auth::TokenSigner,
+    pub signer: renda_accounts::TokenSigner,
     /// How long a log-in token is valid, in milliseconds.
     pub token_ttl_ms: i64,
     pub freshness_limit_hours: u64,
@@ -223,6 +223,13 @@ pub async fn start(
         freshness_limit_hours: config.auth.freshness_limit_hours,
     };
     let people = (domain.services)(&context);
+    // One projector per node, whichever ports serve the reports; stopped before the store
+    // closes.
+    let projector = renda_api::reports::Projector::start(
+        store.clone(),
+        crate::domain::api_context(&context),
+        renda_api::reports::FACTS_INTERVAL,
+    );
     let gate = renda_api::Gate::new(store.clone(), crate::domain::api_context(&context), signer);
     let routes = people.clone().add_service(replication.into_server());
     let client_listener = TcpListener::bind(config.listen.client)
@@ -296,6 +303,7 @@ pub async fn start(
         }
         people_task.abort();
         drop(agent_stop_tx);
+        projector.stop().await;
         serving_store.close().await;
         result.map_err(Error::from)
     });
@@ -316,8 +324,8 @@ pub async fn start(
 /// The deployment's token keys: `auth.token_secret` under `auth.token_key_id`, with the
 /// previous keys still accepted. Without a secret a random one is made (tokens then stop
 /// working when the node restarts, and no gateway can check them).
-fn signer(auth: &crate::config::AuthConfig) -> Result<renda_api::auth::TokenSigner, Error> {
-    use renda_api::auth::{SigningKey, TokenSigner};
+fn signer(auth: &crate::config::AuthConfig) -> Result<renda_accounts::TokenSigner, Error> {
+    use renda_accounts::{SigningKey, TokenSigner};
     let secret = match &auth.token_secret {
         Some(secret) => secret.clone(),
         None => {
@@ -339,7 +347,7 @@ fn signer(auth: &crate::config::AuthConfig) -> Result<renda_api::auth::TokenSign
     Ok(TokenSigner::with_keys(current, previous)?)
 }
 
-fn peer_of(identity: &crate::NodeIdentity) -> Result<Peer, Status> {
+fn peer_of(identity: &renda_tls::NodeIdentity) -> Result<Peer, Status> {
     let org: OrgCode = identity.org_code;
     Ok(Peer {
         org,

@@ -13,7 +13,7 @@ use tonic::transport::Server;
 use crate::config::{Config, TlsConfig};
 use renda_api::Gate;
 
-use crate::tls::{self, RequirePeerIdentity};
+use renda_tls::{self as tls, RequirePeerIdentity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -66,7 +66,7 @@ impl Bound {
     /// This is where the node's own services are plugged in: build them into a
     /// [`Routes`] (`Routes::default().add_service(...)`) and pass it here. With mutual TLS every
     /// call, health included, first goes through [`RequirePeerIdentity`], so handlers can read
-    /// the caller's [`crate::identity::NodeIdentity`] from the request extensions; a city
+    /// the caller's [`renda_tls::NodeIdentity`] from the request extensions; a city
     /// gateway's certificate is let through to reports, log-in and health only.
     pub async fn serve<F>(self, services: Routes, gate: Gate, shutdown: F) -> Result<(), Error>
     where

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use anyhow::{Context as _, bail};
 use node_agent::certs::{CertificateAuthority, Hosts, NodeCertificate};
 use node_agent::server::Bound;
-use node_agent::tls::{self, Material};
-use node_agent::{Level, NodeIdentity};
+use renda_tls::{self as tls, Material};
+use renda_tls::{Level, NodeIdentity};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tokio::net::TcpListener;
@@ -163,7 +163,7 @@ impl RunningServer {
 
 /// Starts the county node's server with mutual TLS on a free port.
 async fn start_county(pki: &Pki) -> anyhow::Result<RunningServer> {
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     let config = material(&pki.ca, &pki.county)?.server_config()?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let bound = Bound::new(listener, Some(config));

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use node_agent::certs::{CertificateAuthority, Hosts};
-use node_agent::identity::{Level, NodeIdentity};
 use node_agent::mesh::Mesh;
-use node_agent::tls;
 use renda_proto::sync::v1 as pb;
 use renda_proto::sync::v1::child_message::Body;
 use renda_replica::{ActorId, Author, OrgCode, RecordId, Replica, Value};
 use renda_sync::bundle;
+use renda_tls as tls;
+use renda_tls::{Level, NodeIdentity};
 use tokio_stream::StreamExt as _;
 
 fn org(code: u64) -> OrgCode {
@@ -24,9 +24,9 @@ const CITY: u64 = 370_200;
 const COUNTY: u64 = 370_202;
 const TOWNSHIP: u64 = 370_202_001;
 
-fn files(mesh: &Mesh, of: OrgCode) -> node_agent::config::TlsFiles {
+fn files(mesh: &Mesh, of: OrgCode) -> renda_tls::TlsFiles {
     let certs = mesh.dir.join("certs");
-    node_agent::config::TlsFiles {
+    renda_tls::TlsFiles {
         ca: certs.join("ca.pem"),
         cert: certs.join(format!("{of}.pem")),
         key: certs.join(format!("{of}.key")),
@@ -37,7 +37,7 @@ fn files(mesh: &Mesh, of: OrgCode) -> node_agent::config::TlsFiles {
 fn channel_with(
     mesh: &Mesh,
     to: OrgCode,
-    files: &node_agent::config::TlsFiles,
+    files: &renda_tls::TlsFiles,
 ) -> anyhow::Result<tonic::transport::Channel> {
     let port = mesh.node(to)?.grpc_addr.port();
     let uri = format!("https://localhost:{port}").parse()?;
@@ -48,7 +48,7 @@ fn channel_with(
 }
 
 /// Certificates for `who` from a CA that is not the mesh's, written next to the mesh's.
-fn rogue(mesh: &Mesh, who: OrgCode) -> anyhow::Result<node_agent::config::TlsFiles> {
+fn rogue(mesh: &Mesh, who: OrgCode) -> anyhow::Result<renda_tls::TlsFiles> {
     let dir = mesh.dir.join("rogue");
     let ca = CertificateAuthority::generate(&CITY.to_string().parse()?)?;
     ca.write(&dir)?;
@@ -61,7 +61,7 @@ fn rogue(mesh: &Mesh, who: OrgCode) -> anyhow::Result<node_agent::config::TlsFil
         },
     )?;
     let (cert, key) = cert.write(&dir, &identity.org_code)?;
-    Ok(node_agent::config::TlsFiles {
+    Ok(renda_tls::TlsFiles {
         // Trust the real CA for the server, present the rogue certificate.
         ca: mesh.dir.join("certs").join("ca.pem"),
         cert,
@@ -70,7 +70,7 @@ fn rogue(mesh: &Mesh, who: OrgCode) -> anyhow::Result<node_agent::config::TlsFil
 }
 
 async fn start(orgs: &[u64]) -> anyhow::Result<(tempfile::TempDir, Mesh)> {
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     let dir = tempfile::tempdir()?;
     let orgs: Vec<OrgCode> = orgs.iter().map(|c| org(*c)).collect();
     let mesh = Mesh::start(dir.path(), &orgs, node_agent::domain::deputy_work()).await?;
@@ -376,6 +376,26 @@ async fn damaged_or_foreign_bundles_are_refused_and_nothing_applied() -> anyhow:
         .await
         .expect_err("foreign");
     assert!(err.to_string().contains("unknown node"), "{err}");
+
+    // The signer's certificate must be valid when the bundle is read: checked against the
+    // certificate's own window, a century on and before it was issued (the day before yesterday).
+    let now_s = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
+    )?;
+    let schema_version = c_store.schema().version;
+    bundle::verify(&good, &ca, county, schema_version, now_s).map_err(anyhow::Error::msg)?;
+    for (when, at) in [
+        ("expired", now_s + 100 * 365 * 86_400),
+        ("not yet valid", now_s - 3 * 86_400),
+    ] {
+        let err = bundle::verify(&good, &ca, county, schema_version, at).expect_err(when);
+        assert!(
+            err.contains("is not valid at") && err.contains("renew the sender's certificate"),
+            "{when}: {err}"
+        );
+    }
 
     assert_eq!(
         c_store.log_len().await?,

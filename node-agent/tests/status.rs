@@ -8,7 +8,7 @@ use renda_replica::OrgCode;
 
 #[tokio::test]
 async fn status_reaches_a_node_listening_on_every_address() -> anyhow::Result<()> {
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     let dir = tempfile::tempdir()?;
     let city = OrgCode::new(370_200)?;
     let county = OrgCode::new(370_202)?;

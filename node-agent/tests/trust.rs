@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use node_agent::demo::Person;
 use node_agent::mesh::{DEMO_TOKEN_SECRET, Mesh};
-use renda_api::auth::{Claims, SigningKey, TokenSigner, UserRole};
+use renda_accounts::{Claims, SigningKey, TokenSigner, UserRole};
 use renda_api::gate::{Access, RPCS, gate_reason};
 use renda_proto::activity::v1 as act;
 use renda_proto::auth::v1 as auth;
@@ -82,7 +82,7 @@ impl World {
     /// City, a county with two townships, another county with one; the org tree imported at
     /// the city; a log-in per unit, created at the city and synced to every node.
     async fn start() -> anyhow::Result<World> {
-        node_agent::install_crypto_provider();
+        renda_tls::install_crypto_provider();
         let dir = tempfile::tempdir()?;
         let orgs: Vec<OrgCode> = [CITY, COUNTY, OTHER_COUNTY, TOWN_A, TOWN_B, OTHER_TOWN]
             .into_iter()

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use node_agent::certs::{CertificateAuthority, Hosts};
-use node_agent::identity::NodeIdentity;
 use renda_proto::sync::v1 as pb;
 use renda_replica::OrgCode;
+use renda_tls::NodeIdentity;
 use tonic::transport::Channel;
 
 use crate::proxy::Link;
@@ -38,9 +38,9 @@ pub const TOKEN_SECRET: &str = "e2e-token-secret-of-at-least-32-characters";
 pub const TOKEN_KEY_ID: &str = "e2e";
 
 /// Signs tokens as the cluster's nodes do: [`TOKEN_SECRET`] under [`TOKEN_KEY_ID`].
-pub fn signer() -> anyhow::Result<renda_api::auth::TokenSigner> {
-    Ok(renda_api::auth::TokenSigner::with_keys(
-        renda_api::auth::SigningKey::new(TOKEN_KEY_ID, TOKEN_SECRET.as_bytes().to_vec())?,
+pub fn signer() -> anyhow::Result<renda_accounts::TokenSigner> {
+    Ok(renda_accounts::TokenSigner::with_keys(
+        renda_accounts::SigningKey::new(TOKEN_KEY_ID, TOKEN_SECRET.as_bytes().to_vec())?,
         Vec::new(),
     )?)
 }
@@ -48,10 +48,10 @@ pub fn signer() -> anyhow::Result<renda_api::auth::TokenSigner> {
 /// A logged-in person of `org` in `role`, as a token signed with the cluster's secret (the
 /// cluster's scenarios test replication; `node-agent/tests/trust.rs` tests log-in itself).
 pub fn person(
-    role: renda_api::auth::UserRole,
+    role: renda_accounts::UserRole,
     org: OrgCode,
 ) -> anyhow::Result<node_agent::demo::Person> {
-    let token = signer()?.issue(&renda_api::auth::Claims {
+    let token = signer()?.issue(&renda_accounts::Claims {
         user_id: uuid::Uuid::new_v4(),
         user: 1,
         org: renda_domain::org::OrgCode::parse(&org.to_string())
@@ -72,7 +72,7 @@ pub fn ready_file(config: &Path) -> PathBuf {
 /// Runs a node process from a config file until SIGTERM or SIGKILL. Called by a test binary's
 /// `main` when [`NODE_ENV`] is set.
 pub fn run_node(config_path: &Path) -> anyhow::Result<()> {
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     // The test's own environment (RENDA_TEST_PG_URL, say) is not meant for the node: its
     // config file says everything.
     let config = node_agent::Config::load(config_path, &Default::default())?;
@@ -307,13 +307,13 @@ impl Cluster {
     /// A channel to `org`'s node presenting `org`'s certificate.
     pub fn channel(&self, org: OrgCode) -> anyhow::Result<Channel> {
         let proc = self.procs.get(&org).context("unknown node")?;
-        let material = node_agent::tls::Material::from_files(&node_agent::config::TlsFiles {
+        let material = renda_tls::Material::from_files(&renda_tls::TlsFiles {
             ca: self.certs.join("ca.pem"),
             cert: self.certs.join(format!("{org}.pem")),
             key: self.certs.join(format!("{org}.key")),
         })?;
         let uri = format!("https://localhost:{}", proc.grpc.port()).parse()?;
-        Ok(node_agent::tls::channel(&uri, material.client_config()?)?)
+        Ok(renda_tls::channel(&uri, material.client_config()?)?)
     }
 
     /// A channel to `org`'s client port as a person's device dials it: TLS trusting the
@@ -321,9 +321,9 @@ impl Cluster {
     pub fn person_channel(&self, org: OrgCode) -> anyhow::Result<Channel> {
         let proc = self.procs.get(&org).context("unknown node")?;
         let uri = format!("https://localhost:{}", proc.client.port()).parse()?;
-        Ok(node_agent::tls::channel(
+        Ok(renda_tls::channel(
             &uri,
-            node_agent::tls::person_client_config(&self.certs.join("ca.pem"))?,
+            renda_tls::person_client_config(&self.certs.join("ca.pem"))?,
         )?)
     }
 
@@ -507,14 +507,14 @@ impl Cluster {
     }
 
     /// The CA and a city gateway certificate (`renda://gateway/<city>`), issued on first use.
-    pub fn gateway_tls(&self) -> anyhow::Result<node_agent::config::TlsFiles> {
+    pub fn gateway_tls(&self) -> anyhow::Result<renda_tls::TlsFiles> {
         let ca = CertificateAuthority::load(&self.certs)?;
         let stem = format!("gateway-{}", ca.city());
         let cert = self.certs.join(format!("{stem}.pem"));
         if !cert.exists() {
             node_agent::certs::issue_gateway(&self.certs, &self.certs)?;
         }
-        Ok(node_agent::config::TlsFiles {
+        Ok(renda_tls::TlsFiles {
             ca: self.certs.join("ca.pem"),
             cert,
             key: self.certs.join(format!("{stem}.key")),

@@ -42,7 +42,7 @@ pub fn main(scenarios: Vec<Scenario>) -> ExitCode {
             }
         };
     }
-    node_agent::install_crypto_provider();
+    renda_tls::install_crypto_provider();
     let mut args = libtest_mimic::Arguments::from_args();
     // libtest reads RUST_TEST_THREADS when `--test-threads` is not given; libtest-mimic does not.
     if args.test_threads.is_none() {

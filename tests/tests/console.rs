@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
 use node_agent::mesh::Mesh;
-use renda_api::auth::UserRole;
+use renda_accounts::UserRole;
 use renda_domain::org::OrgCode as DOrg;
 use renda_e2e::wait::wait;
 use renda_replica::OrgCode;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use node_agent::demo::Person;
-use renda_api::auth::{Claims, UserRole};
+use renda_accounts::{Claims, UserRole};
 use renda_e2e::cluster::{Cluster, TOKEN_KEY_ID, TOKEN_SECRET};
 use renda_e2e::orgs::{CITY, COUNTY, TOWNSHIP_A, TOWNSHIP_B, org};
 use renda_e2e::wait::wait;
@@ -416,9 +416,9 @@ async fn a_gateway_certificate_reaches_only_reports_and_login() -> anyhow::Resul
     let city = org(CITY);
     let cluster = Cluster::start(&[city]).await?;
     let tls = cluster.gateway_tls()?;
-    let material = node_agent::tls::Material::from_files(&tls)?;
+    let material = renda_tls::Material::from_files(&tls)?;
     let uri = format!("https://localhost:{}", cluster.grpc_addr(city)?.port()).parse()?;
-    let channel = node_agent::tls::channel(&uri, material.client_config()?)?;
+    let channel = renda_tls::channel(&uri, material.client_config()?)?;
     let mut replication =
         renda_proto::sync::v1::replication_client::ReplicationClient::new(channel.clone());
     let refused = replication

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use node_agent::demo::Person;
-use renda_api::auth::UserRole;
+use renda_accounts::UserRole;
 use renda_e2e::cluster::Cluster;
 use renda_e2e::orgs::{CITY, COUNTY, TOWNSHIP_A, TOWNSHIP_B, org};
 use renda_e2e::wait::wait;

@@ -258,8 +258,8 @@ fn check_in_code(
     issuer: &OrgCode,
     valid_from_ms: i64,
     valid_until_ms: i64,
-) -> crate::auth::CheckInCode {
-    crate::auth::CheckInCode {
+) -> renda_accounts::CheckInCode {
+    renda_accounts::CheckInCode {
         activity,
         issuer: *issuer,
         valid_from_ms,
@@ -682,7 +682,7 @@ impl pb::activities_server::Activities for Service {
     ) -> Result<Response<pb::Activity>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        limit("qr_token", &req.qr_token, crate::auth::MAX_TOKEN_LEN)?;
+        limit("qr_token", &req.qr_token, renda_accounts::MAX_TOKEN_LEN)?;
         let deputy = parse_id("deputy_id", &req.deputy_id)?;
         caller.require_own_deputy("deputy_id", deputy)?;
         let now = Utc::now().timestamp_millis();
@@ -711,8 +711,8 @@ impl pb::activities_server::Activities for Service {
             let signer = self.0.ctx.signer()?;
             Some(signer.verify_code(&code, now).map_err(|e| {
                 let zh = match e {
-                    crate::auth::TokenError::Expired => "签到码已过期",
-                    crate::auth::TokenError::NotYetValid => "签到码尚未生效",
+                    renda_accounts::TokenError::Expired => "签到码已过期",
+                    renda_accounts::TokenError::NotYetValid => "签到码尚未生效",
                     _ => "签到码无效",
                 };
                 Error::invalid("qr_token", format!("check-in code refused: {e}"), zh)

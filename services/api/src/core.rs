@@ -15,9 +15,9 @@ use renda_replica::{Author, Change, FieldId, Materialise, RecordId, Value};
 use renda_store::{Store, StoredRecord};
 use uuid::Uuid;
 
-use crate::auth::Claims;
-pub(crate) use crate::auth::UserRole;
 use crate::error::{Error, Result};
+use renda_accounts::Claims;
+pub(crate) use renda_accounts::UserRole;
 
 /// What the services need besides the store: the org tree (reference data) and the congress's
 /// point weights. Cheap to clone; clones share the cached tree.
@@ -34,7 +34,7 @@ pub struct ApiContext {
     cache: Arc<RwLock<TreeCache>>,
     weights: Arc<PointWeights>,
     /// Signs and checks check-in codes; a node sets the deployment's keys.
-    signer: Option<crate::auth::TokenSigner>,
+    signer: Option<renda_accounts::TokenSigner>,
 }
 
 #[derive(Debug, Default)]
@@ -72,12 +72,12 @@ impl ApiContext {
     }
 
     /// The deployment's keys, for the activities' check-in codes.
-    pub fn with_signer(mut self, signer: crate::auth::TokenSigner) -> Self {
+    pub fn with_signer(mut self, signer: renda_accounts::TokenSigner) -> Self {
         self.signer = Some(signer);
         self
     }
 
-    pub(crate) fn signer(&self) -> Result<&crate::auth::TokenSigner> {
+    pub(crate) fn signer(&self) -> Result<&renda_accounts::TokenSigner> {
         self.signer.as_ref().ok_or_else(|| {
             Error::Internal("this node has no signing key for check-in codes".into())
         })

@@ -338,7 +338,7 @@ impl At {
             let mut caller = Caller::system(&org);
             caller.user = 1;
             if org.level() == renda_domain::org::Level::Township {
-                caller.role = crate::auth::UserRole::TownshipClerk;
+                caller.role = renda_accounts::UserRole::TownshipClerk;
             }
             req.extensions_mut().insert(caller);
         }

@@ -27,8 +27,8 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::auth::{MAX_TOKEN_LEN, TokenSigner, UserRole};
 use crate::core::{Caller, Core, boolean, text};
+use renda_accounts::{MAX_TOKEN_LEN, TokenSigner, UserRole};
 
 /// A set of roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,6 @@
 //! of which role may call which RPC. Handlers read the verified [`Caller`] from the request.
 
 mod activity;
-pub mod auth;
 pub mod authority;
 mod core;
 pub mod demo;

@@ -50,17 +50,7 @@ pub struct NodeFreshness {
     pub pending_ops: u64,
 }
 
-/// Report names, as the gateway's paths spell them.
-pub const REPORT_NAMES: [&str; 5] = [
-    "suggestions",
-    "projects",
-    "deputies",
-    "stations",
-    "opinions",
-];
-
-/// The default freshness limit when the request gives none.
-pub const DEFAULT_FRESHNESS_HOURS: u32 = 72;
+pub use renda_domain::report::{DEFAULT_FRESHNESS_HOURS, REPORT_NAMES};
 
 /// Rows per page of an export stream.
 const EXPORT_PAGE: i64 = 2_000;
@@ -267,26 +257,6 @@ fn definitions(kinds: &[RateKind]) -> Vec<pb::RateDefinition> {
         .collect()
 }
 
-fn title_of(name: &str) -> &'static str {
-    match name {
-        "suggestions" => "建议办理",
-        "projects" => "民生实事项目",
-        "deputies" => "代表履职",
-        "stations" => "代表之家(站)",
-        _ => "社情民意",
-    }
-}
-
-/// Parses an org code from a request, with the Chinese reason on refusal.
-pub fn parse_org_code(raw: &str) -> std::result::Result<OrgCode, String> {
-    OrgCode::parse(raw).map_err(|e| e.reason_zh().to_owned())
-}
-
-/// The Chinese title of a report (file names of exports use it).
-pub fn report_title_zh(name: &str) -> &'static str {
-    title_of(name)
-}
-
 fn text_of(c: Option<&Cell>) -> String {
     c.and_then(Cell::as_text).unwrap_or_default().to_owned()
 }
@@ -424,7 +394,9 @@ impl Service {
         };
         Ok(pb::Report {
             name: q.name.into(),
-            title_zh: title_of(q.name).into(),
+            title_zh: renda_domain::report::title_zh(q.name)
+                .unwrap_or(q.name)
+                .into(),
             org_code: q.org.to_string(),
             org_name: tree.get(&q.org).map(|u| u.name.clone()).unwrap_or_default(),
             from: q.from.to_string(),
@@ -1457,34 +1429,62 @@ impl Service {
     }
 }
 
-/// How often the reports service brings the facts up to the op log between reports.
-const FACTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the projector brings the facts up to the op log between reports.
+pub const FACTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The reports service over one store, for a tonic server. Inside a tokio runtime it also
-/// keeps the report facts current in the background while it lives, so the first report after
-/// a large sync does not pay for the catch-up (reports catch up anyway before they read).
+/// The reports service over one store, for a tonic server. Reports catch the facts up to the
+/// op log before they read; a node also runs one [`Projector`] so that the first report after a
+/// large sync does not pay for the catch-up.
 pub fn reports_server(
     store: renda_store::Store,
     ctx: crate::ApiContext,
     freshness: Option<FreshnessSource>,
 ) -> pb::reports_server::ReportsServer<Reports> {
     let core = Arc::new(crate::core::Core { store, ctx });
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(keep_facts_current(Arc::downgrade(&core)));
-    }
     pb::reports_server::ReportsServer::new(Reports(Arc::new(Service { core, freshness })))
         .max_encoding_message_size(64 * 1024 * 1024)
 }
 
-/// Catches the facts up every [`FACTS_INTERVAL`] until the service is dropped.
-async fn keep_facts_current(core: std::sync::Weak<crate::core::Core>) {
-    let mut tick = tokio::time::interval(FACTS_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(core) = core.upgrade() else { return };
-        if let Err(e) = facts::catch_up(&core).await {
-            tracing::warn!(error = %e, "report facts catch-up failed");
+/// The report projector of one node: brings the report facts up to the op log every
+/// `interval`, in the background, until [`Projector::stop`]. Started once per node (by
+/// `node::start`), however many ports serve the reports.
+pub struct Projector {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Projector {
+    /// Starts the loop on the current tokio runtime; the first catch-up runs at once.
+    pub fn start(
+        store: renda_store::Store,
+        ctx: crate::ApiContext,
+        interval: std::time::Duration,
+    ) -> Projector {
+        let core = crate::core::Core { store, ctx };
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {}
+                }
+                // A catch-up under way finishes (it is one transaction per batch) before the
+                // stop is seen, so the store is never closed beneath it.
+                if let Err(e) = facts::catch_up(&core).await {
+                    tracing::warn!(error = %e, "report facts catch-up failed");
+                }
+            }
+        });
+        Projector { stop, task }
+    }
+
+    /// Stops the loop and waits for a catch-up under way to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the report projector ended abnormally");
         }
     }
 }
@@ -1503,7 +1503,7 @@ pub async fn catch_up_facts(
 pub fn auth_server(
     store: renda_store::Store,
     ctx: crate::ApiContext,
-    signer: crate::auth::TokenSigner,
+    signer: renda_accounts::TokenSigner,
     ttl_ms: i64,
 ) -> renda_proto::auth::v1::auth_server::AuthServer<crate::users::Service> {
     let core = Arc::new(crate::core::Core { store, ctx });

@@ -19,13 +19,13 @@ use std::collections::HashMap;
 
 use renda_domain::authority::{RecordKind, Step};
 
-use crate::auth::{self, Claims, TokenSigner, UserRole};
 use crate::core::{
     Caller, Core, Pending, Shared, boolean, caller, int, limit, new_id, parse_org, record_org,
     ref_id, reference, text, text_value,
 };
 use crate::error::{Error, Result};
 use crate::schema::kind;
+use renda_accounts::{self as auth, Claims, TokenSigner, UserRole};
 
 /// How long a login token is valid unless the node's configuration says otherwise.
 pub const TOKEN_TTL_MS: i64 = 12 * 3_600_000;

@@ -452,6 +452,42 @@ async fn a_late_township_sync_changes_the_next_report() -> Result<()> {
 }
 
 #[tokio::test]
+async fn the_projector_keeps_facts_current_without_a_report_and_stops_on_request() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = databases(dir.path()).await?.remove(0);
+    let (township, city) = db.township_and_city(dir.path()).await?;
+    opinion(&township, true).await?;
+    sync_up(&township, &city).await?;
+    ensure!(!caught_up(&city).await?, "nothing projected on apply");
+    let projector = renda_api::reports::Projector::start(
+        city.clone(),
+        ApiContext::new(OrgTree::demo()),
+        std::time::Duration::from_millis(20),
+    );
+    // Polls what a person would see next (bounded: some 20 s at most).
+    let mut rounds = 0;
+    while !caught_up(&city).await? {
+        rounds += 1;
+        ensure!(rounds < 1_000, "the projector never caught the facts up");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A second sync is projected by the running loop too, with no report asked for.
+    opinion(&township, false).await?;
+    sync_up(&township, &city).await?;
+    let mut rounds = 0;
+    while !caught_up(&city).await? {
+        rounds += 1;
+        ensure!(rounds < 1_000, "the projector stopped catching up");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // `stop` returns once the loop has ended, so the store can close beneath nothing.
+    projector.stop().await;
+    city.close().await;
+    township.close().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_crash_between_apply_and_projection_is_caught_up_by_the_next_report() -> Result<()> {
     let dir = tempfile::tempdir()?;
     for db in databases(dir.path()).await? {

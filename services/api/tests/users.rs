@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use renda_accounts::{Claims, TokenSigner, UserRole};
 use renda_api::ApiContext;
-use renda_api::auth::{Claims, TokenSigner, UserRole};
 use renda_api::users::bootstrap_user;
 use renda_domain::org::{OrgCode, OrgTree};
 use renda_proto::auth::v1 as auth;

@@ -2,7 +2,7 @@
 //! SameSite=Strict cookie, and what that user may see on this node.
 
 use axum::http::HeaderMap;
-use renda_api::auth::{Claims, TokenSigner};
+use renda_accounts::{Claims, TokenSigner};
 use renda_domain::org::OrgCode as DOrg;
 use renda_replica::OrgCode;
 

@@ -11,7 +11,7 @@ use crate::authority::{Direction, Policy};
 use crate::{Error, PROTOCOL_VERSION};
 use prost::Message;
 use renda_proto::sync::v1 as pb;
-use renda_replica::{Level, OrgCode};
+use renda_replica::OrgCode;
 use renda_store::{BatchReport, Cursor, Direction as Checkpoint, Store};
 use ring::rand::SystemRandom;
 use ring::signature::{
@@ -164,12 +164,15 @@ pub struct Verified {
     pub bundle: pb::Bundle,
 }
 
-/// Checks a bundle file completely without applying anything.
+/// Checks a bundle file completely without applying anything: framing, the signer's certificate
+/// (issued by this mesh's CA and within its validity window at `now_unix_s`), the signature,
+/// the sender it claims, versions, the addressee and the direction.
 pub fn verify(
     bytes: &[u8],
     ca_pem: &[u8],
     me: OrgCode,
     schema_version: u32,
+    now_unix_s: i64,
 ) -> Result<Verified, String> {
     if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
         return Err("not a renda-mesh bundle (bad header)".into());
@@ -200,7 +203,18 @@ pub fn verify(
         .map_err(|_| {
             "bundle certificate was not issued by this mesh's CA: unknown node".to_string()
         })?;
-    let (level, certified) = identity(&cert)?;
+    renda_tls::check_validity(&cert, now_unix_s).map_err(|e| {
+        format!("bundle certificate refused: {e}; renew the sender's certificate and export again")
+    })?;
+    let (level, certified) = match renda_tls::caller_of(&cert) {
+        Ok(renda_tls::Caller::Node(node)) => (node.level, node.org_code),
+        Ok(renda_tls::Caller::Gateway(gateway)) => {
+            return Err(format!(
+                "bundle is signed by {gateway}, which holds no replica and sends no bundles"
+            ));
+        }
+        Err(e) => return Err(format!("bundle certificate names no node: {e}")),
+    };
     UnparsedPublicKey::new(
         &ECDSA_P256_SHA256_ASN1,
         &cert.public_key().subject_public_key.data,
@@ -264,7 +278,14 @@ pub async fn import(
     let bytes = tokio::fs::read(path)
         .await
         .map_err(|e| err(format!("cannot read: {e}")))?;
-    let verified = verify(&bytes, ca_pem, store.org(), store.schema().version).map_err(err)?;
+    let verified = verify(
+        &bytes,
+        ca_pem,
+        store.org(),
+        store.schema().version,
+        crate::now_ms() / 1000,
+    )
+    .map_err(err)?;
     let from = verified.from.to_string();
     let direction = verified.direction;
     let check = |op: &renda_replica::Op, record_org: Option<OrgCode>| {
@@ -298,27 +319,6 @@ fn read_u32(bytes: &[u8], at: usize) -> Result<u32, String> {
         .and_then(|s| <[u8; 4]>::try_from(s).ok())
         .map(u32::from_be_bytes)
         .ok_or_else(|| "bundle is truncated".to_string())
-}
-
-/// The node identity a certificate names in its `renda://node/<level>/<org>` SAN URI.
-fn identity(
-    cert: &x509_parser::certificate::X509Certificate<'_>,
-) -> Result<(Level, OrgCode), String> {
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| format!("certificate SAN is malformed: {e}"))?
-        .ok_or("certificate names no node")?;
-    for name in &san.value.general_names {
-        if let x509_parser::extensions::GeneralName::URI(uri) = name
-            && let Some(rest) = uri.strip_prefix("renda://node/")
-            && let Some((level, org)) = rest.split_once('/')
-        {
-            let level: Level = level.parse().map_err(|e: renda_org::Error| e.to_string())?;
-            let org: OrgCode = org.parse().map_err(|e: renda_org::Error| e.to_string())?;
-            return Ok((level, org));
-        }
-    }
-    Err("certificate names no node".into())
 }
 
 fn cursor_pb(c: Cursor) -> pb::Cursor {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use renda_api::auth::{Claims, TokenSigner, UserRole};
+use renda_accounts::{Claims, TokenSigner, UserRole};
 use renda_api::users::TOKEN_TTL_MS;
 use renda_api::{
     ApiContext, Gate, audience, auth_server, replication_rule, reports_server, routes, schema,

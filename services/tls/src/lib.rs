@@ -1,6 +1,8 @@
-//! Mutual TLS between nodes (design.md §4): rustls configurations built from the city CA and the
-//! node's certificate, the peer's [`NodeIdentity`] read from its certificate, and the checks that
-//! refuse a call whose certificate is missing or does not match what the caller claims.
+//! TLS of the mesh (design.md §4): rustls configurations built from the city CA and a node's (or
+//! the gateway's) certificate, mutual-TLS channels and listeners, the identity a certificate
+//! names (read by one SAN reader, [`caller_of`], for nodes, the gateway and bundles), and the
+//! checks that refuse a call whose certificate is missing or does not match what the caller
+//! claims.
 //!
 //! Both configurations are built with the ring provider explicitly, so they do not depend on a
 //! process-wide default. The server requires a client certificate signed by the CA: with TLS 1.3
@@ -25,10 +27,30 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Request, Status};
 
-use crate::config::TlsFiles;
-use crate::identity::{
-    GATEWAY_SAN_URI_PREFIX, GatewayIdentity, NodeIdentity, OrgCode, SAN_URI_PREFIX,
+use x509_parser::certificate::X509Certificate;
+
+pub mod identity;
+
+pub use identity::{
+    GATEWAY_SAN_URI_PREFIX, GATEWAY_SERVICES, GatewayIdentity, Level, NameError, NodeIdentity,
+    OrgCode, SAN_URI_PREFIX,
 };
+
+/// PEM files of the city CA and of this node's (or gateway's) certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Installs ring as the process-wide rustls crypto provider. Call once at the start of `main`
+/// and of every test binary that uses TLS; calling again is harmless. (The configurations
+/// built here name ring explicitly and do not need it.)
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// How long a peer may take to finish its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,17 +77,23 @@ pub enum Error {
     Endpoint { uri: Uri, message: String },
 }
 
-/// Why a certificate does not name a node.
+/// Why a certificate does not name a node (or the gateway), or is not valid now.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("certificate is not valid X.509: {0}")]
     X509(String),
     #[error("certificate has no {SAN_URI_PREFIX} subject alternative name")]
     NoNodeUri,
-    #[error("certificate names more than one node")]
+    #[error("certificate names more than one node or gateway")]
     SeveralNodeUris,
     #[error("certificate names an invalid node: {0}")]
-    Invalid(#[from] crate::identity::IdentityError),
+    Invalid(#[from] NameError),
+    #[error("certificate is not valid at {at}: valid from {not_before} to {not_after}")]
+    OutsideValidity {
+        at: String,
+        not_before: String,
+        not_after: String,
+    },
 }
 
 /// The CA to trust and this node's own certificate chain and key, parsed from PEM.
@@ -366,33 +394,24 @@ impl rustls::client::danger::ServerCertVerifier for ExpectedPeer {
 
 /// Reads the node a certificate names from its `renda://node/<level>/<org_code>` SAN URI.
 pub fn identity_from_cert(der: &CertificateDer<'_>) -> Result<NodeIdentity, IdentityError> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| IdentityError::X509(e.to_string()))?;
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| IdentityError::X509(e.to_string()))?
-        .ok_or(IdentityError::NoNodeUri)?;
-    let mut uris = san
-        .value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            x509_parser::extensions::GeneralName::URI(uri) if uri.starts_with(SAN_URI_PREFIX) => {
-                Some(*uri)
-            }
-            _ => None,
-        });
-    let uri = uris.next().ok_or(IdentityError::NoNodeUri)?;
-    if uris.next().is_some() {
-        return Err(IdentityError::SeveralNodeUris);
+    match caller_from_cert(der)? {
+        Caller::Node(node) => Ok(node),
+        Caller::Gateway(_) => Err(IdentityError::NoNodeUri),
     }
-    Ok(NodeIdentity::from_san_uri(uri)?)
 }
 
 /// Reads the gateway a certificate names from its `renda://gateway/<city>` SAN URI.
 pub fn gateway_from_cert(der: &CertificateDer<'_>) -> Result<GatewayIdentity, IdentityError> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| IdentityError::X509(e.to_string()))?;
+    match caller_from_cert(der)? {
+        Caller::Gateway(gateway) => Ok(gateway),
+        Caller::Node(_) => Err(IdentityError::NoNodeUri),
+    }
+}
+
+/// The caller a parsed certificate names: the one reader of the mesh's SAN URIs, used for TLS
+/// peers and for the signers of bundles alike. Exactly one `renda://node/…` or
+/// `renda://gateway/…` URI must be present.
+pub fn caller_of(cert: &X509Certificate<'_>) -> Result<Caller, IdentityError> {
     let san = cert
         .subject_alternative_name()
         .map_err(|e| IdentityError::X509(e.to_string()))?
@@ -403,7 +422,7 @@ pub fn gateway_from_cert(der: &CertificateDer<'_>) -> Result<GatewayIdentity, Id
         .iter()
         .filter_map(|name| match name {
             x509_parser::extensions::GeneralName::URI(uri)
-                if uri.starts_with(GATEWAY_SAN_URI_PREFIX) =>
+                if uri.starts_with(SAN_URI_PREFIX) || uri.starts_with(GATEWAY_SAN_URI_PREFIX) =>
             {
                 Some(*uri)
             }
@@ -413,7 +432,28 @@ pub fn gateway_from_cert(der: &CertificateDer<'_>) -> Result<GatewayIdentity, Id
     if uris.next().is_some() {
         return Err(IdentityError::SeveralNodeUris);
     }
-    Ok(GatewayIdentity::from_san_uri(uri)?)
+    if uri.starts_with(SAN_URI_PREFIX) {
+        Ok(Caller::Node(NodeIdentity::from_san_uri(uri)?))
+    } else {
+        Ok(Caller::Gateway(GatewayIdentity::from_san_uri(uri)?))
+    }
+}
+
+/// Checks that `cert` is within its validity window at `unix_seconds` (rustls checks this for
+/// TLS peers; bundles, read from a file, check it here).
+pub fn check_validity(cert: &X509Certificate<'_>, unix_seconds: i64) -> Result<(), IdentityError> {
+    let validity = cert.validity();
+    let at = x509_parser::time::ASN1Time::from_timestamp(unix_seconds)
+        .map_err(|e| IdentityError::X509(e.to_string()))?;
+    if validity.is_valid_at(at) {
+        Ok(())
+    } else {
+        Err(IdentityError::OutsideValidity {
+            at: at.to_string(),
+            not_before: validity.not_before.to_string(),
+            not_after: validity.not_after.to_string(),
+        })
+    }
 }
 
 /// Who is calling, by their certificate: a node of the mesh, or the city's gateway.
@@ -423,13 +463,11 @@ pub enum Caller {
     Gateway(GatewayIdentity),
 }
 
-/// Reads the caller a client certificate names: a node, else a gateway.
+/// Reads the caller a DER certificate names: a node or the gateway (see [`caller_of`]).
 pub fn caller_from_cert(der: &CertificateDer<'_>) -> Result<Caller, IdentityError> {
-    match identity_from_cert(der) {
-        Ok(node) => Ok(Caller::Node(node)),
-        Err(IdentityError::NoNodeUri) => gateway_from_cert(der).map(Caller::Gateway),
-        Err(other) => Err(other),
-    }
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| IdentityError::X509(e.to_string()))?;
+    caller_of(&cert)
 }
 
 /// The identity of the node that made this call, from the extension set by
@@ -512,7 +550,7 @@ pub fn person_client_config(ca: &std::path::Path) -> Result<Arc<ClientConfig>, E
 
 /// A tower layer for the node's gRPC server that refuses any call without a certificate from
 /// the CA naming a node or the city's gateway, and lets a gateway call only
-/// [`crate::identity::GATEWAY_SERVICES`] (reports, log-in, health). It puts the caller's
+/// [`GATEWAY_SERVICES`] (reports, log-in, health). It puts the caller's
 /// [`NodeIdentity`] (or [`GatewayIdentity`]) into the request extensions for the handler.
 ///
 /// A layer rather than a tonic interceptor because the check needs the request's path, which

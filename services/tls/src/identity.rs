@@ -28,7 +28,7 @@ pub struct NodeIdentity {
 
 /// Why a level and an org code do not make a node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdentityError {
+pub enum NameError {
     #[error("{code} is a {actual} code, but this is a {level} node")]
     LevelMismatch {
         code: OrgCode,
@@ -48,12 +48,12 @@ pub enum IdentityError {
 impl NodeIdentity {
     /// Checks that the code names a unit of that level (a city code ends in `00`, a county's
     /// does not, a township's has nine digits) and that the level runs a node.
-    pub fn new(level: Level, org_code: OrgCode) -> Result<Self, IdentityError> {
+    pub fn new(level: Level, org_code: OrgCode) -> Result<Self, NameError> {
         if !level.runs_node() || !org_code.level().runs_node() {
-            return Err(IdentityError::NotANodeLevel { code: org_code });
+            return Err(NameError::NotANodeLevel { code: org_code });
         }
         if org_code.level() != level {
-            return Err(IdentityError::LevelMismatch {
+            return Err(NameError::LevelMismatch {
                 code: org_code,
                 actual: org_code.level(),
                 level,
@@ -64,7 +64,7 @@ impl NodeIdentity {
 
     /// The identity of the node of `org`, its level read from the code (a village runs no node
     /// and is refused).
-    pub fn of(org: OrgCode) -> Result<Self, IdentityError> {
+    pub fn of(org: OrgCode) -> Result<Self, NameError> {
         Self::new(org.level(), org)
     }
 
@@ -74,8 +74,8 @@ impl NodeIdentity {
     }
 
     /// Reads a SAN URI written by [`NodeIdentity::san_uri`].
-    pub fn from_san_uri(uri: &str) -> Result<Self, IdentityError> {
-        let not_node = || IdentityError::NotANodeUri {
+    pub fn from_san_uri(uri: &str) -> Result<Self, NameError> {
+        let not_node = || NameError::NotANodeUri {
             uri: uri.to_owned(),
         };
         let rest = uri.strip_prefix(SAN_URI_PREFIX).ok_or_else(not_node)?;
@@ -92,7 +92,7 @@ pub struct GatewayIdentity {
 
 impl GatewayIdentity {
     /// Checks that `city` is a city code (six digits ending in `00`).
-    pub fn new(city: OrgCode) -> Result<Self, IdentityError> {
+    pub fn new(city: OrgCode) -> Result<Self, NameError> {
         let node = NodeIdentity::new(Level::City, city)?;
         Ok(GatewayIdentity {
             city: node.org_code,
@@ -105,12 +105,12 @@ impl GatewayIdentity {
     }
 
     /// Reads a SAN URI written by [`GatewayIdentity::san_uri`].
-    pub fn from_san_uri(uri: &str) -> Result<Self, IdentityError> {
-        let code = uri.strip_prefix(GATEWAY_SAN_URI_PREFIX).ok_or_else(|| {
-            IdentityError::NotAGatewayUri {
-                uri: uri.to_owned(),
-            }
-        })?;
+    pub fn from_san_uri(uri: &str) -> Result<Self, NameError> {
+        let code =
+            uri.strip_prefix(GATEWAY_SAN_URI_PREFIX)
+                .ok_or_else(|| NameError::NotAGatewayUri {
+                    uri: uri.to_owned(),
+                })?;
         GatewayIdentity::new(code.parse()?)
     }
 
@@ -138,7 +138,7 @@ impl fmt::Display for NodeIdentity {
 mod tests {
     use super::*;
 
-    fn identity(level: &str, code: &str) -> Result<NodeIdentity, IdentityError> {
+    fn identity(level: &str, code: &str) -> Result<NodeIdentity, NameError> {
         NodeIdentity::new(level.parse()?, code.parse()?)
     }
 
@@ -149,7 +149,7 @@ mod tests {
         assert!(identity("township", "370202001").is_ok());
         assert!(matches!(
             identity("township", "370202"),
-            Err(IdentityError::LevelMismatch {
+            Err(NameError::LevelMismatch {
                 level: Level::Township,
                 actual: Level::County,
                 ..
@@ -157,34 +157,34 @@ mod tests {
         ));
         assert!(matches!(
             identity("city", "370202"),
-            Err(IdentityError::LevelMismatch {
+            Err(NameError::LevelMismatch {
                 actual: Level::County,
                 ..
             })
         ));
         assert!(matches!(
             identity("county", "370200"),
-            Err(IdentityError::LevelMismatch {
+            Err(NameError::LevelMismatch {
                 actual: Level::City,
                 ..
             })
         ));
         assert!(matches!(
             identity("county", "37020"),
-            Err(IdentityError::Code(_))
+            Err(NameError::Code(_))
         ));
         assert!(matches!(
             identity("village", "370202001001"),
-            Err(IdentityError::NotANodeLevel { .. })
+            Err(NameError::NotANodeLevel { .. })
         ));
         assert!(matches!(
             identity("province", "370202"),
-            Err(IdentityError::Code(renda_org::Error::Level { .. }))
+            Err(NameError::Code(renda_org::Error::Level { .. }))
         ));
     }
 
     #[test]
-    fn san_uri_round_trips() -> Result<(), IdentityError> {
+    fn san_uri_round_trips() -> Result<(), NameError> {
         let node = identity("township", "370202001")?;
         assert_eq!(node.san_uri(), "renda://node/township/370202001");
         assert_eq!(NodeIdentity::from_san_uri(&node.san_uri())?, node);
@@ -194,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn gateway_san_uri_round_trips_and_names_a_city() -> Result<(), IdentityError> {
+    fn gateway_san_uri_round_trips_and_names_a_city() -> Result<(), NameError> {
         let gateway = GatewayIdentity::new("370200".parse()?)?;
         assert_eq!(gateway.san_uri(), "renda://gateway/370200");
         assert_eq!(GatewayIdentity::from_san_uri(&gateway.san_uri())?, gateway);

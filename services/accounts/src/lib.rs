@@ -18,12 +18,12 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, KeyInit, Mac};
-use renda_domain::org::OrgCode;
+use renda_org::OrgCode;
 use sha2::Sha256;
 use uuid::Uuid;
 
 /// What a person may do. Every role acts within the user's org unit; which RPC each role may
-/// call is [`crate::gate::RPCS`].
+/// call is `renda_api::gate::RPCS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UserRole {
     /// 市人大常委会代表工委: the city's deputy office; administers users in the city.
@@ -427,7 +427,7 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
 
 /// A hash of nothing in particular, checked when a login names no user, so that a missing user
 /// and a wrong password take the same time.
-pub(crate) const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4Yb9y2LgdtL0Uq6Rmu0gm1c7bI8YyvE0DgGUoE6h6Ao";
+pub const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4Yb9y2LgdtL0Uq6Rmu0gm1c7bI8YyvE0DgGUoE6h6Ao";
 
 fn rand_u64() -> u64 {
     // A v4 UUID is 122 bits from the OS generator; two of them salt a hash.
