@@ -436,6 +436,26 @@ async fn login(
     )
     .await?
     .into_inner();
+    // The gateway checks every later call's token itself: a token the city signed that the
+    // gateway cannot verify means the two were given different token keys, and every report
+    // would answer 401. Say so now, to the operator and the person.
+    if let Err(e) = app
+        .signer
+        .verify(&reply.token, chrono::Utc::now().timestamp_millis())
+    {
+        tracing::error!(
+            error = %e,
+            "the city node signed a log-in token this gateway cannot verify: the gateway's \
+             token keys (RENDA_GATEWAY_TOKEN_SECRET, token_key_id, previous_token_keys) differ \
+             from the city node's [auth] keys; set the same secret on both"
+        );
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "token_key_mismatch",
+            "token",
+            "网关与市级节点的令牌密钥不一致，登录凭据无法在网关验证；请运维人员为二者配置相同的令牌密钥",
+        ));
+    }
     let identity = reply.identity.unwrap_or_default();
     Ok(Json(json!({
         "token": reply.token,

@@ -176,20 +176,20 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
     println!(
         "\n== 1. each level enters a season of deputy work (组织、代表、联络站、履职活动、社情民意、议案建议、民生实事票决), syncing as it goes"
     );
-    let nodes: renda_api::demo::DemoStores = mesh
+    let nodes: renda_demo::DemoStores = mesh
         .members
         .iter()
         .map(|(org, member)| {
             (
                 org.to_string(),
-                renda_api::demo::DemoNode {
+                renda_demo::DemoNode {
                     store: member.node.store.clone(),
                     ctx: renda_api::ApiContext::new(renda_domain::org::OrgTree::demo()),
                 },
             )
         })
         .collect();
-    let summary = renda_api::demo::seed_demo(&nodes, &MeshSync(&mesh))
+    let summary = renda_demo::seed_demo(&nodes, &MeshSync(&mesh))
         .await
         .map_err(|e| anyhow::anyhow!("seeding the demo data failed: {e}"))?;
     print!("{}", indent(&summary.to_string()));
@@ -356,7 +356,7 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
 /// The demo mesh's sync, for the seeding that needs one between its phases.
 struct MeshSync<'a>(&'a Mesh);
 
-impl renda_api::demo::Mesh for MeshSync<'_> {
+impl renda_demo::Mesh for MeshSync<'_> {
     fn sync(&self) -> impl std::future::Future<Output = Result<(), String>> + Send {
         let mesh = self.0;
         async move { mesh.sync_all().await.map_err(|e| format!("{e:#}")) }

@@ -30,12 +30,17 @@ const PASSWORD: &str = "password-123";
 
 /// Starts a gateway in this process over mutual TLS to the city node; returns its address.
 async fn start_gateway(cluster: &Cluster) -> anyhow::Result<SocketAddr> {
+    start_gateway_with_secret(cluster, TOKEN_SECRET).await
+}
+
+/// A gateway whose token secret is `secret` (the deployment's, or by mistake another one).
+async fn start_gateway_with_secret(cluster: &Cluster, secret: &str) -> anyhow::Result<SocketAddr> {
     let tls = cluster.gateway_tls()?;
     let city = cluster.grpc_addr(org(CITY))?;
     let config = gateway::Config::from_toml(
         &format!(
             "[gateway]\nlisten = \"127.0.0.1:0\"\ncity_grpc = \"https://localhost:{port}\"\n\
-             token_secret = \"{TOKEN_SECRET}\"\ntoken_key_id = \"{TOKEN_KEY_ID}\"\n\
+             token_secret = \"{secret}\"\ntoken_key_id = \"{TOKEN_KEY_ID}\"\n\
              request_timeout_ms = 10000\n\n\
              [tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
             port = city.port(),
@@ -249,6 +254,32 @@ fn figures(report: &Value, org_code: &str) -> [i64; 7] {
 /// Figures at the city match the data set built at the townships; a township's late sync
 /// changes the figures and its freshness; a county user cannot read another county; bad
 /// parameters get a 4xx naming the parameter.
+/// A gateway given another token secret than the city's: log-in says so (to the person in
+/// Chinese, to the operator in the log) instead of handing out a token every report refuses.
+async fn a_gateway_with_another_token_secret_says_so_at_log_in() -> anyhow::Result<()> {
+    let city = org(CITY);
+    let cluster = Cluster::start(&[city]).await?;
+    create_users(&cluster).await?;
+    let wrong =
+        start_gateway_with_secret(&cluster, "another-secret-of-at-least-32-bytes!!").await?;
+    let body = format!("{{\"login\":\"city\",\"password\":\"{PASSWORD}\"}}");
+    let (status, answer) = http(wrong, "POST", "/api/v1/login", None, &body).await?;
+    let answer: Value = serde_json::from_slice(&answer)?;
+    ensure!(
+        status == 502,
+        "log-in through a mismatched gateway: {status} {answer}"
+    );
+    ensure!(
+        answer.to_string().contains("token_key_mismatch")
+            && answer.to_string().contains("令牌密钥不一致"),
+        "{answer}"
+    );
+    // The same log-in through a gateway with the city's secret works.
+    let right = start_gateway(&cluster).await?;
+    login(right, "city").await?;
+    Ok(())
+}
+
 async fn reports_over_a_real_mesh() -> anyhow::Result<()> {
     let (city, county, a, b) = (org(CITY), org(COUNTY), org(TOWNSHIP_A), org(TOWNSHIP_B));
     let cluster = Cluster::start(&[city, county, a, b]).await?;
@@ -464,5 +495,6 @@ fn main() -> ExitCode {
     renda_e2e::harness::main(renda_e2e::scenarios![
         reports_over_a_real_mesh,
         a_gateway_certificate_reaches_only_reports_and_login,
+        a_gateway_with_another_token_secret_says_so_at_log_in,
     ])
 }

@@ -242,8 +242,9 @@ impl Caller {
     }
 
     /// The deployment's own hand at `org` (bootstrap of org units and first users, by code that
-    /// holds the store): an office of that level.
-    pub(crate) fn system(org: &OrgCode) -> Self {
+    /// holds the store): an office of that level. The node's own hand at `org` (user 0, the office of that level): for in-process
+    /// callers holding the store ([`crate::local::Local`]), never for a network call.
+    pub fn system(org: &OrgCode) -> Self {
         Caller {
             user_id: Uuid::nil(),
             user: 0,

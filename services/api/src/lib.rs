@@ -18,11 +18,11 @@
 mod activity;
 pub mod authority;
 mod core;
-pub mod demo;
 mod deputy;
 pub mod error;
 mod evaluation;
 pub mod gate;
+pub mod local;
 mod opinion;
 pub mod org;
 pub mod people;

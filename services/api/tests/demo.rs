@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use renda_api::demo::{DemoNode, DemoStores, Mesh, seed_demo};
 use renda_api::{ApiContext, audience, is_local_only, replication_rule, schema};
+use renda_demo::{DemoNode, DemoStores, Mesh, seed_demo};
 use renda_replica::{Op, OrgCode};
 use renda_store::{Cursor, Options, Store};
 

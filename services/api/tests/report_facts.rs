@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
-use renda_api::demo::{DemoNode, DemoStores, Mesh, seed_demo};
 use renda_api::{ApiContext, audience, is_local_only, replication_rule, schema};
+use renda_demo::{DemoNode, DemoStores, Mesh, seed_demo};
 use renda_domain::org::OrgTree;
 use renda_proto::report::v1 as pb;
 use renda_replica::{Author, Change, EventKindId, FieldId, Op, OrgCode, RecordId, Value};

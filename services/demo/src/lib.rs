@@ -2,8 +2,8 @@
 //! ([`OrgTree::demo`]), filled with a small but realistic quarter (2026 Q3) of deputy work,
 //! shaped by the figures in `domain.md`.
 //!
-//! Every record is written through the gRPC service implementations of this crate, called in
-//! process with a clerk's identity at the node that owns the step, so the demo passes the same
+//! Every record is written through `renda-api`'s service implementations, called in process
+//! ([`renda_api::local::Local`]) with a clerk's identity at the node that owns the step, so the demo passes the same
 //! validation, authority checks and status folds as a console would, and writes nothing a
 //! node could not write itself. Steps of one level on records of another need the records to
 //! have arrived by sync first, so seeding runs in phases with a sync between them:
@@ -27,7 +27,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
 use renda_domain::org::OrgTree;
@@ -49,8 +48,8 @@ use ppb::projects_server::Projects as _;
 use sgpb::suggestions_server::Suggestions as _;
 use spb::stations_server::Stations as _;
 
-use crate::ApiContext;
-use crate::core::{Caller, Core, Shared};
+use renda_api::local::Local;
+use renda_api::{ApiContext, Caller};
 
 /// One node of the demo mesh: its store and the context its services run with.
 #[derive(Clone)]
@@ -312,7 +311,7 @@ const HANDLING_UNITS: [&str; 6] = [
 
 /// A node's services, called in process as one of its clerks.
 struct At {
-    core: Shared,
+    local: Local,
     org: String,
 }
 
@@ -322,10 +321,7 @@ impl At {
             .get(org)
             .ok_or_else(|| DemoError::MissingNode(org.to_owned()))?;
         Ok(Self {
-            core: Arc::new(Core {
-                store: node.store.clone(),
-                ctx: node.ctx.clone(),
-            }),
+            local: Local::new(node.store.clone(), node.ctx.clone()),
             org: org.to_owned(),
         })
     }
@@ -333,16 +329,18 @@ impl At {
     /// A request as this node's own hand: the demo seeds in process, holding the store, as
     /// `bootstrap_user` does, so no token is involved.
     fn req<T>(&self, msg: T) -> Request<T> {
-        let mut req = Request::new(msg);
-        if let Ok(org) = renda_domain::org::OrgCode::parse(&self.org) {
-            let mut caller = Caller::system(&org);
-            caller.user = 1;
-            if org.level() == renda_domain::org::Level::Township {
-                caller.role = renda_accounts::UserRole::TownshipClerk;
+        match renda_domain::org::OrgCode::parse(&self.org) {
+            Ok(org) => {
+                let mut caller = Caller::system(&org);
+                caller.user = 1;
+                if org.level() == renda_domain::org::Level::Township {
+                    caller.role = renda_accounts::UserRole::TownshipClerk;
+                }
+                Local::request(msg, caller)
             }
-            req.extensions_mut().insert(caller);
+            // No caller: the service refuses the call as unauthenticated, naming the step.
+            Err(_) => Request::new(msg),
         }
-        req
     }
 
     fn done<T>(&self, step: &'static str, r: Result<Response<T>, Status>) -> Result<T> {
@@ -362,30 +360,9 @@ impl At {
         }
     }
 
-    fn deputies(&self) -> crate::deputy::Service {
-        crate::deputy::Service(self.core.clone())
-    }
-    fn stations(&self) -> crate::station::Service {
-        crate::station::Service(self.core.clone())
-    }
-    fn activities(&self) -> crate::activity::Service {
-        crate::activity::Service(self.core.clone())
-    }
-    fn opinions(&self) -> crate::opinion::Service {
-        crate::opinion::Service(self.core.clone())
-    }
-    fn suggestions(&self) -> crate::suggestion::Service {
-        crate::suggestion::Service(self.core.clone())
-    }
-    fn projects(&self) -> crate::project::Service {
-        crate::project::Service(self.core.clone())
-    }
-    fn evaluations(&self) -> crate::evaluation::Service {
-        crate::evaluation::Service(self.core.clone())
-    }
-
     async fn deputies_of(&self, org: &str) -> Result<Vec<dpb::Deputy>> {
         let r = self
+            .local
             .deputies()
             .list_deputies(self.req(dpb::ListDeputiesRequest {
                 org: org.into(),
@@ -398,6 +375,7 @@ impl At {
 
     async fn suggestions_of(&self, org: &str) -> Result<Vec<sgpb::Suggestion>> {
         let r = self
+            .local
             .suggestions()
             .list_suggestions(self.req(sgpb::ListSuggestionsRequest {
                 org: org.into(),
@@ -443,7 +421,7 @@ pub fn id_card(area: &str, born: NaiveDate, sequence: u32, male: bool) -> String
 pub async fn seed_org_tree(nodes: &DemoStores) -> Result<usize> {
     let city = At::new(nodes, CITY)?;
     let units = OrgTree::demo().named_units();
-    crate::org::bootstrap_units(&city.core.store, &city.core.ctx, &units)
+    renda_api::org::bootstrap_units(city.local.store(), city.local.ctx(), &units)
         .await
         .map_err(|e| DemoError::Refused {
             step: "create org unit",
@@ -459,6 +437,7 @@ pub async fn seed_local(nodes: &DemoStores) -> Result<()> {
         let at = At::new(nodes, county)?;
         for name in HANDLING_UNITS {
             let r = at
+                .local
                 .suggestions()
                 .create_handling_unit(at.req(sgpb::CreateHandlingUnitRequest {
                     org: county.into(),
@@ -490,6 +469,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .unwrap_or_default();
         let term = if levels.contains(&"township") { 19 } else { 18 };
         let r = at
+            .local
             .deputies()
             .create_deputy(at.req(dpb::CreateDeputyRequest {
                 org: street.code.into(),
@@ -513,6 +493,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .await;
         let d = at.done("create deputy", r)?;
         let r = at
+            .local
             .deputies()
             .record_pledge(at.req(dpb::RecordPledgeRequest {
                 deputy_id: d.id.clone(),
@@ -540,6 +521,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 continue;
             }
             let r = at
+                .local
                 .deputies()
                 .record_visit(at.req(dpb::RecordVisitRequest {
                     deputy_id: d.id.clone(),
@@ -554,6 +536,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
 
     // A deputy group of every deputy of the street.
     let r = at
+        .local
         .deputies()
         .create_group(at.req(dpb::CreateGroupRequest {
             org: street.code.into(),
@@ -583,6 +566,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     let mut stations = Vec::new();
     for (k, (kind, label, met)) in plans.iter().enumerate() {
         let r = at
+            .local
             .stations()
             .create_station(at.req(spb::CreateStationRequest {
                 name: format!("{}{label}", street.communities[k]),
@@ -599,6 +583,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         let s = at.done("create station", r)?;
         let residents: Vec<String> = ids.iter().skip(k * 4).take(4).cloned().collect();
         let r = at
+            .local
             .stations()
             .set_residents(at.req(spb::SetResidentsRequest {
                 station_id: s.id.clone(),
@@ -610,6 +595,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         // 邀您见: the 10th of each month.
         for month in [7, 8, 9] {
             let r = at
+                .local
                 .stations()
                 .record_reception(
                     at.req(spb::RecordReceptionRequest {
@@ -631,6 +617,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
 
     // A group activity of the street, accepted and checked in on the spot.
     let r = at
+        .local
         .activities()
         .create_activity(at.req(apb::CreateActivityRequest {
             kind: "group_activity".into(),
@@ -642,6 +629,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     let activity = at.done("create activity", r)?;
     let invited: Vec<String> = ids.iter().skip(4).cloned().collect();
     let r = at
+        .local
         .activities()
         .dispatch_activity(at.req(apb::DispatchActivityRequest {
             activity_id: activity.id.clone(),
@@ -654,6 +642,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             continue;
         }
         let r = at
+            .local
             .activities()
             .accept_activity(at.req(apb::AcceptActivityRequest {
                 activity_id: activity.id.clone(),
@@ -665,6 +654,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             continue;
         }
         let r = at
+            .local
             .activities()
             .check_in(at.req(apb::CheckInRequest {
                 activity_id: activity.id.clone(),
@@ -677,6 +667,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         at.done("check in", r)?;
         if i % 3 == 0 {
             let r = at
+                .local
                 .activities()
                 .record_speech(at.req(apb::RecordSpeechRequest {
                     activity_id: activity.id.clone(),
@@ -699,6 +690,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         let (route, to) = routes[i / 2];
         let station = &stations[i % 2];
         let r = at
+            .local
             .opinions()
             .raise_opinion(at.req(opb::RaiseOpinionRequest {
                 content: (*content).into(),
@@ -710,6 +702,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         let o = at.done("raise opinion", r)?;
         if route != "escalated_upward" {
             let r = at
+                .local
                 .opinions()
                 .route_opinion(at.req(opb::RouteOpinionRequest {
                     opinion_id: o.id.clone(),
@@ -726,6 +719,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         };
         if route == "escalated_upward" {
             let r = at
+                .local
                 .opinions()
                 .escalate_opinion(at.req(opb::OpinionStepRequest {
                     opinion_id: o.id.clone(),
@@ -734,6 +728,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             at.done("escalate opinion", r)?;
         } else if resolve {
             let r = at
+                .local
                 .opinions()
                 .resolve_opinion(at.req(opb::ResolveOpinionRequest {
                     opinion_id: o.id.clone(),
@@ -743,6 +738,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             at.done("resolve opinion", r)?;
             if route == "answered_on_site" {
                 let r = at
+                    .local
                     .opinions()
                     .follow_up_opinion(at.req(opb::FollowUpOpinionRequest {
                         opinion_id: o.id.clone(),
@@ -760,6 +756,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         let lead = &ids[i % ids.len()];
         let co: Vec<String> = (1..=2).map(|k| ids[(i + k) % ids.len()].clone()).collect();
         let r = at
+            .local
             .suggestions()
             .submit_suggestion(at.req(sgpb::SubmitSuggestionRequest {
                 kind: "suggestion".into(),
@@ -789,6 +786,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             Plan::Submitted => {}
             Plan::RevisionRequested => {
                 let r = at
+                    .local
                     .suggestions()
                     .review_suggestion(at.req(review(false)))
                     .await;
@@ -796,6 +794,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             }
             Plan::Withdrawn => {
                 let r = at
+                    .local
                     .suggestions()
                     .withdraw_suggestion(at.req(sgpb::StepRequest {
                         suggestion_id: s.id.clone(),
@@ -806,6 +805,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             }
             Plan::Merged => {
                 let r = at
+                    .local
                     .suggestions()
                     .merge_suggestion(at.req(sgpb::MergeSuggestionRequest {
                         suggestion_id: s.id.clone(),
@@ -820,6 +820,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                     merged_target = s.id.clone();
                 }
                 let r = at
+                    .local
                     .suggestions()
                     .review_suggestion(at.req(review(true)))
                     .await;
@@ -828,6 +829,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         }
     }
     let r = at
+        .local
         .suggestions()
         .submit_suggestion(at.req(sgpb::SubmitSuggestionRequest {
             kind: "motion".into(),
@@ -842,6 +844,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
 
     // The street's congress votes its livelihood projects: six candidates for four places.
     let r = at
+        .local
         .projects()
         .create_session(at.req(ppb::CreateSessionRequest {
             name: format!("{}{YEAR}年民生实事项目票决会议", street.name),
@@ -853,6 +856,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .await;
     let session = at.done("create session", r)?;
     let r = at
+        .local
         .projects()
         .set_seated(at.req(ppb::SetSeatedRequest {
             session_id: session.id.clone(),
@@ -863,6 +867,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     at.done("set seated", r)?;
     for d in &seated {
         let r = at
+            .local
             .projects()
             .sign_in(at.req(ppb::SignInRequest {
                 session_id: session.id.clone(),
@@ -874,6 +879,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     let mut candidates = Vec::new();
     for (title, budget) in street.projects {
         let r = at
+            .local
             .projects()
             .create_project(at.req(ppb::CreateProjectRequest {
                 year: YEAR,
@@ -884,6 +890,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .await;
         let p = at.done("create project", r)?;
         let r = at
+            .local
             .projects()
             .screen_project(at.req(ppb::ScreenProjectRequest {
                 project_id: p.id.clone(),
@@ -895,6 +902,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     }
     // A seventh proposal screened out before the vote.
     let r = at
+        .local
         .projects()
         .create_project(at.req(ppb::CreateProjectRequest {
             year: YEAR,
@@ -905,6 +913,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .await;
     let out = at.done("create project", r)?;
     let r = at
+        .local
         .projects()
         .screen_project(at.req(ppb::ScreenProjectRequest {
             project_id: out.id.clone(),
@@ -929,6 +938,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 "abstain"
             };
             let r = at
+                .local
                 .projects()
                 .cast_ballot(at.req(ppb::CastBallotRequest {
                     project_id: p.id.clone(),
@@ -940,6 +950,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         }
     }
     let r = at
+        .local
         .projects()
         .tally_vote(at.req(ppb::TallyVoteRequest {
             session_id: session.id.clone(),
@@ -957,6 +968,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     // Implementation and supervision of the adopted four; the first is finished and accepted.
     for (k, id) in tally.adopted.iter().enumerate() {
         let r = at
+            .local
             .projects()
             .set_plan(at.req(ppb::SetPlanRequest {
                 project_id: id.clone(),
@@ -968,6 +980,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         let target = if k == 0 { 100 } else { 30 + 20 * k as u32 };
         for (month, percent) in [(4, target / 3), (7, target * 2 / 3), (9, target)] {
             let r = at
+                .local
                 .projects()
                 .report_progress(at.req(ppb::ReportProgressRequest {
                     project_id: id.clone(),
@@ -980,6 +993,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         }
         if k < 2 {
             let r = at
+                .local
                 .projects()
                 .adopt_for_supervision(at.req(ppb::AdoptForSupervisionRequest {
                     project_id: id.clone(),
@@ -993,6 +1007,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     let first = &tally.adopted[0];
     for d in seated.iter().take(3) {
         let r = at
+            .local
             .projects()
             .sign_acceptance(at.req(ppb::DeputyStepRequest {
                 project_id: first.clone(),
@@ -1003,6 +1018,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         at.done("sign acceptance", r)?;
     }
     let r = at
+        .local
         .projects()
         .pass_acceptance(at.req(ppb::ProjectStepRequest {
             project_id: first.clone(),
@@ -1012,6 +1028,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     at.done("pass acceptance", r)?;
     for (v, d) in seated.iter().enumerate() {
         let r = at
+            .local
             .projects()
             .score_project(at.req(ppb::ScoreProjectRequest {
                 project_id: first.clone(),
@@ -1023,6 +1040,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         at.done("score project", r)?;
     }
     let r = at
+        .local
         .projects()
         .start_maintenance(at.req(ppb::DeputyStepRequest {
             project_id: first.clone(),
@@ -1032,6 +1050,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .await;
     at.done("start maintenance", r)?;
     let r = at
+        .local
         .projects()
         .record_maintenance(at.req(ppb::RecordMaintenanceRequest {
             project_id: first.clone(),
@@ -1046,6 +1065,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     // Report-backs to voters (述职) and the yearly evaluation.
     for (i, d) in ids.iter().enumerate().skip(4).take(4) {
         let r = at
+            .local
             .evaluations()
             .record_report_back(at.req(epb::RecordReportBackRequest {
                 deputy_id: d.clone(),
@@ -1059,6 +1079,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     }
     for (i, d) in ids.iter().enumerate().skip(5).take(3) {
         let r = at
+            .local
             .evaluations()
             .record_evaluation(at.req(epb::RecordEvaluationRequest {
                 deputy_id: d.clone(),
@@ -1105,6 +1126,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
         }
         for (k, (kind, title, month)) in activities.iter().enumerate() {
             let r = at
+                .local
                 .activities()
                 .create_activity(at.req(apb::CreateActivityRequest {
                     kind: (*kind).into(),
@@ -1128,6 +1150,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                 .map(|(_, d)| d.clone())
                 .collect();
             let r = at
+                .local
                 .activities()
                 .dispatch_activity(at.req(apb::DispatchActivityRequest {
                     activity_id: a.id.clone(),
@@ -1140,6 +1163,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
         // Assignment of the streets' reviewed suggestions, then replies.
         let units = {
             let r = at
+                .local
                 .suggestions()
                 .list_handling_units(at.req(sgpb::ListHandlingUnitsRequest { org: county.into() }))
                 .await;
@@ -1171,6 +1195,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                 }
             };
             let r = at
+                .local
                 .suggestions()
                 .assign_suggestion(at.req(sgpb::AssignSuggestionRequest {
                     suggestion_id: s.id.clone(),
@@ -1181,6 +1206,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
             at.done("assign suggestion", r)?;
             if *plan == Plan::Closed {
                 let r = at
+                    .local
                     .suggestions()
                     .set_supervision(at.req(sgpb::SetSupervisionRequest {
                         suggestion_id: s.id.clone(),
@@ -1192,6 +1218,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
             }
             if *plan == Plan::Replied {
                 let r = at
+                    .local
                     .suggestions()
                     .send_assisting_view(at.req(sgpb::UnitStepRequest {
                         suggestion_id: s.id.clone(),
@@ -1208,6 +1235,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                 _ => continue,
             };
             let r = at
+                .local
                 .suggestions()
                 .reply_suggestion(at.req(sgpb::ReplySuggestionRequest {
                     suggestion_id: s.id.clone(),
@@ -1221,6 +1249,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
 
         // Escalated opinions now held by the county: one resolved, one still handled.
         let r = at
+            .local
             .opinions()
             .list_opinions(at.req(opb::ListOpinionsRequest {
                 org: county.into(),
@@ -1238,6 +1267,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                 continue;
             }
             let r = at
+                .local
                 .opinions()
                 .route_opinion(at.req(opb::RouteOpinionRequest {
                     opinion_id: o.id.clone(),
@@ -1247,6 +1277,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                 .await;
             at.done("route escalated opinion", r)?;
             let r = at
+                .local
                 .opinions()
                 .resolve_opinion(at.req(opb::ResolveOpinionRequest {
                     opinion_id: o.id.clone(),
@@ -1258,6 +1289,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
 
         // 工作评议: the county deputies appraise one department.
         let r = at
+            .local
             .evaluations()
             .create_appraisal(at.req(epb::CreateAppraisalRequest {
                 department: HANDLING_UNITS[0].into(),
@@ -1273,6 +1305,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
         ];
         for (i, d) in county_deputies.iter().enumerate() {
             let r = at
+                .local
                 .evaluations()
                 .record_appraisal_vote(at.req(epb::RecordAppraisalVoteRequest {
                     appraisal_id: appraisal.id.clone(),
@@ -1294,6 +1327,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
         .map(|d| d.id)
         .collect();
     let r = at
+        .local
         .activities()
         .create_activity(at.req(apb::CreateActivityRequest {
             kind: "training".into(),
@@ -1304,6 +1338,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
         .await;
     let a = at.done("create activity", r)?;
     let r = at
+        .local
         .activities()
         .dispatch_activity(at.req(apb::DispatchActivityRequest {
             activity_id: a.id,
@@ -1319,6 +1354,7 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
     for street in &STREETS {
         let at = At::new(nodes, street.code)?;
         let r = at
+            .local
             .activities()
             .list_activities(at.req(apb::ListActivitiesRequest {
                 org: street.code.into(),
@@ -1341,6 +1377,7 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
                     continue;
                 }
                 let r = at
+                    .local
                     .activities()
                     .accept_activity(at.req(apb::AcceptActivityRequest {
                         activity_id: a.id.clone(),
@@ -1352,6 +1389,7 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
                     continue;
                 }
                 let r = at
+                    .local
                     .activities()
                     .check_in(at.req(apb::CheckInRequest {
                         activity_id: a.id.clone(),
@@ -1381,6 +1419,7 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
                 ));
             }
             let r = at
+                .local
                 .suggestions()
                 .rate_suggestion(at.req(sgpb::RateSuggestionRequest {
                     suggestion_id: s.id.clone(),
@@ -1409,16 +1448,16 @@ pub async fn seed_county_close(nodes: &DemoStores) -> Result<()> {
             };
             match plan {
                 Plan::SecondRound => {
-                    let r = at.suggestions().second_round(at.req(step)).await;
+                    let r = at.local.suggestions().second_round(at.req(step)).await;
                     at.done("second round", r)?;
                 }
                 Plan::Closed => {
-                    let r = at.suggestions().close_suggestion(at.req(step)).await;
+                    let r = at.local.suggestions().close_suggestion(at.req(step)).await;
                     at.done("close suggestion", r)?;
                 }
                 Plan::RatedBasically => {
                     // B: being solved; followed up and marked implemented once done.
-                    let r = at.suggestions().mark_implemented(at.req(step)).await;
+                    let r = at.local.suggestions().mark_implemented(at.req(step)).await;
                     at.done("mark implemented", r)?;
                 }
                 _ => {}
