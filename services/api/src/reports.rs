@@ -26,7 +26,11 @@ use renda_domain::org::{Level, OrgCode, OrgTree};
 use renda_domain::rates::{self, Rate, RateKind};
 use renda_domain::suggestion as sug;
 use renda_proto::report::v1 as pb;
-use renda_store::{Cell, ColumnType};
+use renda_store::FactColumn::{
+    Amount, Code, Count, CountEnded, Date, End, Extra, Fact, Flags, Label, Org, RecordId, Subject,
+    SumAmount, SumDuration,
+};
+use renda_store::{Cell, FactDates, FactOrder, FactQuery};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -130,29 +134,6 @@ fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
             req.freshness_limit_hours
         },
     })
-}
-
-// ---- SQL pieces ---------------------------------------------------------------------------
-
-/// `(r.org_code BETWEEN $a AND $b OR …)` for `org`'s subtree, appending the bounds to `args`.
-fn subtree_filter(org: &OrgCode, column: &str, args: &mut Vec<Cell>) -> String {
-    let mut parts = Vec::new();
-    for (lo, hi) in org.subtree_ranges() {
-        // Codes have at most 12 digits, far below `i64::MAX`.
-        args.push(Cell::Int(lo as i64));
-        args.push(Cell::Int(hi as i64));
-        parts.push(format!(
-            "{column} BETWEEN ${} AND ${}",
-            args.len() - 1,
-            args.len()
-        ));
-    }
-    format!("({})", parts.join(" OR "))
-}
-
-fn push(args: &mut Vec<Cell>, cell: Cell) -> String {
-    args.push(cell);
-    format!("${}", args.len())
 }
 
 // ---- drill-down rows ----------------------------------------------------------------------
@@ -268,10 +249,12 @@ fn int_of(c: Option<&Cell>) -> i64 {
 // ---- the reports ----------------------------------------------------------------------------
 
 /// `{column} >= $a AND {column} < $b` for the period's days, binding their unix ms.
-fn period_filter(q: &Query, column: &str, args: &mut Vec<Cell>) -> String {
-    let from = push(args, Cell::Int(day_ms(q.from)));
-    let to = push(args, Cell::Int(day_ms(q.to)));
-    format!("{column} >= {from} AND {column} < {to}")
+/// The facts dated in the report's period.
+fn period(q: &Query) -> FactDates {
+    FactDates::HalfOpen {
+        from_ms: day_ms(q.from),
+        to_ms: day_ms(q.to),
+    }
 }
 
 /// The row of [`Groups`] of each org code, worked out once per code.
@@ -337,17 +320,8 @@ impl RateSums {
 }
 
 impl Service {
-    fn postgres(&self) -> bool {
-        self.core.store.backend() == "postgres"
-    }
-
-    async fn rows(
-        &self,
-        sql: String,
-        args: Vec<Cell>,
-        cols: &[ColumnType],
-    ) -> Result<Vec<Vec<Cell>>> {
-        Ok(self.core.store.report_rows(sql, args, cols).await?)
+    async fn facts(&self, query: FactQuery) -> Result<Vec<Vec<Cell>>> {
+        Ok(self.core.store.facts(&query).await?)
     }
 
     async fn build(&self, q: &Query) -> Result<pb::Report> {
@@ -496,15 +470,14 @@ impl Service {
         groups: &Groups,
         detail_rows: usize,
     ) -> Result<Vec<pb::Table>> {
-        let mut args = vec![Cell::Int(i64::from(fact::SUGGESTION))];
-        let period = period_filter(q, "date_ms", &mut args);
-        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
-        let text = format!(
-            "SELECT record_id, org_code, flags, extra FROM report_facts \
-             WHERE fact = $1 AND {period} AND {orgs} ORDER BY record_id"
-        );
-        use ColumnType::{Int, Text};
-        let rows = self.rows(text, args, &[Text, Int, Int, Text]).await?;
+        let rows = self
+            .facts(
+                FactQuery::of(fact::SUGGESTION, &[RecordId, Org, Flags, Extra])
+                    .dates(period(q))
+                    .subtree(q.org)
+                    .order(FactOrder::RecordId),
+            )
+            .await?;
         let items: Vec<SuggestionItem> = rows
             .iter()
             .filter_map(|r| {
@@ -660,10 +633,8 @@ impl Service {
         if wanted.is_empty() {
             return Ok(HashMap::new());
         }
-        let args = vec![Cell::Int(i64::from(fact::HANDLING_UNIT))];
-        let text = "SELECT record_id, label FROM report_facts WHERE fact = $1".to_owned();
         let rows = self
-            .rows(text, args, &[ColumnType::Text, ColumnType::Text])
+            .facts(FactQuery::of(fact::HANDLING_UNIT, &[RecordId, Label]))
             .await?;
         Ok(rows
             .iter()
@@ -682,23 +653,22 @@ impl Service {
         groups: &Groups,
         detail_rows: usize,
     ) -> Result<Vec<pb::Table>> {
-        let mut args = vec![Cell::Int(i64::from(fact::PROJECT))];
         // A project's date is 1 January of its year: the years the period touches.
         let jan1 = |year: i32| NaiveDate::from_ymd_opt(year, 1, 1).map_or(0, day_ms);
-        let first = push(&mut args, Cell::Int(jan1(q.from.year())));
-        let last = push(
-            &mut args,
-            Cell::Int(jan1(q.to.pred_opt().unwrap_or(q.to).year())),
-        );
-        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
-        let text = format!(
-            "SELECT record_id, org_code, date_ms, COALESCE(label, ''), amount, code, flags \
-             FROM report_facts WHERE fact = $1 AND date_ms >= {first} AND date_ms <= {last} \
-               AND {orgs} ORDER BY record_id"
-        );
-        use ColumnType::{Int, Text};
+        let years = FactDates::Closed {
+            first_ms: jan1(q.from.year()),
+            last_ms: jan1(q.to.pred_opt().unwrap_or(q.to).year()),
+        };
         let rows = self
-            .rows(text, args, &[Text, Int, Int, Text, Int, Int, Int])
+            .facts(
+                FactQuery::of(
+                    fact::PROJECT,
+                    &[RecordId, Org, Date, Label, Amount, Code, Flags],
+                )
+                .dates(years)
+                .subtree(q.org)
+                .order(FactOrder::RecordId),
+            )
             .await?;
         let this_year = today().year();
         let mut group_of = GroupOf::new(groups);
@@ -801,41 +771,29 @@ impl Service {
         groups: &Groups,
         detail_rows: usize,
     ) -> Result<Vec<pb::Table>> {
-        use ColumnType::{Int, Text};
         // Deputies of the subtree, from the org index alone.
-        let mut args = vec![Cell::Int(i64::from(fact::DEPUTY))];
-        let orgs = subtree_filter(&q.org, "org_code", &mut args);
-        let text = format!(
-            "SELECT record_id, org_code, COALESCE(label, ''), code FROM report_facts \
-             WHERE fact = $1 AND {orgs}"
-        );
-        let deputies = self.rows(text, args, &[Text, Int, Text, Int]).await?;
+        let deputies = self
+            .facts(FactQuery::of(fact::DEPUTY, &[RecordId, Org, Label, Code]).subtree(q.org))
+            .await?;
         // Check-ins and speeches in the period, per deputy, wherever the activity was.
-        let mut args = vec![
-            Cell::Int(i64::from(fact::CHECK_IN)),
-            Cell::Int(i64::from(fact::SPEECH)),
-        ];
-        let period = period_filter(q, "date_ms", &mut args);
-        let text = format!(
-            "SELECT subject, fact, code, COUNT(*) FROM report_facts \
-             WHERE fact IN ($1, $2) AND {period} GROUP BY subject, fact, code"
-        );
-        let duty = self.rows(text, args, &[Text, Int, Int, Int]).await?;
+        let duty = self
+            .facts(FactQuery {
+                facts: vec![fact::CHECK_IN, fact::SPEECH],
+                select: vec![Subject, Fact, Code, Count],
+                dates: Some(period(q)),
+                ..FactQuery::default()
+            })
+            .await?;
         // Voter-link visits in the period, per deputy.
-        let mut args = vec![Cell::Int(i64::from(fact::VISIT))];
-        let period = period_filter(q, "date_ms", &mut args);
-        let text = format!(
-            "SELECT subject, COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) \
-             FROM report_facts WHERE fact = $1 AND {period} GROUP BY subject"
-        );
-        let visits = self.rows(text, args, &[Text, Int, Int]).await?;
+        let visits = self
+            .facts(FactQuery::of(fact::VISIT, &[Subject, Count, SumAmount]).dates(period(q)))
+            .await?;
         // Report-backs in the period.
-        let mut args = vec![Cell::Int(i64::from(fact::REPORT_BACK))];
-        let period = period_filter(q, "date_ms", &mut args);
-        let text =
-            format!("SELECT DISTINCT subject FROM report_facts WHERE fact = $1 AND {period}");
         let reported: BTreeSet<Uuid> = self
-            .rows(text, args, &[Text])
+            .facts(FactQuery {
+                distinct: true,
+                ..FactQuery::of(fact::REPORT_BACK, &[Subject]).dates(period(q))
+            })
             .await?
             .iter()
             .filter_map(|r| Uuid::parse_str(&text_of(r.first())).ok())
@@ -1003,46 +961,40 @@ impl Service {
         groups: &Groups,
         detail_rows: usize,
     ) -> Result<Vec<pb::Table>> {
-        use ColumnType::{Int, Text};
-        let mut args = vec![Cell::Int(i64::from(fact::STATION))];
-        let orgs = subtree_filter(&q.org, "org_code", &mut args);
-        let text = format!(
-            "SELECT record_id, org_code, COALESCE(label, '') FROM report_facts \
-             WHERE fact = $1 AND {orgs} ORDER BY record_id"
-        );
-        let stations = self.rows(text, args, &[Text, Int, Text]).await?;
+        let stations = self
+            .facts(
+                FactQuery::of(fact::STATION, &[RecordId, Org, Label])
+                    .subtree(q.org)
+                    .order(FactOrder::RecordId),
+            )
+            .await?;
         // Receptions in the period, per station.
-        let mut args = vec![Cell::Int(i64::from(fact::RECEPTION))];
-        let period = period_filter(q, "date_ms", &mut args);
-        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
-        let text = format!(
-            "SELECT subject, COUNT(*) FROM report_facts \
-             WHERE fact = $1 AND {period} AND {orgs} GROUP BY subject"
-        );
         let receptions: HashMap<String, i64> = self
-            .rows(text, args, &[Text, Int])
+            .facts(
+                FactQuery::of(fact::RECEPTION, &[Subject, Count])
+                    .dates(period(q))
+                    .subtree(q.org),
+            )
             .await?
             .into_iter()
             .map(|r| (text_of(r.first()), int_of(r.get(1))))
             .collect();
         // Activities starting in the period, per org.
-        let mut args = vec![Cell::Int(i64::from(fact::ACTIVITY))];
-        let period = period_filter(q, "date_ms", &mut args);
-        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
-        let text = format!(
-            "SELECT org_code, COUNT(*) FROM report_facts \
-             WHERE fact = $1 AND {period} AND {orgs} GROUP BY org_code"
-        );
-        let activities = self.rows(text, args, &[Int, Int]).await?;
+        let activities = self
+            .facts(
+                FactQuery::of(fact::ACTIVITY, &[Org, Count])
+                    .dates(period(q))
+                    .subtree(q.org),
+            )
+            .await?;
         // Opinions raised in the period, and how many are resolved: per org and per station.
-        let mut args = vec![Cell::Int(i64::from(fact::OPINION))];
-        let period = period_filter(q, "date_ms", &mut args);
-        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
-        let text = format!(
-            "SELECT org_code, subject, COUNT(*), COUNT(end_ms) FROM report_facts \
-             WHERE fact = $1 AND {period} AND {orgs} GROUP BY org_code, subject"
-        );
-        let opinions = self.rows(text, args, &[Int, Text, Int, Int]).await?;
+        let opinions = self
+            .facts(
+                FactQuery::of(fact::OPINION, &[Org, Subject, Count, CountEnded])
+                    .dates(period(q))
+                    .subtree(q.org),
+            )
+            .await?;
         let mut group_of = GroupOf::new(groups);
         let mut per_station: HashMap<String, (i64, i64)> = HashMap::new();
         let mut org_opinions = vec![(0i64, 0i64); groups.len()];
@@ -1146,17 +1098,13 @@ impl Service {
     /// Counts per org unit and route of the opinions of the subtree raised in the period,
     /// counted in the database from the period index alone.
     async fn opinions_summary(&self, q: &Query, groups: &Groups) -> Result<Vec<pb::Table>> {
-        let mut args = vec![Cell::Int(i64::from(fact::OPINION))];
-        let period = period_filter(q, "date_ms", &mut args);
-        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
-        let text = format!(
-            "SELECT org_code, code, COUNT(*), COUNT(end_ms), \
-               CAST(COALESCE(SUM(CASE WHEN end_ms > date_ms THEN end_ms - date_ms ELSE 0 END), 0) \
-                 AS BIGINT) \
-             FROM report_facts WHERE fact = $1 AND {period} AND {orgs} GROUP BY org_code, code"
-        );
-        use ColumnType::Int;
-        let rows = self.rows(text, args, &[Int, Int, Int, Int, Int]).await?;
+        let rows = self
+            .facts(
+                FactQuery::of(fact::OPINION, &[Org, Code, Count, CountEnded, SumDuration])
+                    .dates(period(q))
+                    .subtree(q.org),
+            )
+            .await?;
         let mut group_of = GroupOf::new(groups);
         // collected, 4 routes, resolved, open, total ms to resolve
         let mut sums = vec![[0i64; 8]; groups.len()];
@@ -1225,28 +1173,18 @@ impl Service {
         // One lower bound on the day, the later of the period's start and the last page's: with
         // two, the planner may scan from the period's start for every page.
         let from_ms = day_ms(q.from).max(after.map_or(i64::MIN, |a| a.raised_ms));
-        let mut args = vec![Cell::Int(i64::from(fact::OPINION))];
-        let from = push(&mut args, Cell::Int(from_ms));
-        let to = push(&mut args, Cell::Int(day_ms(q.to)));
-        let orgs = subtree_filter(&q.org, "+org_code", &mut args);
-        let mut keyset = String::new();
-        if let Some(after) = after {
-            let at = push(&mut args, Cell::Int(after.raised_ms));
-            let id = push(&mut args, Cell::Text(after.id.clone()));
-            keyset = format!(
-                " AND (date_ms > {at} OR record_id > {})",
-                renda_store::id_param(self.postgres(), &id)
-            );
-        }
-        let limit = push(&mut args, Cell::Int(limit));
-        let text = format!(
-            "SELECT record_id, org_code, code, flags, date_ms, end_ms FROM report_facts \
-             WHERE fact = $1 AND date_ms >= {from} AND date_ms < {to} AND {orgs}{keyset} \
-             ORDER BY date_ms, record_id LIMIT {limit}"
-        );
-        use ColumnType::{Int, Text};
         let rows = self
-            .rows(text, args, &[Text, Int, Int, Int, Int, Int])
+            .facts(FactQuery {
+                after: after.map(|a| (a.raised_ms, a.id.clone())),
+                limit: Some(limit),
+                ..FactQuery::of(fact::OPINION, &[RecordId, Org, Code, Flags, Date, End])
+                    .dates(FactDates::HalfOpen {
+                        from_ms,
+                        to_ms: day_ms(q.to),
+                    })
+                    .subtree(q.org)
+                    .order(FactOrder::DateThenRecordId)
+            })
             .await?;
         let last = rows.last().map(|r| OpinionPosition {
             raised_ms: int_of(r.get(4)),
@@ -1535,17 +1473,6 @@ pub async fn build_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subtree_filters_bind_their_bounds() {
-        let mut args = vec![Cell::Int(9)];
-        let sql = subtree_filter(&OrgCode::parse("370202").unwrap(), "r.org_code", &mut args);
-        assert_eq!(
-            sql,
-            "(r.org_code BETWEEN $2 AND $3 OR r.org_code BETWEEN $4 AND $5 OR r.org_code BETWEEN $6 AND $7)"
-        );
-        assert_eq!(args[3], Cell::Int(370_202_000));
-    }
 
     #[test]
     fn periods_the_wrong_way_round_name_the_parameter() {

@@ -11,7 +11,7 @@
 use renda_domain::org::OrgCode;
 use renda_proto::auth::v1 as pb;
 use renda_replica::{RecordId, Value};
-use renda_store::{Cell, ColumnType, Store, StoredRecord};
+use renda_store::{Store, StoredRecord};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -199,26 +199,12 @@ impl Core {
     /// The live user records with this login (normally one).
     async fn users_by_login(&self, login: &str) -> Result<Vec<UserRecord>> {
         let kind_id = self.kind(kind::USER)?.id;
-        let json = serde_json_string(login);
-        let rows = self
+        let ids = self
             .store
-            .report_rows(
-                "SELECT f.record_id FROM fields f JOIN records r ON r.id = f.record_id \
-                 WHERE r.kind = $1 AND NOT r.deleted AND f.name = 'login' AND f.value = $2 \
-                 ORDER BY f.record_id"
-                    .to_owned(),
-                vec![Cell::Int(i64::from(kind_id.0)), Cell::Text(json)],
-                &[ColumnType::Text],
-            )
+            .live_records_with_text(kind_id, "login", login)
             .await?;
         let mut out = Vec::new();
-        for row in rows {
-            let Some(id) = row.first().and_then(Cell::as_text) else {
-                continue;
-            };
-            let Ok(id) = Uuid::parse_str(id) else {
-                continue;
-            };
+        for id in ids {
             if let Some(r) = self.store.record(RecordId(id)).await?
                 && !r.deleted
             {
@@ -253,10 +239,6 @@ impl Core {
 }
 
 /// A string as the store's JSON columns hold it.
-fn serde_json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_owned()).to_string()
-}
-
 fn identity(user: &UserRecord, role: UserRole, expires_ms: i64) -> pb::Identity {
     pb::Identity {
         user: user.number,

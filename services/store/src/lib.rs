@@ -31,7 +31,7 @@ pub use json::hlc_time;
 pub use read::{
     ConflictedField, Cursor, Direction, HistoryEntry, LoggedOp, PeerSync, Quarantined, StoredRecord,
 };
-pub use report::{Cell, ColumnType, id_param};
+pub use report::{Cell, ColumnType, FactColumn, FactDates, FactOrder, FactQuery};
 pub use write::{BatchReport, Policy};
 
 use db::{Arg, Backend, PoolSettings};
