@@ -6,6 +6,13 @@
 //! domain types; those live where the data is used (`TryFrom<pb::X>` at the edge of `sync` and
 //! `api`).
 
+/// The `renda.types.v1` package: value types every package shares (dates, satisfaction).
+pub mod types {
+    pub mod v1 {
+        tonic::include_proto!("renda.types.v1");
+    }
+}
+
 /// The `renda.sync.v1` package: the replication protocol between a child node and its parent.
 pub mod sync {
     /// Version 1 of the replication protocol.

@@ -18,76 +18,9 @@ use std::sync::Arc;
 
 use renda_domain::authority::{RecordKind, Step, check_write};
 use renda_domain::org::{OrgCode, OrgTree};
+use renda_domain::record::{governed_as, step_of};
 use renda_replica::schema::ORG;
 use renda_replica::{Change, FieldId, Op, RecordView, Schema, Value};
-
-use crate::schema::kind;
-
-/// The domain record kind whose write rules govern a schema kind.
-pub fn record_kind(kind_name: &str) -> Option<RecordKind> {
-    Some(match kind_name {
-        kind::ORG_UNIT => RecordKind::OrgUnit,
-        // Users are managed at their unit or by an office above it.
-        kind::USER => RecordKind::User,
-        kind::DEPUTY | kind::DEPUTY_IDENTITY => RecordKind::Deputy,
-        kind::DEPUTY_GROUP => RecordKind::DeputyGroup,
-        kind::STATION => RecordKind::Station,
-        kind::ACTIVITY => RecordKind::Activity,
-        kind::OPINION => RecordKind::Opinion,
-        // Handling units are registered by the node where they sit: the own-records rule,
-        // which the domain states for deputies (the domain has no kind of its own for them).
-        kind::HANDLING_UNIT => RecordKind::Deputy,
-        kind::SUGGESTION => RecordKind::Suggestion,
-        kind::CONGRESS_SESSION | kind::PROJECT => RecordKind::Project,
-        kind::REPORT_BACK | kind::EVALUATION | kind::APPRAISAL => RecordKind::Evaluation,
-        _ => return None,
-    })
-}
-
-/// The workflow step an event kind is.
-pub fn step_of(kind_name: &str, event: &str) -> Option<Step> {
-    use Step as S;
-    Some(match (kind_name, event) {
-        (kind::DEPUTY, "pledge" | "visit" | "voter_link") => S::Edit,
-        (kind::STATION, "reception") => S::Edit,
-        (kind::APPRAISAL, "vote") => S::Edit,
-        (kind::ACTIVITY, "dispatched") => S::Dispatch,
-        (kind::ACTIVITY, "accepted" | "declined") => S::Accept,
-        (kind::ACTIVITY, "checked_in" | "speech") => S::CheckIn,
-        (kind::OPINION, "routed") => S::Route,
-        (kind::OPINION, "escalated") => S::Escalate,
-        (kind::OPINION, "resolved") => S::Resolve,
-        (kind::OPINION, "followed_up") => S::FollowUp,
-        (kind::SUGGESTION, e) => match e {
-            "submitted" => S::Submit,
-            "reviewed" | "revision_requested" | "merged" => S::Review,
-            "revised" => S::Edit,
-            "withdrawn" => S::Withdraw,
-            "assigned" => S::Assign,
-            "returned" => S::Return,
-            "supervision" => S::Supervise,
-            "extension" => S::Extend,
-            "assisting_view" => S::AssistingView,
-            "replied" => S::Reply,
-            "satisfaction" => S::Evaluate,
-            "second_round" => S::SecondRound,
-            "implemented" => S::Implement,
-            "closed" => S::Close,
-            _ => return None,
-        },
-        (kind::PROJECT, e) => match e {
-            "shortlisted" | "screened_out" => S::Screen,
-            "voted" | "ballot" => S::Vote,
-            "plan_set" | "progress" | "maintenance_started" | "maintenance_visit" => S::Progress,
-            "supervision_adopted" => S::Supervise,
-            "acceptance_signed" | "acceptance_passed" => S::SignAcceptance,
-            "scored" => S::Evaluate,
-            "changed" => S::Change,
-            _ => return None,
-        },
-        _ => return None,
-    })
-}
 
 /// The rule the sync engine plugs into `Store::apply_batch` (a `renda_store::Policy`): refuses (to
 /// quarantine) an operation whose origin org may not take the step it states, or, for other
@@ -119,7 +52,7 @@ fn check_op(schema: &Schema, op: &Op, record_org: Option<OrgCode>) -> Result<(),
             kind.name
         ));
     }
-    let Some(record_kind) = record_kind(&kind.name) else {
+    let Some(record_kind) = governed_as(&kind.name) else {
         return Err(format!("no write rule for record kind {}", kind.name));
     };
     let (step, org) = match &op.change {
@@ -214,6 +147,7 @@ pub fn is_local_only(schema: &Schema, op: &Op) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::kind;
     use renda_replica::{ActorId, Author, Hlc, OpId, RecordId};
 
     fn org(code: &str) -> OrgCode {
@@ -337,7 +271,7 @@ mod tests {
     fn every_event_kind_has_a_write_rule() {
         let schema = crate::schema();
         for k in schema.kinds() {
-            assert!(record_kind(&k.name).is_some(), "{}", k.name);
+            assert!(governed_as(&k.name).is_some(), "{}", k.name);
             for e in &k.events {
                 assert!(step_of(&k.name, &e.name).is_some(), "{}.{}", k.name, e.name);
             }

@@ -8,8 +8,9 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, NaiveDate, Utc};
 use renda_domain::activity::PointWeights;
 use renda_domain::authority::{RecordKind, Step, check_write};
-use renda_domain::event::Stamp;
+use renda_domain::event::{Stamp, Stamped};
 use renda_domain::org::{OrgCode, OrgTree};
+use renda_domain::record::{self, RecordEvent};
 use renda_replica::schema::KindSchema;
 use renda_replica::{Author, Change, FieldId, Materialise, RecordId, Value};
 use renda_store::{Store, StoredRecord};
@@ -374,6 +375,46 @@ impl Ev {
     pub fn org(&self, name: &str) -> Option<OrgCode> {
         self.payload.get(name).and_then(Value::as_org)
     }
+
+    /// The payload as the domain reads it.
+    pub fn domain_payload(&self) -> record::Payload {
+        record::Payload(
+            self.payload
+                .iter()
+                .filter_map(|(name, v)| Some((name.clone(), domain_value(v)?)))
+                .collect(),
+        )
+    }
+
+    /// The domain event this is, if it is one of `E`'s and this build can read it.
+    pub fn decode<E: RecordEvent>(&self) -> Option<E> {
+        E::decode(&self.name, &self.domain_payload())
+    }
+}
+
+/// A stored value as the domain reads it (`None` for null).
+pub(crate) fn domain_value(v: &Value) -> Option<record::Value> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Text(s) => record::Value::Text(s.clone()),
+        Value::Int(n) => record::Value::Int(*n),
+        Value::Bool(b) => record::Value::Bool(*b),
+        Value::Date(_) => record::Value::Date(value_date(v)?),
+        Value::Ref(id) => record::Value::Ref(id.0),
+        Value::Org(o) => record::Value::Org(*o),
+    })
+}
+
+/// A domain value as it is stored.
+pub(crate) fn stored_value(v: record::Value) -> Value {
+    match v {
+        record::Value::Text(s) => Value::Text(s),
+        record::Value::Int(n) => Value::Int(n),
+        record::Value::Bool(b) => Value::Bool(b),
+        record::Value::Date(d) => date_value(d),
+        record::Value::Ref(id) => reference(id),
+        record::Value::Org(o) => Value::Org(o),
+    }
 }
 
 /// A change to make, by schema names; resolved to ids inside the one write path.
@@ -383,6 +424,21 @@ pub(crate) enum Pending {
     Remove(&'static str, Uuid),
     /// An event with its acting org (payload field `org`) and the rest of its payload.
     Event(&'static str, OrgCode, Vec<(&'static str, Value)>),
+}
+
+impl Pending {
+    /// A domain event taken for `org`, stored as its definition says.
+    pub fn step<E: RecordEvent>(org: OrgCode, event: &E) -> Self {
+        Pending::Event(
+            event.name(),
+            org,
+            event
+                .encode()
+                .into_iter()
+                .map(|(name, v)| (name, stored_value(v)))
+                .collect(),
+        )
+    }
 }
 
 /// State shared by all services of one node.
@@ -543,6 +599,33 @@ impl Core {
             }
             offset += u64::from(PAGE);
         }
+    }
+
+    /// The domain events of a record, stamped, in fold order; events this build cannot read
+    /// are left out.
+    pub fn domain_events<E: RecordEvent>(&self, record: &StoredRecord) -> Result<Vec<Stamped<E>>> {
+        Ok(self
+            .events(record)?
+            .iter()
+            .filter_map(|e| e.decode().map(|ev| Stamped::new(e.stamp, ev)))
+            .collect())
+    }
+
+    /// Takes one workflow step: checks that `caller` may take it for `org` (the step and the
+    /// rules are the event's definition), then writes the event with `changes`, in one
+    /// transaction. Nothing is written on a refusal.
+    pub async fn take<E: RecordEvent>(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        org: OrgCode,
+        event: &E,
+        mut changes: Vec<Pending>,
+    ) -> Result<()> {
+        self.authorize(caller, E::KIND.governed_as, event.step(), &org)
+            .await?;
+        changes.push(Pending::step(org, event));
+        self.write(caller, id, E::KIND.name, changes).await
     }
 
     /// The events of a record, in fold order, with payloads by name.

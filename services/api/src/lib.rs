@@ -19,6 +19,7 @@ mod activity;
 pub mod authority;
 mod core;
 mod deputy;
+mod edge;
 pub mod error;
 mod evaluation;
 pub mod gate;

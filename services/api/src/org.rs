@@ -235,7 +235,7 @@ pub(crate) async fn resolve_conflict(
             "此类记录含个人信息，不能在此修改",
         ));
     }
-    let record_kind = crate::authority::record_kind(&kind.name)
+    let record_kind = renda_domain::record::governed_as(&kind.name)
         .ok_or_else(|| Error::Internal(format!("no write rule for {}", kind.name)))?;
     core.authorize(caller, record_kind, Step::Edit, &record_org(&record)?)
         .await?;

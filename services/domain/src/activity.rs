@@ -6,6 +6,8 @@
 //! congress's [`PointWeights`], never stored, and a check-in of the same deputy for the same
 //! activity recorded twice (say, on two nodes while apart) counts once.
 
+use crate::authority::{RecordKind, Step};
+use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -362,6 +364,71 @@ pub fn ranking(
         })
         .collect()
 }
+
+/// A duty activity (履职活动): dispatch, acceptance, check-ins and speeches.
+pub const KIND: KindDef = KindDef {
+    id: 6,
+    name: "activity",
+    governed_as: RecordKind::Activity,
+    fields: &[
+        text_field(2, "kind", 40),
+        text_field(3, "title", 100),
+        field(4, "starts_at", FieldType::Int),
+        text_field(5, "venue", 200),
+        text_field(6, "qr_token", 64),
+    ],
+    sets: &[],
+    events: &[
+        EventDef {
+            id: 1,
+            name: "dispatched",
+            step: Step::Dispatch,
+            payload: &[
+                required(1, "deputy", FieldType::Ref),
+                required(2, "to_org", FieldType::Org),
+            ],
+        },
+        EventDef {
+            id: 2,
+            name: "accepted",
+            step: Step::Accept,
+            payload: &[required(1, "deputy", FieldType::Ref)],
+        },
+        EventDef {
+            id: 3,
+            name: "checked_in",
+            step: Step::CheckIn,
+            payload: &[
+                required(1, "deputy", FieldType::Ref),
+                required(2, "qr_token", FieldType::Text),
+                required(3, "at", FieldType::Int),
+                // "scan": the deputy's own check-in with the activity's signed code; "proxy":
+                // entered by a clerk on the deputy's behalf (代录).
+                optional(4, "mode", FieldType::Text),
+            ],
+        },
+        EventDef {
+            id: 4,
+            name: "speech",
+            step: Step::CheckIn,
+            payload: &[
+                required(1, "deputy", FieldType::Ref),
+                optional(2, "topic", FieldType::Text),
+                required(3, "at", FieldType::Int),
+            ],
+        },
+        EventDef {
+            id: 5,
+            name: "declined",
+            step: Step::Accept,
+            payload: &[
+                required(1, "deputy", FieldType::Ref),
+                optional(2, "reason", FieldType::Text),
+            ],
+        },
+    ],
+    reach: Reach::Normal,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 //! Evaluation and reporting back: report-backs (述职), self-evaluation with voter scoring
 //! (代表自评 + 选民测评), the quarterly bulletin (履职通报) and department appraisal (工作评议).
 
+use crate::authority::{RecordKind, Step};
+use crate::record::{EventDef, FieldType, KindDef, Reach, field, required, text_field};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
@@ -273,6 +275,63 @@ pub fn appraisal_result(
         ignored,
     }
 }
+
+/// A deputy's report to voters (述职).
+pub const REPORT_BACK: KindDef = KindDef {
+    id: 12,
+    name: "report_back",
+    governed_as: RecordKind::Evaluation,
+    fields: &[
+        field(2, "deputy", FieldType::Ref),
+        field(3, "term", FieldType::Int),
+        field(4, "on", FieldType::Date),
+        text_field(5, "summary", 5000),
+        field(6, "voters_present", FieldType::Int),
+    ],
+    sets: &[],
+    events: &[],
+    reach: Reach::Normal,
+};
+
+/// A deputy's yearly evaluation (测评): self score and voters' scores.
+pub const KIND: KindDef = KindDef {
+    id: 13,
+    name: "evaluation",
+    governed_as: RecordKind::Evaluation,
+    fields: &[
+        field(2, "deputy", FieldType::Ref),
+        field(3, "year", FieldType::Int),
+        field(4, "self_score", FieldType::Int),
+        text_field(5, "self_summary", 5000),
+        // Comma-separated voter scores, 0–100 each.
+        text_field(6, "voter_scores", 40_000),
+    ],
+    sets: &[],
+    events: &[],
+    reach: Reach::Normal,
+};
+
+/// A department appraisal (工作评议) and the deputies' votes on it.
+pub const APPRAISAL: KindDef = KindDef {
+    id: 14,
+    name: "appraisal",
+    governed_as: RecordKind::Evaluation,
+    fields: &[
+        text_field(2, "department", 100),
+        field(3, "year", FieldType::Int),
+    ],
+    sets: &[],
+    events: &[EventDef {
+        id: 1,
+        name: "vote",
+        step: Step::Edit,
+        payload: &[
+            required(1, "deputy", FieldType::Ref),
+            required(2, "satisfaction", FieldType::Text),
+        ],
+    }],
+    reach: Reach::Normal,
+};
 
 #[cfg(test)]
 mod tests {

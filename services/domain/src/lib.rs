@@ -31,6 +31,7 @@ pub mod period;
 pub mod person;
 pub mod project;
 pub mod rates;
+pub mod record;
 pub mod report;
 pub mod station;
 pub mod suggestion;

@@ -16,6 +16,8 @@
 //!
 //! The status is `Open` → `Handling(route)` → `Resolved` → `Closed`.
 
+use crate::authority::{RecordKind, Step};
+use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -290,6 +292,60 @@ pub fn check(state: &State, event: &Event) -> Result<()> {
         Error::precondition(field, reason, reason_zh)
     })
 }
+
+/// A citizen's opinion (社情民意), handled by the unit now handling it.
+pub const KIND: KindDef = KindDef {
+    id: 7,
+    name: "opinion",
+    governed_as: RecordKind::Opinion,
+    fields: &[
+        text_field(2, "content", 2000),
+        text_field(3, "source", 20),
+        field(4, "station", FieldType::Ref),
+        field(5, "raised_at", FieldType::Int),
+    ],
+    sets: &[],
+    events: &[
+        EventDef {
+            id: 1,
+            name: "routed",
+            step: Step::Route,
+            payload: &[
+                required(1, "route", FieldType::Text),
+                optional(2, "to", FieldType::Text),
+                required(3, "at", FieldType::Int),
+            ],
+        },
+        EventDef {
+            id: 2,
+            name: "escalated",
+            step: Step::Escalate,
+            payload: &[
+                required(1, "to", FieldType::Org),
+                required(2, "at", FieldType::Int),
+            ],
+        },
+        EventDef {
+            id: 3,
+            name: "resolved",
+            step: Step::Resolve,
+            payload: &[
+                required(1, "note", FieldType::Text),
+                required(2, "at", FieldType::Int),
+            ],
+        },
+        EventDef {
+            id: 4,
+            name: "followed_up",
+            step: Step::FollowUp,
+            payload: &[
+                required(1, "citizen_satisfied", FieldType::Bool),
+                required(2, "at", FieldType::Int),
+            ],
+        },
+    ],
+    reach: Reach::Normal,
+};
 
 #[cfg(test)]
 mod tests {

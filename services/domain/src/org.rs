@@ -6,6 +6,8 @@
 //! disagree on the shape of the tree; the [`OrgTree`] adds names and refuses units whose parent
 //! it lacks.
 
+use crate::authority::RecordKind;
+use crate::record::{KindDef, Reach, text_field};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -155,6 +157,17 @@ impl OrgTree {
         tree
     }
 }
+
+/// The org unit record: reference data every node holds, written by the city for its subtree.
+pub const KIND: KindDef = KindDef {
+    id: 1,
+    name: "org_unit",
+    governed_as: RecordKind::OrgUnit,
+    fields: &[text_field(2, "name", 50)],
+    sets: &[],
+    events: &[],
+    reach: Reach::Broadcast,
+};
 
 #[cfg(test)]
 pub(crate) fn code(raw: &str) -> OrgCode {

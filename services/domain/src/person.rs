@@ -4,6 +4,8 @@
 //! stray log line or report cell never shows one; code that must store or compare the full
 //! value asks for it by name (`as_unmasked_str`).
 
+use crate::authority::{RecordKind, Step};
+use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -403,6 +405,115 @@ pub(crate) fn rename(e: Error, field: &str) -> Error {
         other => other,
     }
 }
+
+/// The deputy register (代表信息库): one record per deputy, with pledges, visits and pairings.
+pub const KIND: KindDef = KindDef {
+    id: 2,
+    name: "deputy",
+    governed_as: RecordKind::Deputy,
+    fields: &[
+        text_field(2, "name", 30),
+        // Comma-separated levels: national, provincial, city, county, township.
+        text_field(3, "levels", 60),
+        text_field(4, "constituency", 100),
+        field(5, "term", FieldType::Int),
+        text_field(6, "gender", 10),
+        text_field(7, "ethnicity", 20),
+        text_field(8, "sector", 100),
+        text_field(9, "phone", 20),
+        text_field(10, "qr_token", 64),
+        text_field(11, "status", 20),
+        // The masked form only; the number itself is in `deputy_identity`.
+        text_field(12, "id_card_masked", 18),
+    ],
+    sets: &[],
+    events: &[
+        EventDef {
+            id: 1,
+            name: "pledge",
+            step: Step::Edit,
+            payload: &[
+                required(1, "text", FieldType::Text),
+                required(2, "on", FieldType::Date),
+            ],
+        },
+        EventDef {
+            id: 2,
+            name: "visit",
+            step: Step::Edit,
+            payload: &[
+                required(1, "households", FieldType::Int),
+                optional(2, "note", FieldType::Text),
+                required(3, "on", FieldType::Date),
+            ],
+        },
+        // Added in schema version 3. 联系选民、结对: the latest by stamp is the current
+        // pairing; earlier ones stay as history.
+        EventDef {
+            id: 3,
+            name: "voter_link",
+            step: Step::Edit,
+            payload: &[
+                required(1, "households", FieldType::Int),
+                required(2, "area", FieldType::Text),
+                required(3, "since", FieldType::Date),
+            ],
+        },
+    ],
+    reach: Reach::Normal,
+};
+
+/// ID-card numbers stay at the node that recorded them (design.md §4): the store keeps this
+/// kind out of every sync feed.
+pub const IDENTITY: KindDef = KindDef {
+    id: 3,
+    name: "deputy_identity",
+    governed_as: RecordKind::Deputy,
+    fields: &[
+        field(2, "deputy", FieldType::Ref),
+        text_field(3, "id_card", 18),
+    ],
+    sets: &[],
+    events: &[],
+    reach: Reach::LocalOnly,
+};
+
+/// A deputy group (代表小组) or professional group, with its members.
+pub const GROUP: KindDef = KindDef {
+    id: 4,
+    name: "deputy_group",
+    governed_as: RecordKind::DeputyGroup,
+    fields: &[text_field(2, "name", 50), text_field(3, "sector", 100)],
+    sets: &[(1, "members")],
+    events: &[],
+    reach: Reach::Normal,
+};
+
+/// A person who logs in (gateway, consoles); only the PHC password hash is stored. Valid at
+/// every node below the unit it was made at.
+pub const USER: KindDef = KindDef {
+    id: 15,
+    name: "user",
+    governed_as: RecordKind::User,
+    fields: &[
+        text_field(2, "login", 40),
+        text_field(3, "display_name", 50),
+        // city_office, county_office, township_clerk, read_only, deputy or handling_unit
+        text_field(4, "role", 20),
+        // The argon2id PHC string; never the password.
+        text_field(5, "password_hash", 200),
+        field(6, "disabled", FieldType::Bool),
+        // The user's number at its org unit (operation authors name it).
+        field(7, "number", FieldType::Int),
+        // The deputy (role deputy) or handling unit (role handling_unit) it acts as.
+        field(8, "subject", FieldType::Ref),
+        // Why an administrator disabled it, for the history.
+        text_field(9, "disabled_reason", 200),
+    ],
+    sets: &[],
+    events: &[],
+    reach: Reach::Subtree,
+};
 
 #[cfg(test)]
 pub(crate) fn valid_id(prefix17: &str) -> String {

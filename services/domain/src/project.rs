@@ -32,6 +32,10 @@
 //!   first); the top `to_adopt` are adopted. Candidates tied at the last place are not
 //!   adopted but listed for a run-off (另行票决), as the voting measures require.
 
+use crate::authority::{RecordKind, Step};
+use crate::record::{
+    EventDef, FieldType, KindDef, PayloadDef, Reach, field, optional, required, text_field,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
@@ -587,6 +591,147 @@ pub fn tally(
         ignored,
     })
 }
+
+/// A congress session that votes on projects (票决): seats, presence and the adoption rule.
+pub const SESSION: KindDef = KindDef {
+    id: 10,
+    name: "congress_session",
+    governed_as: RecordKind::Project,
+    fields: &[
+        text_field(2, "name", 100),
+        field(3, "year", FieldType::Int),
+        field(4, "to_adopt", FieldType::Int),
+        // seated or present: the base of the adoption threshold
+        text_field(5, "threshold", 20),
+        field(6, "candidate_margin", FieldType::Int),
+    ],
+    sets: &[(1, "seated"), (2, "present")],
+    events: &[],
+    reach: Reach::Normal,
+};
+
+const ON: PayloadDef = required(1, "on", FieldType::Date);
+
+/// A livelihood project (民生实事项目), from collection to maintenance.
+pub const KIND: KindDef = KindDef {
+    id: 11,
+    name: "project",
+    governed_as: RecordKind::Project,
+    fields: &[
+        field(2, "year", FieldType::Int),
+        text_field(3, "title", 100),
+        text_field(4, "summary", 5000),
+        field(5, "budget_fen", FieldType::Int),
+        field(6, "session", FieldType::Ref),
+    ],
+    sets: &[],
+    events: &[
+        EventDef {
+            id: 1,
+            name: "shortlisted",
+            step: Step::Screen,
+            payload: &[ON],
+        },
+        EventDef {
+            id: 2,
+            name: "screened_out",
+            step: Step::Screen,
+            payload: &[ON],
+        },
+        EventDef {
+            id: 3,
+            name: "voted",
+            step: Step::Vote,
+            payload: &[ON, required(2, "adopted", FieldType::Bool)],
+        },
+        EventDef {
+            id: 4,
+            name: "plan_set",
+            step: Step::Progress,
+            payload: &[ON, required(2, "budget_fen", FieldType::Int)],
+        },
+        EventDef {
+            id: 5,
+            name: "progress",
+            step: Step::Progress,
+            payload: &[
+                ON,
+                required(2, "percent", FieldType::Int),
+                optional(3, "note", FieldType::Text),
+            ],
+        },
+        EventDef {
+            id: 6,
+            name: "supervision_adopted",
+            step: Step::Supervise,
+            payload: &[ON, required(2, "group", FieldType::Ref)],
+        },
+        EventDef {
+            id: 7,
+            name: "acceptance_signed",
+            step: Step::SignAcceptance,
+            payload: &[ON, required(2, "deputy", FieldType::Ref)],
+        },
+        EventDef {
+            id: 8,
+            name: "acceptance_passed",
+            step: Step::SignAcceptance,
+            payload: &[ON],
+        },
+        EventDef {
+            id: 9,
+            name: "scored",
+            step: Step::Evaluate,
+            payload: &[
+                ON,
+                required(2, "deputy", FieldType::Ref),
+                required(3, "score", FieldType::Int),
+            ],
+        },
+        EventDef {
+            id: 10,
+            name: "maintenance_started",
+            step: Step::Progress,
+            payload: &[ON, required(2, "caretaker", FieldType::Ref)],
+        },
+        EventDef {
+            id: 11,
+            name: "changed",
+            step: Step::Change,
+            payload: &[
+                ON,
+                required(2, "change", FieldType::Text),
+                optional(3, "decision_body", FieldType::Text),
+                optional(4, "decision_reference", FieldType::Text),
+                optional(5, "decided_on", FieldType::Date),
+                optional(6, "note", FieldType::Text),
+            ],
+        },
+        EventDef {
+            id: 12,
+            name: "ballot",
+            step: Step::Vote,
+            payload: &[
+                required(1, "deputy", FieldType::Ref),
+                required(2, "session", FieldType::Ref),
+                required(3, "choice", FieldType::Text),
+            ],
+        },
+        // Added in schema version 2.
+        EventDef {
+            id: 13,
+            name: "maintenance_visit",
+            step: Step::Progress,
+            payload: &[
+                ON,
+                required(2, "deputy", FieldType::Ref),
+                optional(3, "note", FieldType::Text),
+                required(4, "volunteer_points", FieldType::Int),
+            ],
+        },
+    ],
+    reach: Reach::Normal,
+};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,8 @@
 //! Stations (代表之家、站、点) where deputies meet the people, and the Qingdao 八有四公开
 //! standard they are checked against.
 
+use crate::authority::{RecordKind, Step};
+use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -230,6 +232,60 @@ impl Station {
         })
     }
 }
+
+/// A station (家站点), its residents, receptions and the 八有四公开 checklist (fields 10..=21,
+/// in the standard's order, see `CHECKLIST_FIELDS`).
+pub const KIND: KindDef = KindDef {
+    id: 5,
+    name: "station",
+    governed_as: RecordKind::Station,
+    fields: &[
+        text_field(2, "name", 50),
+        text_field(3, "kind", 40),
+        text_field(4, "address", 200),
+        text_field(5, "qr_token", 64),
+        field(10, "premises", FieldType::Bool),
+        field(11, "information", FieldType::Bool),
+        field(12, "rules", FieldType::Bool),
+        field(13, "plan", FieldType::Bool),
+        field(14, "files", FieldType::Bool),
+        field(15, "materials", FieldType::Bool),
+        field(16, "equipment", FieldType::Bool),
+        field(17, "online_platform", FieldType::Bool),
+        field(18, "deputy_info_published", FieldType::Bool),
+        field(19, "reception_plan_published", FieldType::Bool),
+        field(20, "work_status_published", FieldType::Bool),
+        field(21, "operation_status_published", FieldType::Bool),
+    ],
+    sets: &[(1, "residents")],
+    events: &[EventDef {
+        id: 1,
+        name: "reception",
+        step: Step::Edit,
+        payload: &[
+            required(1, "deputies", FieldType::Text),
+            required(2, "on", FieldType::Date),
+            optional(3, "note", FieldType::Text),
+        ],
+    }],
+    reach: Reach::Normal,
+};
+
+/// The 八有四公开 checklist items and their station field ids, in the standard's order.
+pub const CHECKLIST_FIELDS: [(&str, u16); 12] = [
+    ("premises", 10),
+    ("information", 11),
+    ("rules", 12),
+    ("plan", 13),
+    ("files", 14),
+    ("materials", 15),
+    ("equipment", 16),
+    ("online_platform", 17),
+    ("deputy_info_published", 18),
+    ("reception_plan_published", 19),
+    ("work_status_published", 20),
+    ("operation_status_published", 21),
+];
 
 #[cfg(test)]
 mod tests {

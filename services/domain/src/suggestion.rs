@@ -47,6 +47,11 @@
 //! evaluation in the latest evaluated round, or if the lead has not evaluated, the least
 //! satisfied co-signer's.
 
+use crate::authority::{RecordKind, Step};
+use crate::record::{
+    Coded, EventDef, FieldType, KindDef, Payload, PayloadDef, Reach, RecordEvent, Value, field,
+    id_list, optional, required, text_field,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Days, Months, NaiveDate};
@@ -872,6 +877,313 @@ pub fn overdue(items: &[State], today: NaiveDate) -> Vec<Overdue> {
     out.sort_by_key(|o| (o.id, o.kind));
     out
 }
+
+impl Coded for Kind {
+    const CODES: &'static [(Self, &'static str)] =
+        &[(Self::Motion, "motion"), (Self::Suggestion, "suggestion")];
+}
+
+impl Coded for SupervisionMode {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::Key, "key"),
+        (Self::Leader, "leader"),
+        (Self::Sector, "sector"),
+        (Self::Tracking, "tracking"),
+        (Self::DeputyParticipating, "deputy_participating"),
+    ];
+}
+
+impl Coded for ReplyCategory {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::A, "A"),
+        (Self::B, "B"),
+        (Self::C, "C"),
+        (Self::D, "D"),
+    ];
+}
+
+impl Coded for Satisfaction {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::Satisfied, "satisfied"),
+        (Self::BasicallySatisfied, "basically_satisfied"),
+        (Self::Dissatisfied, "dissatisfied"),
+    ];
+}
+
+impl Assignment {
+    /// The stored mode: single, split or lead_with_assisting.
+    pub const fn mode_code(&self) -> &'static str {
+        match self {
+            Self::Single(_) => "single",
+            Self::Split(_) => "split",
+            Self::LeadWithAssisting { .. } => "lead_with_assisting",
+        }
+    }
+
+    /// The assignment stored as `mode` over the replying `units` and the `assisting` ones.
+    pub fn from_parts(mode: &str, units: &[Uuid], assisting: &[Uuid]) -> Option<Self> {
+        Some(match mode {
+            "single" => Self::Single(*units.first()?),
+            "split" => Self::Split(units.iter().copied().collect()),
+            "lead_with_assisting" => Self::LeadWithAssisting {
+                lead: *units.first()?,
+                assisting: assisting.iter().copied().collect(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl Event {
+    /// The business date of the step.
+    pub const fn at(&self) -> NaiveDate {
+        match self {
+            Self::Submitted { at }
+            | Self::ReviewPassed { at }
+            | Self::RevisionRequested { at, .. }
+            | Self::Revised { at }
+            | Self::Withdrawn { at }
+            | Self::MergedInto { at, .. }
+            | Self::Assigned { at, .. }
+            | Self::Returned { at, .. }
+            | Self::ExtensionApproved { at }
+            | Self::SupervisionSet { at, .. }
+            | Self::AssistingViewSent { at, .. }
+            | Self::Replied { at, .. }
+            | Self::Evaluated { at, .. }
+            | Self::SecondRound { at }
+            | Self::Implemented { at }
+            | Self::Closed { at } => *at,
+        }
+    }
+}
+
+impl RecordEvent for Event {
+    const KIND: &'static KindDef = &KIND;
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Submitted { .. } => "submitted",
+            Self::ReviewPassed { .. } => "reviewed",
+            Self::RevisionRequested { .. } => "revision_requested",
+            Self::Revised { .. } => "revised",
+            Self::Withdrawn { .. } => "withdrawn",
+            Self::MergedInto { .. } => "merged",
+            Self::Assigned { .. } => "assigned",
+            Self::Returned { .. } => "returned",
+            Self::SupervisionSet { .. } => "supervision",
+            Self::ExtensionApproved { .. } => "extension",
+            Self::AssistingViewSent { .. } => "assisting_view",
+            Self::Replied { .. } => "replied",
+            Self::Evaluated { .. } => "satisfaction",
+            Self::SecondRound { .. } => "second_round",
+            Self::Implemented { .. } => "implemented",
+            Self::Closed { .. } => "closed",
+        }
+    }
+
+    fn encode(&self) -> Vec<(&'static str, Value)> {
+        let mut out = vec![("on", Value::Date(self.at()))];
+        match self {
+            Self::RevisionRequested { reason, .. } => {
+                out.push(("reason", Value::Text(reason.clone())))
+            }
+            Self::MergedInto { target, .. } => out.push(("into", Value::Ref(*target))),
+            Self::Assigned { mode, .. } => {
+                out.push(("mode", Value::Text(mode.mode_code().into())));
+                out.push(("units", Value::Text(id_list(mode.replying_units()))));
+                let assisting = mode.assisting_units();
+                if !assisting.is_empty() {
+                    out.push(("assisting", Value::Text(id_list(assisting))));
+                }
+            }
+            Self::Returned { unit, .. } | Self::AssistingViewSent { unit, .. } => {
+                out.push(("unit", Value::Ref(*unit)));
+            }
+            Self::SupervisionSet { mode, .. } => {
+                out.push(("mode", Value::Text(mode.code().into())))
+            }
+            Self::Replied { unit, category, .. } => {
+                out.push(("unit", Value::Ref(*unit)));
+                out.push(("category", Value::Text(category.code().into())));
+            }
+            Self::Evaluated {
+                deputy,
+                satisfaction,
+                ..
+            } => {
+                out.push(("deputy", Value::Ref(*deputy)));
+                out.push(("satisfaction", Value::Text(satisfaction.code().into())));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn decode(name: &str, p: &Payload) -> Option<Self> {
+        let at = p.date("on")?;
+        Some(match name {
+            "submitted" => Self::Submitted { at },
+            "reviewed" => Self::ReviewPassed { at },
+            "revision_requested" => Self::RevisionRequested {
+                reason: p.text_or_empty("reason"),
+                at,
+            },
+            "revised" => Self::Revised { at },
+            "withdrawn" => Self::Withdrawn { at },
+            "merged" => Self::MergedInto {
+                target: p.id("into")?,
+                at,
+            },
+            "assigned" => Self::Assigned {
+                mode: Assignment::from_parts(
+                    p.text("mode")?,
+                    &p.ids("units"),
+                    &p.ids("assisting"),
+                )?,
+                at,
+            },
+            "returned" => Self::Returned {
+                unit: p.id("unit")?,
+                at,
+            },
+            "supervision" => Self::SupervisionSet {
+                mode: SupervisionMode::from_code(p.text("mode")?)?,
+                at,
+            },
+            "extension" => Self::ExtensionApproved { at },
+            "assisting_view" => Self::AssistingViewSent {
+                unit: p.id("unit")?,
+                at,
+            },
+            "replied" => Self::Replied {
+                unit: p.id("unit")?,
+                category: ReplyCategory::from_code(p.text("category")?)?,
+                at,
+            },
+            "satisfaction" => Self::Evaluated {
+                deputy: p.id("deputy")?,
+                satisfaction: Satisfaction::from_code(p.text("satisfaction")?)?,
+                at,
+            },
+            "second_round" => Self::SecondRound { at },
+            "implemented" => Self::Implemented { at },
+            "closed" => Self::Closed { at },
+            _ => return None,
+        })
+    }
+}
+
+/// A handling unit (承办单位), registered by the node where it sits (the own-records rule the
+/// domain states for deputies).
+pub const HANDLING_UNIT: KindDef = KindDef {
+    id: 8,
+    name: "handling_unit",
+    governed_as: RecordKind::Deputy,
+    fields: &[text_field(2, "name", 100)],
+    sets: &[],
+    events: &[],
+    reach: Reach::Normal,
+};
+
+const ON: PayloadDef = required(1, "on", FieldType::Date);
+
+/// A step with nothing but its date.
+const fn dated(id: u16, name: &'static str, step: Step) -> EventDef {
+    EventDef {
+        id,
+        name,
+        step,
+        payload: &[ON],
+    }
+}
+
+/// A motion or suggestion (议案建议), from submission to closing.
+pub const KIND: KindDef = KindDef {
+    id: 9,
+    name: "suggestion",
+    governed_as: RecordKind::Suggestion,
+    fields: &[
+        text_field(2, "kind", 20),
+        text_field(3, "title", 100),
+        text_field(4, "body", 20_000),
+        field(5, "lead_deputy", FieldType::Ref),
+    ],
+    sets: &[(1, "co_signers")],
+    events: &[
+        dated(1, "submitted", Step::Submit),
+        dated(2, "reviewed", Step::Review),
+        EventDef {
+            id: 3,
+            name: "revision_requested",
+            step: Step::Review,
+            payload: &[ON, required(2, "reason", FieldType::Text)],
+        },
+        dated(4, "revised", Step::Edit),
+        dated(5, "withdrawn", Step::Withdraw),
+        EventDef {
+            id: 6,
+            name: "merged",
+            step: Step::Review,
+            payload: &[ON, required(2, "into", FieldType::Ref)],
+        },
+        EventDef {
+            id: 7,
+            name: "assigned",
+            step: Step::Assign,
+            payload: &[
+                ON,
+                // single, split or lead_with_assisting
+                required(2, "mode", FieldType::Text),
+                required(3, "units", FieldType::Text),
+                optional(4, "assisting", FieldType::Text),
+            ],
+        },
+        EventDef {
+            id: 8,
+            name: "returned",
+            step: Step::Return,
+            payload: &[ON, required(2, "unit", FieldType::Ref)],
+        },
+        EventDef {
+            id: 9,
+            name: "supervision",
+            step: Step::Supervise,
+            payload: &[ON, required(2, "mode", FieldType::Text)],
+        },
+        dated(10, "extension", Step::Extend),
+        EventDef {
+            id: 11,
+            name: "assisting_view",
+            step: Step::AssistingView,
+            payload: &[ON, required(2, "unit", FieldType::Ref)],
+        },
+        EventDef {
+            id: 12,
+            name: "replied",
+            step: Step::Reply,
+            payload: &[
+                ON,
+                required(2, "unit", FieldType::Ref),
+                required(3, "category", FieldType::Text),
+            ],
+        },
+        EventDef {
+            id: 13,
+            name: "satisfaction",
+            step: Step::Evaluate,
+            payload: &[
+                ON,
+                required(2, "deputy", FieldType::Ref),
+                required(3, "satisfaction", FieldType::Text),
+            ],
+        },
+        dated(14, "second_round", Step::SecondRound),
+        dated(15, "implemented", Step::Implement),
+        dated(16, "closed", Step::Close),
+    ],
+    reach: Reach::Normal,
+};
 
 #[cfg(test)]
 mod tests;
