@@ -32,6 +32,12 @@ function fmtTime(ms) {
   const p = n => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
+// Dates travel as renda.types.v1.Date messages; a form's date input holds "YYYY-MM-DD".
+function wireDate(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || '');
+  return m ? { year: Number(m[1]), month: Number(m[2]), day: Number(m[3]) } : undefined;
+}
+function fmtDate(d) { const p = n => String(n).padStart(2, '0'); return d && d.year ? `${d.year}-${p(d.month)}-${p(d.day)}` : ''; }
 function today() { const d = new Date(); const p = n => String(n).padStart(2, '0'); return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`; }
 
 async function api(path, body) {
@@ -167,6 +173,12 @@ function readForm(form, fields) {
   return v;
 }
 const num = x => (x === '' || x === undefined || x === null ? undefined : Number(x));
+// The form's values as the API takes them: date inputs become Date messages.
+function wireValues(v, fields) {
+  const out = Object.assign({}, v);
+  for (const f of fields) if (f.type === 'date') out[f.name] = wireDate(v[f.name]);
+  return out;
+}
 
 // Renders a form; `onSaved(result)` runs after a successful call.
 async function buildForm(spec, onSaved) {
@@ -194,7 +206,7 @@ async function buildForm(spec, onSaved) {
     status.replaceChildren();
     button.disabled = true;
     const v = readForm(form, spec.fields);
-    const result = spec.call ? await spec.call(v) : await rpc(spec.service, spec.method, spec.build(v));
+    const result = spec.call ? await spec.call(v) : await rpc(spec.service, spec.method, spec.build(wireValues(v, spec.fields)));
     button.disabled = false;
     if (result.error) {
       const err = result.error;
