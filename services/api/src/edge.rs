@@ -7,6 +7,7 @@
 //! `renda.types.v1.Date` messages read with [`day`] and [`required_day`].
 
 use chrono::{Datelike, NaiveDate};
+use renda_domain::org::OrgCode;
 use renda_proto::types::v1 as types;
 use tonic::Request;
 
@@ -91,6 +92,16 @@ pub(crate) fn optional_one_of<D: Wire>(
                 expected_zh,
             )
         })
+}
+
+/// An org code field; empty means the caller's default (`None`).
+pub(crate) fn optional_org(field: &str, raw: &str) -> Result<Option<OrgCode>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    OrgCode::parse(raw)
+        .map(Some)
+        .map_err(|e| Error::invalid(field, e.to_string(), e.reason_zh()))
 }
 
 /// A date field that defaults to today at this node when absent.

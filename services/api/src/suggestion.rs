@@ -8,81 +8,78 @@
 //! deputy's node for satisfaction.
 
 use chrono::NaiveDate;
-use renda_domain::authority::{RecordKind, Step};
+use renda_domain::authority::Step;
 use renda_domain::event::Stamped;
 use renda_domain::org::OrgCode;
 use renda_domain::rates;
+use renda_domain::record::Coded;
 use renda_domain::suggestion::{
-    self as sug, Assignment, Event, Kind, ReplyCategory, Satisfaction, Status as St,
-    SupervisionMode,
+    self as sug, Assignment, Event, HANDLING_UNIT, KIND, Kind, ReplyCategory, Satisfaction,
+    Status as St, SupervisionMode,
 };
 use renda_proto::suggestion::v1 as pb;
+use renda_proto::types::v1 as types;
 use renda_replica::Value;
 use renda_store::StoredRecord;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::core::*;
+use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::schema::{MAX_LIST, id_list, kind, parse_id_list};
+use crate::schema::{MAX_LIST, kind};
 
 pub(crate) struct Service(pub Shared);
 
-fn status_name(s: St) -> &'static str {
-    match s {
-        St::Drafted => "drafted",
-        St::Submitted => "submitted",
-        St::RevisionRequested => "revision_requested",
-        St::ReviewPassed => "review_passed",
-        St::Returned => "returned",
-        St::Assigned => "assigned",
-        St::Replied => "replied",
-        St::Evaluated => "evaluated",
-        St::SecondRound => "second_round",
-        St::Closed => "closed",
-        St::Withdrawn => "withdrawn",
-        St::Merged => "merged",
-    }
+wire!(Kind => pb::SuggestionKind {
+    Motion <=> Motion,
+    Suggestion <=> Suggestion,
+});
+
+wire!(St => pb::SuggestionStatus {
+    Drafted <=> Drafted,
+    Submitted <=> Submitted,
+    RevisionRequested <=> RevisionRequested,
+    ReviewPassed <=> ReviewPassed,
+    Returned <=> Returned,
+    Assigned <=> Assigned,
+    Replied <=> Replied,
+    Evaluated <=> Evaluated,
+    SecondRound <=> SecondRound,
+    Closed <=> Closed,
+    Withdrawn <=> Withdrawn,
+    Merged <=> Merged,
+});
+
+wire!(ReplyCategory => pb::ReplyCategory { A <=> A, B <=> B, C <=> C, D <=> D });
+
+wire!(Satisfaction => types::Satisfaction {
+    Satisfied <=> Satisfied,
+    BasicallySatisfied <=> BasicallySatisfied,
+    Dissatisfied <=> Dissatisfied,
+});
+
+wire!(SupervisionMode => pb::SupervisionMode {
+    Key <=> Key,
+    Leader <=> Leader,
+    Sector <=> Sector,
+    Tracking <=> Tracking,
+    DeputyParticipating <=> DeputyParticipating,
+});
+
+/// A deputy's satisfaction field of a request.
+pub(crate) fn satisfaction(field: &str, raw: i32) -> Result<Satisfaction> {
+    edge::one_of(
+        field,
+        raw,
+        "satisfied, basically_satisfied or dissatisfied",
+        "须为满意、基本满意或不满意",
+    )
 }
 
-const CATEGORIES: [(&str, ReplyCategory); 4] = [
-    ("A", ReplyCategory::A),
-    ("B", ReplyCategory::B),
-    ("C", ReplyCategory::C),
-    ("D", ReplyCategory::D),
-];
-
-const SATISFACTIONS: [(&str, Satisfaction); 3] = [
-    ("satisfied", Satisfaction::Satisfied),
-    ("basically_satisfied", Satisfaction::BasicallySatisfied),
-    ("dissatisfied", Satisfaction::Dissatisfied),
-];
-
-const SUPERVISION: [(&str, SupervisionMode); 5] = [
-    ("key", SupervisionMode::Key),
-    ("leader", SupervisionMode::Leader),
-    ("sector", SupervisionMode::Sector),
-    ("tracking", SupervisionMode::Tracking),
-    ("deputy_participating", SupervisionMode::DeputyParticipating),
-];
-
-fn lookup<T: Copy>(table: &[(&str, T)], raw: &str) -> Option<T> {
-    table
-        .iter()
-        .find(|(n, _)| *n == raw.trim())
-        .map(|(_, v)| *v)
-}
-
-fn name_of<T: Copy + PartialEq>(table: &[(&'static str, T)], v: T) -> &'static str {
-    table
-        .iter()
-        .find(|(_, t)| *t == v)
-        .map(|(n, _)| *n)
-        .unwrap_or_default()
-}
-
+/// A satisfaction stored as its code (the evaluation service's appraisal votes).
 pub(crate) fn parse_satisfaction(field: &str, raw: &str) -> Result<Satisfaction> {
-    lookup(&SATISFACTIONS, raw).ok_or_else(|| {
+    Satisfaction::from_code(raw.trim()).ok_or_else(|| {
         Error::invalid(
             field,
             "must be satisfied, basically_satisfied or dissatisfied",
@@ -91,48 +88,298 @@ pub(crate) fn parse_satisfaction(field: &str, raw: &str) -> Result<Satisfaction>
     })
 }
 
-fn assignment_from(mode: &str, units: &[Uuid], assisting: &[Uuid]) -> Option<Assignment> {
-    Some(match mode {
-        "single" => Assignment::Single(*units.first()?),
-        "split" => Assignment::Split(units.iter().copied().collect()),
-        "lead_with_assisting" => Assignment::LeadWithAssisting {
-            lead: *units.first()?,
-            assisting: assisting.iter().copied().collect(),
-        },
-        _ => return None,
-    })
+fn kind_of(raw: i32) -> Result<Kind> {
+    Ok(
+        edge::optional_one_of("kind", raw, "motion or suggestion", "须为议案或建议")?
+            .unwrap_or(Kind::Suggestion),
+    )
 }
 
 fn assignment_pb(a: &Assignment) -> pb::Assignment {
     let ids = |s: &std::collections::BTreeSet<Uuid>| s.iter().map(Uuid::to_string).collect();
-    match a {
-        Assignment::Single(u) => pb::Assignment {
-            mode: "single".into(),
-            unit_ids: vec![u.to_string()],
-            assisting_unit_ids: vec![],
-        },
-        Assignment::Split(units) => pb::Assignment {
-            mode: "split".into(),
-            unit_ids: ids(units),
-            assisting_unit_ids: vec![],
-        },
-        Assignment::LeadWithAssisting { lead, assisting } => pb::Assignment {
-            mode: "lead_with_assisting".into(),
-            unit_ids: vec![lead.to_string()],
-            assisting_unit_ids: ids(assisting),
-        },
+    let (mode, unit_ids, assisting_unit_ids) = match a {
+        Assignment::Single(u) => (pb::AssignmentMode::Single, vec![u.to_string()], vec![]),
+        Assignment::Split(units) => (pb::AssignmentMode::Split, ids(units), vec![]),
+        Assignment::LeadWithAssisting { lead, assisting } => (
+            pb::AssignmentMode::LeadWithAssisting,
+            vec![lead.to_string()],
+            ids(assisting),
+        ),
+    };
+    pb::Assignment {
+        mode: mode.into(),
+        unit_ids,
+        assisting_unit_ids,
     }
 }
 
-/// The suggestion as the domain sees it (already validated when it was written).
+/// The assignment a request describes: the first of `unit_ids` leads (or is the single unit).
+fn assignment_from(a: pb::Assignment) -> Result<Assignment> {
+    const MODE: &str = "assignment.mode";
+    let units = parse_ids("assignment.unit_ids", &a.unit_ids, MAX_LIST)?;
+    let assisting = parse_ids(
+        "assignment.assisting_unit_ids",
+        &a.assisting_unit_ids,
+        MAX_LIST,
+    )?;
+    let first = a
+        .unit_ids
+        .first()
+        .map(|raw| parse_id("assignment.unit_ids", raw))
+        .transpose()?;
+    let none = || {
+        Error::invalid(
+            MODE,
+            "must be single, split or lead_with_assisting, with at least one unit",
+            "交办方式须为单独、分办或主协办，并至少指定一个承办单位",
+        )
+    };
+    let mode = pb::AssignmentMode::try_from(a.mode).map_err(|_| none())?;
+    let assignment = match (mode, first) {
+        (pb::AssignmentMode::Single, Some(unit)) => Assignment::Single(unit),
+        (pb::AssignmentMode::Split, Some(_)) => Assignment::Split(units.into_iter().collect()),
+        (pb::AssignmentMode::LeadWithAssisting, Some(lead)) => Assignment::LeadWithAssisting {
+            lead,
+            assisting: assisting.into_iter().collect(),
+        },
+        _ => return Err(none()),
+    };
+    assignment
+        .validate()
+        .map_err(|e| Error::invalid(MODE, e.reason().to_owned(), e.reason_zh().to_owned()))?;
+    Ok(assignment)
+}
+
+// ---- requests as domain values -------------------------------------------------------------
+
+/// A step on one item that carries nothing but its date.
+struct Dated {
+    id: Uuid,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::StepRequest> for Dated {
+    type Error = Error;
+    fn try_from(r: pb::StepRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+struct CreateUnit {
+    org: Option<OrgCode>,
+    name: String,
+}
+
+impl TryFrom<pb::CreateHandlingUnitRequest> for CreateUnit {
+    type Error = Error;
+    fn try_from(r: pb::CreateHandlingUnitRequest) -> Result<Self> {
+        limit("name", &r.name, 400)?;
+        Ok(Self {
+            org: edge::optional_org("org", &r.org)?,
+            name: renda_domain::text::bounded("name", &r.name, 2, 100)?,
+        })
+    }
+}
+
+struct Submit {
+    draft: sug::Draft,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::SubmitSuggestionRequest> for Submit {
+    type Error = Error;
+    fn try_from(r: pb::SubmitSuggestionRequest) -> Result<Self> {
+        limit("title", &r.title, 400)?;
+        limit("body", &r.body, 20_000)?;
+        Ok(Self {
+            draft: sug::Draft {
+                kind: kind_of(r.kind)?,
+                // The receiving congress is this node's; the handler sets it.
+                congress: String::new(),
+                title: r.title,
+                body: r.body,
+                lead_deputy: parse_id("lead_deputy_id", &r.lead_deputy_id)?,
+                co_signers: parse_ids("co_signer_ids", &r.co_signer_ids, 500)?,
+            },
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+struct Update {
+    id: Uuid,
+    kind: Kind,
+    title: String,
+    body: String,
+    co_signers: Vec<Uuid>,
+}
+
+impl TryFrom<pb::UpdateSuggestionRequest> for Update {
+    type Error = Error;
+    fn try_from(r: pb::UpdateSuggestionRequest) -> Result<Self> {
+        limit("title", &r.title, 400)?;
+        limit("body", &r.body, 20_000)?;
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            kind: kind_of(r.kind)?,
+            title: r.title,
+            body: r.body,
+            co_signers: parse_ids("co_signer_ids", &r.co_signer_ids, 500)?,
+        })
+    }
+}
+
+/// 审核: the review's outcome as the event it records.
+struct Review {
+    id: Uuid,
+    event: Event,
+}
+
+impl TryFrom<pb::ReviewSuggestionRequest> for Review {
+    type Error = Error;
+    fn try_from(r: pb::ReviewSuggestionRequest) -> Result<Self> {
+        let at = edge::day("on", r.on)?;
+        limit("revision_reason", &r.revision_reason, 2000)?;
+        let event = if r.passed {
+            Event::ReviewPassed { at }
+        } else {
+            Event::RevisionRequested {
+                reason: renda_domain::text::bounded("revision_reason", &r.revision_reason, 2, 500)?,
+                at,
+            }
+        };
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            event,
+        })
+    }
+}
+
+struct Merge {
+    id: Uuid,
+    into: Uuid,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::MergeSuggestionRequest> for Merge {
+    type Error = Error;
+    fn try_from(r: pb::MergeSuggestionRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            into: parse_id("into_id", &r.into_id)?,
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+struct Assign {
+    id: Uuid,
+    assignment: Assignment,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::AssignSuggestionRequest> for Assign {
+    type Error = Error;
+    fn try_from(r: pb::AssignSuggestionRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            assignment: assignment_from(r.assignment.unwrap_or_default())?,
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+/// A step a handling unit takes: a return or an assisting unit's view.
+struct UnitStep {
+    id: Uuid,
+    unit: Uuid,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::UnitStepRequest> for UnitStep {
+    type Error = Error;
+    fn try_from(r: pb::UnitStepRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            unit: parse_id("unit_id", &r.unit_id)?,
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+struct Supervise {
+    id: Uuid,
+    mode: SupervisionMode,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::SetSupervisionRequest> for Supervise {
+    type Error = Error;
+    fn try_from(r: pb::SetSupervisionRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            mode: edge::one_of(
+                "mode",
+                r.mode,
+                "key, leader, sector, tracking or deputy_participating",
+                "督办方式无效",
+            )?,
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+struct ReplyCmd {
+    id: Uuid,
+    unit: Uuid,
+    category: ReplyCategory,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::ReplySuggestionRequest> for ReplyCmd {
+    type Error = Error;
+    fn try_from(r: pb::ReplySuggestionRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            unit: parse_id("unit_id", &r.unit_id)?,
+            category: edge::one_of(
+                "category",
+                r.category,
+                "A, B, C or D",
+                "答复类别须为A、B、C或D",
+            )?,
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+struct Rate {
+    id: Uuid,
+    deputy: Uuid,
+    satisfaction: Satisfaction,
+    on: NaiveDate,
+}
+
+impl TryFrom<pb::RateSuggestionRequest> for Rate {
+    type Error = Error;
+    fn try_from(r: pb::RateSuggestionRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            deputy: parse_id("deputy_id", &r.deputy_id)?,
+            satisfaction: satisfaction("satisfaction", r.satisfaction)?,
+            on: edge::day("on", r.on)?,
+        })
+    }
+}
+
+/// The domain suggestion as stored (already validated when it was written).
 pub(crate) fn domain_suggestion(r: &StoredRecord) -> Result<sug::Suggestion> {
     Ok(sug::Suggestion {
         id: r.id.0,
-        kind: if text(r, "kind") == "motion" {
-            Kind::Motion
-        } else {
-            Kind::Suggestion
-        },
+        kind: Kind::from_code(&text(r, "kind")).unwrap_or(Kind::Suggestion),
         congress: record_org(r)?,
         title: text(r, "title"),
         body: text(r, "body"),
@@ -141,68 +388,18 @@ pub(crate) fn domain_suggestion(r: &StoredRecord) -> Result<sug::Suggestion> {
     })
 }
 
-fn domain_event(e: &Ev) -> Option<Event> {
-    let at = e.date("on");
-    Some(match e.name.as_str() {
-        "submitted" => Event::Submitted { at },
-        "reviewed" => Event::ReviewPassed { at },
-        "revision_requested" => Event::RevisionRequested {
-            reason: e.text("reason"),
-            at,
-        },
-        "revised" => Event::Revised { at },
-        "withdrawn" => Event::Withdrawn { at },
-        "merged" => Event::MergedInto {
-            target: e.id("into"),
-            at,
-        },
-        "assigned" => Event::Assigned {
-            mode: assignment_from(
-                &e.text("mode"),
-                &parse_id_list(&e.text("units")),
-                &parse_id_list(&e.text("assisting")),
-            )?,
-            at,
-        },
-        "returned" => Event::Returned {
-            unit: e.id("unit"),
-            at,
-        },
-        "supervision" => Event::SupervisionSet {
-            mode: lookup(&SUPERVISION, &e.text("mode"))?,
-            at,
-        },
-        "extension" => Event::ExtensionApproved { at },
-        "assisting_view" => Event::AssistingViewSent {
-            unit: e.id("unit"),
-            at,
-        },
-        "replied" => Event::Replied {
-            unit: e.id("unit"),
-            category: lookup(&CATEGORIES, &e.text("category"))?,
-            at,
-        },
-        "satisfaction" => Event::Evaluated {
-            deputy: e.id("deputy"),
-            satisfaction: lookup(&SATISFACTIONS, &e.text("satisfaction"))?,
-            at,
-        },
-        "second_round" => Event::SecondRound { at },
-        "implemented" => Event::Implemented { at },
-        "closed" => Event::Closed { at },
-        _ => return None,
-    })
-}
-
 /// The domain suggestion and its folded state.
 pub(crate) fn fold(core: &Core, r: &StoredRecord) -> Result<(sug::Suggestion, sug::State)> {
+    fold_events(r, &core.domain_events::<Event>(r)?)
+}
+
+/// [`fold`] over events already read.
+pub(crate) fn fold_events(
+    r: &StoredRecord,
+    events: &[Stamped<Event>],
+) -> Result<(sug::Suggestion, sug::State)> {
     let s = domain_suggestion(r)?;
-    let events: Vec<Stamped<Event>> = core
-        .events(r)?
-        .iter()
-        .filter_map(|e| domain_event(e).map(|ev| Stamped::new(e.stamp, ev)))
-        .collect();
-    let state = sug::fold(&s, &events);
+    let state = sug::fold(&s, events);
     Ok((s, state))
 }
 
@@ -226,37 +423,25 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Suggestion> {
     Ok(pb::Suggestion {
         id: r.id.to_string(),
         congress: s.congress.to_string(),
-        kind: text(r, "kind"),
+        kind: s.kind.wire(),
         title: s.title.clone(),
         body: s.body.clone(),
         lead_deputy_id: s.lead_deputy.to_string(),
         co_signer_ids: s.co_signers.iter().map(Uuid::to_string).collect(),
-        status: status_name(state.status).into(),
+        status: state.status.wire(),
         assignment: state.assignment.as_ref().map(assignment_pb),
         round: u32::from(state.round),
-        category: state
-            .category()
-            .map(|c| name_of(&CATEGORIES, c).to_owned())
-            .unwrap_or_default(),
-        satisfaction: state
-            .satisfaction(&s.lead_deputy)
-            .map(|v| name_of(&SATISFACTIONS, v).to_owned())
-            .unwrap_or_default(),
-        supervision: state
-            .supervision
-            .map(|m| name_of(&SUPERVISION, m).to_owned())
-            .unwrap_or_default(),
-        reply_due: state
-            .deadlines()
-            .map(|d| day_string(d.reply_due))
-            .unwrap_or_default(),
+        category: state.category().map_or(0, Wire::wire),
+        satisfaction: state.satisfaction(&s.lead_deputy).map_or(0, Wire::wire),
+        supervision: state.supervision.map_or(0, Wire::wire),
+        reply_due: state.deadlines().map(|d| edge::date_pb(d.reply_due)),
         replies: state
             .replies
             .iter()
             .map(|r| pb::Reply {
                 unit_id: r.unit.to_string(),
-                category: name_of(&CATEGORIES, r.category).into(),
-                on: day_string(r.at),
+                category: r.category.wire(),
+                on: Some(edge::date_pb(r.at)),
                 round: u32::from(r.round),
                 counted: r.counted,
             })
@@ -273,156 +458,64 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Suggestion> {
     })
 }
 
-/// Whose org a step is checked against.
+/// Whose org a step is taken for.
 enum StepOrg {
     Congress,
     Unit(Uuid),
     Deputy(Uuid),
 }
 
-/// One step: the rule it is checked against, its domain event and what is recorded.
-struct StepSpec {
-    step: Step,
-    whose: StepOrg,
-    event: Event,
-    name: &'static str,
-    fields: Vec<(&'static str, Value)>,
-    on: NaiveDate,
-}
-
 impl Service {
-    /// Loads, folds, authorises, checks and records one step.
-    async fn step(&self, caller: &Caller, id: &str, spec: StepSpec) -> Result<pb::Suggestion> {
-        let StepSpec {
-            step,
-            whose,
-            event,
-            name,
-            fields,
-            on,
-        } = spec;
+    /// Loads and folds the item, finds the org the step is taken for, checks the step against
+    /// the folded state, and takes it (authority as the event's definition says); answers with
+    /// the item as it is now.
+    async fn step(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        whose: StepOrg,
+        event: Event,
+    ) -> Result<Response<pb::Suggestion>, Status> {
         let core = &self.0;
-        let r = core.get("suggestion_id", id, kind::SUGGESTION).await?;
+        let r = core.get_id(id, kind::SUGGESTION).await?;
         let (s, state) = fold(core, &r)?;
         let org: OrgCode = match whose {
             StepOrg::Congress => s.congress,
-            StepOrg::Unit(unit) => {
-                let unit = core
-                    .get_id(unit, kind::HANDLING_UNIT)
-                    .await
-                    .map_err(|e| match e {
-                        Error::NotFound { .. } => Error::invalid(
-                            "unit_id",
-                            "no such handling unit here",
-                            "承办单位不存在",
-                        ),
-                        other => other,
-                    })?;
-                record_org(&unit)?
-            }
-            StepOrg::Deputy(deputy) => {
-                let deputy = core
-                    .get_id(deputy, kind::DEPUTY)
-                    .await
-                    .map_err(|e| match e {
-                        Error::NotFound { .. } => {
-                            Error::invalid("deputy_id", "no such deputy here", "代表不存在")
-                        }
-                        other => other,
-                    })?;
-                record_org(&deputy)?
-            }
+            StepOrg::Unit(unit) => record_org(
+                &self
+                    .known(unit, kind::HANDLING_UNIT, "unit_id", "承办单位不存在")
+                    .await?,
+            )?,
+            StepOrg::Deputy(deputy) => record_org(
+                &self
+                    .known(deputy, kind::DEPUTY, "deputy_id", "代表不存在")
+                    .await?,
+            )?,
         };
-        core.authorize(caller, RecordKind::Suggestion, step, &org)
-            .await?;
-        sug::check(&s, &state, &event)?;
-        let mut fields = fields;
-        fields.insert(0, ("on", date_value(on)));
-        core.write(
-            caller,
-            r.id.0,
-            kind::SUGGESTION,
-            vec![Pending::Event(name, org, fields)],
-        )
-        .await?;
-        to_pb(core, &core.get_id(r.id.0, kind::SUGGESTION).await?)
+        sug::check(&s, &state, &event).map_err(Error::from)?;
+        core.take(caller, id, org, &event, vec![]).await?;
+        Ok(Response::new(to_pb(
+            core,
+            &core.get_id(id, kind::SUGGESTION).await?,
+        )?))
     }
 
-    async fn simple(
+    /// A record another one names: refused as an invalid `field` when this node does not hold it.
+    async fn known(
         &self,
-        req: Request<pb::StepRequest>,
-        step: Step,
-        name: &'static str,
-        make: fn(NaiveDate) -> Event,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step,
-                    whose: StepOrg::Congress,
-                    event: make(on),
-                    name,
-                    fields: vec![],
-                    on,
-                },
-            )
-            .await?,
-        ))
-    }
-
-    /// A step a handling unit takes (a return, an assisting unit's view): recorded against the
-    /// unit's org, carrying the unit.
-    async fn unit_step(
-        &self,
-        req: Request<pb::UnitStepRequest>,
-        step: Step,
-        name: &'static str,
-        make: fn(Uuid, NaiveDate) -> Event,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let unit = parse_id("unit_id", &req.unit_id)?;
-        caller.require_own_unit("unit_id", unit)?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step,
-                    whose: StepOrg::Unit(unit),
-                    event: make(unit, on),
-                    name,
-                    fields: vec![("unit", reference(unit))],
-                    on,
-                },
-            )
-            .await?,
-        ))
-    }
-}
-
-fn parse_kind(raw: &str) -> Result<Kind> {
-    match raw.trim() {
-        "motion" => Ok(Kind::Motion),
-        "suggestion" | "" => Ok(Kind::Suggestion),
-        _ => Err(Error::invalid(
-            "kind",
-            "must be motion or suggestion",
-            "须为议案或建议",
-        )),
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Motion => "motion",
-        Kind::Suggestion => "suggestion",
+        id: Uuid,
+        kind: &'static str,
+        field: &str,
+        missing_zh: &str,
+    ) -> Result<StoredRecord> {
+        self.0.get_id(id, kind).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::invalid(
+                field,
+                format!("no such {} here: {id}", kind.replace('_', " ")),
+                missing_zh,
+            ),
+            other => other,
+        })
     }
 }
 
@@ -436,21 +529,20 @@ fn rate_pb(r: &rates::Rate) -> pb::Rate {
     }
 }
 
+type Answer = Result<Response<pb::Suggestion>, Status>;
+
 #[tonic::async_trait]
 impl pb::suggestions_server::Suggestions for Service {
     async fn create_handling_unit(
         &self,
         req: Request<pb::CreateHandlingUnitRequest>,
     ) -> Result<Response<pb::HandlingUnit>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, CreateUnit) = edge::accept(req)?;
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        let org = cmd.org.map_or_else(|| core.default_org(), Ok)?;
         core.require_reach("org", &org)?;
         core.require_org("org", &org).await?;
-        limit("name", &req.name, 400)?;
-        let name = renda_domain::text::bounded("name", &req.name, 2, 100).map_err(Error::from)?;
-        core.authorize(&caller, RecordKind::Deputy, Step::Edit, &org)
+        core.authorize(&caller, HANDLING_UNIT.governed_as, Step::Edit, &org)
             .await?;
         let id = new_id();
         core.write(
@@ -459,14 +551,14 @@ impl pb::suggestions_server::Suggestions for Service {
             kind::HANDLING_UNIT,
             vec![
                 Pending::Put("org", Value::Org(org)),
-                Pending::Put("name", Value::Text(name.clone())),
+                Pending::Put("name", Value::Text(cmd.name.clone())),
             ],
         )
         .await?;
         Ok(Response::new(pb::HandlingUnit {
             id: id.to_string(),
             org: org.to_string(),
-            name,
+            name: cmd.name,
         }))
     }
 
@@ -490,84 +582,55 @@ impl pb::suggestions_server::Suggestions for Service {
         Ok(Response::new(pb::ListHandlingUnitsResponse { units }))
     }
 
-    async fn submit_suggestion(
-        &self,
-        req: Request<pb::SubmitSuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+    async fn submit_suggestion(&self, req: Request<pb::SubmitSuggestionRequest>) -> Answer {
+        let (caller, Submit { mut draft, on }) = edge::accept(req)?;
         let core = &self.0;
-        limit("title", &req.title, 400)?;
-        limit("body", &req.body, 20_000)?;
-        let kind_ = parse_kind(&req.kind)?;
-        let lead = parse_id("lead_deputy_id", &req.lead_deputy_id)?;
-        let co_signers = parse_ids("co_signer_ids", &req.co_signer_ids, 500)?;
-        let on = parse_day("on", &req.on)?;
         let congress = core.node_org()?;
+        draft.congress = congress.to_string();
         let id = new_id();
-        let s = sug::Suggestion::parse(
-            sug::Draft {
-                kind: kind_,
-                congress: congress.to_string(),
-                title: req.title,
-                body: req.body,
-                lead_deputy: lead,
-                co_signers,
-            },
-            id,
+        let s = sug::Suggestion::parse(draft, id).map_err(Error::from)?;
+        self.known(
+            s.lead_deputy,
+            kind::DEPUTY,
+            "lead_deputy_id",
+            "领衔代表不存在",
         )
-        .map_err(Error::from)?;
-        core.get_id(lead, kind::DEPUTY).await.map_err(|e| match e {
-            Error::NotFound { .. } => {
-                Error::invalid("lead_deputy_id", "no such deputy here", "领衔代表不存在")
-            }
-            other => other,
-        })?;
-        core.authorize(&caller, RecordKind::Suggestion, Step::Submit, &s.congress)
-            .await?;
+        .await?;
         let mut changes = vec![
             Pending::Put("org", Value::Org(s.congress)),
-            Pending::Put("kind", Value::Text(kind_name(kind_).into())),
+            Pending::Put("kind", Value::Text(s.kind.code().into())),
             Pending::Put("title", Value::Text(s.title.clone())),
             Pending::Put("body", Value::Text(s.body.clone())),
-            Pending::Put("lead_deputy", reference(lead)),
+            Pending::Put("lead_deputy", reference(s.lead_deputy)),
         ];
         changes.extend(s.co_signers.iter().map(|c| Pending::Add("co_signers", *c)));
-        changes.push(Pending::Event(
-            "submitted",
+        core.take(
+            &caller,
+            id,
             s.congress,
-            vec![("on", date_value(on))],
-        ));
-        core.write(&caller, id, kind::SUGGESTION, changes).await?;
+            &Event::Submitted { at: on },
+            changes,
+        )
+        .await?;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(id, kind::SUGGESTION).await?,
         )?))
     }
 
-    async fn update_suggestion(
-        &self,
-        req: Request<pb::UpdateSuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+    async fn update_suggestion(&self, req: Request<pb::UpdateSuggestionRequest>) -> Answer {
+        let (caller, cmd): (_, Update) = edge::accept(req)?;
         let core = &self.0;
-        limit("title", &req.title, 400)?;
-        limit("body", &req.body, 20_000)?;
-        let kind_ = parse_kind(&req.kind)?;
-        let co_signers = parse_ids("co_signer_ids", &req.co_signer_ids, 500)?;
-        let r = core
-            .get("suggestion_id", &req.suggestion_id, kind::SUGGESTION)
-            .await?;
+        let r = core.get_id(cmd.id, kind::SUGGESTION).await?;
         let (old, state) = fold(core, &r)?;
         let s = sug::Suggestion::parse(
             sug::Draft {
-                kind: kind_,
+                kind: cmd.kind,
                 congress: old.congress.to_string(),
-                title: req.title,
-                body: req.body,
+                title: cmd.title,
+                body: cmd.body,
                 lead_deputy: old.lead_deputy,
-                co_signers,
+                co_signers: cmd.co_signers,
             },
             r.id.0,
         )
@@ -579,7 +642,7 @@ impl pb::suggestions_server::Suggestions for Service {
             } if field == "co_signers" => Error::invalid("co_signer_ids", reason, reason_zh),
             other => Error::Domain(other),
         })?;
-        core.authorize(&caller, RecordKind::Suggestion, Step::Edit, &s.congress)
+        core.authorize(&caller, KIND.governed_as, Step::Edit, &s.congress)
             .await?;
         if !matches!(
             state.status,
@@ -588,15 +651,15 @@ impl pb::suggestions_server::Suggestions for Service {
             return Err(Error::precondition(
                 "status",
                 format!(
-                    "the item can be edited only before review passes; it is {}",
-                    status_name(state.status)
+                    "the item can be edited only before review passes; it is {:?}",
+                    state.status
                 ),
                 "审核通过后不能再修改议案建议内容",
             )
             .into());
         }
         let mut changes = vec![
-            Pending::Put("kind", Value::Text(kind_name(kind_).into())),
+            Pending::Put("kind", Value::Text(s.kind.code().into())),
             Pending::Put("title", Value::Text(s.title.clone())),
             Pending::Put("body", Value::Text(s.body.clone())),
         ];
@@ -618,16 +681,10 @@ impl pb::suggestions_server::Suggestions for Service {
         )?))
     }
 
-    async fn get_suggestion(
-        &self,
-        req: Request<pb::GetSuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
+    async fn get_suggestion(&self, req: Request<pb::GetSuggestionRequest>) -> Answer {
         let me = caller(&req)?;
-        let r = self
-            .0
-            .get("id", &req.get_ref().id, kind::SUGGESTION)
-            .await?;
-        let suggestion = to_pb(&self.0, &r)?;
+        let id = parse_id("id", &req.get_ref().id)?;
+        let suggestion = to_pb(&self.0, &self.0.get_id(id, kind::SUGGESTION).await?)?;
         if !visible_to(&me, &suggestion) {
             return Err(Error::forbidden(
                 "id",
@@ -658,320 +715,130 @@ impl pb::suggestions_server::Suggestions for Service {
         Ok(Response::new(pb::ListSuggestionsResponse { suggestions }))
     }
 
-    async fn review_suggestion(
-        &self,
-        req: Request<pb::ReviewSuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        limit("revision_reason", &req.revision_reason, 2000)?;
-        let (event, name, fields) = if req.passed {
-            (Event::ReviewPassed { at: on }, "reviewed", vec![])
-        } else {
-            let reason =
-                renda_domain::text::bounded("revision_reason", &req.revision_reason, 2, 500)
-                    .map_err(Error::from)?;
-            (
-                Event::RevisionRequested {
-                    reason: reason.clone(),
-                    at: on,
-                },
-                "revision_requested",
-                vec![("reason", Value::Text(reason))],
-            )
-        };
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::Review,
-                    whose: StepOrg::Congress,
-                    event,
-                    name,
-                    fields,
-                    on,
-                },
-            )
-            .await?,
-        ))
+    async fn review_suggestion(&self, req: Request<pb::ReviewSuggestionRequest>) -> Answer {
+        let (caller, Review { id, event }) = edge::accept(req)?;
+        self.step(&caller, id, StepOrg::Congress, event).await
     }
 
-    async fn revise_suggestion(
-        &self,
-        req: Request<pb::StepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.simple(req, Step::Edit, "revised", |at| Event::Revised { at })
+    async fn revise_suggestion(&self, req: Request<pb::StepRequest>) -> Answer {
+        let (caller, Dated { id, on }) = edge::accept(req)?;
+        self.step(&caller, id, StepOrg::Congress, Event::Revised { at: on })
             .await
     }
 
-    async fn withdraw_suggestion(
-        &self,
-        req: Request<pb::StepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.simple(req, Step::Withdraw, "withdrawn", |at| Event::Withdrawn {
-            at,
-        })
-        .await
+    async fn withdraw_suggestion(&self, req: Request<pb::StepRequest>) -> Answer {
+        let (caller, Dated { id, on }) = edge::accept(req)?;
+        self.step(&caller, id, StepOrg::Congress, Event::Withdrawn { at: on })
+            .await
     }
 
-    async fn merge_suggestion(
-        &self,
-        req: Request<pb::MergeSuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let into = self
-            .0
-            .get("into_id", &req.into_id, kind::SUGGESTION)
-            .await?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::Review,
-                    whose: StepOrg::Congress,
-                    event: Event::MergedInto {
-                        target: into.id.0,
-                        at: on,
-                    },
-                    name: "merged",
-                    fields: vec![("into", reference(into.id.0))],
-                    on,
-                },
-            )
-            .await?,
-        ))
+    async fn merge_suggestion(&self, req: Request<pb::MergeSuggestionRequest>) -> Answer {
+        let (caller, Merge { id, into, on }) = edge::accept(req)?;
+        let target = self.0.get_id(into, kind::SUGGESTION).await?;
+        let event = Event::MergedInto {
+            target: target.id.0,
+            at: on,
+        };
+        self.step(&caller, id, StepOrg::Congress, event).await
     }
 
-    async fn assign_suggestion(
-        &self,
-        req: Request<pb::AssignSuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let a = req.assignment.unwrap_or_default();
-        let units = parse_ids("assignment.unit_ids", &a.unit_ids, MAX_LIST)?;
-        let assisting = parse_ids(
-            "assignment.assisting_unit_ids",
-            &a.assisting_unit_ids,
-            MAX_LIST,
-        )?;
-        let mode = a.mode.trim().to_owned();
-        let assignment = assignment_from(&mode, &units, &assisting).ok_or_else(|| {
-            Error::invalid(
-                "assignment.mode",
-                "must be single, split or lead_with_assisting, with at least one unit",
-                "交办方式须为单独、分办或主协办，并至少指定一个承办单位",
-            )
-        })?;
-        assignment.validate().map_err(|e| {
-            Error::invalid(
-                "assignment.mode",
-                e.reason().to_owned(),
-                e.reason_zh().to_owned(),
-            )
-        })?;
+    async fn assign_suggestion(&self, req: Request<pb::AssignSuggestionRequest>) -> Answer {
+        let (caller, Assign { id, assignment, on }) = edge::accept(req)?;
         for unit in assignment.units() {
-            self.0
-                .get_id(unit, kind::HANDLING_UNIT)
-                .await
-                .map_err(|e| match e {
-                    Error::NotFound { .. } => Error::invalid(
-                        "assignment.unit_ids",
-                        format!("handling unit {unit} is not known here"),
-                        "承办单位不存在",
-                    ),
-                    other => other,
-                })?;
+            self.known(
+                unit,
+                kind::HANDLING_UNIT,
+                "assignment.unit_ids",
+                "承办单位不存在",
+            )
+            .await?;
         }
-        let units_text = id_list(assignment.replying_units());
-        let assisting_text = id_list(assignment.assisting_units());
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::Assign,
-                    whose: StepOrg::Congress,
-                    event: Event::Assigned {
-                        mode: assignment,
-                        at: on,
-                    },
-                    name: "assigned",
-                    fields: vec![
-                        ("mode", Value::Text(mode)),
-                        ("units", Value::Text(units_text)),
-                        ("assisting", text_value(assisting_text)),
-                    ],
-                    on,
-                },
-            )
-            .await?,
-        ))
+        let event = Event::Assigned {
+            mode: assignment,
+            at: on,
+        };
+        self.step(&caller, id, StepOrg::Congress, event).await
     }
 
-    async fn return_suggestion(
-        &self,
-        req: Request<pb::UnitStepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.unit_step(req, Step::Return, "returned", |unit, at| Event::Returned {
-            unit,
-            at,
-        })
-        .await
-    }
-
-    async fn set_supervision(
-        &self,
-        req: Request<pb::SetSupervisionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let mode = lookup(&SUPERVISION, &req.mode)
-            .ok_or_else(|| Error::invalid("mode", "unknown supervision mode", "督办方式无效"))?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::Supervise,
-                    whose: StepOrg::Congress,
-                    event: Event::SupervisionSet { mode, at: on },
-                    name: "supervision",
-                    fields: vec![("mode", Value::Text(req.mode.trim().to_owned()))],
-                    on,
-                },
-            )
-            .await?,
-        ))
-    }
-
-    async fn extend_deadline(
-        &self,
-        req: Request<pb::StepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.simple(req, Step::Extend, "extension", |at| {
-            Event::ExtensionApproved { at }
-        })
-        .await
-    }
-
-    async fn send_assisting_view(
-        &self,
-        req: Request<pb::UnitStepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.unit_step(req, Step::AssistingView, "assisting_view", |unit, at| {
-            Event::AssistingViewSent { unit, at }
-        })
-        .await
-    }
-
-    async fn reply_suggestion(
-        &self,
-        req: Request<pb::ReplySuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let unit = parse_id("unit_id", &req.unit_id)?;
+    async fn return_suggestion(&self, req: Request<pb::UnitStepRequest>) -> Answer {
+        let (caller, UnitStep { id, unit, on }) = edge::accept(req)?;
         caller.require_own_unit("unit_id", unit)?;
-        let category = lookup(&CATEGORIES, &req.category).ok_or_else(|| {
-            Error::invalid("category", "must be A, B, C or D", "答复类别须为A、B、C或D")
-        })?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::Reply,
-                    whose: StepOrg::Unit(unit),
-                    event: Event::Replied {
-                        unit,
-                        category,
-                        at: on,
-                    },
-                    name: "replied",
-                    fields: vec![
-                        ("unit", reference(unit)),
-                        (
-                            "category",
-                            Value::Text(name_of(&CATEGORIES, category).into()),
-                        ),
-                    ],
-                    on,
-                },
-            )
-            .await?,
-        ))
-    }
-
-    async fn rate_suggestion(
-        &self,
-        req: Request<pb::RateSuggestionRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let on = parse_day("on", &req.on)?;
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
-        let satisfaction = parse_satisfaction("satisfaction", &req.satisfaction)?;
-        Ok(Response::new(
-            self.step(
-                &caller,
-                &req.suggestion_id,
-                StepSpec {
-                    step: Step::Evaluate,
-                    whose: StepOrg::Deputy(deputy),
-                    event: Event::Evaluated {
-                        deputy,
-                        satisfaction,
-                        at: on,
-                    },
-                    name: "satisfaction",
-                    fields: vec![
-                        ("deputy", reference(deputy)),
-                        (
-                            "satisfaction",
-                            Value::Text(name_of(&SATISFACTIONS, satisfaction).into()),
-                        ),
-                    ],
-                    on,
-                },
-            )
-            .await?,
-        ))
-    }
-
-    async fn second_round(
-        &self,
-        req: Request<pb::StepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.simple(req, Step::SecondRound, "second_round", |at| {
-            Event::SecondRound { at }
-        })
+        self.step(
+            &caller,
+            id,
+            StepOrg::Unit(unit),
+            Event::Returned { unit, at: on },
+        )
         .await
     }
 
-    async fn mark_implemented(
-        &self,
-        req: Request<pb::StepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.simple(req, Step::Implement, "implemented", |at| {
-            Event::Implemented { at }
-        })
+    async fn set_supervision(&self, req: Request<pb::SetSupervisionRequest>) -> Answer {
+        let (caller, Supervise { id, mode, on }) = edge::accept(req)?;
+        let event = Event::SupervisionSet { mode, at: on };
+        self.step(&caller, id, StepOrg::Congress, event).await
+    }
+
+    async fn extend_deadline(&self, req: Request<pb::StepRequest>) -> Answer {
+        let (caller, Dated { id, on }) = edge::accept(req)?;
+        let event = Event::ExtensionApproved { at: on };
+        self.step(&caller, id, StepOrg::Congress, event).await
+    }
+
+    async fn send_assisting_view(&self, req: Request<pb::UnitStepRequest>) -> Answer {
+        let (caller, UnitStep { id, unit, on }) = edge::accept(req)?;
+        caller.require_own_unit("unit_id", unit)?;
+        let event = Event::AssistingViewSent { unit, at: on };
+        self.step(&caller, id, StepOrg::Unit(unit), event).await
+    }
+
+    async fn reply_suggestion(&self, req: Request<pb::ReplySuggestionRequest>) -> Answer {
+        let (caller, cmd): (_, ReplyCmd) = edge::accept(req)?;
+        caller.require_own_unit("unit_id", cmd.unit)?;
+        let event = Event::Replied {
+            unit: cmd.unit,
+            category: cmd.category,
+            at: cmd.on,
+        };
+        self.step(&caller, cmd.id, StepOrg::Unit(cmd.unit), event)
+            .await
+    }
+
+    async fn rate_suggestion(&self, req: Request<pb::RateSuggestionRequest>) -> Answer {
+        let (caller, cmd): (_, Rate) = edge::accept(req)?;
+        let event = Event::Evaluated {
+            deputy: cmd.deputy,
+            satisfaction: cmd.satisfaction,
+            at: cmd.on,
+        };
+        self.step(&caller, cmd.id, StepOrg::Deputy(cmd.deputy), event)
+            .await
+    }
+
+    async fn second_round(&self, req: Request<pb::StepRequest>) -> Answer {
+        let (caller, Dated { id, on }) = edge::accept(req)?;
+        self.step(
+            &caller,
+            id,
+            StepOrg::Congress,
+            Event::SecondRound { at: on },
+        )
         .await
     }
 
-    async fn close_suggestion(
-        &self,
-        req: Request<pb::StepRequest>,
-    ) -> Result<Response<pb::Suggestion>, Status> {
-        self.simple(req, Step::Close, "closed", |at| Event::Closed { at })
+    async fn mark_implemented(&self, req: Request<pb::StepRequest>) -> Answer {
+        let (caller, Dated { id, on }) = edge::accept(req)?;
+        self.step(
+            &caller,
+            id,
+            StepOrg::Congress,
+            Event::Implemented { at: on },
+        )
+        .await
+    }
+
+    async fn close_suggestion(&self, req: Request<pb::StepRequest>) -> Answer {
+        let (caller, Dated { id, on }) = edge::accept(req)?;
+        self.step(&caller, id, StepOrg::Congress, Event::Closed { at: on })
             .await
     }
 
@@ -1004,7 +871,7 @@ impl pb::suggestions_server::Suggestions for Service {
         let req = req.into_inner();
         let org = parse_org("org", &req.org, &core.default_org()?)?;
         core.require_reach("org", &org)?;
-        let on = parse_day("on", &req.on)?;
+        let on = edge::day("on", req.on)?;
         let mut states = Vec::new();
         for r in core.list(kind::SUGGESTION, Some(&org)).await? {
             states.push(fold(core, &r)?.1);
@@ -1013,15 +880,19 @@ impl pb::suggestions_server::Suggestions for Service {
             .into_iter()
             .map(|o| {
                 let (kind, unit) = match o.kind {
-                    sug::OverdueKind::Reply => ("reply", String::new()),
-                    sug::OverdueKind::SecondRoundReply => ("second_round_reply", String::new()),
-                    sug::OverdueKind::AssistingView(u) => ("assisting_view", u.to_string()),
+                    sug::OverdueKind::Reply => (pb::OverdueKind::Reply, String::new()),
+                    sug::OverdueKind::SecondRoundReply => {
+                        (pb::OverdueKind::SecondRoundReply, String::new())
+                    }
+                    sug::OverdueKind::AssistingView(u) => {
+                        (pb::OverdueKind::AssistingView, u.to_string())
+                    }
                 };
                 pb::OverdueItem {
                     suggestion_id: o.id.to_string(),
                     kind: kind.into(),
                     unit_id: unit,
-                    due: day_string(o.due),
+                    due: Some(edge::date_pb(o.due)),
                     days_late: o.days_late,
                 }
             })

@@ -316,17 +316,17 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         .submit_suggestion(as_user(
             TOWNSHIP,
             sug::SubmitSuggestionRequest {
-                kind: "suggestion".into(),
+                kind: sug::SuggestionKind::Suggestion.into(),
                 title: "关于增设公交站点的建议".into(),
                 body: "居民出行不便，建议在社区门口增设公交站点。".into(),
                 lead_deputy_id: ids[0].clone(),
                 co_signer_ids: vec![ids[1].clone(), ids[2].clone()],
-                on: String::new(),
+                on: None,
             },
         ))
         .await?
         .into_inner();
-    let edit = |kind: &str, co: &[String]| sug::UpdateSuggestionRequest {
+    let edit = |kind: sug::SuggestionKind, co: &[String]| sug::UpdateSuggestionRequest {
         suggestion_id: g.id.clone(),
         kind: kind.into(),
         title: "关于增设公交站点和候车亭的建议".into(),
@@ -334,7 +334,10 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         co_signer_ids: co.to_vec(),
     };
     let g2 = gc
-        .update_suggestion(as_user(TOWNSHIP, edit("suggestion", &ids[2..4])))
+        .update_suggestion(as_user(
+            TOWNSHIP,
+            edit(sug::SuggestionKind::Suggestion, &ids[2..4]),
+        ))
         .await?
         .into_inner();
     let mut co = g2.co_signer_ids.clone();
@@ -345,14 +348,20 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     assert_eq!(g2.title, "关于增设公交站点和候车亭的建议");
     // A motion at a township congress needs five deputies jointly.
     assert_refused(
-        gc.update_suggestion(as_user(TOWNSHIP, edit("motion", &ids[1..3])))
-            .await,
+        gc.update_suggestion(as_user(
+            TOWNSHIP,
+            edit(sug::SuggestionKind::Motion, &ids[1..3]),
+        ))
+        .await,
         Code::InvalidArgument,
         "co_signer_ids",
     );
     assert_refused(
-        gc.update_suggestion(as_user(TOWNSHIP, edit("suggestion", &ids[0..2])))
-            .await,
+        gc.update_suggestion(as_user(
+            TOWNSHIP,
+            edit(sug::SuggestionKind::Suggestion, &ids[0..2]),
+        ))
+        .await,
         Code::InvalidArgument,
         "co_signer_ids",
     );
@@ -362,13 +371,16 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
             suggestion_id: g.id.clone(),
             passed: true,
             revision_reason: String::new(),
-            on: String::new(),
+            on: None,
         },
     ))
     .await?;
     assert_refused(
-        gc.update_suggestion(as_user(TOWNSHIP, edit("suggestion", &ids[2..4])))
-            .await,
+        gc.update_suggestion(as_user(
+            TOWNSHIP,
+            edit(sug::SuggestionKind::Suggestion, &ids[2..4]),
+        ))
+        .await,
         Code::FailedPrecondition,
         "status",
     );

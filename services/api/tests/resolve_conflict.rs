@@ -37,7 +37,7 @@ async fn retitle(node: &Node, id: &str, title: &str) -> anyhow::Result<()> {
         node.org,
         sug::UpdateSuggestionRequest {
             suggestion_id: id.into(),
-            kind: "suggestion".into(),
+            kind: sug::SuggestionKind::Suggestion.into(),
             title: title.into(),
             body: "建议增设社区公交线路，方便居民出行。".into(),
             co_signer_ids: vec![],
@@ -85,12 +85,12 @@ async fn conflicted(title_a: &str, title_b: &str) -> anyhow::Result<(Node, Node,
         .submit_suggestion(as_user(
             TOWNSHIP,
             sug::SubmitSuggestionRequest {
-                kind: "suggestion".into(),
+                kind: sug::SuggestionKind::Suggestion.into(),
                 title: TITLE.into(),
                 body: "建议增设社区公交线路，方便居民出行。".into(),
                 lead_deputy_id: lead,
                 co_signer_ids: vec![],
-                on: "2024-01-05".into(),
+                on: date("2024-01-05"),
             },
         ))
         .await?

@@ -156,12 +156,12 @@ async fn suggestion_raised_at_township_assigned_at_county_rated_at_township() ->
         .submit_suggestion(as_user(
             TOWNSHIP,
             sug::SubmitSuggestionRequest {
-                kind: "suggestion".into(),
+                kind: sug::SuggestionKind::Suggestion.into(),
                 title: "关于增设社区公交线路的建议".into(),
                 body: "建议增设社区公交线路，方便居民出行。".into(),
                 lead_deputy_id: lead.clone(),
                 co_signer_ids: vec![],
-                on: "2024-01-05".into(),
+                on: date("2024-01-05"),
             },
         ))
         .await?
@@ -172,7 +172,7 @@ async fn suggestion_raised_at_township_assigned_at_county_rated_at_township() ->
             suggestion_id: s.id.clone(),
             passed: true,
             revision_reason: String::new(),
-            on: "2024-01-06".into(),
+            on: date("2024-01-06"),
         },
     ))
     .await?;
@@ -193,11 +193,11 @@ async fn suggestion_raised_at_township_assigned_at_county_rated_at_township() ->
         sug::AssignSuggestionRequest {
             suggestion_id: s.id.clone(),
             assignment: Some(sug::Assignment {
-                mode: "single".into(),
+                mode: sug::AssignmentMode::Single.into(),
                 unit_ids: vec![unit.id.clone()],
                 assisting_unit_ids: vec![],
             }),
-            on: "2024-01-10".into(),
+            on: date("2024-01-10"),
         },
     ))
     .await?;
@@ -207,13 +207,13 @@ async fn suggestion_raised_at_township_assigned_at_county_rated_at_township() ->
             sug::ReplySuggestionRequest {
                 suggestion_id: s.id.clone(),
                 unit_id: unit.id.clone(),
-                category: "B".into(),
-                on: "2024-03-01".into(),
+                category: sug::ReplyCategory::B.into(),
+                on: date("2024-03-01"),
             },
         ))
         .await?
         .into_inner();
-    assert_eq!(replied.status, "replied");
+    assert_eq!(replied.status(), sug::SuggestionStatus::Replied);
     // Satisfaction belongs where the deputy is: the county cannot record it.
     assert_refused(
         cc.rate_suggestion(as_user(
@@ -221,8 +221,8 @@ async fn suggestion_raised_at_township_assigned_at_county_rated_at_township() ->
             sug::RateSuggestionRequest {
                 suggestion_id: s.id.clone(),
                 deputy_id: lead.clone(),
-                satisfaction: "satisfied".into(),
-                on: "2024-03-10".into(),
+                satisfaction: renda_proto::types::v1::Satisfaction::Satisfied.into(),
+                on: date("2024-03-10"),
             },
         ))
         .await,
@@ -235,8 +235,8 @@ async fn suggestion_raised_at_township_assigned_at_county_rated_at_township() ->
         sug::RateSuggestionRequest {
             suggestion_id: s.id.clone(),
             deputy_id: lead.clone(),
-            satisfaction: "basically_satisfied".into(),
-            on: "2024-03-10".into(),
+            satisfaction: renda_proto::types::v1::Satisfaction::BasicallySatisfied.into(),
+            on: date("2024-03-10"),
         },
     ))
     .await?;
@@ -246,12 +246,12 @@ async fn suggestion_raised_at_township_assigned_at_county_rated_at_township() ->
     let at_town = tc.get_suggestion(get).await?.into_inner();
     assert_eq!(at_county, at_town);
     assert_eq!(
+        (at_town.status(), at_town.category(), at_town.satisfaction()),
         (
-            at_town.status.as_str(),
-            at_town.category.as_str(),
-            at_town.satisfaction.as_str()
-        ),
-        ("evaluated", "B", "basically_satisfied")
+            sug::SuggestionStatus::Evaluated,
+            sug::ReplyCategory::B,
+            renda_proto::types::v1::Satisfaction::BasicallySatisfied
+        )
     );
     assert_eq!(county.store.quarantine_count().await?, 0);
     assert_eq!(town.store.quarantine_count().await?, 0);
@@ -279,12 +279,12 @@ async fn reply_while_reassigned_merges_to_the_same_status() -> anyhow::Result<()
         .submit_suggestion(as_user(
             TOWNSHIP,
             sug::SubmitSuggestionRequest {
-                kind: "suggestion".into(),
+                kind: sug::SuggestionKind::Suggestion.into(),
                 title: "关于修缮社区道路的建议".into(),
                 body: "社区主干道破损严重，建议尽快修缮。".into(),
                 lead_deputy_id: lead,
                 co_signer_ids: vec![],
-                on: "2024-01-05".into(),
+                on: date("2024-01-05"),
             },
         ))
         .await?
@@ -295,7 +295,7 @@ async fn reply_while_reassigned_merges_to_the_same_status() -> anyhow::Result<()
             suggestion_id: s.id.clone(),
             passed: true,
             revision_reason: String::new(),
-            on: "2024-01-06".into(),
+            on: date("2024-01-06"),
         },
     ))
     .await?;
@@ -316,11 +316,11 @@ async fn reply_while_reassigned_merges_to_the_same_status() -> anyhow::Result<()
             sug::AssignSuggestionRequest {
                 suggestion_id: s.id.clone(),
                 assignment: Some(sug::Assignment {
-                    mode: "single".into(),
+                    mode: sug::AssignmentMode::Single.into(),
                     unit_ids: vec![unit.to_string()],
                     assisting_unit_ids: vec![],
                 }),
-                on: on.into(),
+                on: date(on),
             },
         )
     };
@@ -334,8 +334,8 @@ async fn reply_while_reassigned_merges_to_the_same_status() -> anyhow::Result<()
         sug::ReplySuggestionRequest {
             suggestion_id: s.id.clone(),
             unit_id: street_office.id.clone(),
-            category: "A".into(),
-            on: "2024-01-12".into(),
+            category: sug::ReplyCategory::A.into(),
+            on: date("2024-01-12"),
         },
     ))
     .await?;

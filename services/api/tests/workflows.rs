@@ -438,12 +438,12 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         c.submit_suggestion(as_user(
             COUNTY,
             sug::SubmitSuggestionRequest {
-                kind: "motion".into(),
+                kind: sug::SuggestionKind::Motion.into(),
                 title: "关于加快老旧小区改造的议案".into(),
                 body: "建议加快老旧小区改造进度，改善居民居住条件。".into(),
                 lead_deputy_id: lead.clone(),
                 co_signer_ids: vec![],
-                on: "2024-01-05".into(),
+                on: date("2024-01-05"),
             },
         ))
         .await,
@@ -454,17 +454,17 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         .submit_suggestion(as_user(
             COUNTY,
             sug::SubmitSuggestionRequest {
-                kind: "suggestion".into(),
+                kind: sug::SuggestionKind::Suggestion.into(),
                 title: "关于增设社区公交线路的建议".into(),
                 body: "建议增设社区公交线路，方便居民出行。".into(),
                 lead_deputy_id: lead.clone(),
                 co_signer_ids: vec![],
-                on: "2024-01-05".into(),
+                on: date("2024-01-05"),
             },
         ))
         .await?
         .into_inner();
-    assert_eq!(s.status, "submitted");
+    assert_eq!(s.status(), sug::SuggestionStatus::Submitted);
     let id = s.id.clone();
     let assign = |on: &str| {
         as_user(
@@ -472,11 +472,11 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
             sug::AssignSuggestionRequest {
                 suggestion_id: id.clone(),
                 assignment: Some(sug::Assignment {
-                    mode: "single".into(),
+                    mode: sug::AssignmentMode::Single.into(),
                     unit_ids: vec![unit.id.clone()],
                     assisting_unit_ids: vec![],
                 }),
-                on: on.into(),
+                on: date(on),
             },
         )
     };
@@ -492,7 +492,7 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
             suggestion_id: id.clone(),
             passed: true,
             revision_reason: String::new(),
-            on: "2024-01-08".into(),
+            on: date("2024-01-08"),
         },
     ))
     .await?;
@@ -501,8 +501,8 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(
-        (s.status.as_str(), s.reply_due.as_str()),
-        ("assigned", "2024-04-10")
+        (s.status(), ymd(&s.reply_due).as_str()),
+        (sug::SuggestionStatus::Assigned, "2024-04-10")
     );
     assert_refused(
         c.reply_suggestion(as_user(
@@ -510,8 +510,8 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
             sug::ReplySuggestionRequest {
                 suggestion_id: id.clone(),
                 unit_id: unit.id.clone(),
-                category: "E".into(),
-                on: "2024-03-01".into(),
+                category: sug::ReplyCategory::Unspecified.into(),
+                on: date("2024-03-01"),
             },
         ))
         .await,
@@ -521,7 +521,7 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
     let overdue = c
         .overdue_suggestions(sug::OverdueSuggestionsRequest {
             org: String::new(),
-            on: "2024-05-01".into(),
+            on: date("2024-05-01"),
         })
         .await?
         .into_inner();
@@ -533,26 +533,29 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
             sug::ReplySuggestionRequest {
                 suggestion_id: id.clone(),
                 unit_id: unit.id.clone(),
-                category: "A".into(),
-                on: "2024-03-01".into(),
+                category: sug::ReplyCategory::A.into(),
+                on: date("2024-03-01"),
             },
         ))
         .await?
         .into_inner();
-    assert_eq!((s.status.as_str(), s.category.as_str()), ("replied", "A"));
+    assert_eq!(
+        (s.status(), s.category()),
+        (sug::SuggestionStatus::Replied, sug::ReplyCategory::A)
+    );
     let s = c
         .rate_suggestion(as_user(
             COUNTY,
             sug::RateSuggestionRequest {
                 suggestion_id: id.clone(),
                 deputy_id: lead.clone(),
-                satisfaction: "satisfied".into(),
-                on: "2024-03-10".into(),
+                satisfaction: renda_proto::types::v1::Satisfaction::Satisfied.into(),
+                on: date("2024-03-10"),
             },
         ))
         .await?
         .into_inner();
-    assert_eq!(s.status, "evaluated");
+    assert_eq!(s.status(), sug::SuggestionStatus::Evaluated);
     let rates = c
         .suggestion_rates(sug::SuggestionRatesRequest::default())
         .await?
@@ -565,12 +568,12 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
             COUNTY,
             sug::StepRequest {
                 suggestion_id: id.clone(),
-                on: "2024-03-20".into(),
+                on: date("2024-03-20"),
             },
         ))
         .await?
         .into_inner();
-    assert_eq!(s.status, "closed");
+    assert_eq!(s.status(), sug::SuggestionStatus::Closed);
     Ok(())
 }
 
@@ -593,12 +596,12 @@ async fn a_township_cannot_assign() -> anyhow::Result<()> {
         .submit_suggestion(as_user(
             TOWNSHIP,
             sug::SubmitSuggestionRequest {
-                kind: "suggestion".into(),
+                kind: sug::SuggestionKind::Suggestion.into(),
                 title: "关于修缮社区道路的建议".into(),
                 body: "社区主干道破损严重，建议尽快修缮。".into(),
                 lead_deputy_id: lead,
                 co_signer_ids: vec![],
-                on: "2024-01-05".into(),
+                on: date("2024-01-05"),
             },
         ))
         .await?
@@ -609,7 +612,7 @@ async fn a_township_cannot_assign() -> anyhow::Result<()> {
             suggestion_id: s.id.clone(),
             passed: true,
             revision_reason: String::new(),
-            on: "2024-01-06".into(),
+            on: date("2024-01-06"),
         },
     ))
     .await?;
@@ -620,11 +623,11 @@ async fn a_township_cannot_assign() -> anyhow::Result<()> {
             sug::AssignSuggestionRequest {
                 suggestion_id: s.id.clone(),
                 assignment: Some(sug::Assignment {
-                    mode: "single".into(),
+                    mode: sug::AssignmentMode::Single.into(),
                     unit_ids: vec![unit.id],
                     assisting_unit_ids: vec![],
                 }),
-                on: "2024-01-10".into(),
+                on: date("2024-01-10"),
             },
         ))
         .await,
@@ -637,7 +640,7 @@ async fn a_township_cannot_assign() -> anyhow::Result<()> {
             COUNTY,
             sug::StepRequest {
                 suggestion_id: s.id.clone(),
-                on: String::new(),
+                on: None,
             },
         ))
         .await,

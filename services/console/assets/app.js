@@ -72,13 +72,17 @@ const CHECKLIST = [['premises', '有场所'], ['information', '有信息'], ['ru
 const ACTIVITY_KINDS = [['research', '调研'], ['inspection', '视察'], ['law_enforcement_inspection', '执法检查'], ['special_inquiry', '专题询问'], ['training', '培训'], ['publicity', '宣讲'], ['receiving_voters', '接待选民'], ['group_activity', '代表小组活动']];
 const OPINION_SOURCES = [['station', '联络站收集'], ['qr_code', '扫码反映'], ['visit', '走访收集'], ['online', '网上反映']];
 const ROUTES = [['answered_on_site', '现场答复'], ['transferred_to_township', '转交乡镇(街道)办理'], ['assigned_to_department', '交办部门落实'], ['escalated_upward', '逐级向上反映']];
-const SUGGESTION_KINDS = [['suggestion', '建议'], ['motion', '议案']];
+const SUGGESTION_KINDS = [['SUGGESTION_KIND_SUGGESTION', '建议'], ['SUGGESTION_KIND_MOTION', '议案']];
 const CHOICES = [['for', '赞成'], ['against', '反对'], ['abstain', '弃权']];
 const KIND_ZH = { deputy: '人大代表', station: '代表联络站', activity: '履职活动', opinion: '社情民意', suggestion: '议案建议', project: '民生实事项目', deputy_group: '代表小组', handling_unit: '承办单位', org_unit: '组织单位', congress_session: '人代会', report_back: '述职', evaluation: '代表评价', appraisal: '工作评议' };
 const FIELD_ZH = { name: '姓名/名称', levels: '代表层级', constituency: '选区', term: '届次', gender: '性别', ethnicity: '民族', sector: '职业/界别', phone: '联系电话', status: '状态', qr_token: '二维码', id_card_masked: '身份证号(脱敏)',
   org: '所属单位', kind: '类型', address: '地址', title: '标题', content: '内容', source: '来源', venue: '地点', starts_at: '开始时间', year: '年度', summary: '概要', budget_fen: '预算(分)', body: '正文', deleted: '已删除' };
 for (const [k, v] of CHECKLIST) FIELD_ZH[k] = v;
 const zh = (list, key) => (list.find(([k]) => k === key) || [key, key])[1];
+// renda.suggestion.v1.SuggestionStatus and ReplyCategory, as the API names them.
+const SUGGESTION_STATUS_ZH = { SUGGESTION_STATUS_DRAFTED: '草稿', SUGGESTION_STATUS_SUBMITTED: '已提出', SUGGESTION_STATUS_REVISION_REQUESTED: '退回修改', SUGGESTION_STATUS_REVIEW_PASSED: '审核通过', SUGGESTION_STATUS_RETURNED: '已退办', SUGGESTION_STATUS_ASSIGNED: '已交办',
+  SUGGESTION_STATUS_REPLIED: '已答复', SUGGESTION_STATUS_EVALUATED: '已测评', SUGGESTION_STATUS_SECOND_ROUND: '二次交办', SUGGESTION_STATUS_CLOSED: '已办结', SUGGESTION_STATUS_WITHDRAWN: '已撤回', SUGGESTION_STATUS_MERGED: '已并案' };
+const replyCategory = c => (c && c !== 'REPLY_CATEGORY_UNSPECIFIED' ? c.replace('REPLY_CATEGORY_', '') + '类' : '');
 const STATUS_ZH = { serving: '在任', terminated: '终止', open: '待办理', handling: '办理中', resolved: '已办结', closed: '已回访', drafted: '草稿', submitted: '已提出', revision_requested: '退回修改', review_passed: '审核通过', returned: '已退办', assigned: '已交办', replied: '已答复', evaluated: '已测评', second_round: '二次交办', withdrawn: '已撤回', merged: '已并案' };
 
 // ---------- state ----------
@@ -139,7 +143,7 @@ const REF = {
   station: { service: 'renda.station.v1.Stations', method: 'ListStations', key: 'stations', label: x => x.name },
   activity: { service: 'renda.activity.v1.Activities', method: 'ListActivities', key: 'activities', label: a => `${a.title}（${zh(ACTIVITY_KINDS, a.kind)}）` },
   project: { service: 'renda.project.v1.Projects', method: 'ListProjects', key: 'projects', label: p => `${p.title}（${p.stage_zh || p.stage}）` },
-  suggestion: { service: 'renda.suggestion.v1.Suggestions', method: 'ListSuggestions', key: 'suggestions', label: x => `${x.title}（${STATUS_ZH[x.status] || x.status}）` },
+  suggestion: { service: 'renda.suggestion.v1.Suggestions', method: 'ListSuggestions', key: 'suggestions', label: x => `${x.title}（${SUGGESTION_STATUS_ZH[x.status] || x.status}）` },
   unit: { service: 'renda.suggestion.v1.Suggestions', method: 'ListHandlingUnits', key: 'units', label: u => `${u.name}（${orgName(u.org)}）` },
 };
 
@@ -310,9 +314,9 @@ const ENTRY = {
       { name: 'co_signer_ids', label: '附议代表', type: 'refs', ref: REF.deputy },
       { name: 'on', label: '提出日期', type: 'date' },
     ],
-    defaults: () => ({ kind: 'suggestion', on: today() }),
+    defaults: () => ({ kind: 'SUGGESTION_KIND_SUGGESTION', on: today() }),
     service: 'renda.suggestion.v1.Suggestions', method: 'SubmitSuggestion', build: v => v,
-    list: { ref: REF.suggestion, cols: [['title', '标题'], ['kind', '类别', x => zh(SUGGESTION_KINDS, x.kind)], ['status', '状态', x => STATUS_ZH[x.status] || x.status], ['category', '答复类别']] },
+    list: { ref: REF.suggestion, cols: [['title', '标题'], ['kind', '类别', x => zh(SUGGESTION_KINDS, x.kind)], ['status', '状态', x => SUGGESTION_STATUS_ZH[x.status] || x.status], ['category', '答复类别', x => replyCategory(x.category)]] },
   },
   project: {
     id: 'project', title: '征集民生实事项目', nav: '民生实事',
@@ -636,7 +640,7 @@ async function viewDispatch() {
     ],
     defaults: () => ({ on: today() }),
     service: 'renda.suggestion.v1.Suggestions', method: 'AssignSuggestion',
-    build: v => ({ suggestion_id: v.suggestion_id, on: v.on, assignment: { mode: 'single', unit_ids: v.unit_id ? [v.unit_id] : [] } }),
+    build: v => ({ suggestion_id: v.suggestion_id, on: v.on, assignment: { mode: 'ASSIGNMENT_MODE_SINGLE', unit_ids: v.unit_id ? [v.unit_id] : [] } }),
     errorField: f => (f === 'assignment' || f === 'unit_ids' ? 'unit_id' : f),
   });
   put(main, h('h1', {}, '工作下派'), h('div', { cls: 'grid2' }, activity, dispatch, review, assign, unit, await listCard({ ref: REF.activity, cols: ENTRY.checkin.list.cols }, '履职活动')));

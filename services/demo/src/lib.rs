@@ -37,6 +37,7 @@ use renda_proto::opinion::v1 as opb;
 use renda_proto::project::v1 as ppb;
 use renda_proto::station::v1 as spb;
 use renda_proto::suggestion::v1 as sgpb;
+use renda_proto::types::v1::Satisfaction;
 use renda_store::Store;
 use tonic::{Request, Response, Status};
 
@@ -389,6 +390,15 @@ impl At {
 
 fn day(month: u32, d: u32) -> String {
     format!("{YEAR}-{month:02}-{d:02}")
+}
+
+/// A date of the demo year on the wire.
+fn date(month: u32, d: u32) -> Option<renda_proto::types::v1::Date> {
+    Some(renda_proto::types::v1::Date {
+        year: YEAR,
+        month: month as i32,
+        day: d as i32,
+    })
 }
 
 fn at_ms(month: u32, d: u32, hour: u32) -> i64 {
@@ -759,7 +769,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .local
             .suggestions()
             .submit_suggestion(at.req(sgpb::SubmitSuggestionRequest {
-                kind: "suggestion".into(),
+                kind: sgpb::SuggestionKind::Suggestion.into(),
                 title: (*title).into(),
                 body: format!(
                     "{}：经走访{}等社区群众，反映较为集中，建议有关部门统筹研究、限期解决。",
@@ -768,7 +778,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 ),
                 lead_deputy_id: lead.clone(),
                 co_signer_ids: co,
-                on: day(7, 1 + i as u32),
+                on: date(7, 1 + i as u32),
             }))
             .await;
         let s = at.done("submit suggestion", r)?;
@@ -780,7 +790,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             } else {
                 "诉求不够具体，请补充问题发生的具体地点和涉及范围".into()
             },
-            on: day(7, 12),
+            on: date(7, 12),
         };
         match plan {
             Plan::Submitted => {}
@@ -798,7 +808,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                     .suggestions()
                     .withdraw_suggestion(at.req(sgpb::StepRequest {
                         suggestion_id: s.id.clone(),
-                        on: day(7, 10),
+                        on: date(7, 10),
                     }))
                     .await;
                 at.done("withdraw suggestion", r)?;
@@ -810,7 +820,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                     .merge_suggestion(at.req(sgpb::MergeSuggestionRequest {
                         suggestion_id: s.id.clone(),
                         into_id: merged_target.clone(),
-                        on: day(7, 12),
+                        on: date(7, 12),
                     }))
                     .await;
                 at.done("merge suggestion", r)?;
@@ -832,12 +842,12 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .local
         .suggestions()
         .submit_suggestion(at.req(sgpb::SubmitSuggestionRequest {
-            kind: "motion".into(),
+            kind: sgpb::SuggestionKind::Motion.into(),
             title: format!("关于制定{}民生实事项目管护办法的议案", street.name),
             body: "已票决民生实事项目建成后缺少长效管护，建议制定管护办法，明确管护主体、经费和代表监督方式。".into(),
             lead_deputy_id: seated[0].clone(),
             co_signer_ids: seated[1..6].to_vec(),
-            on: day(7, 3),
+            on: date(7, 3),
         }))
         .await;
     at.done("submit motion", r)?;
@@ -1176,20 +1186,20 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
             let Some((_, plan)) = SUGGESTIONS.iter().find(|(t, _)| *t == s.title) else {
                 continue;
             };
-            if s.status != "review_passed" {
+            if s.status() != sgpb::SuggestionStatus::ReviewPassed {
                 continue;
             }
             let n = s.title.chars().count();
             let lead = &units[n % units.len()];
             let assignment = if *plan == Plan::Replied {
                 sgpb::Assignment {
-                    mode: "lead_with_assisting".into(),
+                    mode: sgpb::AssignmentMode::LeadWithAssisting.into(),
                     unit_ids: vec![lead.id.clone()],
                     assisting_unit_ids: vec![units[(n + 1) % units.len()].id.clone()],
                 }
             } else {
                 sgpb::Assignment {
-                    mode: "single".into(),
+                    mode: sgpb::AssignmentMode::Single.into(),
                     unit_ids: vec![lead.id.clone()],
                     assisting_unit_ids: vec![],
                 }
@@ -1200,7 +1210,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                 .assign_suggestion(at.req(sgpb::AssignSuggestionRequest {
                     suggestion_id: s.id.clone(),
                     assignment: Some(assignment.clone()),
-                    on: day(7, 20),
+                    on: date(7, 20),
                 }))
                 .await;
             at.done("assign suggestion", r)?;
@@ -1210,8 +1220,8 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                     .suggestions()
                     .set_supervision(at.req(sgpb::SetSupervisionRequest {
                         suggestion_id: s.id.clone(),
-                        mode: "key".into(),
-                        on: day(7, 21),
+                        mode: sgpb::SupervisionMode::Key.into(),
+                        on: date(7, 21),
                     }))
                     .await;
                 at.done("set supervision", r)?;
@@ -1223,15 +1233,15 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                     .send_assisting_view(at.req(sgpb::UnitStepRequest {
                         suggestion_id: s.id.clone(),
                         unit_id: assignment.assisting_unit_ids[0].clone(),
-                        on: day(8, 15),
+                        on: date(8, 15),
                     }))
                     .await;
                 at.done("send assisting view", r)?;
             }
             let category = match plan {
-                Plan::Closed | Plan::Replied => "A",
-                Plan::RatedBasically => "B",
-                Plan::SecondRound => "C",
+                Plan::Closed | Plan::Replied => sgpb::ReplyCategory::A,
+                Plan::RatedBasically => sgpb::ReplyCategory::B,
+                Plan::SecondRound => sgpb::ReplyCategory::C,
                 _ => continue,
             };
             let r = at
@@ -1241,7 +1251,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                     suggestion_id: s.id.clone(),
                     unit_id: lead.id.clone(),
                     category: category.into(),
-                    on: day(9, 5),
+                    on: date(9, 5),
                 }))
                 .await;
             at.done("reply suggestion", r)?;
@@ -1407,15 +1417,15 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
                 continue;
             };
             let satisfaction = match plan {
-                Plan::Closed => "satisfied",
-                Plan::RatedBasically => "basically_satisfied",
-                Plan::SecondRound => "dissatisfied",
+                Plan::Closed => Satisfaction::Satisfied,
+                Plan::RatedBasically => Satisfaction::BasicallySatisfied,
+                Plan::SecondRound => Satisfaction::Dissatisfied,
                 _ => continue,
             };
-            if s.status != "replied" {
+            if s.status() != sgpb::SuggestionStatus::Replied {
                 return Err(at.unexpected(
                     "rate suggestion",
-                    format!("{} is {}: sync first", s.title, s.status),
+                    format!("{} is {:?}: sync first", s.title, s.status()),
                 ));
             }
             let r = at
@@ -1425,7 +1435,7 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
                     suggestion_id: s.id.clone(),
                     deputy_id: s.lead_deputy_id.clone(),
                     satisfaction: satisfaction.into(),
-                    on: day(9, 20),
+                    on: date(9, 20),
                 }))
                 .await;
             at.done("rate suggestion", r)?;
@@ -1444,7 +1454,7 @@ pub async fn seed_county_close(nodes: &DemoStores) -> Result<()> {
             };
             let step = sgpb::StepRequest {
                 suggestion_id: s.id.clone(),
-                on: day(9, 25),
+                on: date(9, 25),
             };
             match plan {
                 Plan::SecondRound => {

@@ -391,16 +391,18 @@ fn day_of(e: &Ev, field: &str) -> Option<i64> {
 
 /// A suggestion's fact: the domain's fold of its events, reduced to what the reports count.
 fn suggestion_fact(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Result<()> {
-    let Some(submitted) = core
-        .events(r)?
+    let events = core.domain_events::<sug::Event>(r)?;
+    let Some(submitted) = events
         .iter()
-        .filter(|e| e.name == "submitted")
-        .filter_map(|e| e.payload.get("on").and_then(crate::core::value_date))
+        .filter_map(|e| match e.event {
+            sug::Event::Submitted { at } => Some(at),
+            _ => None,
+        })
         .min()
     else {
         return Ok(());
     };
-    let (suggestion, state) = crate::suggestion::fold(core, r)?;
+    let (suggestion, state) = crate::suggestion::fold_events(r, &events)?;
     let mine = rates::suggestion_rates(&[(&state, suggestion.lead_deputy)]);
     let mut f = base(r, 0, fact::SUGGESTION);
     f.date_ms = Some(day_ms(submitted));

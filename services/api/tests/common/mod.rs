@@ -278,3 +278,22 @@ pub async fn create_deputy(node: &Node, fields: dep::DeputyFields) -> anyhow::Re
     .into_inner()
     .id)
 }
+
+/// A date on the wire from "YYYY-MM-DD" (test input, so a typo fails the test at once).
+pub fn date(text: &str) -> Option<renda_proto::types::v1::Date> {
+    let parts: Vec<i32> = text
+        .split('-')
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("test date {text:?}")))
+        .collect();
+    match parts[..] {
+        [year, month, day] => Some(renda_proto::types::v1::Date { year, month, day }),
+        _ => panic!("test date {text:?}"),
+    }
+}
+
+/// "YYYY-MM-DD" of a date on the wire, empty when absent.
+pub fn ymd(d: &Option<renda_proto::types::v1::Date>) -> String {
+    d.as_ref()
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+        .unwrap_or_default()
+}

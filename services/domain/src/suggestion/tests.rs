@@ -566,3 +566,98 @@ proptest! {
         prop_assert_eq!(fold(&sug, &shuffled), reference);
     }
 }
+
+#[test]
+fn every_event_reads_back_as_it_was_written() {
+    use crate::record::{Payload, RecordEvent, Value};
+    let at = NaiveDate::from_ymd_opt(2024, 3, 1).expect("a day");
+    let (u1, u2, u3) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+    let events = vec![
+        Event::Submitted { at },
+        Event::ReviewPassed { at },
+        Event::RevisionRequested {
+            reason: "请补充地点".into(),
+            at,
+        },
+        Event::Revised { at },
+        Event::Withdrawn { at },
+        Event::MergedInto { target: u1, at },
+        Event::Assigned {
+            mode: Assignment::Single(u1),
+            at,
+        },
+        Event::Assigned {
+            mode: Assignment::Split([u1, u2].into()),
+            at,
+        },
+        Event::Assigned {
+            mode: Assignment::LeadWithAssisting {
+                lead: u1,
+                assisting: [u2, u3].into(),
+            },
+            at,
+        },
+        Event::Returned { unit: u2, at },
+        Event::ExtensionApproved { at },
+        Event::SupervisionSet {
+            mode: SupervisionMode::DeputyParticipating,
+            at,
+        },
+        Event::AssistingViewSent { unit: u3, at },
+        Event::Replied {
+            unit: u1,
+            category: ReplyCategory::C,
+            at,
+        },
+        Event::Evaluated {
+            deputy: u2,
+            satisfaction: Satisfaction::BasicallySatisfied,
+            at,
+        },
+        Event::SecondRound { at },
+        Event::Implemented { at },
+        Event::Closed { at },
+    ];
+    let mut names = std::collections::BTreeSet::new();
+    for event in events {
+        let def = event.definition();
+        let encoded = event.encode();
+        for (name, value) in &encoded {
+            let field = def
+                .payload
+                .iter()
+                .find(|p| p.name == *name)
+                .unwrap_or_else(|| panic!("{}: {name} is not in the definition", def.name));
+            let ty = match value {
+                Value::Text(_) => crate::record::FieldType::Text,
+                Value::Int(_) => crate::record::FieldType::Int,
+                Value::Bool(_) => crate::record::FieldType::Bool,
+                Value::Date(_) => crate::record::FieldType::Date,
+                Value::Ref(_) => crate::record::FieldType::Ref,
+                Value::Org(_) => crate::record::FieldType::Org,
+            };
+            assert_eq!(field.ty, ty, "{}.{name}", def.name);
+        }
+        for required in def.payload.iter().filter(|p| p.required) {
+            assert!(
+                encoded.iter().any(|(n, _)| *n == required.name),
+                "{}: required {} missing",
+                def.name,
+                required.name
+            );
+        }
+        let payload = Payload(
+            encoded
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v))
+                .collect(),
+        );
+        assert_eq!(Event::decode(def.name, &payload), Some(event.clone()));
+        names.insert(def.name);
+    }
+    assert_eq!(
+        names.len(),
+        KIND.events.len(),
+        "every defined event is covered"
+    );
+}
