@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate};
 use renda_accounts::{Claims, SigningKey, TokenSigner};
+use renda_config::{Foreign, Kind, Schema, Secret, invalid};
 use renda_domain::report::{self, DEFAULT_FRESHNESS_HOURS, REPORT_NAMES};
 use renda_proto::auth::v1 as auth_pb;
 use renda_proto::report::v1 as pb;
@@ -36,17 +37,19 @@ pub use renda_tls::TlsFiles;
 
 // ---- config -------------------------------------------------------------------------------
 
-/// `[gateway]` and `[tls]` of the TOML file. Its `Debug` form hides the secrets.
-#[derive(Clone)]
+/// `[gateway]` and `[tls]` of the TOML file, read with the shared loader (`renda_config`):
+/// unknown keys are refused, `RENDA_GATEWAY_<KEY>` and `RENDA_TLS_<KEY>` override the file, and
+/// the secrets never print.
+#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
     /// `https://host:port` (mutual TLS) or `http://…` (plain, only with `insecure = true`).
     pub city_grpc: String,
-    pub token_secret: String,
+    pub token_secret: Secret,
     /// The id of `token_secret` (the city node's `auth.token_key_id`).
     pub token_key_id: String,
-    /// Earlier keys still accepted, as `id:secret` (the city node's `auth.previous_token_keys`).
-    pub previous_token_keys: Vec<String>,
+    /// Earlier keys still accepted (the city node's `auth.previous_token_keys`).
+    pub previous_token_keys: Vec<(String, Secret)>,
     pub freshness_limit_hours: u32,
     pub request_timeout: Duration,
     pub tls: Option<TlsFiles>,
@@ -54,169 +57,101 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    gateway: GatewaySection,
-    tls: Option<TlsSection>,
-}
+/// Every section and key the gateway's configuration accepts.
+pub const SCHEMA: Schema = Schema {
+    sections: &[
+        (
+            "gateway",
+            &[
+                ("listen", Kind::Text),
+                ("city_grpc", Kind::Text),
+                ("token_secret", Kind::Secret),
+                ("token_key_id", Kind::Text),
+                ("previous_token_keys", Kind::SecretList),
+                ("freshness_limit_hours", Kind::Integer),
+                ("request_timeout_ms", Kind::Integer),
+                ("insecure", Kind::Bool),
+                ("otlp_endpoint", Kind::Text),
+            ],
+        ),
+        (
+            "tls",
+            &[
+                ("ca", Kind::Text),
+                ("cert", Kind::Text),
+                ("key", Kind::Text),
+            ],
+        ),
+    ],
+    env_prefix: "RENDA_",
+    not_config: &[],
+    // The gateway often shares a host (and an environment) with the city node.
+    foreign_sections: Foreign::Ignore,
+};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GatewaySection {
-    listen: String,
-    city_grpc: String,
-    /// Best set through `RENDA_GATEWAY_TOKEN_SECRET` instead.
-    #[serde(default)]
-    token_secret: Option<String>,
-    #[serde(default)]
-    otlp_endpoint: Option<String>,
-    #[serde(default = "default_key_id")]
-    token_key_id: String,
-    #[serde(default)]
-    previous_token_keys: Vec<String>,
-    #[serde(default = "default_freshness")]
-    freshness_limit_hours: u32,
-    #[serde(default = "default_timeout")]
-    request_timeout_ms: u64,
-    #[serde(default)]
-    insecure: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsSection {
-    ca: String,
-    cert: String,
-    key: String,
-}
-
-fn default_key_id() -> String {
-    "1".into()
-}
-
-fn default_freshness() -> u32 {
-    DEFAULT_FRESHNESS_HOURS
-}
-
-fn default_timeout() -> u64 {
-    5_000
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("city_grpc", &self.city_grpc)
-            .field("token_secret", &"<secret>")
-            .field("token_key_id", &self.token_key_id)
-            .field(
-                "previous_token_keys",
-                &self
-                    .previous_token_keys
-                    .iter()
-                    .map(|k| format!("{}:<secret>", k.split(':').next().unwrap_or_default()))
-                    .collect::<Vec<_>>(),
-            )
-            .field("freshness_limit_hours", &self.freshness_limit_hours)
-            .field("request_timeout", &self.request_timeout)
-            .field("tls", &self.tls)
-            .field("otlp_endpoint", &self.otlp_endpoint)
-            .finish()
-    }
-}
-
-/// Why a config was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config: {0}")]
-    Parse(String),
-}
+/// The shortest token secret the city node accepts.
+const MIN_SECRET_CHARS: usize = 32;
 
 impl Config {
-    /// Loads `path`, then applies `RENDA_GATEWAY_<KEY>` overrides from `env`
-    /// (LISTEN, CITY_GRPC, TOKEN_SECRET, FRESHNESS_LIMIT_HOURS, REQUEST_TIMEOUT_MS).
+    /// Loads `path`, with `RENDA_GATEWAY_<KEY>` / `RENDA_TLS_<KEY>` overrides from `env`.
     pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Config::from_toml(&text, env)
+        Config::from_table(&renda_config::Table::load(path, SCHEMA, env)?)
     }
 
     pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let file: FileConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        let mut g = file.gateway;
-        let var = |k: &str| env.get(&format!("RENDA_GATEWAY_{k}")).cloned();
-        if let Some(v) = var("LISTEN") {
-            g.listen = v;
-        }
-        if let Some(v) = var("CITY_GRPC") {
-            g.city_grpc = v;
-        }
-        if let Some(v) = var("TOKEN_SECRET") {
-            g.token_secret = Some(v);
-        }
-        if let Some(v) = var("OTLP_ENDPOINT") {
-            g.otlp_endpoint = Some(v);
-        }
-        let Some(token_secret) = g.token_secret.take() else {
-            return Err(ConfigError::Parse(
-                "gateway.token_secret is not set: set RENDA_GATEWAY_TOKEN_SECRET (the city \
-                 node's auth.token_secret)"
-                    .into(),
-            ));
-        };
-        if let Some(v) = var("FRESHNESS_LIMIT_HOURS") {
-            g.freshness_limit_hours = v.parse().map_err(|_| {
-                ConfigError::Parse("RENDA_GATEWAY_FRESHNESS_LIMIT_HOURS is not a number".into())
+        Config::from_table(&renda_config::Table::parse(text, SCHEMA, env)?)
+    }
+
+    fn from_table(t: &renda_config::Table) -> Result<Config, ConfigError> {
+        const G: &str = "gateway";
+        let token_secret = t
+            .long_secret(G, "token_secret", MIN_SECRET_CHARS)?
+            .ok_or_else(|| {
+                invalid(
+                    "gateway.token_secret",
+                    "is not set: set RENDA_GATEWAY_TOKEN_SECRET (the city node's auth.token_secret)",
+                )
             })?;
-        }
-        if let Some(v) = var("REQUEST_TIMEOUT_MS") {
-            g.request_timeout_ms = v.parse().map_err(|_| {
-                ConfigError::Parse("RENDA_GATEWAY_REQUEST_TIMEOUT_MS is not a number".into())
-            })?;
-        }
-        // The city node signs tokens with the same secret and refuses one shorter than this.
-        if token_secret.len() < 32 {
-            return Err(ConfigError::Parse(
-                "gateway.token_secret must have at least 32 characters (the city node's \
-                 auth.token_secret)"
-                    .into(),
-            ));
-        }
-        let tls = match (file.tls, g.insecure) {
-            (Some(t), _) => Some(TlsFiles {
-                ca: t.ca.into(),
-                cert: t.cert.into(),
-                key: t.key.into(),
-            }),
-            (None, true) => None,
-            (None, false) => {
-                return Err(ConfigError::Parse(
-                    "[tls] is required (plain gRPC only with gateway.insecure = true)".into(),
-                ));
-            }
+        let insecure = t.bool(G, "insecure")?.unwrap_or(false);
+        let tls = if t.has_section("tls") {
+            Some(TlsFiles {
+                ca: t.required_text("tls", "ca")?.into(),
+                cert: t.required_text("tls", "cert")?.into(),
+                key: t.required_text("tls", "key")?.into(),
+            })
+        } else if insecure {
+            None
+        } else {
+            return Err(invalid(
+                "tls",
+                "[tls] is required (plain gRPC only with gateway.insecure = true)",
+            )
+            .into());
         };
+        let freshness = t
+            .integer(G, "freshness_limit_hours", 1)?
+            .map_or(Ok(DEFAULT_FRESHNESS_HOURS), u32::try_from)
+            .map_err(|_| invalid("gateway.freshness_limit_hours", "is too large"))?;
         Ok(Config {
-            listen: g.listen,
-            city_grpc: g.city_grpc,
+            listen: t.required_text(G, "listen")?.to_owned(),
+            city_grpc: t.required_text(G, "city_grpc")?.to_owned(),
             token_secret,
-            token_key_id: g.token_key_id,
-            previous_token_keys: g.previous_token_keys,
-            freshness_limit_hours: g.freshness_limit_hours,
-            request_timeout: Duration::from_millis(g.request_timeout_ms.max(1)),
+            token_key_id: t.text(G, "token_key_id")?.unwrap_or("1").to_owned(),
+            previous_token_keys: t.keyed_secrets(G, "previous_token_keys", MIN_SECRET_CHARS)?,
+            freshness_limit_hours: freshness,
+            request_timeout: Duration::from_millis(
+                t.integer(G, "request_timeout_ms", 1)?.unwrap_or(5_000),
+            ),
             tls,
-            otlp_endpoint: g.otlp_endpoint,
+            otlp_endpoint: t.text(G, "otlp_endpoint")?.map(str::to_owned),
         })
     }
 }
+
+/// Why a config was refused: the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ConfigError(#[from] renda_config::Error);
 
 // ---- application state --------------------------------------------------------------------
 
@@ -261,15 +196,13 @@ impl App {
 
 /// The city's token keys as the gateway's configuration names them.
 fn signer(config: &Config) -> Result<TokenSigner, ConnectError> {
-    let current = SigningKey::new(
-        &config.token_key_id,
-        config.token_secret.as_bytes().to_vec(),
-    )?;
-    let mut previous = Vec::new();
-    for entry in &config.previous_token_keys {
-        let (id, secret) = entry.split_once(':').ok_or(ConnectError::PreviousKey)?;
-        previous.push(SigningKey::new(id, secret.as_bytes().to_vec())?);
-    }
+    let key = |id: &str, secret: &Secret| SigningKey::new(id, secret.expose().as_bytes().to_vec());
+    let current = key(&config.token_key_id, &config.token_secret)?;
+    let previous = config
+        .previous_token_keys
+        .iter()
+        .map(|(id, secret)| key(id, secret))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(TokenSigner::with_keys(current, previous)?)
 }
 
@@ -282,8 +215,6 @@ pub enum ConnectError {
     Tls(#[from] renda_tls::Error),
     #[error("gateway.token_key_id / previous_token_keys: {0}")]
     Key(#[from] renda_accounts::KeyError),
-    #[error("gateway.previous_token_keys: each entry must be id:secret")]
-    PreviousKey,
 }
 
 /// Serves `app` on `listener` until `shutdown` completes.
@@ -1283,7 +1214,7 @@ mod tests {
     fn the_token_secret_may_come_from_the_environment_alone() {
         let config = Config::from_toml(BASE, &env(&[("RENDA_GATEWAY_TOKEN_SECRET", SECRET)]))
             .expect("a secret from the environment is enough");
-        assert_eq!(config.token_secret, SECRET);
+        assert_eq!(config.token_secret.expose(), SECRET);
         assert!(
             error(BASE, &env(&[])).contains("RENDA_GATEWAY_TOKEN_SECRET"),
             "{}",
@@ -1304,6 +1235,19 @@ mod tests {
         .expect("a valid config");
         let shown = format!("{config:?}");
         assert!(!shown.contains(SECRET), "{shown}");
-        assert!(shown.contains("old:<secret>"), "{shown}");
+        assert!(shown.contains("(\"old\", <secret>)"), "{shown}");
+        // A node's variables on the same host are not the gateway's concern; a typo in the
+        // gateway's own section is refused.
+        let shared = env(&[
+            ("RENDA_GATEWAY_TOKEN_SECRET", SECRET),
+            ("RENDA_NODE_ORG_CODE", "370200"),
+        ]);
+        assert!(Config::from_toml(BASE, &shared).is_ok());
+        let typo = env(&[("RENDA_GATEWAY_TOKEN_SECRETS", SECRET)]);
+        assert!(
+            error(BASE, &typo).contains("gateway.token_secrets"),
+            "{}",
+            error(BASE, &typo)
+        );
     }
 }

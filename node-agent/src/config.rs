@@ -1,12 +1,9 @@
 //! The node's configuration: a TOML file, overridden key by key by `RENDA_<SECTION>_<KEY>`
 //! environment variables, checked into [`Config`] with errors that name the offending key.
 //!
-//! The environment is passed in as a map rather than read here, so tests need no `set_var` and
-//! the loader stays a pure function of its inputs.
-//!
-//! Unknown sections and keys are refused. This is done against the explicit [`SCHEMA`] rather
-//! than with serde's `deny_unknown_fields`, because serde's errors cannot name the full key
-//! (`node.org_code`) of a value that came from the environment.
+//! Loading, the refusal of unknown sections and keys, environment overrides and hidden secrets
+//! are the shared loader's (`renda_config`); this module declares the node's [`SCHEMA`] and
+//! reads its typed values.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,18 +14,8 @@ use tonic::transport::Uri;
 
 use renda_tls::{Level, NodeIdentity, OrgCode};
 
-/// The type a configuration key holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Text,
-    Bool,
-    Integer,
-    /// In the environment, a comma-separated list.
-    TextList,
-}
-
 /// Every section and key the configuration accepts, with its type.
-pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
+pub const SECTIONS: Sections = &[
     (
         "node",
         &[
@@ -60,9 +47,9 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
     (
         "auth",
         &[
-            ("token_secret", Kind::Text),
+            ("token_secret", Kind::Secret),
             ("token_key_id", Kind::Text),
-            ("previous_token_keys", Kind::TextList),
+            ("previous_token_keys", Kind::SecretList),
             ("token_ttl_minutes", Kind::Integer),
             ("freshness_limit_hours", Kind::Integer),
         ],
@@ -78,29 +65,21 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
     ),
 ];
 
+pub use renda_config::{Error, Foreign, Kind, Schema, Sections, Table, invalid};
+
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "RENDA_";
 
-/// A configuration that could not be loaded. `key` is the dotted key (`node.org_code`).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file is not valid TOML: {0}")]
-    Syntax(#[from] toml::de::Error),
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
-}
+/// `RENDA_` variables that are not config keys: the password of `node-agent user add`.
+pub const NOT_CONFIG: &[&str] = &["RENDA_NEW_USER_PASSWORD"];
 
-fn invalid(key: &str, message: impl Into<String>) -> Error {
-    Error::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
+/// What a node's configuration accepts.
+pub const SCHEMA: Schema = Schema {
+    sections: SECTIONS,
+    env_prefix: ENV_PREFIX,
+    not_config: NOT_CONFIG,
+    foreign_sections: Foreign::Refuse,
+};
 
 /// The whole configuration of a node, checked.
 #[derive(Debug, Clone)]
@@ -218,6 +197,9 @@ impl Default for SyncConfig {
     }
 }
 
+/// The shortest token secret the node (and the gateway) accepts.
+pub const MIN_SECRET_CHARS: usize = 32;
+
 const DEFAULT_GRPC: &str = "127.0.0.1:7443";
 const DEFAULT_HTTP: &str = "127.0.0.1:7080";
 const DEFAULT_CLIENT: &str = "127.0.0.1:7444";
@@ -235,15 +217,10 @@ impl Config {
     /// Checks a config given as TOML text, with overrides from `env` (usually
     /// `std::env::vars().collect()`); variables without the `RENDA_` prefix are ignored.
     pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Config, Error> {
-        let mut table: toml::Table = text.parse()?;
-        check_known_keys(&table)?;
-        apply_env(&mut table, env)?;
-        Config::from_table(&table)
+        Config::from_table(&Table::parse(text, SCHEMA, env)?)
     }
 
-    fn from_table(table: &toml::Table) -> Result<Config, Error> {
-        let t = Lookup(table);
-
+    fn from_table(t: &Table) -> Result<Config, Error> {
         let level: Level = t
             .required_text("node", "level")?
             .parse()
@@ -305,34 +282,14 @@ impl Config {
             otlp_endpoint: t.text("telemetry", "otlp_endpoint")?.map(str::to_owned),
         };
 
-        let token_secret = match t.text("auth", "token_secret")? {
-            Some(secret) if secret.len() < 32 => {
-                return Err(invalid(
-                    "auth.token_secret",
-                    format!("is {} characters; use at least 32", secret.len()),
-                ));
-            }
-            other => other.map(|s| s.as_bytes().to_vec()),
-        };
-        let mut previous_token_keys = Vec::new();
-        for entry in t.text_list("auth", "previous_token_keys")? {
-            let Some((id, secret)) = entry.split_once(':') else {
-                return Err(invalid(
-                    "auth.previous_token_keys",
-                    "each entry must be id:secret",
-                ));
-            };
-            if secret.len() < 32 {
-                return Err(invalid(
-                    "auth.previous_token_keys",
-                    format!(
-                        "the secret of key {id:?} is {} characters; use at least 32",
-                        secret.len()
-                    ),
-                ));
-            }
-            previous_token_keys.push((id.to_owned(), secret.as_bytes().to_vec()));
-        }
+        let token_secret = t
+            .long_secret("auth", "token_secret", MIN_SECRET_CHARS)?
+            .map(|s| s.expose().as_bytes().to_vec());
+        let previous_token_keys = t
+            .keyed_secrets("auth", "previous_token_keys", MIN_SECRET_CHARS)?
+            .into_iter()
+            .map(|(id, secret)| (id, secret.expose().as_bytes().to_vec()))
+            .collect();
         let auth = AuthConfig {
             token_secret,
             token_key_id: t.text("auth", "token_key_id")?.unwrap_or("1").to_owned(),
@@ -384,7 +341,7 @@ impl Config {
     }
 }
 
-fn upstream_addresses(t: &Lookup<'_>, level: Level, insecure_dev: bool) -> Result<Vec<Uri>, Error> {
+fn upstream_addresses(t: &Table, level: Level, insecure_dev: bool) -> Result<Vec<Uri>, Error> {
     const KEY: &str = "upstream.addresses";
     let texts = t.text_list("upstream", "addresses")?;
     if level == Level::City {
@@ -430,193 +387,6 @@ fn upstream_addresses(t: &Lookup<'_>, level: Level, insecure_dev: bool) -> Resul
             Ok(uri)
         })
         .collect()
-}
-
-fn schema_section(name: &str) -> Option<&'static [(&'static str, Kind)]> {
-    SCHEMA
-        .iter()
-        .find(|(section, _)| *section == name)
-        .map(|(_, keys)| *keys)
-}
-
-fn schema_kind(section: &str, key: &str) -> Option<Kind> {
-    schema_section(section)?
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, kind)| *kind)
-}
-
-fn check_known_keys(table: &toml::Table) -> Result<(), Error> {
-    for (section, value) in table {
-        let Some(keys) = schema_section(section) else {
-            let known: Vec<&str> = SCHEMA.iter().map(|(s, _)| *s).collect();
-            return Err(invalid(
-                section,
-                format!("unknown section (expected one of: {})", known.join(", ")),
-            ));
-        };
-        let Some(entries) = value.as_table() else {
-            return Err(invalid(section, "must be a table ([section])"));
-        };
-        for key in entries.keys() {
-            if !keys.iter().any(|(k, _)| k == key) {
-                let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-                return Err(invalid(
-                    &format!("{section}.{key}"),
-                    format!("unknown key (expected one of: {})", known.join(", ")),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `RENDA_` variables that are not config keys: the password of `node-agent user add`.
-pub const NOT_CONFIG: &[&str] = &["RENDA_NEW_USER_PASSWORD"];
-
-/// Maps `RENDA_NODE_ORG_CODE` to `("node", "org_code")`.
-fn env_key(var: &str) -> Option<(&'static str, String)> {
-    let rest = var.strip_prefix(ENV_PREFIX)?;
-    SCHEMA.iter().find_map(|(section, _)| {
-        let upper = section.to_ascii_uppercase();
-        let key = rest.strip_prefix(upper.as_str())?.strip_prefix('_')?;
-        Some((*section, key.to_ascii_lowercase()))
-    })
-}
-
-fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(), Error> {
-    // Sorted so that the first error reported does not depend on hash order.
-    let mut vars: Vec<(&String, &String)> = env.iter().collect();
-    vars.sort();
-    for (var, text) in vars {
-        if !var.starts_with(ENV_PREFIX) || NOT_CONFIG.contains(&var.as_str()) {
-            continue;
-        }
-        let Some((section, key)) = env_key(var) else {
-            return Err(invalid(
-                var,
-                "names no config section (expected RENDA_<SECTION>_<KEY>)",
-            ));
-        };
-        let dotted = format!("{section}.{key}");
-        let Some(kind) = schema_kind(section, &key) else {
-            return Err(invalid(&dotted, format!("unknown key (set by {var})")));
-        };
-        let value =
-            match kind {
-                Kind::Text => toml::Value::String(text.clone()),
-                Kind::Bool => match text.as_str() {
-                    "true" | "1" => toml::Value::Boolean(true),
-                    "false" | "0" => toml::Value::Boolean(false),
-                    _ => {
-                        return Err(invalid(
-                            &dotted,
-                            format!("{text:?} from {var} is not true or false"),
-                        ));
-                    }
-                },
-                Kind::Integer => toml::Value::Integer(text.parse().map_err(|_| {
-                    invalid(&dotted, format!("{text:?} from {var} is not an integer"))
-                })?),
-                Kind::TextList => toml::Value::Array(
-                    text.split(',')
-                        .map(str::trim)
-                        .filter(|item| !item.is_empty())
-                        .map(|item| toml::Value::String(item.to_owned()))
-                        .collect(),
-                ),
-            };
-        let entry = table
-            .entry(section)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(section_table) = entry.as_table_mut() {
-            section_table.insert(key, value);
-        }
-    }
-    Ok(())
-}
-
-/// Typed reads from the checked table, each error naming its dotted key.
-struct Lookup<'a>(&'a toml::Table);
-
-impl Lookup<'_> {
-    fn get(&self, section: &str, key: &str) -> Option<&toml::Value> {
-        self.0.get(section)?.as_table()?.get(key)
-    }
-
-    fn text(&self, section: &str, key: &str) -> Result<Option<&str>, Error> {
-        match self.get(section, key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(invalid(
-                &format!("{section}.{key}"),
-                format!("must be a string, not {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn required_text(&self, section: &str, key: &str) -> Result<&str, Error> {
-        self.text(section, key)?
-            .ok_or_else(|| invalid(&format!("{section}.{key}"), "is required"))
-    }
-
-    fn bool(&self, section: &str, key: &str) -> Result<Option<bool>, Error> {
-        match self.get(section, key) {
-            None => Ok(None),
-            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => Err(invalid(
-                &format!("{section}.{key}"),
-                format!("must be true or false, not {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn integer(&self, section: &str, key: &str, min: u64) -> Result<Option<u64>, Error> {
-        let dotted = || format!("{section}.{key}");
-        match self.get(section, key) {
-            None => Ok(None),
-            Some(toml::Value::Integer(n)) => match u64::try_from(*n) {
-                Ok(n) if n >= min => Ok(Some(n)),
-                _ => Err(invalid(&dotted(), format!("{n} is less than {min}"))),
-            },
-            Some(other) => Err(invalid(
-                &dotted(),
-                format!("must be an integer, not {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn text_list(&self, section: &str, key: &str) -> Result<Vec<String>, Error> {
-        let dotted = || format!("{section}.{key}");
-        match self.get(section, key) {
-            None => Ok(Vec::new()),
-            Some(toml::Value::Array(items)) => items
-                .iter()
-                .map(|item| {
-                    item.as_str().map(str::to_owned).ok_or_else(|| {
-                        invalid(
-                            &dotted(),
-                            format!("must hold strings, not {}", item.type_str()),
-                        )
-                    })
-                })
-                .collect(),
-            Some(other) => Err(invalid(
-                &dotted(),
-                format!("must be a list of strings, not {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn socket_addr(&self, section: &str, key: &str, default: &str) -> Result<SocketAddr, Error> {
-        let text = self.text(section, key)?.unwrap_or(default);
-        text.parse().map_err(|_| {
-            invalid(
-                &format!("{section}.{key}"),
-                format!("{text:?} is not an IP address and port such as {default:?}"),
-            )
-        })
-    }
 }
 
 #[cfg(test)]
