@@ -191,7 +191,7 @@ pub async fn start(
         }
     };
     let (agent_stop_tx, agent_stop) = tokio::sync::oneshot::channel::<()>();
-    let sync = (!upstreams.is_empty()).then(|| {
+    let running = (!upstreams.is_empty()).then(|| {
         let agent_config = AgentConfig {
             interval: config.sync.interval,
             backoff_min: config.sync.backoff_min,
@@ -209,6 +209,10 @@ pub async fn start(
             let _ = agent_stop.await;
         })
     });
+    let (sync, agent_task) = match running {
+        Some((handle, task)) => (Some(handle), Some(task)),
+        None => (None, None),
+    };
     let mut replication = Replication::new(store.clone(), policy, identify, status.clone());
     if let Some(handle) = &sync {
         replication = replication.with_relay(handle.clone());
@@ -247,7 +251,9 @@ pub async fn start(
         None => None,
     };
     let people_bound = Bound::new(client_listener, client_tls);
-    let mut people_stopped = stop.subscribe();
+    // The client port and the console stop once the replication port has drained.
+    let (drain, draining) = watch::channel(false);
+    let mut people_stopped = draining.clone();
     let people_gate = gate.clone();
     let people_routes = people.clone();
     let people_task = tokio::spawn(async move {
@@ -284,7 +290,7 @@ pub async fn start(
     let http_addr = http.as_ref().map(|(_, addr, _)| *addr);
     let bound = Bound::new(listener, server_tls);
     let serving_store = store.clone();
-    let mut http_stopped = stop.subscribe();
+    let mut http_stopped = draining;
     let http_task = http.map(|(listener, addr, router)| {
         tracing::info!(%addr, "serving the console over HTTP");
         tokio::spawn(async move {
@@ -297,14 +303,23 @@ pub async fn start(
         })
     });
     let task = tokio::spawn(async move {
+        // Shutdown drains before the store closes: the replication port lets open sessions
+        // finish (tonic's graceful shutdown), then the sync agent finishes the round under
+        // way, then the client port and the console finish their calls; whatever is still
+        // running after `DRAIN` is cut off, with a warning.
         let result = bound.serve(routes, gate, stop_signal).await;
-        if let Some(http) = http_task {
-            http.abort();
-        }
-        people_task.abort();
         drop(agent_stop_tx);
+        if let Some(agent) = agent_task {
+            drained("the sync agent", agent).await;
+        }
+        let _ = drain.send(true);
+        drained("the client port", people_task).await;
+        if let Some(http) = http_task {
+            drained("the console", http).await;
+        }
         projector.stop().await;
         serving_store.close().await;
+        tracing::info!("stopped");
         result.map_err(Error::from)
     });
     Ok((
@@ -319,6 +334,20 @@ pub async fn start(
         },
         task,
     ))
+}
+
+/// How long a stopping node waits for each of its parts to finish what it is doing.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits up to [`DRAIN`] for `task`, then cuts it off.
+async fn drained<T>(what: &str, mut task: tokio::task::JoinHandle<T>) {
+    if tokio::time::timeout(DRAIN, &mut task).await.is_err() {
+        tracing::warn!(
+            part = what,
+            "still busy after the drain period; stopping it"
+        );
+        task.abort();
+    }
 }
 
 /// The deployment's token keys: `auth.token_secret` under `auth.token_key_id`, with the

@@ -112,8 +112,12 @@ impl Agent {
         }
     }
 
-    /// Starts the loop; it stops when `shutdown` completes.
-    pub fn spawn(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Handle {
+    /// Starts the loop; it stops when `shutdown` completes, after the round under way (if
+    /// any) has finished, so the store must stay open until the returned task completes.
+    pub fn spawn(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> (Handle, tokio::task::JoinHandle<()>) {
         let (requests, mut rx) = mpsc::channel::<Request>(8);
         let offline = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Notify::new());
@@ -122,7 +126,7 @@ impl Agent {
             offline: offline.clone(),
             wake: wake.clone(),
         };
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             tokio::pin!(shutdown);
             let mut failures = 0u32;
             loop {
@@ -164,7 +168,7 @@ impl Agent {
                 }
             }
         });
-        handle
+        (handle, task)
     }
 
     /// One round: the first upstream that completes a session wins.
