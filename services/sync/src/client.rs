@@ -123,15 +123,11 @@ pub async fn sync_once(
         request.metadata_mut().insert(DEV_IDENTITY_HEADER, value);
     }
     let mut client = ReplicationClient::new(channel).max_decoding_message_size(16 * 1024 * 1024);
-    let refused = |status: tonic::Status| Error::Refused {
-        peer: peer_key.clone(),
-        message: format!("{}: {}", code_name(status.code()), status.message()),
-    };
     let mut inbound = client
         .sync(request)
         .instrument(span.clone())
         .await
-        .map_err(refused)?
+        .map_err(|status| classify(&peer_key, &status, Stage::Opening))?
         .into_inner();
 
     let mut session = SessionReport::default();
@@ -144,7 +140,11 @@ pub async fn sync_once(
     let from_parent = |op: &renda_replica::Op, record_org: Option<OrgCode>| {
         policy.check(op, record_org, Direction::FromParent(parent))
     };
-    while let Some(msg) = inbound.message().await.map_err(refused)? {
+    while let Some(msg) = inbound
+        .message()
+        .await
+        .map_err(|status| classify(&peer_key, &status, Stage::Running))?
+    {
         match msg.body {
             Some(ParentBody::Welcome(welcome)) => {
                 if welcome.org_code != peer_key {
@@ -156,13 +156,17 @@ pub async fn sync_once(
                 if welcome.protocol_version != PROTOCOL_VERSION
                     || welcome.schema_version != store.schema().version
                 {
-                    return Err(protocol(format!(
-                        "version mismatch: protocol {} schema {} against ours {} {}",
-                        welcome.protocol_version,
-                        welcome.schema_version,
-                        PROTOCOL_VERSION,
-                        store.schema().version
-                    )));
+                    return Err(Error::VersionMismatch {
+                        peer: peer_key.clone(),
+                        detail: format!(
+                            "it speaks protocol {} with schema {}, this node protocol {} with \
+                             schema {}; nothing was applied",
+                            welcome.protocol_version,
+                            welcome.schema_version,
+                            PROTOCOL_VERSION,
+                            store.schema().version
+                        ),
+                    });
                 }
                 welcomed = true;
             }
@@ -231,6 +235,56 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// Where in a session a failure came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Opening the call: a transport failure means the peer was never reached.
+    Opening,
+    /// Streaming: a transport failure means the connection broke off.
+    Running,
+}
+
+/// What a failed call means: an unreachable peer, a connection that broke off, a version
+/// mismatch, or a refusal by the peer, each said as such.
+fn classify(peer: &str, status: &tonic::Status, stage: Stage) -> Error {
+    use tonic::Code;
+    let peer = peer.to_owned();
+    let reason = status.message().to_owned();
+    // A status tonic made from a transport error carries that error as its source; a status
+    // the peer sent does not.
+    let transport = std::error::Error::source(status).is_some()
+        || matches!(status.code(), Code::Unavailable | Code::Cancelled);
+    match (status.code(), stage) {
+        (Code::FailedPrecondition, _) if reason.contains("version mismatch") => {
+            Error::VersionMismatch {
+                peer,
+                detail: reason,
+            }
+        }
+        (Code::ResourceExhausted, _) => Error::Refused {
+            peer,
+            message: format!("a message was larger than it accepts: {reason}"),
+        },
+        (
+            Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::OutOfRange,
+            _,
+        ) => Error::Refused {
+            peer,
+            message: format!("{}: {reason}", code_name(status.code())),
+        },
+        (_, Stage::Opening) if transport => Error::Unreachable { peer, reason },
+        (_, Stage::Running) if transport => Error::Dropped { peer, reason },
+        _ => Error::Refused {
+            peer,
+            message: format!("{}: {reason}", code_name(status.code())),
+        },
+    }
+}
+
 fn code_name(code: tonic::Code) -> &'static str {
     match code {
         tonic::Code::PermissionDenied => "permission denied",
@@ -238,6 +292,51 @@ fn code_name(code: tonic::Code) -> &'static str {
         tonic::Code::InvalidArgument => "invalid argument",
         tonic::Code::Unavailable => "unavailable",
         tonic::Code::Unauthenticated => "unauthenticated",
+        tonic::Code::ResourceExhausted => "too large",
+        tonic::Code::Internal => "internal error",
         _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    fn said(status: Status, stage: Stage) -> String {
+        classify("370202", &status, stage).to_string()
+    }
+
+    #[test]
+    fn each_failure_says_what_happened() {
+        assert_eq!(
+            said(Status::unavailable("tcp connect error"), Stage::Opening),
+            "cannot reach 370202: tcp connect error"
+        );
+        assert_eq!(
+            said(Status::cancelled("h2 protocol error"), Stage::Running),
+            "the connection to 370202 broke off during the session: h2 protocol error"
+        );
+        assert!(
+            said(
+                Status::permission_denied("not below this node"),
+                Stage::Opening
+            )
+            .starts_with("370202 refused the session: permission denied")
+        );
+        assert!(
+            said(
+                Status::failed_precondition("schema version mismatch: this node has 5"),
+                Stage::Opening
+            )
+            .starts_with("370202 runs another version: schema version mismatch")
+        );
+        assert!(
+            said(
+                Status::new(Code::ResourceExhausted, "message length too large"),
+                Stage::Running
+            )
+            .contains("refused the session: a message was larger than it accepts")
+        );
     }
 }

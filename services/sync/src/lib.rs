@@ -29,8 +29,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum Error {
     #[error("connecting to {peer} failed: {reason}")]
     Connect { peer: String, reason: String },
+    /// The peer could not be reached at all (no route, nothing listening, TLS failed).
+    #[error("cannot reach {peer}: {reason}")]
+    Unreachable { peer: String, reason: String },
+    /// The connection broke off in the middle of a session; what was acknowledged stays.
+    #[error("the connection to {peer} broke off during the session: {reason}")]
+    Dropped { peer: String, reason: String },
+    /// The peer answered and refused, by policy or because what was sent was not acceptable.
     #[error("{peer} refused the session: {message}")]
     Refused { peer: String, message: String },
+    /// The peer speaks another protocol or schema version (upgrade order: README).
+    #[error("{peer} runs another version: {detail}")]
+    VersionMismatch { peer: String, detail: String },
     #[error("{peer} answered out of protocol: {reason}")]
     Protocol { peer: String, reason: String },
     #[error("storage failed: {0}")]

@@ -301,7 +301,18 @@ async fn receive_pushes(
         policy.check(op, record_org, Direction::FromChild(peer.org))
     };
     loop {
-        let next = inbound.message().await.map_err(|e| e.to_string())?;
+        let next = match inbound.message().await {
+            Ok(next) => next,
+            Err(status) => {
+                // Tell the child why (an oversized batch, a broken message) instead of ending
+                // its stream without a word.
+                let reason = format!("the push could not be read: {}", status.message());
+                let _ = tx
+                    .send(Err(Status::new(status.code(), reason.clone())))
+                    .await;
+                return Err(reason);
+            }
+        };
         match next {
             Some(pb::ChildMessage {
                 body: Some(ChildBody::Push(batch)),
@@ -311,11 +322,18 @@ async fn receive_pushes(
                     batch_no = batch.batch_no,
                     ops = batch.ops.len()
                 );
-                let report = store
+                let report = match store
                     .apply_batch(&batch.ops, Some(&from), &check)
                     .instrument(span)
                     .await
-                    .map_err(|e| e.to_string())?;
+                {
+                    Ok(report) => report,
+                    Err(e) => {
+                        let reason = format!("applying push batch {} failed: {e}", batch.batch_no);
+                        let _ = tx.send(Err(Status::internal(reason.clone()))).await;
+                        return Err(reason);
+                    }
+                };
                 applied += report.applied as u64;
                 let ack = ParentBody::Ack(pb::PushAck {
                     batch_no: batch.batch_no,
