@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use renda_domain::authority::{RecordKind, Step};
 
 use crate::core::{
-    Caller, Core, Pending, Shared, boolean, caller, int, limit, new_id, parse_org, record_org,
+    Caller, Core, Pending, Shared, boolean, caller, int, limit, new_id, optional_org, record_org,
     ref_id, reference, text, text_value,
 };
 use crate::edge::{self, Wire, wire};
@@ -466,8 +466,8 @@ impl pb::auth_server::Auth for Service {
         &self,
         req: Request<pb::ListUsersRequest>,
     ) -> std::result::Result<Response<pb::ListUsersResponse>, Status> {
-        let admin = caller(&req)?;
-        let org = parse_org("org_code", &req.get_ref().org_code, &admin.org)?;
+        let (admin, UsersUnder(org)) = edge::accept(req)?;
+        let org = org.unwrap_or(admin.org);
         require_admin_of(&admin, &org)?;
         let users = self
             .core
@@ -583,6 +583,17 @@ impl TryFrom<pb::CreateUserRequest> for NewUser {
             password: req.password,
             subject_id: req.subject_id,
         })
+    }
+}
+
+/// `ListUsers`: the subtree, or the administrator's own when the request names none.
+struct UsersUnder(Option<OrgCode>);
+
+impl TryFrom<pb::ListUsersRequest> for UsersUnder {
+    type Error = Error;
+
+    fn try_from(req: pb::ListUsersRequest) -> Result<Self> {
+        Ok(Self(optional_org("org_code", &req.org_code)?))
     }
 }
 
