@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate};
-use renda_accounts::{Claims, SigningKey, TokenSigner};
+use renda_accounts::{Claims, SigningKey, TokenSigner, UserRole};
 use renda_config::{Foreign, Kind, Schema, Secret, invalid};
 use renda_domain::report::{self, DEFAULT_FRESHNESS_HOURS, REPORT_NAMES};
 use renda_proto::auth::v1 as auth_pb;
@@ -393,11 +393,25 @@ async fn login(
         "user": identity.user,
         "login": identity.login,
         "display_name": identity.display_name,
-        "role": identity.role,
+        "role": role_name(identity.role),
         "org": identity.org_code,
         "expires_unix_ms": identity.expires_unix_ms,
     }))
     .into_response())
+}
+
+/// The name a role has in this API's JSON ("city_office"), from its `renda.auth.v1.Role`.
+fn role_name(raw: i32) -> &'static str {
+    use renda_proto::auth::v1::Role;
+    match Role::try_from(raw) {
+        Ok(Role::CityOffice) => UserRole::CityOffice.as_str(),
+        Ok(Role::CountyOffice) => UserRole::CountyOffice.as_str(),
+        Ok(Role::TownshipClerk) => UserRole::TownshipClerk.as_str(),
+        Ok(Role::ReadOnly) => UserRole::ReadOnly.as_str(),
+        Ok(Role::Deputy) => UserRole::Deputy.as_str(),
+        Ok(Role::HandlingUnit) => UserRole::HandlingUnit.as_str(),
+        Ok(Role::Unspecified) | Err(_) => "",
+    }
 }
 
 /// A request to the city carrying the person's own token: the city node checks it again and

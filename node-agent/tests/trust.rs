@@ -29,7 +29,7 @@ const TOWN_B: u64 = 370_202_002;
 const OTHER_COUNTY: u64 = 370_212;
 const OTHER_TOWN: u64 = 370_212_001;
 const PASSWORD: &str = "trust-test-password";
-const OPINION_SOURCE: &str = "visit";
+const OPINION_SOURCE: opi::OpinionSource = opi::OpinionSource::Visit;
 
 fn org(code: u64) -> OrgCode {
     OrgCode::new(code).expect("test org code")
@@ -321,7 +321,7 @@ async fn a_township_clerk_neither_reads_nor_writes_another_township() -> anyhow:
             &clerk_b,
             sta::CreateStationRequest {
                 name: "乙镇代表联络站".into(),
-                kind: "station".into(),
+                kind: sta::StationKind::Station.into(),
                 address: "乙镇人民路1号".into(),
                 ..Default::default()
             },
@@ -575,7 +575,7 @@ async fn a_township_clerk_neither_reads_nor_writes_another_township() -> anyhow:
                 auth::CreateUserRequest {
                     login: "sneaky".into(),
                     display_name: "越权".into(),
-                    role: "county_office".into(),
+                    role: auth::Role::CountyOffice.into(),
                     org_code: COUNTY.to_string(),
                     password: PASSWORD.into(),
                     ..Default::default()
@@ -813,7 +813,7 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
             auth::CreateUserRequest {
                 login: "deputy-wang".into(),
                 display_name: "王代表".into(),
-                role: "deputy".into(),
+                role: auth::Role::Deputy.into(),
                 org_code: TOWN_A.to_string(),
                 password: PASSWORD.into(),
                 subject_id: deputy_id.clone(),

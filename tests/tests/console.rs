@@ -431,7 +431,7 @@ async fn drive(
     page.fill("#f-content", "八大峡菜市场周边夜间照明不足，建议增设路灯")
         .await?;
     page.c
-        .find(Locator::Css("#f-source option[value=visit]"))
+        .find(Locator::Css("#f-source option[value=OPINION_SOURCE_VISIT]"))
         .await?
         .click()
         .await?;
@@ -443,7 +443,7 @@ async fn drive(
         .await?;
     page.fill("#f-name", STATION).await?;
     page.c
-        .find(Locator::Css("#f-kind option[value=station]"))
+        .find(Locator::Css("#f-kind option[value=STATION_KIND_STATION]"))
         .await?
         .click()
         .await?;

@@ -150,9 +150,9 @@ async fn create_users(cluster: &Cluster) -> anyhow::Result<()> {
         Person::with_token(&admin)?,
     );
     for (login, role, at) in [
-        ("city", "city_office", "370200"),
-        ("shinan", "county_office", "370202"),
-        ("laoshan", "county_office", "370212"),
+        ("city", auth::Role::CityOffice, "370200"),
+        ("shinan", auth::Role::CountyOffice, "370202"),
+        ("laoshan", auth::Role::CountyOffice, "370212"),
     ] {
         client
             .create_user(auth::CreateUserRequest {
@@ -181,11 +181,15 @@ fn opinions(cluster: &Cluster, at: OrgCode) -> anyhow::Result<Opinions> {
 }
 
 /// Raises an opinion at the township, routes it, and resolves it when asked.
-async fn opinion(client: &mut Opinions, route: &str, resolve: bool) -> anyhow::Result<()> {
+async fn opinion(
+    client: &mut Opinions,
+    route: opinion::OpinionRoute,
+    resolve: bool,
+) -> anyhow::Result<()> {
     let raised = client
         .raise_opinion(opinion::RaiseOpinionRequest {
             content: "小区路灯不亮了".into(),
-            source: "station".into(),
+            source: opinion::OpinionSource::Station.into(),
             station_id: String::new(),
             raised_at_ms: 0,
         })
@@ -288,12 +292,22 @@ async fn reports_over_a_real_mesh() -> anyhow::Result<()> {
 
     // Township A: three opinions, two resolved; township B: two, one resolved.
     let mut at_a = opinions(&cluster, a)?;
-    opinion(&mut at_a, "answered_on_site", true).await?;
-    opinion(&mut at_a, "assigned_to_department", true).await?;
-    opinion(&mut at_a, "transferred_to_township", false).await?;
+    opinion(&mut at_a, opinion::OpinionRoute::AnsweredOnSite, true).await?;
+    opinion(&mut at_a, opinion::OpinionRoute::AssignedToDepartment, true).await?;
+    opinion(
+        &mut at_a,
+        opinion::OpinionRoute::TransferredToTownship,
+        false,
+    )
+    .await?;
     let mut at_b = opinions(&cluster, b)?;
-    opinion(&mut at_b, "answered_on_site", true).await?;
-    opinion(&mut at_b, "transferred_to_township", false).await?;
+    opinion(&mut at_b, opinion::OpinionRoute::AnsweredOnSite, true).await?;
+    opinion(
+        &mut at_b,
+        opinion::OpinionRoute::TransferredToTownship,
+        false,
+    )
+    .await?;
     cluster.converged(&[a, county, city], a, 3).await?;
     cluster.converged(&[b, county, city], b, 2).await?;
 
@@ -344,8 +358,13 @@ async fn reports_over_a_real_mesh() -> anyhow::Result<()> {
     // The city does not show them while B is cut, even once B has tried both its upstreams
     // since it wrote them.
     cluster.isolate(b);
-    opinion(&mut at_b, "answered_on_site", true).await?;
-    opinion(&mut at_b, "transferred_to_township", false).await?;
+    opinion(&mut at_b, opinion::OpinionRoute::AnsweredOnSite, true).await?;
+    opinion(
+        &mut at_b,
+        opinion::OpinionRoute::TransferredToTownship,
+        false,
+    )
+    .await?;
     let written = chrono::Utc::now().timestamp_millis();
     cluster.failed_attempts_since(b, written).await?;
     let (_, cut) = get_json(g, &path, &city_user).await?;

@@ -859,6 +859,16 @@ pub(crate) fn parse_org(field: &str, raw: &str, default: &OrgCode) -> Result<Org
     OrgCode::parse(raw).map_err(|e| Error::invalid(field, e.to_string(), e.reason_zh()))
 }
 
+/// An org code field that may be left empty (`None`: the handler's default).
+pub(crate) fn optional_org(field: &str, raw: &str) -> Result<Option<OrgCode>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    OrgCode::parse(raw)
+        .map(Some)
+        .map_err(|e| Error::invalid(field, e.to_string(), e.reason_zh()))
+}
+
 pub(crate) fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
     Uuid::parse_str(raw.trim()).map_err(|_| {
         Error::invalid(

@@ -1,52 +1,42 @@
 //! `renda.opinion.v1.Opinions`: opinions from the people, handled by the unit now holding them
-//! (the fold's handling org), escalated level by level with their whole history.
+//! (the fold's handling org), escalated level by level with their whole history. Sources,
+//! routes and statuses travel as the proto enums mapped here to the domain's.
 
 use chrono::{DateTime, Utc};
-use renda_domain::authority::{RecordKind, Step};
-use renda_domain::event::Stamped;
+use renda_domain::authority::Step;
 use renda_domain::opinion::{self as op, OpinionRoute, Source, Status as St};
+use renda_domain::org::OrgCode;
+use renda_domain::record::{Coded, RecordEvent};
 use renda_proto::opinion::v1 as pb;
 use renda_replica::Value;
 use renda_store::StoredRecord;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::core::*;
+use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
 
-const SOURCES: [(&str, Source); 4] = [
-    ("station", Source::Station),
-    ("qr_code", Source::QrCode),
-    ("visit", Source::Visit),
-    ("online", Source::Online),
-];
+wire!(Source => pb::OpinionSource {
+    Station <=> Station,
+    QrCode <=> QrCode,
+    Visit <=> Visit,
+    Online <=> Online,
+});
 
-const ROUTES: [(&str, OpinionRoute); 4] = [
-    ("answered_on_site", OpinionRoute::AnsweredOnSite),
-    (
-        "transferred_to_township",
-        OpinionRoute::TransferredToTownship,
-    ),
-    ("assigned_to_department", OpinionRoute::AssignedToDepartment),
-    ("escalated_upward", OpinionRoute::EscalatedUpward),
-];
+wire!(OpinionRoute => pb::OpinionRoute {
+    AnsweredOnSite <=> AnsweredOnSite,
+    TransferredToTownship <=> TransferredToTownship,
+    AssignedToDepartment <=> AssignedToDepartment,
+    EscalatedUpward <=> EscalatedUpward,
+});
 
-fn lookup<T: Copy>(table: &[(&str, T)], raw: &str) -> Option<T> {
-    table
-        .iter()
-        .find(|(n, _)| *n == raw.trim())
-        .map(|(_, v)| *v)
-}
-
-fn name_of<T: Copy + PartialEq>(table: &[(&'static str, T)], v: T) -> &'static str {
-    table
-        .iter()
-        .find(|(_, t)| *t == v)
-        .map(|(n, _)| *n)
-        .unwrap_or_default()
-}
+const SOURCES_EN: &str = "station, qr code, visit or online";
+const ROUTES_EN: &str =
+    "answered on site, transferred to the township, assigned to a department or escalated upward";
 
 fn time(ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
@@ -56,94 +46,198 @@ fn fold(core: &Core, r: &StoredRecord) -> Result<op::State> {
     let opinion = op::Opinion {
         id: r.id.0,
         content: text(r, "content"),
-        source: lookup(&SOURCES, &text(r, "source")).unwrap_or(Source::Station),
+        source: Source::from_code(&text(r, "source")).unwrap_or(Source::Station),
         org: record_org(r)?,
         station: ref_id(r, "station"),
         raised_at: time(int(r, "raised_at")),
     };
-    let events: Vec<Stamped<op::Event>> = core
-        .events(r)?
-        .iter()
-        .filter_map(|e| {
-            let by = e.org("org")?;
-            let at = time(e.int("at"));
-            let event = match e.name.as_str() {
-                "routed" => op::Event::Routed {
-                    by,
-                    route: lookup(&ROUTES, &e.text("route"))?,
-                    to: Some(e.text("to")).filter(|t| !t.is_empty()),
-                    at,
-                },
-                "escalated" => op::Event::Escalated {
-                    from: by,
-                    to: e.org("to")?,
-                    at,
-                },
-                "resolved" => op::Event::Resolved {
-                    by,
-                    note: e.text("note"),
-                    at,
-                },
-                "followed_up" => op::Event::FollowedUp {
-                    by,
-                    citizen_satisfied: e.bool("citizen_satisfied"),
-                    at,
-                },
-                _ => return None,
-            };
-            Some(Stamped::new(e.stamp, event))
-        })
-        .collect();
-    Ok(op::fold(&opinion, &events))
+    Ok(op::fold(&opinion, &core.domain_events::<op::Event>(r)?))
 }
 
 fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Opinion> {
     let state = fold(core, r)?;
     let (status, route) = match state.status {
-        St::Open => ("open", ""),
-        St::Handling(route) => ("handling", name_of(&ROUTES, route)),
-        St::Resolved => ("resolved", ""),
-        St::Closed => ("closed", ""),
+        St::Open => (pb::OpinionStatus::Open, None),
+        St::Handling(route) => (pb::OpinionStatus::Handling, Some(route)),
+        St::Resolved => (pb::OpinionStatus::Resolved, None),
+        St::Closed => (pb::OpinionStatus::Closed, None),
     };
     Ok(pb::Opinion {
         id: r.id.to_string(),
         org: org_string(r),
         content: text(r, "content"),
-        source: text(r, "source"),
+        source: Source::from_code(&text(r, "source")).map_or(0, Wire::wire),
         station_id: ref_id(r, "station")
             .map(|s| s.to_string())
             .unwrap_or_default(),
         raised_at_ms: int(r, "raised_at"),
         status: status.into(),
-        route: route.into(),
+        route: route.map_or(0, Wire::wire),
         handling_org: state.handling_org.to_string(),
         handled_by: state.handled_by.iter().map(|o| o.to_string()).collect(),
         flags: state.flags.iter().map(|f| f.reason.clone()).collect(),
     })
 }
 
+/// `RaiseOpinion` as domain values.
+struct Raise {
+    content: String,
+    source: Source,
+    station: Option<Uuid>,
+    /// Unix ms; now when the request gives none.
+    raised_at_ms: i64,
+}
+
+impl TryFrom<pb::RaiseOpinionRequest> for Raise {
+    type Error = Error;
+
+    fn try_from(req: pb::RaiseOpinionRequest) -> Result<Self> {
+        limit("content", &req.content, 2000)?;
+        let source = edge::one_of("source", req.source, SOURCES_EN, "意见来源无效")?;
+        let station = if req.station_id.trim().is_empty() {
+            None
+        } else {
+            Some(parse_id("station_id", &req.station_id)?)
+        };
+        Ok(Self {
+            content: req.content,
+            source,
+            station,
+            raised_at_ms: if req.raised_at_ms == 0 {
+                Utc::now().timestamp_millis()
+            } else {
+                req.raised_at_ms
+            },
+        })
+    }
+}
+
+/// A record id and a page, for `GetOpinion` and `ListOpinions`.
+struct Get(Uuid);
+
+impl TryFrom<pb::GetOpinionRequest> for Get {
+    type Error = Error;
+
+    fn try_from(req: pb::GetOpinionRequest) -> Result<Self> {
+        Ok(Self(parse_id("id", &req.id)?))
+    }
+}
+
+struct List {
+    /// The node's default when the request names none.
+    org: Option<OrgCode>,
+    limit: u32,
+    offset: u64,
+}
+
+impl TryFrom<pb::ListOpinionsRequest> for List {
+    type Error = Error;
+
+    fn try_from(req: pb::ListOpinionsRequest) -> Result<Self> {
+        Ok(Self {
+            org: optional_org("org", &req.org)?,
+            limit: page_limit(req.limit)?,
+            offset: req.offset,
+        })
+    }
+}
+
+/// `RouteOpinion` as domain values.
+struct Route {
+    opinion: Uuid,
+    route: OpinionRoute,
+    to: Option<String>,
+}
+
+impl TryFrom<pb::RouteOpinionRequest> for Route {
+    type Error = Error;
+
+    fn try_from(req: pb::RouteOpinionRequest) -> Result<Self> {
+        limit("to", &req.to, 400)?;
+        let route = edge::one_of("route", req.route, ROUTES_EN, "处理方式无效")?;
+        Ok(Self {
+            opinion: parse_id("opinion_id", &req.opinion_id)?,
+            route,
+            to: Some(req.to.trim().to_owned()).filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+struct Escalate(Uuid);
+
+impl TryFrom<pb::OpinionStepRequest> for Escalate {
+    type Error = Error;
+
+    fn try_from(req: pb::OpinionStepRequest) -> Result<Self> {
+        Ok(Self(parse_id("opinion_id", &req.opinion_id)?))
+    }
+}
+
+struct Resolve {
+    opinion: Uuid,
+    note: String,
+}
+
+impl TryFrom<pb::ResolveOpinionRequest> for Resolve {
+    type Error = Error;
+
+    fn try_from(req: pb::ResolveOpinionRequest) -> Result<Self> {
+        limit("note", &req.note, 2000)?;
+        Ok(Self {
+            opinion: parse_id("opinion_id", &req.opinion_id)?,
+            note: req.note.trim().to_owned(),
+        })
+    }
+}
+
+struct FollowUp {
+    opinion: Uuid,
+    citizen_satisfied: bool,
+}
+
+impl TryFrom<pb::FollowUpOpinionRequest> for FollowUp {
+    type Error = Error;
+
+    fn try_from(req: pb::FollowUpOpinionRequest) -> Result<Self> {
+        Ok(Self {
+            opinion: parse_id("opinion_id", &req.opinion_id)?,
+            citizen_satisfied: req.citizen_satisfied,
+        })
+    }
+}
+
 impl Service {
+    /// Takes one step on an opinion for the unit now handling it: `make` builds the step from
+    /// the folded state, the fold's rules check it, and it is written with the caller's
+    /// authority over the handling unit.
     async fn step(
         &self,
         caller: &Caller,
-        id: &str,
+        id: Uuid,
         step: Step,
-        make: impl FnOnce(&op::State) -> Result<(op::Event, &'static str, Vec<(&'static str, Value)>)>,
+        make: impl FnOnce(&op::State) -> Result<op::Event>,
     ) -> Result<pb::Opinion> {
         let core = &self.0;
-        let r = core.get("opinion_id", id, kind::OPINION).await?;
+        let r = core.get_id(id, kind::OPINION).await?;
         let state = fold(core, &r)?;
         let handling = state.handling_org;
-        core.authorize(caller, RecordKind::Opinion, step, &handling)
+        core.authorize(caller, op::KIND.governed_as, step, &handling)
             .await?;
-        let (event, name, mut fields) = make(&state)?;
+        let event = make(&state)?;
+        // Authorised above for `step`, which must be the one the event's definition names.
+        if event.step() != step {
+            return Err(Error::Internal(format!(
+                "{} takes {:?}, not {step:?}",
+                event.name(),
+                event.step()
+            )));
+        }
         op::check(&state, &event)?;
-        fields.push(("at", Value::Int(Utc::now().timestamp_millis())));
         core.write(
             caller,
             r.id.0,
             kind::OPINION,
-            vec![Pending::Event(name, handling, fields)],
+            vec![Pending::step(handling, &event)],
         )
         .await?;
         to_pb(core, &core.get_id(r.id.0, kind::OPINION).await?)
@@ -156,45 +250,30 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::RaiseOpinionRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, Raise) = edge::accept(req)?;
         let core = &self.0;
-        limit("content", &req.content, 2000)?;
-        let source = lookup(&SOURCES, &req.source)
-            .ok_or_else(|| Error::invalid("source", "unknown source", "意见来源无效"))?;
-        let station = if req.station_id.trim().is_empty() {
-            None
-        } else {
-            Some(
-                core.get("station_id", &req.station_id, kind::STATION)
-                    .await?
-                    .id
-                    .0,
-            )
-        };
-        let raised = if req.raised_at_ms == 0 {
-            Utc::now().timestamp_millis()
-        } else {
-            req.raised_at_ms
+        let station = match cmd.station {
+            Some(id) => Some(core.get_id(id, kind::STATION).await?.id.0),
+            None => None,
         };
         let o = op::Opinion::parse(
             op::OpinionDraft {
-                content: req.content,
-                source,
+                content: cmd.content,
+                source: cmd.source,
                 org: core.node_org()?.to_string(),
                 station,
-                raised_at: time(raised),
+                raised_at: time(cmd.raised_at_ms),
             },
             new_id(),
         )
         .map_err(Error::from)?;
-        core.authorize(&caller, RecordKind::Opinion, Step::Edit, &o.org)
+        core.authorize(&caller, op::KIND.governed_as, Step::Edit, &o.org)
             .await?;
         let mut changes = vec![
             Pending::Put("org", Value::Org(o.org)),
             Pending::Put("content", Value::Text(o.content.clone())),
-            Pending::Put("source", Value::Text(req.source.trim().to_owned())),
-            Pending::Put("raised_at", Value::Int(raised)),
+            Pending::Put("source", Value::Text(o.source.code().into())),
+            Pending::Put("raised_at", Value::Int(cmd.raised_at_ms)),
         ];
         if let Some(s) = station {
             changes.push(Pending::Put("station", reference(s)));
@@ -210,7 +289,8 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::GetOpinionRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
-        let r = self.0.get("id", &req.get_ref().id, kind::OPINION).await?;
+        let Get(id) = Get::try_from(req.into_inner())?;
+        let r = self.0.get_id(id, kind::OPINION).await?;
         Ok(Response::new(to_pb(&self.0, &r)?))
     }
 
@@ -218,12 +298,15 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::ListOpinionsRequest>,
     ) -> Result<Response<pb::ListOpinionsResponse>, Status> {
-        let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        let cmd = List::try_from(req.into_inner())?;
+        let org = match cmd.org {
+            Some(org) => org,
+            None => self.0.default_org()?,
+        };
         self.0.require_reach("org", &org)?;
         let opinions = self
             .0
-            .page(kind::OPINION, &org, page_limit(req.limit)?, req.offset)
+            .page(kind::OPINION, &org, cmd.limit, cmd.offset)
             .await?
             .iter()
             .map(|r| to_pb(&self.0, r))
@@ -235,28 +318,16 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::RouteOpinionRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        limit("to", &req.to, 400)?;
-        let route = lookup(&ROUTES, &req.route)
-            .ok_or_else(|| Error::invalid("route", "unknown route", "处理方式无效"))?;
-        let to = Some(req.to.trim().to_owned()).filter(|t| !t.is_empty());
+        let (caller, cmd): (_, Route) = edge::accept(req)?;
         let by = self.0.node_org()?;
         Ok(Response::new(
-            self.step(&caller, &req.opinion_id, Step::Route, |_| {
-                Ok((
-                    op::Event::Routed {
-                        by,
-                        route,
-                        to: to.clone(),
-                        at: Utc::now(),
-                    },
-                    "routed",
-                    vec![
-                        ("route", Value::Text(req.route.trim().to_owned())),
-                        ("to", text_value(to.unwrap_or_default())),
-                    ],
-                ))
+            self.step(&caller, cmd.opinion, Step::Route, |_| {
+                Ok(op::Event::Routed {
+                    by,
+                    route: cmd.route,
+                    to: cmd.to,
+                    at: Utc::now(),
+                })
             })
             .await?,
         ))
@@ -266,22 +337,12 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::OpinionStepRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
-        let caller = caller(&req)?;
+        let (caller, Escalate(id)) = edge::accept(req)?;
         let tree = self.0.tree().await?;
         Ok(Response::new(
-            self.step(
-                &caller,
-                &req.get_ref().opinion_id,
-                Step::Escalate,
-                |state| {
-                    let event = op::escalate(state, &tree, Utc::now())?;
-                    let to = match &event {
-                        op::Event::Escalated { to, .. } => *to,
-                        _ => return Err(Error::Internal("escalate built another event".into())),
-                    };
-                    Ok((event, "escalated", vec![("to", Value::Org(to))]))
-                },
-            )
+            self.step(&caller, id, Step::Escalate, |state| {
+                Ok(op::escalate(state, &tree, Utc::now())?)
+            })
             .await?,
         ))
     }
@@ -290,22 +351,15 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::ResolveOpinionRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        limit("note", &req.note, 2000)?;
+        let (caller, cmd): (_, Resolve) = edge::accept(req)?;
         let by = self.0.node_org()?;
-        let note = req.note.trim().to_owned();
         Ok(Response::new(
-            self.step(&caller, &req.opinion_id, Step::Resolve, |_| {
-                Ok((
-                    op::Event::Resolved {
-                        by,
-                        note: note.clone(),
-                        at: Utc::now(),
-                    },
-                    "resolved",
-                    vec![("note", Value::Text(note))],
-                ))
+            self.step(&caller, cmd.opinion, Step::Resolve, |_| {
+                Ok(op::Event::Resolved {
+                    by,
+                    note: cmd.note,
+                    at: Utc::now(),
+                })
             })
             .await?,
         ))
@@ -315,20 +369,15 @@ impl pb::opinions_server::Opinions for Service {
         &self,
         req: Request<pb::FollowUpOpinionRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, FollowUp) = edge::accept(req)?;
         let by = self.0.node_org()?;
         Ok(Response::new(
-            self.step(&caller, &req.opinion_id, Step::FollowUp, |_| {
-                Ok((
-                    op::Event::FollowedUp {
-                        by,
-                        citizen_satisfied: req.citizen_satisfied,
-                        at: Utc::now(),
-                    },
-                    "followed_up",
-                    vec![("citizen_satisfied", Value::Bool(req.citizen_satisfied))],
-                ))
+            self.step(&caller, cmd.opinion, Step::FollowUp, |_| {
+                Ok(op::Event::FollowedUp {
+                    by,
+                    citizen_satisfied: cmd.citizen_satisfied,
+                    at: Utc::now(),
+                })
             })
             .await?,
         ))

@@ -2,7 +2,7 @@
 //! any record, and settling a conflict on any field of any record.
 
 use renda_domain::authority::{RecordKind, Step};
-use renda_domain::org::OrgCode;
+use renda_domain::org::{Level, OrgCode};
 use renda_proto::org::v1 as pb;
 use renda_replica::schema::FieldSchema;
 use renda_replica::{Author, RecordId, Value, ValueType};
@@ -10,17 +10,25 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::core::*;
+use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
 use crate::schema::kind;
 
 pub(crate) struct Units(pub Shared);
 pub(crate) struct Records(pub Shared);
 
+wire!(Level => pb::Level {
+    City <=> City,
+    County <=> County,
+    Township <=> Township,
+    Village <=> Village,
+});
+
 fn unit_pb(code: &OrgCode, name: &str) -> pb::OrgUnit {
     pb::OrgUnit {
         code: code.to_string(),
         name: name.to_owned(),
-        level: format!("{:?}", code.level()).to_lowercase(),
+        level: code.level().wire(),
         parent: code.parent().map(|p| p.to_string()).unwrap_or_default(),
     }
 }
@@ -37,17 +45,33 @@ fn masked(change: String, local_only: bool) -> String {
     }
 }
 
+/// `CreateOrgUnit` as domain values: the code (the node's own when empty) and the name.
+struct NewUnit {
+    code: Option<OrgCode>,
+    name: String,
+}
+
+impl TryFrom<pb::CreateOrgUnitRequest> for NewUnit {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateOrgUnitRequest) -> Result<Self> {
+        limit("name", &req.name, 200)?;
+        Ok(Self {
+            code: optional_org("code", &req.code)?,
+            name: req.name,
+        })
+    }
+}
+
 /// Writes one org unit (the city's reference data). Checked against the tree with the unit
 /// added, so the city can write its own root and each unit needs its parent known first.
-pub(crate) async fn create_unit(
+async fn create_checked(
     core: &Core,
     caller: &Caller,
-    code: &str,
-    name: &str,
+    code: OrgCode,
+    name: String,
 ) -> Result<pb::OrgUnit> {
-    limit("name", name, 200)?;
-    let code = parse_org("code", code, &core.node_org()?)?;
-    let name = renda_domain::text::bounded("name", name, 2, 50).map_err(Error::from)?;
+    let name = renda_domain::text::bounded("name", &name, 2, 50).map_err(Error::from)?;
     let mut tree = core.tree().await?.as_ref().clone();
     add_checked(core, caller, &mut tree, &code, &name)?;
     write_unit(core, caller, &code, &name).await?;
@@ -95,10 +119,13 @@ impl pb::org_units_server::OrgUnits for Units {
         &self,
         req: Request<pb::CreateOrgUnitRequest>,
     ) -> Result<Response<pb::OrgUnit>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, NewUnit { code, name }) = edge::accept(req)?;
+        let code = match code {
+            Some(code) => code,
+            None => self.0.node_org()?,
+        };
         Ok(Response::new(
-            create_unit(&self.0, &caller, &req.code, &req.name).await?,
+            create_checked(&self.0, &caller, code, name).await?,
         ))
     }
 
@@ -106,16 +133,15 @@ impl pb::org_units_server::OrgUnits for Units {
         &self,
         req: Request<pb::ListOrgUnitsRequest>,
     ) -> Result<Response<pb::ListOrgUnitsResponse>, Status> {
+        let Under(under) = Under::try_from(req.into_inner())?;
         let tree = self.0.tree().await?;
-        let under = req.get_ref().under.trim().to_owned();
-        let units = if under.is_empty() {
-            tree.units().map(|u| unit_pb(&u.code, &u.name)).collect()
-        } else {
-            let code = parse_org("under", &under, &self.0.default_org()?)?;
-            tree.subtree(&code)
+        let units = match under {
+            None => tree.units().map(|u| unit_pb(&u.code, &u.name)).collect(),
+            Some(code) => tree
+                .subtree(&code)
                 .into_iter()
                 .map(|u| unit_pb(&u.code, &u.name))
-                .collect()
+                .collect(),
         };
         Ok(Response::new(pb::ListOrgUnitsResponse { units }))
     }
@@ -196,17 +222,58 @@ fn no_conflict(field: &str) -> Error {
     )
 }
 
+/// `ListOrgUnits`: the subtree root, or the whole tree.
+struct Under(Option<OrgCode>);
+
+impl TryFrom<pb::ListOrgUnitsRequest> for Under {
+    type Error = Error;
+
+    fn try_from(req: pb::ListOrgUnitsRequest) -> Result<Self> {
+        Ok(Self(optional_org("under", &req.under)?))
+    }
+}
+
+/// `History`: the record.
+struct RecordOf(Uuid);
+
+impl TryFrom<pb::HistoryRequest> for RecordOf {
+    type Error = Error;
+
+    fn try_from(req: pb::HistoryRequest) -> Result<Self> {
+        Ok(Self(parse_id("record_id", &req.record_id)?))
+    }
+}
+
+/// `ResolveConflict`: the record, the field's schema name and the value as sent (free-form:
+/// read in the field's type once the record's kind is known).
+struct Settle {
+    id: Uuid,
+    field: String,
+    value: String,
+}
+
+impl TryFrom<pb::ResolveConflictRequest> for Settle {
+    type Error = Error;
+
+    fn try_from(req: pb::ResolveConflictRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("record_id", &req.record_id)?,
+            field: req.field,
+            value: req.value,
+        })
+    }
+}
+
 /// Settles the conflict on one field of a record with `raw` (one of the concurrent values, or
 /// a new one): one local write whose context is everything the field holds here, so it
 /// replaces every concurrent value on every node that receives it.
 pub(crate) async fn resolve_conflict(
     core: &Core,
     caller: &Caller,
-    record_id: &str,
+    id: Uuid,
     field: &str,
     raw: &str,
 ) -> Result<pb::ResolveConflictResponse> {
-    let id = parse_id("record_id", record_id)?;
     let unknown = || {
         Error::precondition(
             "record_id",
@@ -299,10 +366,9 @@ impl pb::records_server::Records for Records {
         &self,
         req: Request<pb::ResolveConflictRequest>,
     ) -> Result<Response<pb::ResolveConflictResponse>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, Settle { id, field, value }) = edge::accept(req)?;
         Ok(Response::new(
-            resolve_conflict(&self.0, &caller, &req.record_id, &req.field, &req.value).await?,
+            resolve_conflict(&self.0, &caller, id, &field, &value).await?,
         ))
     }
 
@@ -311,7 +377,7 @@ impl pb::records_server::Records for Records {
         req: Request<pb::HistoryRequest>,
     ) -> Result<Response<pb::HistoryResponse>, Status> {
         let core = &self.0;
-        let id = parse_id("record_id", &req.get_ref().record_id)?;
+        let RecordOf(id) = RecordOf::try_from(req.into_inner())?;
         let record = core.get_any("record_id", id).await?;
         let names = crate::people::Directory::load(&core.store, &core.ctx).await?;
         let local_only = core

@@ -20,12 +20,30 @@ use std::collections::HashMap;
 use renda_domain::authority::{RecordKind, Step};
 
 use crate::core::{
-    Caller, Core, Pending, Shared, boolean, caller, int, limit, new_id, parse_org, record_org,
+    Caller, Core, Pending, Shared, boolean, caller, int, limit, new_id, optional_org, record_org,
     ref_id, reference, text, text_value,
 };
+use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
 use crate::schema::kind;
 use renda_accounts::{self as auth, Claims, TokenSigner, UserRole};
+
+wire!(UserRole => pb::Role {
+    CityOffice <=> CityOffice,
+    CountyOffice <=> CountyOffice,
+    TownshipClerk <=> TownshipClerk,
+    ReadOnly <=> ReadOnly,
+    Deputy <=> Deputy,
+    HandlingUnit <=> HandlingUnit,
+});
+
+/// The role a wire value names (`None` for unspecified or unknown).
+pub fn role_of(raw: i32) -> Option<UserRole> {
+    pb::Role::try_from(raw).ok().and_then(UserRole::from_pb)
+}
+
+const ROLES_EN: &str =
+    "city office, county office, township clerk, read only, deputy or handling unit";
 
 /// How long a login token is valid unless the node's configuration says otherwise.
 pub const TOKEN_TTL_MS: i64 = 12 * 3_600_000;
@@ -152,7 +170,7 @@ impl UserRecord {
             number: self.number,
             login: self.login.clone(),
             display_name: self.display_name.clone(),
-            role: self.role.map(UserRole::as_str).unwrap_or_default().into(),
+            role: self.role.map_or(0, Wire::wire),
             org_code: self.org.to_string(),
             disabled: self.disabled,
             subject_id: self.subject.map(|s| s.to_string()).unwrap_or_default(),
@@ -244,7 +262,7 @@ fn identity(user: &UserRecord, role: UserRole, expires_ms: i64) -> pb::Identity 
         user: user.number,
         login: user.login.clone(),
         display_name: user.display_name.clone(),
-        role: role.as_str().into(),
+        role: role.wire(),
         org_code: user.org.to_string(),
         expires_unix_ms: expires_ms,
         user_id: user.id.to_string(),
@@ -348,7 +366,7 @@ impl pb::auth_server::Auth for Service {
             user: claims.user,
             login: String::new(),
             display_name: String::new(),
-            role: claims.role.as_str().into(),
+            role: claims.role.wire(),
             org_code: claims.org.to_string(),
             expires_unix_ms: claims.expires_ms,
             user_id: claims.user_id.to_string(),
@@ -440,16 +458,16 @@ impl pb::auth_server::Auth for Service {
         &self,
         req: Request<pb::CreateUserRequest>,
     ) -> std::result::Result<Response<pb::User>, Status> {
-        let admin = caller(&req)?;
-        Ok(Response::new(self.create(admin, req.into_inner()).await?))
+        let (admin, cmd) = edge::accept(req)?;
+        Ok(Response::new(self.create(admin, cmd).await?))
     }
 
     async fn list_users(
         &self,
         req: Request<pb::ListUsersRequest>,
     ) -> std::result::Result<Response<pb::ListUsersResponse>, Status> {
-        let admin = caller(&req)?;
-        let org = parse_org("org_code", &req.get_ref().org_code, &admin.org)?;
+        let (admin, UsersUnder(org)) = edge::accept(req)?;
+        let org = org.unwrap_or(admin.org);
         require_admin_of(&admin, &org)?;
         let users = self
             .core
@@ -530,6 +548,55 @@ impl pb::auth_server::Auth for Service {
     }
 }
 
+/// `CreateUser` as domain values; the password and the subject are checked in the handler's
+/// order (after the administrator's authority).
+pub(crate) struct NewUser {
+    user: Account,
+    password: String,
+    subject_id: String,
+}
+
+struct Account {
+    login: String,
+    display_name: String,
+    role: UserRole,
+    org: OrgCode,
+}
+
+impl TryFrom<pb::CreateUserRequest> for NewUser {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateUserRequest) -> Result<Self> {
+        let login = check_login(&req.login)?;
+        let display_name = req.display_name.trim().to_owned();
+        limit("display_name", &display_name, 50)?;
+        let role = edge::one_of("role", req.role, ROLES_EN, "未知的角色")?;
+        let org = OrgCode::parse(&req.org_code)
+            .map_err(|e| Error::invalid("org_code", e.to_string(), e.reason_zh()))?;
+        Ok(Self {
+            user: Account {
+                login,
+                display_name,
+                role,
+                org,
+            },
+            password: req.password,
+            subject_id: req.subject_id,
+        })
+    }
+}
+
+/// `ListUsers`: the subtree, or the administrator's own when the request names none.
+struct UsersUnder(Option<OrgCode>);
+
+impl TryFrom<pb::ListUsersRequest> for UsersUnder {
+    type Error = Error;
+
+    fn try_from(req: pb::ListUsersRequest) -> Result<Self> {
+        Ok(Self(optional_org("org_code", &req.org_code)?))
+    }
+}
+
 /// Refuses an administrator acting on a unit outside their subtree.
 fn require_admin_of(admin: &Caller, org: &OrgCode) -> Result<()> {
     if !admin.role.is_admin() || !admin.org.contains(*org) {
@@ -573,20 +640,13 @@ fn check_password(password: &str) -> Result<()> {
 }
 
 impl Service {
-    async fn create(&self, admin: Caller, req: pb::CreateUserRequest) -> Result<pb::User> {
-        let login = check_login(&req.login)?;
-        let display_name = req.display_name.trim().to_owned();
-        limit("display_name", &display_name, 50)?;
-        let role = UserRole::parse(&req.role).ok_or_else(|| {
-            Error::invalid(
-                "role",
-                format!(
-                    "unknown role {:?}",
-                    req.role.chars().take(20).collect::<String>()
-                ),
-                "未知的角色",
-            )
-        })?;
+    async fn create(&self, admin: Caller, req: NewUser) -> Result<pb::User> {
+        let Account {
+            login,
+            display_name,
+            role,
+            org,
+        } = req.user;
         if role == UserRole::CityOffice && admin.role != UserRole::CityOffice {
             return Err(Error::forbidden(
                 "role",
@@ -594,8 +654,6 @@ impl Service {
                 "只有市人大常委会代表工委可以创建市级办公室用户",
             ));
         }
-        let org = OrgCode::parse(&req.org_code)
-            .map_err(|e| Error::invalid("org_code", e.to_string(), e.reason_zh()))?;
         if !self.core.tree().await?.has(&org) {
             return Err(Error::invalid(
                 "org_code",
@@ -632,7 +690,7 @@ impl Service {
             number,
             login,
             display_name,
-            role: role.as_str().into(),
+            role: role.wire(),
             org_code: org.to_string(),
             disabled: false,
             subject_id: subject.map(|s| s.to_string()).unwrap_or_default(),

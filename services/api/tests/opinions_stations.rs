@@ -19,9 +19,12 @@ async fn an_escalated_opinion_is_handled_by_the_county() -> anyhow::Result<()> {
             TOWNSHIP,
             st::CreateStationRequest {
                 name: "八大峡街道人大代表联络站".into(),
-                kind: "station".into(),
+                kind: st::StationKind::Station.into(),
                 address: "八大峡路1号".into(),
-                checklist: vec!["premises".into(), "deputy_info_published".into()],
+                checklist: vec![
+                    st::ChecklistItem::Premises.into(),
+                    st::ChecklistItem::DeputyInfoPublished.into(),
+                ],
             },
         ))
         .await?
@@ -35,7 +38,7 @@ async fn an_escalated_opinion_is_handled_by_the_county() -> anyhow::Result<()> {
             TOWNSHIP,
             st::CreateStationRequest {
                 name: "某联络点".into(),
-                kind: "point".into(),
+                kind: st::StationKind::Point.into(),
                 address: String::new(),
                 checklist: vec![],
             },
@@ -51,14 +54,14 @@ async fn an_escalated_opinion_is_handled_by_the_county() -> anyhow::Result<()> {
             TOWNSHIP,
             op::RaiseOpinionRequest {
                 content: "小区门口路灯损坏，夜间出行不便".into(),
-                source: "station".into(),
+                source: op::OpinionSource::Station.into(),
                 station_id: station.id.clone(),
                 raised_at_ms: 0,
             },
         ))
         .await?
         .into_inner();
-    assert_eq!(o.status, "open");
+    assert_eq!(o.status(), op::OpinionStatus::Open);
     let o = tc
         .escalate_opinion(as_user(
             TOWNSHIP,
@@ -69,8 +72,8 @@ async fn an_escalated_opinion_is_handled_by_the_county() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(
-        (o.status.as_str(), o.handling_org.as_str()),
-        ("handling", COUNTY)
+        (o.status(), o.handling_org.as_str()),
+        (op::OpinionStatus::Handling, COUNTY)
     );
     // Now the county handles it: the township can no longer resolve it.
     assert_refused(
@@ -99,7 +102,7 @@ async fn an_escalated_opinion_is_handled_by_the_county() -> anyhow::Result<()> {
     let get = op::GetOpinionRequest { id: o.id.clone() };
     let at_town = tc.get_opinion(get.clone()).await?.into_inner();
     assert_eq!(at_town, cc.get_opinion(get).await?.into_inner());
-    assert_eq!(at_town.status, "resolved");
+    assert_eq!(at_town.status(), op::OpinionStatus::Resolved);
     assert_eq!(
         at_town.handled_by,
         vec![TOWNSHIP.to_string(), COUNTY.to_string()]

@@ -54,7 +54,7 @@ async fn the_org_tree_comes_from_the_store_and_unknown_units_are_refused() -> an
     let town = Node::start_bare(TOWNSHIP).await?;
     let station = || st::CreateStationRequest {
         name: "八大峡街道代表之家".into(),
-        kind: "home".into(),
+        kind: st::StationKind::Home.into(),
         address: "八大峡路1号".into(),
         checklist: vec![],
     };
@@ -246,66 +246,71 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
             TOWNSHIP,
             st::CreateStationRequest {
                 name: "团岛社区代表联络站".into(),
-                kind: "station".into(),
+                kind: st::StationKind::Station.into(),
                 address: "团岛三路5号".into(),
-                checklist: vec!["premises".into()],
+                checklist: vec![st::ChecklistItem::Premises.into()],
             },
         ))
         .await?
         .into_inner();
     let station_update =
-        |kind: &str, address: &str, checklist: Vec<String>| st::UpdateStationRequest {
+        |kind: st::StationKind, address: &str, checklist: Vec<i32>| st::UpdateStationRequest {
             id: s.id.clone(),
             name: "团岛社区代表之家".into(),
             kind: kind.into(),
             address: address.into(),
             checklist,
         };
-    let all: Vec<String> = [
-        "premises",
-        "information",
-        "rules",
-        "plan",
-        "files",
-        "materials",
-        "equipment",
-        "online_platform",
-        "deputy_info_published",
-        "reception_plan_published",
-        "work_status_published",
-        "operation_status_published",
+    use st::ChecklistItem as Item;
+    let all: Vec<i32> = [
+        Item::Premises,
+        Item::Information,
+        Item::Rules,
+        Item::Plan,
+        Item::Files,
+        Item::Materials,
+        Item::Equipment,
+        Item::OnlinePlatform,
+        Item::DeputyInfoPublished,
+        Item::ReceptionPlanPublished,
+        Item::WorkStatusPublished,
+        Item::OperationStatusPublished,
     ]
-    .iter()
-    .map(|s| (*s).into())
+    .into_iter()
+    .map(i32::from)
     .collect();
     let s2 = sc
         .update_station(as_user(
             TOWNSHIP,
-            station_update("home", "团岛三路5号", all.clone()),
+            station_update(st::StationKind::Home, "团岛三路5号", all.clone()),
         ))
         .await?
         .into_inner();
     assert_eq!(
         (
             s2.name.as_str(),
-            s2.kind.as_str(),
+            s2.kind(),
             s2.complete,
             s2.qr_token == s.qr_token
         ),
-        ("团岛社区代表之家", "home", true, true)
+        ("团岛社区代表之家", st::StationKind::Home, true, true)
     );
     assert_refused(
         sc.update_station(as_user(
             TOWNSHIP,
-            station_update("home", "团岛三路5号", vec!["garden".into()]),
+            // Not an item of 八有四公开.
+            station_update(st::StationKind::Home, "团岛三路5号", vec![99]),
         ))
         .await,
         Code::InvalidArgument,
         "checklist",
     );
     assert_refused(
-        sc.update_station(as_user(TOWNSHIP, station_update("home", "", vec![])))
-            .await,
+        sc.update_station(as_user(
+            TOWNSHIP,
+            station_update(st::StationKind::Home, "", vec![]),
+        ))
+        .await,
         Code::InvalidArgument,
         "address",
     );
@@ -861,7 +866,7 @@ async fn station_residents_and_receptions() -> anyhow::Result<()> {
             TOWNSHIP,
             st::CreateStationRequest {
                 name: "西陵峡路社区代表联络站".into(),
-                kind: "station".into(),
+                kind: st::StationKind::Station.into(),
                 address: "西陵峡路8号".into(),
                 checklist: vec![],
             },
@@ -899,33 +904,32 @@ async fn station_residents_and_receptions() -> anyhow::Result<()> {
         Code::PermissionDenied,
         "org",
     );
-    let reception = |deputies: Vec<String>, on: &str| st::RecordReceptionRequest {
+    let reception = |deputies: Vec<String>, (month, day): (i32, i32)| st::RecordReceptionRequest {
         station_id: s.id.clone(),
         deputy_ids: deputies,
-        on: on.into(),
+        on: Some(renda_proto::types::v1::Date {
+            year: 2026,
+            month,
+            day,
+        }),
         note: "邀您见".into(),
     };
-    sc.record_reception(as_user(
-        TOWNSHIP,
-        reception(ids[..2].to_vec(), "2026-07-10"),
-    ))
-    .await?;
+    sc.record_reception(as_user(TOWNSHIP, reception(ids[..2].to_vec(), (7, 10))))
+        .await?;
     let r = sc
-        .record_reception(as_user(
-            TOWNSHIP,
-            reception(ids[..1].to_vec(), "2026-08-10"),
-        ))
+        .record_reception(as_user(TOWNSHIP, reception(ids[..1].to_vec(), (8, 10))))
         .await?
         .into_inner();
     assert_eq!(r.receptions, 2);
     assert_refused(
-        sc.record_reception(as_user(TOWNSHIP, reception(vec![], "2026-09-10")))
+        sc.record_reception(as_user(TOWNSHIP, reception(vec![], (9, 10))))
             .await,
         Code::InvalidArgument,
         "deputy_ids",
     );
     assert_refused(
-        sc.record_reception(as_user(TOWNSHIP, reception(ids[..1].to_vec(), "10/9/2026")))
+        // 31 September is no day.
+        sc.record_reception(as_user(TOWNSHIP, reception(ids[..1].to_vec(), (9, 31))))
             .await,
         Code::InvalidArgument,
         "on",

@@ -243,7 +243,7 @@ async fn refusals_name_the_field_and_write_nothing() -> anyhow::Result<()> {
             TOWNSHIP,
             opn::RaiseOpinionRequest {
                 content: "菜市场周边夜间照明不足".into(),
-                source: "visit".into(),
+                source: opn::OpinionSource::Visit.into(),
                 station_id: String::new(),
                 raised_at_ms: 1_717_200_000_000,
             },

@@ -67,12 +67,8 @@ async fn a_clerk_logs_in_at_the_township_and_is_refused_once_disabled() -> anyho
     let session = login(&town, "clerk-a").await?;
     let identity = session.identity.clone().expect("an identity");
     assert_eq!(
-        (
-            identity.role.as_str(),
-            identity.org_code.as_str(),
-            identity.user
-        ),
-        ("township_clerk", TOWNSHIP, made.number)
+        (identity.role(), identity.org_code.as_str(), identity.user),
+        (auth::Role::TownshipClerk, TOWNSHIP, made.number)
     );
     list(&town, &session.token).await?;
     let me = AuthClient::new(town.raw.clone())
@@ -165,7 +161,7 @@ async fn users_are_created_only_at_the_administrators_node() -> anyhow::Result<(
     let user = |login: &str, org: &str| auth::CreateUserRequest {
         login: login.into(),
         display_name: "八大峡街道人大工委".into(),
-        role: "township_clerk".into(),
+        role: auth::Role::TownshipClerk.into(),
         org_code: org.into(),
         password: PASSWORD.into(),
         subject_id: String::new(),
@@ -202,8 +198,8 @@ async fn users_are_created_only_at_the_administrators_node() -> anyhow::Result<(
         .await?
         .into_inner();
     assert_eq!(
-        (made.role.as_str(), made.org_code.as_str()),
-        ("township_clerk", TOWNSHIP)
+        (made.role(), made.org_code.as_str()),
+        (auth::Role::TownshipClerk, TOWNSHIP)
     );
     let listed = at_county
         .list_users(as_user(COUNTY, auth::ListUsersRequest::default()))

@@ -83,6 +83,14 @@ const zh = (list, key) => (list.find(([k]) => k === key) || [key, key])[1];
 const SUGGESTION_STATUS_ZH = { SUGGESTION_STATUS_DRAFTED: '草稿', SUGGESTION_STATUS_SUBMITTED: '已提出', SUGGESTION_STATUS_REVISION_REQUESTED: '退回修改', SUGGESTION_STATUS_REVIEW_PASSED: '审核通过', SUGGESTION_STATUS_RETURNED: '已退办', SUGGESTION_STATUS_ASSIGNED: '已交办',
   SUGGESTION_STATUS_REPLIED: '已答复', SUGGESTION_STATUS_EVALUATED: '已测评', SUGGESTION_STATUS_SECOND_ROUND: '二次交办', SUGGESTION_STATUS_CLOSED: '已办结', SUGGESTION_STATUS_WITHDRAWN: '已撤回', SUGGESTION_STATUS_MERGED: '已并案' };
 const replyCategory = c => (c && c !== 'REPLY_CATEGORY_UNSPECIFIED' ? c.replace('REPLY_CATEGORY_', '') + '类' : '');
+// The station and opinion vocabularies as their services' enums name them ("STATION_KIND_HOME");
+// the lists above hold the stored codes ("home"), which record pages, conflicts and reports show.
+const asEnum = (prefix, list) => list.map(([k, l]) => [prefix + k.toUpperCase(), l]);
+const STATION_KIND_ENUM = asEnum('STATION_KIND_', STATION_KINDS);
+const CHECKLIST_ENUM = asEnum('CHECKLIST_ITEM_', CHECKLIST);
+const OPINION_SOURCE_ENUM = asEnum('OPINION_SOURCE_', OPINION_SOURCES);
+const OPINION_ROUTE_ENUM = asEnum('OPINION_ROUTE_', ROUTES);
+const OPINION_STATUS_ZH = { OPINION_STATUS_OPEN: '待办理', OPINION_STATUS_HANDLING: '办理中', OPINION_STATUS_RESOLVED: '已办结', OPINION_STATUS_CLOSED: '已回访' };
 const STATUS_ZH = { serving: '在任', terminated: '终止', open: '待办理', handling: '办理中', resolved: '已办结', closed: '已回访', drafted: '草稿', submitted: '已提出', revision_requested: '退回修改', review_passed: '审核通过', returned: '已退办', assigned: '已交办', replied: '已答复', evaluated: '已测评', second_round: '二次交办', withdrawn: '已撤回', merged: '已并案' };
 
 // ---------- state ----------
@@ -177,10 +185,12 @@ function readForm(form, fields) {
   return v;
 }
 const num = x => (x === '' || x === undefined || x === null ? undefined : Number(x));
-// The form's values as the API takes them: date inputs become Date messages.
+// The form's values as the API takes them: date inputs become Date messages; a select left
+// unchosen is left out (an enum field cannot read '', and absent is what the API refuses by name).
 function wireValues(v, fields) {
   const out = Object.assign({}, v);
   for (const f of fields) if (f.type === 'date') out[f.name] = wireDate(v[f.name]);
+  for (const f of fields) if (f.type === 'select' && out[f.name] === '') delete out[f.name];
   return out;
 }
 
@@ -259,12 +269,12 @@ const ENTRY = {
     id: 'station', title: '登记代表之家/联络站', nav: '联络站',
     fields: [
       { name: 'name', label: '名称' },
-      { name: 'kind', label: '类型', type: 'select', options: STATION_KINDS },
+      { name: 'kind', label: '类型', type: 'select', options: STATION_KIND_ENUM },
       { name: 'address', label: '地址' },
-      { name: 'checklist', label: '八有四公开（已达到的项目）', type: 'checks', options: CHECKLIST },
+      { name: 'checklist', label: '八有四公开（已达到的项目）', type: 'checks', options: CHECKLIST_ENUM },
     ],
     service: 'renda.station.v1.Stations', method: 'CreateStation', build: v => v,
-    list: { ref: REF.station, cols: [['name', '名称'], ['kind', '类型', x => zh(STATION_KINDS, x.kind)], ['has_met', '八有'], ['published_met', '四公开'], ['receptions', '接待次数']] },
+    list: { ref: REF.station, cols: [['name', '名称'], ['kind', '类型', x => zh(STATION_KIND_ENUM, x.kind)], ['has_met', '八有'], ['published_met', '四公开'], ['receptions', '接待次数']] },
   },
   reception: {
     id: 'reception', title: '登记接待（代表进站接待选民）', nav: '接待',
@@ -297,12 +307,12 @@ const ENTRY = {
     id: 'opinion', title: '登记社情民意', nav: '社情民意',
     fields: [
       { name: 'content', label: '意见建议内容', type: 'textarea' },
-      { name: 'source', label: '来源', type: 'select', options: OPINION_SOURCES },
+      { name: 'source', label: '来源', type: 'select', options: OPINION_SOURCE_ENUM },
       { name: 'station_id', label: '收集站点', type: 'ref', ref: REF.station, placeholder: '（不经站点）' },
     ],
-    defaults: { source: 'station' },
+    defaults: { source: 'OPINION_SOURCE_STATION' },
     service: 'renda.opinion.v1.Opinions', method: 'RaiseOpinion', build: v => Object.assign({}, v, { raised_at_ms: nowMs() }),
-    list: { ref: { service: 'renda.opinion.v1.Opinions', method: 'ListOpinions', key: 'opinions', label: o => o.content }, cols: [['content', '内容', o => o.content.slice(0, 40)], ['source', '来源', o => zh(OPINION_SOURCES, o.source)], ['status', '状态', o => STATUS_ZH[o.status] || o.status], ['route', '办理方式', o => o.route ? zh(ROUTES, o.route) : '']] },
+    list: { ref: { service: 'renda.opinion.v1.Opinions', method: 'ListOpinions', key: 'opinions', label: o => o.content }, cols: [['content', '内容', o => o.content.slice(0, 40)], ['source', '来源', o => zh(OPINION_SOURCE_ENUM, o.source)], ['status', '状态', o => OPINION_STATUS_ZH[o.status] || o.status], ['route', '办理方式', o => o.route && o.route !== 'OPINION_ROUTE_UNSPECIFIED' ? zh(OPINION_ROUTE_ENUM, o.route) : '']] },
   },
   suggestion: {
     id: 'suggestion', title: '提出议案建议', nav: '议案建议',

@@ -206,7 +206,8 @@ fn identity_json(shared: &Shared, identity: &renda_proto::auth::v1::Identity) ->
         "user": identity.user,
         "login": identity.login,
         "display_name": identity.display_name,
-        "role": identity.role,
+        // The browser reads the role's stored name ("township_clerk"), as /api/me gives it.
+        "role": renda_api::users::role_of(identity.role).map_or("", |r| r.as_str()),
         "org_code": identity.org_code,
         "node": node_json(shared),
     })

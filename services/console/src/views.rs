@@ -580,13 +580,26 @@ async fn update(
                         matches!(r.fields.get(*name), Some(Value::Bool(true)))
                     }
                 })
-                .map(|(name, _)| (*name).to_owned())
+                .filter_map(|(name, _)| {
+                    pb::ChecklistItem::from_str_name(&format!(
+                        "CHECKLIST_ITEM_{}",
+                        name.to_uppercase()
+                    ))
+                })
+                .map(i32::from)
                 .collect();
+            // The record holds the kind's stored code ("home"); the request its enum, named
+            // after the code. An unknown code is sent as unspecified, which the API refuses.
+            let kind = pb::StationKind::from_str_name(&format!(
+                "STATION_KIND_{}",
+                text_field(r, "kind", chosen).trim().to_uppercase()
+            ))
+            .map_or(0, i32::from);
             let mut client = pb::stations_client::StationsClient::new(shared.rpc.channel());
             let mut request = tonic::Request::new(pb::UpdateStationRequest {
                 id: id.clone(),
                 name: text_field(r, "name", chosen),
-                kind: text_field(r, "kind", chosen),
+                kind,
                 address: text_field(r, "address", chosen),
                 checklist,
             });

@@ -558,21 +558,25 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     let group = at.done("create group", r)?;
 
     // Two stations: a 代表之家 nearly complete and a 联络站 half way through 八有四公开.
-    const ALL: [&str; 12] = [
-        "premises",
-        "information",
-        "rules",
-        "plan",
-        "files",
-        "materials",
-        "equipment",
-        "online_platform",
-        "deputy_info_published",
-        "reception_plan_published",
-        "work_status_published",
-        "operation_status_published",
+    use spb::ChecklistItem as Item;
+    const ALL: [Item; 12] = [
+        Item::Premises,
+        Item::Information,
+        Item::Rules,
+        Item::Plan,
+        Item::Files,
+        Item::Materials,
+        Item::Equipment,
+        Item::OnlinePlatform,
+        Item::DeputyInfoPublished,
+        Item::ReceptionPlanPublished,
+        Item::WorkStatusPublished,
+        Item::OperationStatusPublished,
     ];
-    let plans: [(&str, &str, usize); 2] = [("home", "代表之家", 10), ("station", "代表联络站", 7)];
+    let plans: [(spb::StationKind, &str, usize); 2] = [
+        (spb::StationKind::Home, "代表之家", 10),
+        (spb::StationKind::Station, "代表联络站", 7),
+    ];
     let mut stations = Vec::new();
     for (k, (kind, label, met)) in plans.iter().enumerate() {
         let r = at
@@ -587,7 +591,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                     street.communities[k],
                     10 + index * 3 + k as u32
                 ),
-                checklist: ALL.iter().take(*met).map(|s| (*s).into()).collect(),
+                checklist: ALL.iter().take(*met).map(|i| (*i).into()).collect(),
             }))
             .await;
         let s = at.done("create station", r)?;
@@ -615,7 +619,11 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                             .take(2 + (month as usize % 2))
                             .cloned()
                             .collect(),
-                        on: day(month, 10),
+                        on: Some(renda_proto::types::v1::Date {
+                            year: YEAR,
+                            month,
+                            day: 10,
+                        }),
                         note: "代表接待日，现场接待选民".into(),
                     }),
                 )
@@ -690,11 +698,12 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     }
 
     // Opinions on the four routes: two each.
+    use opb::OpinionRoute as Route;
     let routes = [
-        ("answered_on_site", ""),
-        ("transferred_to_township", "街道社区治理办"),
-        ("assigned_to_department", "区城市管理局"),
-        ("escalated_upward", ""),
+        (Route::AnsweredOnSite, ""),
+        (Route::TransferredToTownship, "街道社区治理办"),
+        (Route::AssignedToDepartment, "区城市管理局"),
+        (Route::EscalatedUpward, ""),
     ];
     for (i, content) in street.opinions.iter().enumerate() {
         let (route, to) = routes[i / 2];
@@ -702,15 +711,22 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         let r = at
             .local
             .opinions()
-            .raise_opinion(at.req(opb::RaiseOpinionRequest {
-                content: (*content).into(),
-                source: if i % 3 == 0 { "qr_code" } else { "station" }.into(),
-                station_id: station.id.clone(),
-                raised_at_ms: at_ms(7 + (i as u32 % 3), 10, 10),
-            }))
+            .raise_opinion(
+                at.req(opb::RaiseOpinionRequest {
+                    content: (*content).into(),
+                    source: if i % 3 == 0 {
+                        opb::OpinionSource::QrCode
+                    } else {
+                        opb::OpinionSource::Station
+                    }
+                    .into(),
+                    station_id: station.id.clone(),
+                    raised_at_ms: at_ms(7 + (i as u32 % 3), 10, 10),
+                }),
+            )
             .await;
         let o = at.done("raise opinion", r)?;
-        if route != "escalated_upward" {
+        if route != Route::EscalatedUpward {
             let r = at
                 .local
                 .opinions()
@@ -723,11 +739,11 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             at.done("route opinion", r)?;
         }
         let resolve = match route {
-            "answered_on_site" | "transferred_to_township" => true,
-            "assigned_to_department" => i % 2 == 0,
+            Route::AnsweredOnSite | Route::TransferredToTownship => true,
+            Route::AssignedToDepartment => i % 2 == 0,
             _ => false,
         };
-        if route == "escalated_upward" {
+        if route == Route::EscalatedUpward {
             let r = at
                 .local
                 .opinions()
@@ -746,7 +762,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 }))
                 .await;
             at.done("resolve opinion", r)?;
-            if route == "answered_on_site" {
+            if route == Route::AnsweredOnSite {
                 let r = at
                     .local
                     .opinions()
@@ -1269,7 +1285,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
             .await;
         let mut escalated = 0;
         for o in at.done("list opinions", r)?.opinions {
-            if o.handling_org != county || o.status == "resolved" {
+            if o.handling_org != county || o.status() == opb::OpinionStatus::Resolved {
                 continue;
             }
             escalated += 1;
@@ -1281,7 +1297,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
                 .opinions()
                 .route_opinion(at.req(opb::RouteOpinionRequest {
                     opinion_id: o.id.clone(),
-                    route: "assigned_to_department".into(),
+                    route: opb::OpinionRoute::AssignedToDepartment.into(),
                     to: HANDLING_UNITS[escalated % HANDLING_UNITS.len()].into(),
                 }))
                 .await;

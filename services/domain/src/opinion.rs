@@ -17,7 +17,10 @@
 //! The status is `Open` → `Handling(route)` → `Resolved` → `Closed`.
 
 use crate::authority::{RecordKind, Step};
-use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
+use crate::record::{
+    Coded, EventDef, FieldType, KindDef, Payload, Reach, RecordEvent, Value, field, optional,
+    required, text_field,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -293,6 +296,99 @@ pub fn check(state: &State, event: &Event) -> Result<()> {
     })
 }
 
+impl Coded for Source {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::Station, "station"),
+        (Self::QrCode, "qr_code"),
+        (Self::Visit, "visit"),
+        (Self::Online, "online"),
+    ];
+}
+
+impl Coded for OpinionRoute {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::AnsweredOnSite, "answered_on_site"),
+        (Self::TransferredToTownship, "transferred_to_township"),
+        (Self::AssignedToDepartment, "assigned_to_department"),
+        (Self::EscalatedUpward, "escalated_upward"),
+    ];
+}
+
+impl Event {
+    /// When the step was taken.
+    pub const fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Routed { at, .. }
+            | Self::Escalated { at, .. }
+            | Self::Resolved { at, .. }
+            | Self::FollowedUp { at, .. } => *at,
+        }
+    }
+}
+
+/// Every step is written for the unit handling the opinion (payload field 0 `org`): that is
+/// `by` (`from` of an escalation) when read back.
+impl RecordEvent for Event {
+    const KIND: &'static KindDef = &KIND;
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Routed { .. } => "routed",
+            Self::Escalated { .. } => "escalated",
+            Self::Resolved { .. } => "resolved",
+            Self::FollowedUp { .. } => "followed_up",
+        }
+    }
+
+    fn encode(&self) -> Vec<(&'static str, Value)> {
+        let mut out = match self {
+            Self::Routed { route, to, .. } => {
+                let mut out = vec![("route", Value::Text(route.code().into()))];
+                if let Some(to) = to.as_ref().filter(|t| !t.is_empty()) {
+                    out.push(("to", Value::Text(to.clone())));
+                }
+                out
+            }
+            Self::Escalated { to, .. } => vec![("to", Value::Org(*to))],
+            Self::Resolved { note, .. } => vec![("note", Value::Text(note.clone()))],
+            Self::FollowedUp {
+                citizen_satisfied, ..
+            } => vec![("citizen_satisfied", Value::Bool(*citizen_satisfied))],
+        };
+        out.push(("at", Value::Int(self.at().timestamp_millis())));
+        out
+    }
+
+    fn decode(name: &str, p: &Payload) -> Option<Self> {
+        let by = p.org("org")?;
+        let at = DateTime::<Utc>::from_timestamp_millis(p.int("at")?)?;
+        Some(match name {
+            "routed" => Self::Routed {
+                by,
+                route: OpinionRoute::from_code(p.text("route")?)?,
+                to: p.text("to").filter(|t| !t.is_empty()).map(str::to_owned),
+                at,
+            },
+            "escalated" => Self::Escalated {
+                from: by,
+                to: p.org("to")?,
+                at,
+            },
+            "resolved" => Self::Resolved {
+                by,
+                note: p.text_or_empty("note"),
+                at,
+            },
+            "followed_up" => Self::FollowedUp {
+                by,
+                citizen_satisfied: p.bool("citizen_satisfied")?,
+                at,
+            },
+            _ => return None,
+        })
+    }
+}
+
 /// A citizen's opinion (社情民意), handled by the unit now handling it.
 pub const KIND: KindDef = KindDef {
     id: 7,
@@ -372,6 +468,65 @@ mod tests {
 
     fn ev(clock: u64, actor: u64, event: Event) -> Stamped<Event> {
         Stamped::new(Stamp::new(clock, actor, clock), event)
+    }
+
+    #[test]
+    fn every_step_reads_back_as_written() {
+        let by = code("370202001");
+        let events = [
+            Event::Routed {
+                by,
+                route: OpinionRoute::AssignedToDepartment,
+                to: Some("区城市管理局".into()),
+                at: at(1),
+            },
+            Event::Routed {
+                by,
+                route: OpinionRoute::AnsweredOnSite,
+                to: None,
+                at: at(2),
+            },
+            Event::Escalated {
+                from: by,
+                to: code("370202"),
+                at: at(3),
+            },
+            Event::Resolved {
+                by,
+                note: "已修复".into(),
+                at: at(4),
+            },
+            Event::FollowedUp {
+                by,
+                citizen_satisfied: false,
+                at: at(5),
+            },
+        ];
+        for event in events {
+            let mut payload = Payload::default();
+            payload.0.insert("org".into(), Value::Org(by));
+            for (name, value) in event.encode() {
+                payload.0.insert(name.into(), value);
+            }
+            assert_eq!(Event::decode(event.name(), &payload), Some(event.clone()));
+            assert!(KIND.event(event.name()).is_some());
+        }
+        for route in [
+            OpinionRoute::AnsweredOnSite,
+            OpinionRoute::TransferredToTownship,
+            OpinionRoute::AssignedToDepartment,
+            OpinionRoute::EscalatedUpward,
+        ] {
+            assert_eq!(OpinionRoute::from_code(route.code()), Some(route));
+        }
+        for source in [
+            Source::Station,
+            Source::QrCode,
+            Source::Visit,
+            Source::Online,
+        ] {
+            assert_eq!(Source::from_code(source.code()), Some(source));
+        }
     }
 
     #[test]

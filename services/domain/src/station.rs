@@ -2,9 +2,13 @@
 //! standard they are checked against.
 
 use crate::authority::{RecordKind, Step};
-use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
+use crate::record::{
+    Coded, EventDef, FieldType, KindDef, Payload, Reach, RecordEvent, Value, field, id_list,
+    optional, required, text_field,
+};
 use std::collections::BTreeSet;
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -233,6 +237,74 @@ impl Station {
     }
 }
 
+impl Coded for StationKind {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::Home, "home"),
+        (Self::Station, "station"),
+        (Self::Point, "point"),
+        (Self::Online, "online"),
+        (Self::LegislativeContactPoint, "legislative_contact_point"),
+    ];
+}
+
+impl ChecklistItem {
+    /// The station field that holds whether the item is met ([`CHECKLIST_FIELDS`]).
+    pub fn field_name(self) -> &'static str {
+        let i = Self::ALL
+            .iter()
+            .position(|i| *i == self)
+            .unwrap_or_default();
+        CHECKLIST_FIELDS[i].0
+    }
+}
+
+/// A step recorded on a station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// 接待: a reception day; each deputy present gets a duty record.
+    Reception {
+        deputies: Vec<Uuid>,
+        on: NaiveDate,
+        note: Option<String>,
+    },
+}
+
+impl RecordEvent for Event {
+    const KIND: &'static KindDef = &KIND;
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Reception { .. } => "reception",
+        }
+    }
+
+    fn encode(&self) -> Vec<(&'static str, Value)> {
+        match self {
+            Self::Reception { deputies, on, note } => {
+                let mut out = vec![
+                    ("deputies", Value::Text(id_list(deputies.iter().copied()))),
+                    ("on", Value::Date(*on)),
+                ];
+                if let Some(note) = note.as_ref().filter(|n| !n.is_empty()) {
+                    out.push(("note", Value::Text(note.clone())));
+                }
+                out
+            }
+        }
+    }
+
+    fn decode(name: &str, p: &Payload) -> Option<Self> {
+        match name {
+            "reception" => Some(Self::Reception {
+                deputies: p.ids("deputies"),
+                on: p.date("on")?,
+                note: p.text("note").filter(|n| !n.is_empty()).map(str::to_owned),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A station (家站点), its residents, receptions and the 八有四公开 checklist (fields 10..=21,
 /// in the standard's order, see `CHECKLIST_FIELDS`).
 pub const KIND: KindDef = KindDef {
@@ -307,6 +379,38 @@ mod tests {
         for item in ChecklistItem::ALL {
             assert!(!item.label_zh().is_empty() && !item.label_en().is_empty());
         }
+    }
+
+    #[test]
+    fn a_reception_reads_back_as_written() {
+        let on = NaiveDate::from_ymd_opt(2026, 3, 14).unwrap();
+        for note in [None, Some("接待群众12人".to_owned())] {
+            let event = Event::Reception {
+                deputies: vec![Uuid::from_u128(1), Uuid::from_u128(2)],
+                on,
+                note,
+            };
+            let mut payload = Payload::default();
+            for (name, value) in event.encode() {
+                payload.0.insert(name.into(), value);
+            }
+            assert_eq!(Event::decode(event.name(), &payload), Some(event.clone()));
+            assert!(KIND.event(event.name()).is_some());
+        }
+        for kind in [
+            StationKind::Home,
+            StationKind::Station,
+            StationKind::Point,
+            StationKind::Online,
+            StationKind::LegislativeContactPoint,
+        ] {
+            assert_eq!(StationKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(ChecklistItem::Premises.field_name(), "premises");
+        assert_eq!(
+            ChecklistItem::OperationStatusPublished.field_name(),
+            "operation_status_published"
+        );
     }
 
     fn draft() -> StationDraft {

@@ -32,8 +32,9 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use renda_domain::rates;
+use renda_domain::record::Coded;
 use renda_domain::suggestion as sug;
+use renda_domain::{opinion, rates, station};
 use renda_store::{Fact, StoredRecord};
 
 use crate::core::{Core, Ev, int, ref_id, text};
@@ -241,21 +242,28 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
             let mut f = base(r, 0, fact::OPINION);
             f.date_ms = Some(raised);
             f.subject = ref_id(r, "station");
-            let events = core.events(r)?;
+            let events = core.domain_events::<opinion::Event>(r)?;
             // The route in force is the last routing by stamp (events are in fold order).
-            if let Some(route) = events.iter().rev().find(|e| e.name == "routed") {
-                let route = route.text("route");
+            if let Some(route) = events.iter().rev().find_map(|e| match &e.event {
+                opinion::Event::Routed { route, .. } => Some(*route),
+                _ => None,
+            }) {
                 f.code = ROUTES
                     .iter()
-                    .position(|r| *r == route)
+                    .position(|r| *r == route.code())
                     .map_or(0, |i| i as i64 + 1);
             }
             f.end_ms = events
                 .iter()
-                .filter(|e| e.name == "resolved")
-                .filter_map(|e| e.payload.get("at").and_then(renda_replica::Value::as_int))
+                .filter_map(|e| match &e.event {
+                    opinion::Event::Resolved { at, .. } => Some(at.timestamp_millis()),
+                    _ => None,
+                })
                 .min();
-            if events.iter().any(|e| e.name == "escalated") {
+            if events
+                .iter()
+                .any(|e| matches!(e.event, opinion::Event::Escalated { .. }))
+            {
                 f.flags |= OPINION_ESCALATED;
             }
             out.push(f);
@@ -319,10 +327,11 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
             let mut f = base(r, 0, fact::STATION);
             f.label = label(r, "name");
             out.push(f);
+            // Numbered by position among all the station's events, as stored.
             for (i, e) in core.events(r)?.iter().enumerate() {
-                if e.name == "reception" {
+                if let Some(station::Event::Reception { on, .. }) = e.decode() {
                     let mut v = base(r, item(i), fact::RECEPTION);
-                    v.date_ms = day_of(e, "on");
+                    v.date_ms = Some(day_ms(on));
                     v.subject = Some(r.id.0);
                     out.push(v);
                 }
