@@ -532,8 +532,16 @@ async fn main() -> Result<()> {
         let request = pb::ReportRequest {
             name: name.into(),
             org_code: "370200".into(),
-            from: "2026-07-01".into(),
-            to: "2026-10-01".into(),
+            from: Some(renda_proto::types::v1::Date {
+                year: 2026,
+                month: 7,
+                day: 1,
+            }),
+            to: Some(renda_proto::types::v1::Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            }),
             freshness_limit_hours: 72,
         };
         let path = format!("/api/v1/reports/{name}?org=370200&period=2026-Q3");

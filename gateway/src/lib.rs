@@ -26,6 +26,7 @@ use renda_config::{Foreign, Kind, Schema, Secret, invalid};
 use renda_domain::report::{self, DEFAULT_FRESHNESS_HOURS, REPORT_NAMES};
 use renda_proto::auth::v1 as auth_pb;
 use renda_proto::report::v1 as pb;
+use renda_proto::types::v1 as types;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::StreamExt;
@@ -515,6 +516,21 @@ fn parse_period(q: &HashMap<String, String>) -> Result<(NaiveDate, NaiveDate, St
     }
 }
 
+/// A period day as the node's `ReportRequest` takes it.
+fn date_pb(d: NaiveDate) -> types::Date {
+    types::Date {
+        year: d.year(),
+        month: i32::try_from(d.month()).unwrap_or_default(),
+        day: i32::try_from(d.day()).unwrap_or_default(),
+    }
+}
+
+/// A day of the node's answer as people read it, YYYY-MM-DD (empty if absent).
+fn day_text(d: Option<types::Date>) -> String {
+    d.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+        .unwrap_or_default()
+}
+
 fn parse_named_period(p: &str) -> Result<(NaiveDate, NaiveDate, String), ApiError> {
     let bad = || {
         ApiError::bad(
@@ -613,8 +629,8 @@ async fn report(
     let request = pb::ReportRequest {
         name: base.to_owned(),
         org_code: org_code.to_string(),
-        from: from.to_string(),
-        to: to.to_string(),
+        from: Some(date_pb(from)),
+        to: Some(date_pb(to)),
         freshness_limit_hours: app.freshness_limit_hours,
     };
     let mut client = pb::reports_client::ReportsClient::new(app.channel.clone())
@@ -830,8 +846,8 @@ impl Serialize for ReportJson<'_> {
         map.serialize_entry("title", &r.title_zh)?;
         map.serialize_entry("org", &r.org_code)?;
         map.serialize_entry("org_name", &r.org_name)?;
-        map.serialize_entry("from", &r.from)?;
-        map.serialize_entry("to", &r.to)?;
+        map.serialize_entry("from", &day_text(r.from))?;
+        map.serialize_entry("to", &day_text(r.to))?;
         map.serialize_entry("tables", &Tables(&r.tables))?;
         map.serialize_entry("definitions", &Definitions(&r.definitions))?;
         map.serialize_entry("freshness", &Freshness(r))?;
@@ -870,7 +886,10 @@ fn csv_body(
     let mut head = String::from("\u{feff}");
     head.push_str(&csv_line([format!(
         "{} {} {}至{}",
-        report.title_zh, report.org_name, report.from, report.to
+        report.title_zh,
+        report.org_name,
+        day_text(report.from),
+        day_text(report.to)
     )]));
     if report.stale {
         head.push_str(&csv_line([report.stale_note_zh.clone()]));
@@ -970,7 +989,10 @@ async fn xlsx_body(
                     0,
                     format!(
                         "{} {} {}至{}",
-                        report.title_zh, report.org_name, report.from, report.to
+                        report.title_zh,
+                        report.org_name,
+                        day_text(report.from),
+                        day_text(report.to)
                     ),
                     &bold,
                 )

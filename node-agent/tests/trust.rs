@@ -228,8 +228,8 @@ async fn declared_callers_node_certificates_and_foreign_tokens_are_refused() -> 
             .get_report(rep::ReportRequest {
                 name: "deputies".into(),
                 org_code: CITY.to_string(),
-                from: "2026-01-01".into(),
-                to: "2027-01-01".into(),
+                from: Some(jan1(2026)),
+                to: Some(jan1(2027)),
                 freshness_limit_hours: 72,
             })
             .await,
@@ -540,8 +540,8 @@ async fn a_township_clerk_neither_reads_nor_writes_another_township() -> anyhow:
                 rep::ReportRequest {
                     name: "deputies".into(),
                     org_code: b.clone(),
-                    from: "2026-01-01".into(),
-                    to: "2027-01-01".into(),
+                    from: Some(jan1(2026)),
+                    to: Some(jan1(2027)),
                     freshness_limit_hours: 72,
                 },
             ))
@@ -927,17 +927,15 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
         Some(("checked_in".into(), "proxy".into()))
     );
     // The deputies report tells a deputy's own check-in from one entered on their behalf.
-    let year = (chrono::Utc::now() + chrono::Duration::hours(8))
-        .format("%Y")
-        .to_string();
+    let year = chrono::Datelike::year(&(chrono::Utc::now() + chrono::Duration::hours(8)));
     let report = rep::reports_client::ReportsClient::new(w.people(TOWN_A)?)
         .get_report(with_token(
             &clerk,
             rep::ReportRequest {
                 name: "deputies".into(),
                 org_code: TOWN_A.to_string(),
-                from: format!("{year}-01-01"),
-                to: format!("{}-01-01", year.parse::<i32>()? + 1),
+                from: Some(jan1(year)),
+                to: Some(jan1(year + 1)),
                 freshness_limit_hours: 72,
             },
         ))
@@ -1136,4 +1134,13 @@ async fn a_person_logs_in_and_history_names_who_did_what() -> anyhow::Result<()>
         None,
     );
     w.mesh.shutdown().await
+}
+
+/// 1 January of `year`, as a report period's bound.
+fn jan1(year: i32) -> renda_proto::types::v1::Date {
+    renda_proto::types::v1::Date {
+        year,
+        month: 1,
+        day: 1,
+    }
 }

@@ -1,6 +1,13 @@
 //! `renda.project.v1.Projects`: congress sessions with their voting measures, livelihood
 //! projects from collection to maintenance, ballots and the tally.
 //!
+//! Each request is converted once into a command of domain values (`TryFrom`): ids parsed,
+//! text bounded, the proto enums `Threshold`, `Choice`, `Change` and `DecisionBody` read as the
+//! domain's, dates read from `renda.types.v1.Date` (absent: today at the node). A step is the
+//! domain's `project::Event`: authorised for the step its definition names, checked with the
+//! domain's `check` against the folded stage, and stored as its definition says; stored events
+//! are read back decoded. The folded stage answers as the `Stage` enum.
+//!
 //! A ballot is an event on the project it is for (the candidate), written at the congress's
 //! node. The tally reads every ballot of the session's candidates and counts with the domain's
 //! `tally`: the same ballot recorded on two replicas is listed as a duplicate and counted once.
@@ -10,10 +17,12 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use renda_domain::authority::{RecordKind, Step};
 use renda_domain::event::Stamped;
+use renda_domain::org::OrgCode;
 use renda_domain::project::{
     self as proj, Ballot, Change, Choice, Decision, DecisionBody, Event, Stage, Threshold,
     VotingRules,
 };
+use renda_domain::record::{Coded, RecordEvent};
 use renda_proto::project::v1 as pb;
 use renda_replica::Value;
 use renda_store::StoredRecord;
@@ -21,52 +30,490 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::core::*;
+use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
 
-const CHOICES: [(&str, Choice); 3] = [
-    ("for", Choice::For),
-    ("against", Choice::Against),
-    ("abstain", Choice::Abstain),
-];
+wire!(Stage => pb::Stage {
+    Collected <=> Collected,
+    Candidate <=> Candidate,
+    NotShortlisted <=> NotShortlisted,
+    Adopted <=> Adopted,
+    NotAdopted <=> NotAdopted,
+    Implementing <=> Implementing,
+    Suspended <=> Suspended,
+    Terminated <=> Terminated,
+    Accepted <=> Accepted,
+    Evaluated <=> Evaluated,
+    Maintained <=> Maintained,
+});
 
-const CHANGES: [(&str, Change); 4] = [
-    ("major", Change::Major),
-    ("suspension", Change::Suspension),
-    ("resumption", Change::Resumption),
-    ("termination", Change::Termination),
-];
+wire!(Threshold => pb::Threshold {
+    MajorityOfSeated <=> Seated,
+    MajorityOfPresent <=> Present,
+});
 
-const BODIES: [(&str, DecisionBody); 3] = [
-    ("standing_committee", DecisionBody::StandingCommittee),
-    ("township_congress", DecisionBody::TownshipCongress),
-    ("township_presidium", DecisionBody::TownshipPresidium),
-];
+wire!(Choice => pb::Choice {
+    For <=> For,
+    Against <=> Against,
+    Abstain <=> Abstain,
+});
 
-fn lookup<T: Copy>(table: &[(&str, T)], raw: &str) -> Option<T> {
-    table
-        .iter()
-        .find(|(n, _)| *n == raw.trim())
-        .map(|(_, v)| *v)
+wire!(Change => pb::Change {
+    Major <=> Major,
+    Suspension <=> Suspension,
+    Resumption <=> Resumption,
+    Termination <=> Termination,
+});
+
+wire!(DecisionBody => pb::DecisionBody {
+    StandingCommittee <=> StandingCommittee,
+    TownshipCongress <=> TownshipCongress,
+    TownshipPresidium <=> TownshipPresidium,
+});
+
+// ---- commands ----------------------------------------------------------------------------
+
+/// `CreateSession`: a session's name, year and voting measures.
+struct NewSession {
+    name: String,
+    year: i32,
+    rules: VotingRules,
 }
 
-fn stage_name(s: Stage) -> &'static str {
-    match s {
-        Stage::Collected => "collected",
-        Stage::Candidate => "candidate",
-        Stage::NotShortlisted => "not_shortlisted",
-        Stage::Adopted => "adopted",
-        Stage::NotAdopted => "not_adopted",
-        Stage::Implementing => "implementing",
-        Stage::Suspended => "suspended",
-        Stage::Terminated => "terminated",
-        Stage::Accepted => "accepted",
-        Stage::Evaluated => "evaluated",
-        Stage::Maintained => "maintained",
+impl TryFrom<pb::CreateSessionRequest> for NewSession {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateSessionRequest) -> Result<Self> {
+        limit("name", &req.name, 400)?;
+        let name = renda_domain::text::bounded("name", &req.name, 2, 100)?;
+        let threshold = edge::optional_one_of(
+            "threshold",
+            req.threshold,
+            "THRESHOLD_SEATED or THRESHOLD_PRESENT",
+            "通过基数须为全体代表或出席代表",
+        )?
+        .unwrap_or(Threshold::MajorityOfSeated);
+        if req.to_adopt > 1000 || req.candidate_margin > 1000 {
+            return Err(Error::invalid("to_adopt", "at most 1000", "不得超过1000"));
+        }
+        let rules = VotingRules {
+            to_adopt: req.to_adopt,
+            threshold,
+            candidate_margin: req.candidate_margin,
+        };
+        rules.validate()?;
+        Ok(Self {
+            name,
+            year: req.year,
+            rules,
+        })
     }
 }
+
+/// A request naming one record by its id (`GetSession`, `GetProject`).
+struct ById(Uuid);
+
+impl TryFrom<pb::GetSessionRequest> for ById {
+    type Error = Error;
+
+    fn try_from(req: pb::GetSessionRequest) -> Result<Self> {
+        parse_id("id", &req.id).map(Self)
+    }
+}
+
+impl TryFrom<pb::GetProjectRequest> for ById {
+    type Error = Error;
+
+    fn try_from(req: pb::GetProjectRequest) -> Result<Self> {
+        parse_id("id", &req.id).map(Self)
+    }
+}
+
+/// `SetSeated`: deputies seated at and removed from a session.
+struct Seating {
+    session: Uuid,
+    add: Vec<Uuid>,
+    remove: Vec<Uuid>,
+}
+
+impl TryFrom<pb::SetSeatedRequest> for Seating {
+    type Error = Error;
+
+    fn try_from(req: pb::SetSeatedRequest) -> Result<Self> {
+        Ok(Self {
+            session: parse_id("session_id", &req.session_id)?,
+            add: parse_ids("add", &req.add, 5000)?,
+            remove: parse_ids("remove", &req.remove, 5000)?,
+        })
+    }
+}
+
+/// `SignIn`: a deputy signs in at a session.
+struct SignIn {
+    session: Uuid,
+    deputy: Uuid,
+}
+
+impl TryFrom<pb::SignInRequest> for SignIn {
+    type Error = Error;
+
+    fn try_from(req: pb::SignInRequest) -> Result<Self> {
+        Ok(Self {
+            session: parse_id("session_id", &req.session_id)?,
+            deputy: parse_id("deputy_id", &req.deputy_id)?,
+        })
+    }
+}
+
+/// The editable fields of a project, bounded; the domain parses them with the congress.
+struct ProjectFields {
+    year: i32,
+    title: String,
+    summary: String,
+    budget_fen: i64,
+}
+
+impl ProjectFields {
+    fn bounded(year: i32, title: String, summary: String, budget_fen: i64) -> Result<Self> {
+        limit("title", &title, 400)?;
+        limit("summary", &summary, 5000)?;
+        Ok(Self {
+            year,
+            title,
+            summary,
+            budget_fen,
+        })
+    }
+
+    fn parse(self, congress: OrgCode, id: Uuid) -> Result<proj::Project> {
+        Ok(proj::Project::parse(
+            proj::ProjectDraft {
+                congress: congress.to_string(),
+                year: self.year,
+                title: self.title,
+                summary: self.summary,
+                budget_fen: self.budget_fen,
+            },
+            id,
+        )?)
+    }
+}
+
+impl TryFrom<pb::CreateProjectRequest> for ProjectFields {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateProjectRequest) -> Result<Self> {
+        Self::bounded(req.year, req.title, req.summary, req.budget_fen)
+    }
+}
+
+/// `UpdateProject`: new fields for a project before the vote.
+struct ProjectUpdate {
+    id: Uuid,
+    fields: ProjectFields,
+}
+
+impl TryFrom<pb::UpdateProjectRequest> for ProjectUpdate {
+    type Error = Error;
+
+    fn try_from(req: pb::UpdateProjectRequest) -> Result<Self> {
+        let id = parse_id("id", &req.id)?;
+        Ok(Self {
+            id,
+            fields: ProjectFields::bounded(req.year, req.title, req.summary, req.budget_fen)?,
+        })
+    }
+}
+
+/// `ListProjects`: an org subtree (the node's default when unset), optionally one session's
+/// candidates, and a page.
+struct ProjectList {
+    org: Option<OrgCode>,
+    session: Option<Uuid>,
+    limit: u32,
+    offset: u64,
+}
+
+impl TryFrom<pb::ListProjectsRequest> for ProjectList {
+    type Error = Error;
+
+    fn try_from(req: pb::ListProjectsRequest) -> Result<Self> {
+        let org = if req.org.trim().is_empty() {
+            None
+        } else {
+            Some(
+                OrgCode::parse(&req.org)
+                    .map_err(|e| Error::invalid("org", e.to_string(), e.reason_zh()))?,
+            )
+        };
+        let session = if req.session_id.trim().is_empty() {
+            None
+        } else {
+            Some(parse_id("session_id", &req.session_id)?)
+        };
+        Ok(Self {
+            org,
+            session,
+            limit: page_limit(req.limit)?,
+            offset: req.offset,
+        })
+    }
+}
+
+/// `ScreenProject`: onto a session's candidate list, or screened out (no session).
+struct Screening {
+    project: Uuid,
+    session: Option<Uuid>,
+    at: NaiveDate,
+}
+
+impl TryFrom<pb::ScreenProjectRequest> for Screening {
+    type Error = Error;
+
+    fn try_from(req: pb::ScreenProjectRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        let project = parse_id("project_id", &req.project_id)?;
+        let session = if req.session_id.trim().is_empty() {
+            None
+        } else {
+            Some(parse_id("session_id", &req.session_id)?)
+        };
+        Ok(Self {
+            project,
+            session,
+            at,
+        })
+    }
+}
+
+/// `CastBallot`: one deputy's choice for one candidate.
+struct CastBallot {
+    project: Uuid,
+    deputy: Uuid,
+    choice: Choice,
+}
+
+impl TryFrom<pb::CastBallotRequest> for CastBallot {
+    type Error = Error;
+
+    fn try_from(req: pb::CastBallotRequest) -> Result<Self> {
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            deputy: parse_id("deputy_id", &req.deputy_id)?,
+            choice: edge::one_of(
+                "choice",
+                req.choice,
+                "CHOICE_FOR, CHOICE_AGAINST or CHOICE_ABSTAIN",
+                "须为赞成、反对或弃权",
+            )?,
+        })
+    }
+}
+
+/// `TallyVote`: count a session's ballots (recording the outcome, when asked, on that day).
+struct Tally {
+    session: Uuid,
+    at: NaiveDate,
+}
+
+impl TryFrom<pb::TallyVoteRequest> for Tally {
+    type Error = Error;
+
+    fn try_from(req: pb::TallyVoteRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        Ok(Self {
+            session: parse_id("session_id", &req.session_id)?,
+            at,
+        })
+    }
+}
+
+/// A step on a project whose event the request alone determines.
+struct ProjectStep {
+    project: Uuid,
+    event: Event,
+}
+
+impl TryFrom<pb::SetPlanRequest> for ProjectStep {
+    type Error = Error;
+
+    fn try_from(req: pb::SetPlanRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            event: Event::PlanSet {
+                budget_fen: req.budget_fen,
+                at,
+            },
+        })
+    }
+}
+
+impl TryFrom<pb::ReportProgressRequest> for ProjectStep {
+    type Error = Error;
+
+    fn try_from(req: pb::ReportProgressRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        limit("note", &req.note, 2000)?;
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            event: Event::Progress {
+                // Out of range reads as 255, which the domain's check refuses by name.
+                percent: u8::try_from(req.percent).unwrap_or(u8::MAX),
+                note: req.note.trim().to_owned(),
+                at,
+            },
+        })
+    }
+}
+
+impl TryFrom<pb::ProjectStepRequest> for ProjectStep {
+    type Error = Error;
+
+    /// `PassAcceptance`.
+    fn try_from(req: pb::ProjectStepRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            event: Event::AcceptancePassed { at },
+        })
+    }
+}
+
+impl TryFrom<pb::ScoreProjectRequest> for ProjectStep {
+    type Error = Error;
+
+    fn try_from(req: pb::ScoreProjectRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        let deputy = parse_id("deputy_id", &req.deputy_id)?;
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            event: Event::Scored {
+                deputy,
+                score: u8::try_from(req.score).unwrap_or(u8::MAX),
+                at,
+            },
+        })
+    }
+}
+
+impl TryFrom<pb::ChangeProjectRequest> for ProjectStep {
+    type Error = Error;
+
+    fn try_from(req: pb::ChangeProjectRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        limit("note", &req.note, 2000)?;
+        limit("decision_reference", &req.decision_reference, 200)?;
+        let change = edge::one_of(
+            "change",
+            req.change,
+            "CHANGE_MAJOR, CHANGE_SUSPENSION, CHANGE_RESUMPTION or CHANGE_TERMINATION",
+            "调整类型无效",
+        )?;
+        let body = edge::optional_one_of(
+            "decision_body",
+            req.decision_body,
+            "DECISION_BODY_STANDING_COMMITTEE, DECISION_BODY_TOWNSHIP_CONGRESS or \
+             DECISION_BODY_TOWNSHIP_PRESIDIUM",
+            "决定机关无效",
+        )?;
+        let decision = match body {
+            None => None,
+            Some(body) => Some(Decision {
+                body,
+                reference: req.decision_reference.trim().to_owned(),
+                decided_on: edge::day("decided_on", req.decided_on)?,
+            }),
+        };
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            event: Event::Changed {
+                change,
+                decision,
+                note: req.note.trim().to_owned(),
+                at,
+            },
+        })
+    }
+}
+
+/// `SignAcceptance` and `StartMaintenance`: a step one deputy takes on a project.
+struct DeputyStep {
+    project: Uuid,
+    deputy: Uuid,
+    at: NaiveDate,
+}
+
+impl TryFrom<pb::DeputyStepRequest> for DeputyStep {
+    type Error = Error;
+
+    fn try_from(req: pb::DeputyStepRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            deputy: parse_id("deputy_id", &req.deputy_id)?,
+            at,
+        })
+    }
+}
+
+/// `AdoptForSupervision`: a supervision group adopts a project.
+struct Supervision {
+    project: Uuid,
+    group: Uuid,
+    at: NaiveDate,
+}
+
+impl TryFrom<pb::AdoptForSupervisionRequest> for Supervision {
+    type Error = Error;
+
+    fn try_from(req: pb::AdoptForSupervisionRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            group: parse_id("group_id", &req.group_id)?,
+            at,
+        })
+    }
+}
+
+/// `RecordMaintenance`: a deputy's maintenance visit.
+struct Visit {
+    project: Uuid,
+    deputy: Uuid,
+    note: String,
+    volunteer_points: u32,
+    at: NaiveDate,
+}
+
+impl TryFrom<pb::RecordMaintenanceRequest> for Visit {
+    type Error = Error;
+
+    fn try_from(req: pb::RecordMaintenanceRequest) -> Result<Self> {
+        let at = edge::day("on", req.on)?;
+        limit("note", &req.note, 2000)?;
+        let note = renda_domain::text::optional("note", Some(&req.note), 500)?;
+        if req.volunteer_points > 100 {
+            return Err(Error::invalid(
+                "volunteer_points",
+                format!("must be 0 to 100, got {}", req.volunteer_points),
+                format!("志愿积分须在0至100之间，实际为{}", req.volunteer_points),
+            ));
+        }
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            deputy: parse_id("deputy_id", &req.deputy_id)?,
+            note: note.unwrap_or_default(),
+            volunteer_points: req.volunteer_points,
+            at,
+        })
+    }
+}
+
+// ---- reading records ---------------------------------------------------------------------
 
 fn domain_project(r: &StoredRecord) -> Result<proj::Project> {
     Ok(proj::Project {
@@ -79,67 +526,14 @@ fn domain_project(r: &StoredRecord) -> Result<proj::Project> {
     })
 }
 
-fn domain_event(e: &Ev) -> Option<Event> {
-    let at = e.date("on");
-    Some(match e.name.as_str() {
-        "shortlisted" => Event::Shortlisted { at },
-        "screened_out" => Event::ScreenedOut { at },
-        "voted" => Event::Voted {
-            adopted: e.bool("adopted"),
-            at,
-        },
-        "plan_set" => Event::PlanSet {
-            budget_fen: e.int("budget_fen"),
-            at,
-        },
-        "progress" => Event::Progress {
-            percent: u8::try_from(e.int("percent")).unwrap_or(u8::MAX),
-            note: e.text("note"),
-            at,
-        },
-        "supervision_adopted" => Event::SupervisionAdopted {
-            group: e.id("group"),
-            at,
-        },
-        "acceptance_signed" => Event::AcceptanceSigned {
-            deputy: e.id("deputy"),
-            at,
-        },
-        "acceptance_passed" => Event::AcceptancePassed { at },
-        "scored" => Event::Scored {
-            deputy: e.id("deputy"),
-            score: u8::try_from(e.int("score")).unwrap_or(u8::MAX),
-            at,
-        },
-        "maintenance_started" => Event::MaintenanceStarted {
-            caretaker: e.id("caretaker"),
-            at,
-        },
-        "changed" => {
-            let body = lookup(&BODIES, &e.text("decision_body"));
-            Event::Changed {
-                change: lookup(&CHANGES, &e.text("change"))?,
-                decision: body.map(|body| Decision {
-                    body,
-                    reference: e.text("decision_reference"),
-                    decided_on: e.date("decided_on"),
-                }),
-                note: e.text("note"),
-                at,
-            }
-        }
-        _ => return None,
-    })
-}
-
-fn fold(core: &Core, r: &StoredRecord) -> Result<(proj::Project, proj::State, Vec<Ev>)> {
+/// The project, its folded state and its decoded events.
+fn fold(
+    core: &Core,
+    r: &StoredRecord,
+) -> Result<(proj::Project, proj::State, Vec<Stamped<Event>>)> {
     let p = domain_project(r)?;
-    let events = core.events(r)?;
-    let stamped: Vec<Stamped<Event>> = events
-        .iter()
-        .filter_map(|e| domain_event(e).map(|ev| Stamped::new(e.stamp, ev)))
-        .collect();
-    let state = proj::fold(&p, &stamped);
+    let events = core.domain_events::<Event>(r)?;
+    let state = proj::fold(&p, &events);
     Ok((p, state, events))
 }
 
@@ -147,13 +541,16 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
     let (p, state, events) = fold(core, r)?;
     let caretaker = events
         .iter()
-        .filter(|e| e.name == "maintenance_started")
-        .max_by_key(|e| e.stamp)
-        .map(|e| e.id("caretaker").to_string())
+        .filter_map(|e| match e.event {
+            Event::MaintenanceStarted { caretaker, .. } => Some((e.stamp, caretaker)),
+            _ => None,
+        })
+        .max_by_key(|(stamp, _)| *stamp)
+        .map(|(_, id)| id.to_string())
         .unwrap_or_default();
-    let mut visits: Vec<&Ev> = events
+    let mut visits: Vec<&Stamped<Event>> = events
         .iter()
-        .filter(|e| e.name == "maintenance_visit")
+        .filter(|e| matches!(e.event, Event::MaintenanceVisit { .. }))
         .collect();
     visits.sort_by_key(|e| e.stamp);
     Ok(pb::Project {
@@ -166,7 +563,7 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
         session_id: ref_id(r, "session")
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        stage: stage_name(state.stage).into(),
+        stage: state.stage.wire(),
         stage_zh: state.stage.label_zh().into(),
         progress: u32::from(state.progress),
         signatures: state.signatures.iter().map(Uuid::to_string).collect(),
@@ -180,14 +577,27 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
         caretaker_id: caretaker,
         maintenance: visits
             .into_iter()
-            .map(|e| pb::MaintenanceVisit {
-                deputy_id: e.id("deputy").to_string(),
-                on: day_string(e.date("on")),
-                note: e.text("note"),
-                volunteer_points: u32::try_from(e.int("volunteer_points")).unwrap_or_default(),
+            .filter_map(|e| match &e.event {
+                Event::MaintenanceVisit {
+                    deputy,
+                    note,
+                    volunteer_points,
+                    at,
+                } => Some(pb::MaintenanceVisit {
+                    deputy_id: deputy.to_string(),
+                    on: Some(edge::date_pb(*at)),
+                    note: note.clone(),
+                    volunteer_points: *volunteer_points,
+                }),
+                _ => None,
             })
             .collect(),
     })
+}
+
+/// The stored base of a session's adoption threshold (seated unless it says present).
+fn threshold(r: &StoredRecord) -> Threshold {
+    Threshold::from_code(&text(r, "threshold")).unwrap_or(Threshold::MajorityOfSeated)
 }
 
 fn session_pb(r: &StoredRecord) -> pb::Session {
@@ -197,7 +607,7 @@ fn session_pb(r: &StoredRecord) -> pb::Session {
         name: text(r, "name"),
         year: i32::try_from(int(r, "year")).unwrap_or_default(),
         to_adopt: u32::try_from(int(r, "to_adopt")).unwrap_or_default(),
-        threshold: text(r, "threshold"),
+        threshold: threshold(r).wire(),
         candidate_margin: u32::try_from(int(r, "candidate_margin")).unwrap_or_default(),
         seated: set(r, "seated").iter().map(Uuid::to_string).collect(),
         present: set(r, "present").iter().map(Uuid::to_string).collect(),
@@ -207,11 +617,7 @@ fn session_pb(r: &StoredRecord) -> pb::Session {
 fn rules(r: &StoredRecord) -> VotingRules {
     VotingRules {
         to_adopt: u32::try_from(int(r, "to_adopt")).unwrap_or_default(),
-        threshold: if text(r, "threshold") == "present" {
-            Threshold::MajorityOfPresent
-        } else {
-            Threshold::MajorityOfSeated
-        },
+        threshold: threshold(r),
         candidate_margin: u32::try_from(int(r, "candidate_margin")).unwrap_or_default(),
     }
 }
@@ -229,44 +635,51 @@ async fn candidates_and_ballots(
             continue;
         }
         let (_, state, events) = fold(core, &r)?;
-        if !events.iter().any(|e| e.name == "shortlisted") {
+        if !events
+            .iter()
+            .any(|e| matches!(e.event, Event::Shortlisted { .. }))
+        {
             continue;
         }
-        for e in events.iter().filter(|e| e.name == "ballot") {
-            if e.id("session") != session.id.0 {
-                continue;
+        for e in &events {
+            if let Event::Ballot {
+                deputy,
+                session: cast_at,
+                choice,
+            } = e.event
+                && cast_at == session.id.0
+            {
+                ballots.push(Stamped::new(
+                    e.stamp,
+                    Ballot {
+                        deputy,
+                        candidate: r.id.0,
+                        choice,
+                    },
+                ));
             }
-            let Some(choice) = lookup(&CHOICES, &e.text("choice")) else {
-                continue;
-            };
-            ballots.push(Stamped::new(
-                e.stamp,
-                Ballot {
-                    deputy: e.id("deputy"),
-                    candidate: r.id.0,
-                    choice,
-                },
-            ));
         }
         candidates.push((r, state.stage));
     }
     Ok((candidates, ballots))
 }
 
+fn not_seated() -> Error {
+    Error::precondition(
+        "deputy_id",
+        "the deputy is not seated at this session",
+        "该代表不是本次会议的出席代表",
+    )
+}
+
 impl Service {
-    async fn project_step(
-        &self,
-        caller: &Caller,
-        id: &str,
-        step: Step,
-        event: Event,
-        name: &'static str,
-        fields: Vec<(&'static str, Value)>,
-    ) -> Result<pb::Project> {
+    /// Loads and folds a project, authorises the caller for the event's step, checks the step
+    /// against the stage and records it.
+    async fn project_step(&self, caller: &Caller, id: Uuid, event: Event) -> Result<pb::Project> {
         let core = &self.0;
-        let r = core.get("project_id", id, kind::PROJECT).await?;
+        let r = core.get_id(id, kind::PROJECT).await?;
         let org = record_org(&r)?;
-        core.authorize(caller, RecordKind::Project, step, &org)
+        core.authorize(caller, RecordKind::Project, event.step(), &org)
             .await?;
         let (_, state, _) = fold(core, &r)?;
         proj::check(&state, &event)?;
@@ -274,7 +687,7 @@ impl Service {
             caller,
             r.id.0,
             kind::PROJECT,
-            vec![Pending::Event(name, org, fields)],
+            vec![Pending::step(org, &event)],
         )
         .await?;
         to_pb(core, &core.get_id(r.id.0, kind::PROJECT).await?)
@@ -297,42 +710,14 @@ impl Service {
     }
 }
 
-fn on(raw: &str) -> Result<NaiveDate> {
-    parse_day("on", raw)
-}
-
 #[tonic::async_trait]
 impl pb::projects_server::Projects for Service {
     async fn create_session(
         &self,
         req: Request<pb::CreateSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, NewSession) = edge::accept(req)?;
         let core = &self.0;
-        limit("name", &req.name, 400)?;
-        let name = renda_domain::text::bounded("name", &req.name, 2, 100).map_err(Error::from)?;
-        let threshold = match req.threshold.trim() {
-            "seated" | "" => "seated",
-            "present" => "present",
-            _ => {
-                return Err(Error::invalid(
-                    "threshold",
-                    "must be seated or present",
-                    "通过基数须为全体代表或出席代表",
-                )
-                .into());
-            }
-        };
-        if req.to_adopt > 1000 || req.candidate_margin > 1000 {
-            return Err(Error::invalid("to_adopt", "at most 1000", "不得超过1000").into());
-        }
-        let rules = VotingRules {
-            to_adopt: req.to_adopt,
-            threshold: Threshold::MajorityOfSeated,
-            candidate_margin: req.candidate_margin,
-        };
-        rules.validate().map_err(Error::from)?;
         let org = core.node_org()?;
         core.authorize(&caller, RecordKind::Project, Step::Edit, &org)
             .await?;
@@ -343,13 +728,13 @@ impl pb::projects_server::Projects for Service {
             kind::CONGRESS_SESSION,
             vec![
                 Pending::Put("org", Value::Org(org)),
-                Pending::Put("name", Value::Text(name)),
-                Pending::Put("year", Value::Int(i64::from(req.year))),
-                Pending::Put("to_adopt", Value::Int(i64::from(req.to_adopt))),
-                Pending::Put("threshold", Value::Text(threshold.into())),
+                Pending::Put("name", Value::Text(cmd.name)),
+                Pending::Put("year", Value::Int(i64::from(cmd.year))),
+                Pending::Put("to_adopt", Value::Int(i64::from(cmd.rules.to_adopt))),
+                Pending::Put("threshold", Value::Text(cmd.rules.threshold.code().into())),
                 Pending::Put(
                     "candidate_margin",
-                    Value::Int(i64::from(req.candidate_margin)),
+                    Value::Int(i64::from(cmd.rules.candidate_margin)),
                 ),
             ],
         )
@@ -363,10 +748,8 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
-        let r = self
-            .0
-            .get("id", &req.get_ref().id, kind::CONGRESS_SESSION)
-            .await?;
+        let ById(id) = ById::try_from(req.into_inner())?;
+        let r = self.0.get_id(id, kind::CONGRESS_SESSION).await?;
         Ok(Response::new(session_pb(&r)))
     }
 
@@ -374,17 +757,14 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::SetSeatedRequest>,
     ) -> Result<Response<pb::Session>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let r = self
-            .0
-            .get("session_id", &req.session_id, kind::CONGRESS_SESSION)
-            .await?;
-        let add = parse_ids("add", &req.add, 5000)?;
-        let remove = parse_ids("remove", &req.remove, 5000)?;
-        let mut changes: Vec<Pending> =
-            add.into_iter().map(|d| Pending::Add("seated", d)).collect();
-        changes.extend(remove.into_iter().map(|d| Pending::Remove("seated", d)));
+        let (caller, cmd): (_, Seating) = edge::accept(req)?;
+        let r = self.0.get_id(cmd.session, kind::CONGRESS_SESSION).await?;
+        let mut changes: Vec<Pending> = cmd
+            .add
+            .into_iter()
+            .map(|d| Pending::Add("seated", d))
+            .collect();
+        changes.extend(cmd.remove.into_iter().map(|d| Pending::Remove("seated", d)));
         Ok(Response::new(
             self.session_write(&caller, &r, changes).await?,
         ))
@@ -394,23 +774,13 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::Session>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let r = self
-            .0
-            .get("session_id", &req.session_id, kind::CONGRESS_SESSION)
-            .await?;
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
-        if !set(&r, "seated").contains(&deputy) {
-            return Err(Error::precondition(
-                "deputy_id",
-                "the deputy is not seated at this session",
-                "该代表不是本次会议的出席代表",
-            )
-            .into());
+        let (caller, cmd): (_, SignIn) = edge::accept(req)?;
+        let r = self.0.get_id(cmd.session, kind::CONGRESS_SESSION).await?;
+        if !set(&r, "seated").contains(&cmd.deputy) {
+            return Err(not_seated().into());
         }
         Ok(Response::new(
-            self.session_write(&caller, &r, vec![Pending::Add("present", deputy)])
+            self.session_write(&caller, &r, vec![Pending::Add("present", cmd.deputy)])
                 .await?,
         ))
     }
@@ -419,23 +789,9 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, ProjectFields) = edge::accept(req)?;
         let core = &self.0;
-        limit("title", &req.title, 400)?;
-        limit("summary", &req.summary, 5000)?;
-        let org = core.node_org()?;
-        let p = proj::Project::parse(
-            proj::ProjectDraft {
-                congress: org.to_string(),
-                year: req.year,
-                title: req.title,
-                summary: req.summary,
-                budget_fen: req.budget_fen,
-            },
-            new_id(),
-        )
-        .map_err(Error::from)?;
+        let p = cmd.parse(core.node_org()?, new_id())?;
         core.authorize(&caller, RecordKind::Project, Step::Edit, &p.congress)
             .await?;
         core.write(
@@ -461,24 +817,11 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::UpdateProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, ProjectUpdate) = edge::accept(req)?;
         let core = &self.0;
-        limit("title", &req.title, 400)?;
-        limit("summary", &req.summary, 5000)?;
-        let r = core.get("id", &req.id, kind::PROJECT).await?;
+        let r = core.get_id(cmd.id, kind::PROJECT).await?;
         let org = record_org(&r)?;
-        let p = proj::Project::parse(
-            proj::ProjectDraft {
-                congress: org.to_string(),
-                year: req.year,
-                title: req.title,
-                summary: req.summary,
-                budget_fen: req.budget_fen,
-            },
-            r.id.0,
-        )
-        .map_err(Error::from)?;
+        let p = cmd.fields.parse(org, r.id.0)?;
         core.authorize(&caller, RecordKind::Project, Step::Edit, &org)
             .await?;
         let (_, state, _) = fold(core, &r)?;
@@ -518,7 +861,8 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let r = self.0.get("id", &req.get_ref().id, kind::PROJECT).await?;
+        let ById(id) = ById::try_from(req.into_inner())?;
+        let r = self.0.get_id(id, kind::PROJECT).await?;
         Ok(Response::new(to_pb(&self.0, &r)?))
     }
 
@@ -526,16 +870,13 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
-        let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
-        self.0.require_reach("org", &org)?;
-        let session = if req.session_id.trim().is_empty() {
-            None
-        } else {
-            Some(parse_id("session_id", &req.session_id)?)
+        let cmd = ProjectList::try_from(req.into_inner())?;
+        let org = match cmd.org {
+            Some(org) => org,
+            None => self.0.default_org()?,
         };
-        let limit = page_limit(req.limit)?;
-        let records = match session {
+        self.0.require_reach("org", &org)?;
+        let records = match cmd.session {
             // A session's candidate list is short; it is filtered, then paged.
             Some(session) => self
                 .0
@@ -543,10 +884,14 @@ impl pb::projects_server::Projects for Service {
                 .await?
                 .into_iter()
                 .filter(|r| ref_id(r, "session") == Some(session))
-                .skip(usize::try_from(req.offset).unwrap_or(usize::MAX))
-                .take(limit as usize)
+                .skip(usize::try_from(cmd.offset).unwrap_or(usize::MAX))
+                .take(cmd.limit as usize)
                 .collect(),
-            None => self.0.page(kind::PROJECT, &org, limit, req.offset).await?,
+            None => {
+                self.0
+                    .page(kind::PROJECT, &org, cmd.limit, cmd.offset)
+                    .await?
+            }
         };
         let projects = records
             .iter()
@@ -559,41 +904,32 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::ScreenProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, Screening) = edge::accept(req)?;
         let core = &self.0;
-        let at = on(&req.on)?;
-        let r = core
-            .get("project_id", &req.project_id, kind::PROJECT)
-            .await?;
+        let r = core.get_id(cmd.project, kind::PROJECT).await?;
         let org = record_org(&r)?;
         core.authorize(&caller, RecordKind::Project, Step::Screen, &org)
             .await?;
         let (_, state, _) = fold(core, &r)?;
         let mut changes = Vec::new();
-        let event = if req.session_id.trim().is_empty() {
-            Event::ScreenedOut { at }
-        } else {
-            let session = core
-                .get("session_id", &req.session_id, kind::CONGRESS_SESSION)
-                .await?;
-            if session.org != r.org {
-                return Err(Error::invalid(
-                    "session_id",
-                    "the session belongs to another congress",
-                    "该会议不属于本级人大",
-                )
-                .into());
+        let event = match cmd.session {
+            None => Event::ScreenedOut { at: cmd.at },
+            Some(session) => {
+                let session = core.get_id(session, kind::CONGRESS_SESSION).await?;
+                if session.org != r.org {
+                    return Err(Error::invalid(
+                        "session_id",
+                        "the session belongs to another congress",
+                        "该会议不属于本级人大",
+                    )
+                    .into());
+                }
+                changes.push(Pending::Put("session", reference(session.id.0)));
+                Event::Shortlisted { at: cmd.at }
             }
-            changes.push(Pending::Put("session", reference(session.id.0)));
-            Event::Shortlisted { at }
         };
         proj::check(&state, &event).map_err(Error::from)?;
-        let name = match event {
-            Event::Shortlisted { .. } => "shortlisted",
-            _ => "screened_out",
-        };
-        changes.push(Pending::Event(name, org, vec![("on", date_value(at))]));
+        changes.push(Pending::step(org, &event));
         core.write(&caller, r.id.0, kind::PROJECT, changes).await?;
         Ok(Response::new(to_pb(
             core,
@@ -605,22 +941,17 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::CastBallotRequest>,
     ) -> Result<Response<pb::CastBallotResponse>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, CastBallot) = edge::accept(req)?;
         let core = &self.0;
-        let r = core
-            .get("project_id", &req.project_id, kind::PROJECT)
-            .await?;
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
-        let choice = lookup(&CHOICES, &req.choice).ok_or_else(|| {
-            Error::invalid(
-                "choice",
-                "must be for, against or abstain",
-                "须为赞成、反对或弃权",
-            )
-        })?;
+        let r = core.get_id(cmd.project, kind::PROJECT).await?;
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Project, Step::Vote, &org)
+        let session_id = ref_id(&r, "session").unwrap_or_default();
+        let ballot = Event::Ballot {
+            deputy: cmd.deputy,
+            session: session_id,
+            choice: cmd.choice,
+        };
+        core.authorize(&caller, RecordKind::Project, ballot.step(), &org)
             .await?;
         let (_, state, events) = fold(core, &r)?;
         if state.stage != Stage::Candidate {
@@ -631,19 +962,13 @@ impl pb::projects_server::Projects for Service {
             )
             .into());
         }
-        let session_id = ref_id(&r, "session").unwrap_or_default();
         let session = core.get_id(session_id, kind::CONGRESS_SESSION).await?;
-        if !set(&session, "seated").contains(&deputy) {
-            return Err(Error::precondition(
-                "deputy_id",
-                "the deputy is not seated at this session",
-                "该代表不是本次会议的出席代表",
-            )
-            .into());
+        if !set(&session, "seated").contains(&cmd.deputy) {
+            return Err(not_seated().into());
         }
         if events
             .iter()
-            .any(|e| e.name == "ballot" && e.id("deputy") == deputy)
+            .any(|e| matches!(e.event, Event::Ballot { deputy, .. } if deputy == cmd.deputy))
         {
             return Err(Error::precondition(
                 "deputy_id",
@@ -652,24 +977,11 @@ impl pb::projects_server::Projects for Service {
             )
             .into());
         }
-        let choice_name = CHOICES
-            .iter()
-            .find(|(_, c)| *c == choice)
-            .map(|(n, _)| *n)
-            .unwrap_or_default();
         core.write(
             &caller,
             r.id.0,
             kind::PROJECT,
-            vec![Pending::Event(
-                "ballot",
-                org,
-                vec![
-                    ("deputy", reference(deputy)),
-                    ("session", reference(session_id)),
-                    ("choice", Value::Text(choice_name.into())),
-                ],
-            )],
+            vec![Pending::step(org, &ballot)],
         )
         .await?;
         Ok(Response::new(pb::CastBallotResponse {}))
@@ -679,17 +991,15 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::TallyVoteRequest>,
     ) -> Result<Response<pb::TallyVoteResponse>, Status> {
+        // Counting alone reads; only recording the outcome needs a person.
         let req_caller = if req.get_ref().record_outcome {
             Some(caller(&req)?)
         } else {
             None
         };
-        let req = req.into_inner();
+        let cmd = Tally::try_from(req.into_inner())?;
         let core = &self.0;
-        let at = on(&req.on)?;
-        let session = core
-            .get("session_id", &req.session_id, kind::CONGRESS_SESSION)
-            .await?;
+        let session = core.get_id(cmd.session, kind::CONGRESS_SESSION).await?;
         let (candidates, ballots) = candidates_and_ballots(core, &session).await?;
         let ids: BTreeSet<Uuid> = candidates.iter().map(|(r, _)| r.id.0).collect();
         let seated: BTreeSet<Uuid> = set(&session, "seated").into_iter().collect();
@@ -704,16 +1014,15 @@ impl pb::projects_server::Projects for Service {
                 if *stage != Stage::Candidate || tally.runoff.contains(&r.id.0) {
                     continue;
                 }
-                let adopted = tally.adopted.contains(&r.id.0);
+                let voted = Event::Voted {
+                    adopted: tally.adopted.contains(&r.id.0),
+                    at: cmd.at,
+                };
                 core.write(
                     &caller,
                     r.id.0,
                     kind::PROJECT,
-                    vec![Pending::Event(
-                        "voted",
-                        org,
-                        vec![("on", date_value(at)), ("adopted", Value::Bool(adopted))],
-                    )],
+                    vec![Pending::step(org, &voted)],
                 )
                 .await?;
             }
@@ -744,25 +1053,9 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::SetPlanRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let at = on(&req.on)?;
+        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::Progress,
-                Event::PlanSet {
-                    budget_fen: req.budget_fen,
-                    at,
-                },
-                "plan_set",
-                vec![
-                    ("on", date_value(at)),
-                    ("budget_fen", Value::Int(req.budget_fen)),
-                ],
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, cmd.event).await?,
         ))
     }
 
@@ -770,29 +1063,9 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::ReportProgressRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let at = on(&req.on)?;
-        limit("note", &req.note, 2000)?;
-        let percent = u8::try_from(req.percent).unwrap_or(u8::MAX);
+        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::Progress,
-                Event::Progress {
-                    percent,
-                    note: req.note.clone(),
-                    at,
-                },
-                "progress",
-                vec![
-                    ("on", date_value(at)),
-                    ("percent", Value::Int(i64::from(req.percent))),
-                    ("note", text_value(req.note.trim())),
-                ],
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, cmd.event).await?,
         ))
     }
 
@@ -800,20 +1073,13 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::DeputyStepRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let at = on(&req.on)?;
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
+        let (caller, cmd): (_, DeputyStep) = edge::accept(req)?;
+        let event = Event::AcceptanceSigned {
+            deputy: cmd.deputy,
+            at: cmd.at,
+        };
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::SignAcceptance,
-                Event::AcceptanceSigned { deputy, at },
-                "acceptance_signed",
-                vec![("on", date_value(at)), ("deputy", reference(deputy))],
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, event).await?,
         ))
     }
 
@@ -821,19 +1087,9 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::ProjectStepRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let at = on(&req.on)?;
+        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::SignAcceptance,
-                Event::AcceptancePassed { at },
-                "acceptance_passed",
-                vec![("on", date_value(at))],
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, cmd.event).await?,
         ))
     }
 
@@ -841,25 +1097,9 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::ScoreProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let at = on(&req.on)?;
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
-        let score = u8::try_from(req.score).unwrap_or(u8::MAX);
+        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::Evaluate,
-                Event::Scored { deputy, score, at },
-                "scored",
-                vec![
-                    ("on", date_value(at)),
-                    ("deputy", reference(deputy)),
-                    ("score", Value::Int(i64::from(req.score))),
-                ],
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, cmd.event).await?,
         ))
     }
 
@@ -867,52 +1107,9 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::ChangeProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let at = on(&req.on)?;
-        limit("note", &req.note, 2000)?;
-        limit("decision_reference", &req.decision_reference, 200)?;
-        let change = lookup(&CHANGES, &req.change)
-            .ok_or_else(|| Error::invalid("change", "unknown change", "调整类型无效"))?;
-        let decision = if req.decision_body.trim().is_empty() {
-            None
-        } else {
-            let body = lookup(&BODIES, &req.decision_body)
-                .ok_or_else(|| Error::invalid("decision_body", "unknown body", "决定机关无效"))?;
-            Some(Decision {
-                body,
-                reference: req.decision_reference.trim().to_owned(),
-                decided_on: parse_day("decided_on", &req.decided_on)?,
-            })
-        };
-        let mut fields = vec![
-            ("on", date_value(at)),
-            ("change", Value::Text(req.change.trim().to_owned())),
-            ("note", text_value(req.note.trim())),
-        ];
-        if let Some(d) = &decision {
-            fields.push((
-                "decision_body",
-                Value::Text(req.decision_body.trim().to_owned()),
-            ));
-            fields.push(("decision_reference", Value::Text(d.reference.clone())));
-            fields.push(("decided_on", date_value(d.decided_on)));
-        }
+        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::Change,
-                Event::Changed {
-                    change,
-                    decision,
-                    note: req.note.trim().to_owned(),
-                    at,
-                },
-                "changed",
-                fields,
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, cmd.event).await?,
         ))
     }
 
@@ -922,16 +1119,10 @@ impl pb::projects_server::Projects for Service {
     ) -> Result<Response<pb::Project>, Status> {
         // Each supervision group adopts one or two projects (Longwan's practice).
         const MAX_PER_GROUP: usize = 2;
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, Supervision) = edge::accept(req)?;
         let core = &self.0;
-        let at = on(&req.on)?;
-        let project = core
-            .get("project_id", &req.project_id, kind::PROJECT)
-            .await?;
-        let group = core
-            .get("group_id", &req.group_id, kind::DEPUTY_GROUP)
-            .await?;
+        let project = core.get_id(cmd.project, kind::PROJECT).await?;
+        let group = core.get_id(cmd.group, kind::DEPUTY_GROUP).await?;
         let org = record_org(&project)?;
         if !org.contains(record_org(&group)?) {
             return Err(Error::invalid(
@@ -960,19 +1151,12 @@ impl pb::projects_server::Projects for Service {
             )
             .into());
         }
+        let event = Event::SupervisionAdopted {
+            group: group.id.0,
+            at: cmd.at,
+        };
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::Supervise,
-                Event::SupervisionAdopted {
-                    group: group.id.0,
-                    at,
-                },
-                "supervision_adopted",
-                vec![("on", date_value(at)), ("group", reference(group.id.0))],
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, event).await?,
         ))
     }
 
@@ -980,29 +1164,14 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::DeputyStepRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let at = on(&req.on)?;
-        let deputy = self
-            .0
-            .get("deputy_id", &req.deputy_id, kind::DEPUTY)
-            .await?;
+        let (caller, cmd): (_, DeputyStep) = edge::accept(req)?;
+        let deputy = self.0.get_id(cmd.deputy, kind::DEPUTY).await?;
+        let event = Event::MaintenanceStarted {
+            caretaker: deputy.id.0,
+            at: cmd.at,
+        };
         Ok(Response::new(
-            self.project_step(
-                &caller,
-                &req.project_id,
-                Step::Progress,
-                Event::MaintenanceStarted {
-                    caretaker: deputy.id.0,
-                    at,
-                },
-                "maintenance_started",
-                vec![
-                    ("on", date_value(at)),
-                    ("caretaker", reference(deputy.id.0)),
-                ],
-            )
-            .await?,
+            self.project_step(&caller, cmd.project, event).await?,
         ))
     }
 
@@ -1010,27 +1179,18 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::RecordMaintenanceRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, Visit) = edge::accept(req)?;
         let core = &self.0;
-        let at = on(&req.on)?;
-        limit("note", &req.note, 2000)?;
-        let note =
-            renda_domain::text::optional("note", Some(&req.note), 500).map_err(Error::from)?;
-        if req.volunteer_points > 100 {
-            return Err(Error::invalid(
-                "volunteer_points",
-                format!("must be 0 to 100, got {}", req.volunteer_points),
-                format!("志愿积分须在0至100之间，实际为{}", req.volunteer_points),
-            )
-            .into());
-        }
-        let r = core
-            .get("project_id", &req.project_id, kind::PROJECT)
-            .await?;
-        let deputy = core.get("deputy_id", &req.deputy_id, kind::DEPUTY).await?;
+        let r = core.get_id(cmd.project, kind::PROJECT).await?;
+        let deputy = core.get_id(cmd.deputy, kind::DEPUTY).await?;
+        let visit = Event::MaintenanceVisit {
+            deputy: deputy.id.0,
+            note: cmd.note,
+            volunteer_points: cmd.volunteer_points,
+            at: cmd.at,
+        };
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Project, Step::Progress, &org)
+        core.authorize(&caller, RecordKind::Project, visit.step(), &org)
             .await?;
         let (_, state, _) = fold(core, &r)?;
         if state.stage != Stage::Maintained {
@@ -1051,19 +1211,7 @@ impl pb::projects_server::Projects for Service {
             &caller,
             r.id.0,
             kind::PROJECT,
-            vec![Pending::Event(
-                "maintenance_visit",
-                org,
-                vec![
-                    ("on", date_value(at)),
-                    ("deputy", reference(deputy.id.0)),
-                    ("note", text_value(note.unwrap_or_default())),
-                    (
-                        "volunteer_points",
-                        Value::Int(i64::from(req.volunteer_points)),
-                    ),
-                ],
-            )],
+            vec![Pending::step(org, &visit)],
         )
         .await?;
         Ok(Response::new(to_pb(

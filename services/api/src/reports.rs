@@ -102,20 +102,8 @@ fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
             format!("未知的组织单位 {org}"),
         ));
     }
-    let day = |field: &str, raw: &str| {
-        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
-            Error::invalid(
-                field,
-                format!(
-                    "{:?} is not a date (YYYY-MM-DD)",
-                    raw.chars().take(20).collect::<String>()
-                ),
-                "日期格式应为YYYY-MM-DD",
-            )
-        })
-    };
-    let from = day("from", &req.from)?;
-    let to = day("to", &req.to)?;
+    let from = crate::edge::required_day("from", req.from)?;
+    let to = crate::edge::required_day("to", req.to)?;
     if to <= from {
         return Err(Error::invalid(
             "to",
@@ -373,8 +361,8 @@ impl Service {
                 .into(),
             org_code: q.org.to_string(),
             org_name: tree.get(&q.org).map(|u| u.name.clone()).unwrap_or_default(),
-            from: q.from.to_string(),
-            to: q.to.to_string(),
+            from: Some(crate::edge::date_pb(q.from)),
+            to: Some(crate::edge::date_pb(q.to)),
             tables,
             definitions: definitions(&rate_kinds),
             freshness,
@@ -1474,18 +1462,60 @@ pub async fn build_report(
 mod tests {
     use super::*;
 
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a calendar day")
+    }
+
     #[test]
     fn periods_the_wrong_way_round_name_the_parameter() {
         let tree = OrgTree::demo();
         let req = pb::ReportRequest {
             name: "suggestions".into(),
             org_code: "370202".into(),
-            from: "2026-09-01".into(),
-            to: "2026-07-01".into(),
+            from: Some(crate::edge::date_pb(day(2026, 9, 1))),
+            to: Some(crate::edge::date_pb(day(2026, 7, 1))),
             freshness_limit_hours: 0,
         };
         let e = parse_request(&req, &tree).unwrap_err();
         assert!(matches!(&e, Error::Domain(d) if d.field() == "to"), "{e}");
+        let same = pb::ReportRequest {
+            to: req.from,
+            ..req.clone()
+        };
+        assert!(
+            matches!(parse_request(&same, &tree).unwrap_err(), Error::Domain(d) if d.field() == "to")
+        );
+        let ok = pb::ReportRequest {
+            from: req.to,
+            to: req.from,
+            ..req.clone()
+        };
+        let q = parse_request(&ok, &tree).expect("a period");
+        // Half-open: `to` is the day after the last.
+        assert_eq!((q.from, q.to), (day(2026, 7, 1), day(2026, 9, 1)));
+        for missing in [
+            pb::ReportRequest {
+                from: None,
+                ..ok.clone()
+            },
+            pb::ReportRequest {
+                to: None,
+                ..ok.clone()
+            },
+        ] {
+            assert!(parse_request(&missing, &tree).is_err());
+        }
+        let not_a_day = pb::ReportRequest {
+            to: Some(renda_proto::types::v1::Date {
+                year: 2026,
+                month: 2,
+                day: 30,
+            }),
+            ..ok.clone()
+        };
+        assert!(
+            matches!(parse_request(&not_a_day, &tree).unwrap_err(), Error::Domain(d) if d.field() == "to")
+        );
         let bad = pb::ReportRequest {
             name: "nope".into(),
             ..req.clone()

@@ -436,7 +436,7 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         prj::ScreenProjectRequest {
             project_id: p.id.clone(),
             session_id: String::new(),
-            on: String::new(),
+            on: None,
         },
     ))
     .await?;
@@ -461,7 +461,7 @@ async fn adopted_projects(node: &Node) -> anyhow::Result<(Vec<String>, Vec<Strin
                 name: "2026年民生实事项目票决会议".into(),
                 year: 2026,
                 to_adopt: 3,
-                threshold: "seated".into(),
+                threshold: prj::Threshold::Seated.into(),
                 candidate_margin: 1,
             },
         ))
@@ -500,7 +500,7 @@ async fn adopted_projects(node: &Node) -> anyhow::Result<(Vec<String>, Vec<Strin
             prj::ScreenProjectRequest {
                 project_id: p.id.clone(),
                 session_id: session.id.clone(),
-                on: String::new(),
+                on: None,
             },
         ))
         .await?;
@@ -513,7 +513,12 @@ async fn adopted_projects(node: &Node) -> anyhow::Result<(Vec<String>, Vec<Strin
                 prj::CastBallotRequest {
                     project_id: p.clone(),
                     deputy_id: d.clone(),
-                    choice: if c < 3 { "for" } else { "against" }.into(),
+                    choice: if c < 3 {
+                        prj::Choice::For
+                    } else {
+                        prj::Choice::Against
+                    }
+                    .into(),
                 },
             ))
             .await?;
@@ -525,7 +530,7 @@ async fn adopted_projects(node: &Node) -> anyhow::Result<(Vec<String>, Vec<Strin
             prj::TallyVoteRequest {
                 session_id: session.id.clone(),
                 record_outcome: true,
-                on: String::new(),
+                on: None,
             },
         ))
         .await?
@@ -555,7 +560,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
     let adopt = |project: &str, group: &str| prj::AdoptForSupervisionRequest {
         project_id: project.into(),
         group_id: group.into(),
-        on: "2026-03-01".into(),
+        on: ymd(2026, 3, 1),
     };
     // Not adopted by the congress: nothing to supervise.
     assert_refused(
@@ -590,7 +595,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
     let step = |deputy: &str| prj::DeputyStepRequest {
         project_id: p.clone(),
         deputy_id: deputy.into(),
-        on: "2026-09-30".into(),
+        on: ymd(2026, 9, 30),
     };
     assert_refused(
         pc.start_maintenance(as_user(TOWNSHIP, step(&ids[0]))).await,
@@ -603,7 +608,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
             project_id: p.clone(),
             percent: 100,
             note: "完工".into(),
-            on: "2026-09-01".into(),
+            on: ymd(2026, 9, 1),
         },
     ))
     .await?;
@@ -612,7 +617,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
         TOWNSHIP,
         prj::ProjectStepRequest {
             project_id: p.clone(),
-            on: "2026-09-30".into(),
+            on: ymd(2026, 9, 30),
         },
     ))
     .await?;
@@ -621,7 +626,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
         deputy_id: ids[2].clone(),
         note: "巡查设施".into(),
         volunteer_points: points,
-        on: "2026-10-08".into(),
+        on: ymd(2026, 10, 8),
     };
     assert_refused(
         pc.record_maintenance(as_user(TOWNSHIP, visit(5))).await,
@@ -633,8 +638,8 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
         .await?
         .into_inner();
     assert_eq!(
-        (m.stage.as_str(), m.caretaker_id.as_str()),
-        ("maintained", ids[2].as_str())
+        (m.stage(), m.caretaker_id.as_str()),
+        (prj::Stage::Maintained, ids[2].as_str())
     );
     assert_refused(
         pc.record_maintenance(as_user(TOWNSHIP, visit(101))).await,
@@ -647,13 +652,15 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
         .into_inner();
     assert_eq!(m.maintenance.len(), 1);
     assert_eq!(
-        (
-            m.maintenance[0].volunteer_points,
-            m.maintenance[0].on.as_str()
-        ),
-        (5, "2026-10-08")
+        (m.maintenance[0].volunteer_points, m.maintenance[0].on),
+        (5, ymd(2026, 10, 8))
     );
     Ok(())
+}
+
+/// A request's or answer's date.
+fn ymd(year: i32, month: i32, day: i32) -> Option<renda_proto::types::v1::Date> {
+    Some(renda_proto::types::v1::Date { year, month, day })
 }
 
 #[tokio::test]

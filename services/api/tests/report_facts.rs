@@ -130,7 +130,11 @@ fn cell(c: &pb::Cell) -> String {
 /// (generation time, freshness). Rows of the opinion list are sorted: its order is by day
 /// raised now, by id before.
 fn dump(r: &pb::Report) -> String {
-    let mut out = format!("{} {} {}..{}\n", r.name, r.org_code, r.from, r.to);
+    let day = |d: Option<renda_proto::types::v1::Date>| {
+        d.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+            .unwrap_or_default()
+    };
+    let mut out = format!("{} {} {}..{}\n", r.name, r.org_code, day(r.from), day(r.to));
     for t in &r.tables {
         out.push_str(&format!(
             "[{}] {}\n",
@@ -160,12 +164,21 @@ fn dump(r: &pb::Report) -> String {
     out
 }
 
+/// A report request for `[from, to)`, the days written YYYY-MM-DD.
 fn request(name: &str, org: &str, from: &str, to: &str) -> pb::ReportRequest {
+    let day = |raw: &str| {
+        let d = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").expect("a YYYY-MM-DD day");
+        Some(renda_proto::types::v1::Date {
+            year: chrono::Datelike::year(&d),
+            month: i32::try_from(chrono::Datelike::month(&d)).expect("a month"),
+            day: i32::try_from(chrono::Datelike::day(&d)).expect("a day"),
+        })
+    };
     pb::ReportRequest {
         name: name.into(),
         org_code: org.into(),
-        from: from.into(),
-        to: to.into(),
+        from: day(from),
+        to: day(to),
         freshness_limit_hours: 0,
     }
 }

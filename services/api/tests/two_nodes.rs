@@ -377,7 +377,7 @@ async fn township_vote_tallies_identically_at_county_with_a_duplicate_ballot() -
                 name: "第十九届人民代表大会第三次会议".into(),
                 year: 2024,
                 to_adopt: 1,
-                threshold: "seated".into(),
+                threshold: prj::Threshold::Seated.into(),
                 candidate_margin: 1,
             },
         ))
@@ -411,14 +411,18 @@ async fn township_vote_tallies_identically_at_county_with_a_duplicate_ballot() -
             prj::ScreenProjectRequest {
                 project_id: p.id.clone(),
                 session_id: session.id.clone(),
-                on: "2024-01-02".into(),
+                on: Some(renda_proto::types::v1::Date {
+                    year: 2024,
+                    month: 1,
+                    day: 2,
+                }),
             },
         ))
         .await?;
         projects.push(p.id);
     }
     push(&town, &clone).await?;
-    let ballot = |deputy: &str, project: &str, choice: &str| {
+    let ballot = |deputy: &str, project: &str, choice: prj::Choice| {
         as_user(
             TOWNSHIP,
             prj::CastBallotRequest {
@@ -428,15 +432,15 @@ async fn township_vote_tallies_identically_at_county_with_a_duplicate_ballot() -
             },
         )
     };
-    tc.cast_ballot(ballot(&deputies[0], &projects[0], "for"))
+    tc.cast_ballot(ballot(&deputies[0], &projects[0], prj::Choice::For))
         .await?;
-    tc.cast_ballot(ballot(&deputies[1], &projects[0], "for"))
+    tc.cast_ballot(ballot(&deputies[1], &projects[0], prj::Choice::For))
         .await?;
-    tc.cast_ballot(ballot(&deputies[2], &projects[1], "against"))
+    tc.cast_ballot(ballot(&deputies[2], &projects[1], prj::Choice::Against))
         .await?;
     // The same ballot entered again on the other replica while apart.
     let mut kc = ProjectsClient::new(clone.channel.clone());
-    kc.cast_ballot(ballot(&deputies[0], &projects[0], "for"))
+    kc.cast_ballot(ballot(&deputies[0], &projects[0], prj::Choice::For))
         .await?;
 
     exchange(&clone, &town).await?;
@@ -444,7 +448,7 @@ async fn township_vote_tallies_identically_at_county_with_a_duplicate_ballot() -
     let tally = |session: &str| prj::TallyVoteRequest {
         session_id: session.into(),
         record_outcome: false,
-        on: String::new(),
+        on: None,
     };
     let at_town = tc.tally_vote(tally(&session.id)).await?.into_inner();
     let mut cc = ProjectsClient::new(county.channel.clone());
@@ -465,7 +469,7 @@ async fn township_vote_tallies_identically_at_county_with_a_duplicate_ballot() -
             prj::TallyVoteRequest {
                 session_id: session.id.clone(),
                 record_outcome: true,
-                on: String::new(),
+                on: None,
             },
         ))
         .await,

@@ -667,7 +667,7 @@ async fn project_vote_and_progress() -> anyhow::Result<()> {
                 name: "第十九届人民代表大会第三次会议".into(),
                 year: 2024,
                 to_adopt: 1,
-                threshold: "seated".into(),
+                threshold: prj::Threshold::Seated.into(),
                 candidate_margin: 1,
             },
         ))
@@ -701,46 +701,57 @@ async fn project_vote_and_progress() -> anyhow::Result<()> {
             prj::ScreenProjectRequest {
                 project_id: p.id.clone(),
                 session_id: session.id.clone(),
-                on: "2024-01-02".into(),
+                on: Some(renda_proto::types::v1::Date {
+                    year: 2024,
+                    month: 1,
+                    day: 2,
+                }),
             },
         ))
         .await?;
         projects.push(p.id);
     }
-    let ballot = |project: &str, deputy: &str, choice: &str| {
+    let ballot = |project: &str, deputy: &str, choice: i32| {
         as_user(
             TOWNSHIP,
             prj::CastBallotRequest {
                 project_id: project.into(),
                 deputy_id: deputy.into(),
-                choice: choice.into(),
+                choice,
             },
         )
     };
+    let (yes, no) = (prj::Choice::For.into(), prj::Choice::Against.into());
     for d in &deputies {
-        c.cast_ballot(ballot(&projects[0], d, "for")).await?;
+        c.cast_ballot(ballot(&projects[0], d, yes)).await?;
     }
-    c.cast_ballot(ballot(&projects[1], &deputies[0], "against"))
+    c.cast_ballot(ballot(&projects[1], &deputies[0], no))
         .await?;
     assert_refused(
-        c.cast_ballot(ballot(&projects[0], &deputies[0], "for"))
-            .await,
+        c.cast_ballot(ballot(&projects[0], &deputies[0], yes)).await,
         Code::FailedPrecondition,
         "deputy_id",
     );
-    assert_refused(
-        c.cast_ballot(ballot(&projects[0], &deputies[0], "maybe"))
-            .await,
-        Code::InvalidArgument,
-        "choice",
-    );
+    // A value this build does not know, and none at all.
+    for unknown in [99, 0] {
+        assert_refused(
+            c.cast_ballot(ballot(&projects[0], &deputies[0], unknown))
+                .await,
+            Code::InvalidArgument,
+            "choice",
+        );
+    }
     let tally = c
         .tally_vote(as_user(
             TOWNSHIP,
             prj::TallyVoteRequest {
                 session_id: session.id.clone(),
                 record_outcome: true,
-                on: "2024-01-20".into(),
+                on: Some(renda_proto::types::v1::Date {
+                    year: 2024,
+                    month: 1,
+                    day: 20,
+                }),
             },
         ))
         .await?
@@ -754,12 +765,16 @@ async fn project_vote_and_progress() -> anyhow::Result<()> {
                 project_id: projects[0].clone(),
                 percent: 40,
                 note: "主体完工".into(),
-                on: "2024-04-01".into(),
+                on: Some(renda_proto::types::v1::Date {
+                    year: 2024,
+                    month: 4,
+                    day: 1,
+                }),
             },
         ))
         .await?
         .into_inner();
-    assert_eq!((p.stage.as_str(), p.progress), ("implementing", 40));
+    assert_eq!((p.stage(), p.progress), (prj::Stage::Implementing, 40));
     assert_refused(
         c.report_progress(as_user(
             TOWNSHIP,
@@ -767,7 +782,11 @@ async fn project_vote_and_progress() -> anyhow::Result<()> {
                 project_id: projects[1].clone(),
                 percent: 10,
                 note: String::new(),
-                on: "2024-04-01".into(),
+                on: Some(renda_proto::types::v1::Date {
+                    year: 2024,
+                    month: 4,
+                    day: 1,
+                }),
             },
         ))
         .await,
@@ -779,7 +798,7 @@ async fn project_vote_and_progress() -> anyhow::Result<()> {
             TOWNSHIP,
             prj::ChangeProjectRequest {
                 project_id: projects[0].clone(),
-                change: "termination".into(),
+                change: prj::Change::Termination.into(),
                 ..Default::default()
             },
         ))

@@ -73,7 +73,7 @@ const ACTIVITY_KINDS = [['research', '调研'], ['inspection', '视察'], ['law_
 const OPINION_SOURCES = [['station', '联络站收集'], ['qr_code', '扫码反映'], ['visit', '走访收集'], ['online', '网上反映']];
 const ROUTES = [['answered_on_site', '现场答复'], ['transferred_to_township', '转交乡镇(街道)办理'], ['assigned_to_department', '交办部门落实'], ['escalated_upward', '逐级向上反映']];
 const SUGGESTION_KINDS = [['SUGGESTION_KIND_SUGGESTION', '建议'], ['SUGGESTION_KIND_MOTION', '议案']];
-const CHOICES = [['for', '赞成'], ['against', '反对'], ['abstain', '弃权']];
+const CHOICES = [['CHOICE_FOR', '赞成'], ['CHOICE_AGAINST', '反对'], ['CHOICE_ABSTAIN', '弃权']];
 const KIND_ZH = { deputy: '人大代表', station: '代表联络站', activity: '履职活动', opinion: '社情民意', suggestion: '议案建议', project: '民生实事项目', deputy_group: '代表小组', handling_unit: '承办单位', org_unit: '组织单位', congress_session: '人代会', report_back: '述职', evaluation: '代表评价', appraisal: '工作评议' };
 const FIELD_ZH = { name: '姓名/名称', levels: '代表层级', constituency: '选区', term: '届次', gender: '性别', ethnicity: '民族', sector: '职业/界别', phone: '联系电话', status: '状态', qr_token: '二维码', id_card_masked: '身份证号(脱敏)',
   org: '所属单位', kind: '类型', address: '地址', title: '标题', content: '内容', source: '来源', venue: '地点', starts_at: '开始时间', year: '年度', summary: '概要', budget_fen: '预算(分)', body: '正文', deleted: '已删除' };
@@ -560,7 +560,7 @@ async function viewDash(params) {
   const main = document.getElementById('main');
   const org = params.get('org') || S.me.org_code;
   const year = Number(params.get('year')) || new Date().getFullYear();
-  const req = name => rpc('renda.report.v1.Reports', 'GetReport', { name, org_code: org, from: `${year}-01-01`, to: `${year + 1}-01-01`, freshness_limit_hours: 0 });
+  const req = name => rpc('renda.report.v1.Reports', 'GetReport', { name, org_code: org, from: { year, month: 1, day: 1 }, to: { year: year + 1, month: 1, day: 1 }, freshness_limit_hours: 0 });
   put(main, h('p', { cls: 'muted' }, '正在生成报表…'));
   const [sug, proj, dep, op] = await Promise.all([req('suggestions'), req('projects'), req('deputies'), req('opinions')]);
   const failed = [sug, proj, dep, op].find(r => r.error);

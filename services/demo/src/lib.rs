@@ -392,12 +392,12 @@ fn day(month: u32, d: u32) -> String {
     format!("{YEAR}-{month:02}-{d:02}")
 }
 
-/// A date of the demo year on the wire.
+/// A day of the demo year as a request's `renda.types.v1.Date`.
 fn date(month: u32, d: u32) -> Option<renda_proto::types::v1::Date> {
     Some(renda_proto::types::v1::Date {
         year: YEAR,
-        month: month as i32,
-        day: d as i32,
+        month: i32::try_from(month).unwrap_or_default(),
+        day: i32::try_from(d).unwrap_or_default(),
     })
 }
 
@@ -876,7 +876,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             name: format!("{}{YEAR}年民生实事项目票决会议", street.name),
             year: YEAR,
             to_adopt: 4,
-            threshold: "seated".into(),
+            threshold: ppb::Threshold::Seated.into(),
             candidate_margin: 2,
         }))
         .await;
@@ -921,7 +921,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .screen_project(at.req(ppb::ScreenProjectRequest {
                 project_id: p.id.clone(),
                 session_id: session.id.clone(),
-                on: day(1, 5),
+                on: date(1, 5),
             }))
             .await;
         candidates.push(at.done("shortlist project", r)?);
@@ -944,7 +944,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .screen_project(at.req(ppb::ScreenProjectRequest {
             project_id: out.id.clone(),
             session_id: String::new(),
-            on: day(1, 5),
+            on: date(1, 5),
         }))
         .await;
     at.done("screen out project", r)?;
@@ -957,11 +957,11 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 2 + c % 2
             };
             let choice = if v < votes_for {
-                "for"
+                ppb::Choice::For
             } else if v % 2 == 0 {
-                "against"
+                ppb::Choice::Against
             } else {
-                "abstain"
+                ppb::Choice::Abstain
             };
             let r = at
                 .local
@@ -981,7 +981,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .tally_vote(at.req(ppb::TallyVoteRequest {
             session_id: session.id.clone(),
             record_outcome: true,
-            on: day(1, 20),
+            on: date(1, 20),
         }))
         .await;
     let tally = at.done("tally vote", r)?;
@@ -999,7 +999,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .set_plan(at.req(ppb::SetPlanRequest {
                 project_id: id.clone(),
                 budget_fen: street.projects[k].1,
-                on: day(3, 1),
+                on: date(3, 1),
             }))
             .await;
         at.done("set plan", r)?;
@@ -1012,7 +1012,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                     project_id: id.clone(),
                     percent,
                     note: format!("第{}季度进度报告：完成{percent}%", (month - 1) / 3 + 1),
-                    on: day(month, 28),
+                    on: date(month, 28),
                 }))
                 .await;
             at.done("report progress", r)?;
@@ -1024,7 +1024,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 .adopt_for_supervision(at.req(ppb::AdoptForSupervisionRequest {
                     project_id: id.clone(),
                     group_id: group.id.clone(),
-                    on: day(3, 10),
+                    on: date(3, 10),
                 }))
                 .await;
             at.done("adopt for supervision", r)?;
@@ -1038,7 +1038,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .sign_acceptance(at.req(ppb::DeputyStepRequest {
                 project_id: first.clone(),
                 deputy_id: d.clone(),
-                on: day(9, 29),
+                on: date(9, 29),
             }))
             .await;
         at.done("sign acceptance", r)?;
@@ -1048,7 +1048,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .projects()
         .pass_acceptance(at.req(ppb::ProjectStepRequest {
             project_id: first.clone(),
-            on: day(9, 29),
+            on: date(9, 29),
         }))
         .await;
     at.done("pass acceptance", r)?;
@@ -1060,7 +1060,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 project_id: first.clone(),
                 deputy_id: d.clone(),
                 score: 85 + (v as u32 * 3) % 15,
-                on: day(9, 30),
+                on: date(9, 30),
             }))
             .await;
         at.done("score project", r)?;
@@ -1071,7 +1071,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .start_maintenance(at.req(ppb::DeputyStepRequest {
             project_id: first.clone(),
             deputy_id: seated[1].clone(),
-            on: day(9, 30),
+            on: date(9, 30),
         }))
         .await;
     at.done("start maintenance", r)?;
@@ -1083,7 +1083,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             deputy_id: seated[1].clone(),
             note: "巡查设施运行情况，清理周边杂物".into(),
             volunteer_points: 5,
-            on: day(9, 30),
+            on: date(9, 30),
         }))
         .await;
     at.done("record maintenance", r)?;

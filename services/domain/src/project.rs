@@ -34,7 +34,8 @@
 
 use crate::authority::{RecordKind, Step};
 use crate::record::{
-    EventDef, FieldType, KindDef, PayloadDef, Reach, field, optional, required, text_field,
+    Coded, EventDef, FieldType, KindDef, Payload, PayloadDef, Reach, RecordEvent, Value, field,
+    optional, required, text_field,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -172,6 +173,20 @@ pub enum Event {
         change: Change,
         decision: Option<Decision>,
         note: String,
+        at: NaiveDate,
+    },
+    /// A deputy's ballot for this project (the candidate) at `session`; counted by [`tally`],
+    /// not folded.
+    Ballot {
+        deputy: Uuid,
+        session: Uuid,
+        choice: Choice,
+    },
+    /// A maintenance visit by a deputy, with the volunteer points it earns; listed, not folded.
+    MaintenanceVisit {
+        deputy: Uuid,
+        note: String,
+        volunteer_points: u32,
         at: NaiveDate,
     },
 }
@@ -385,6 +400,9 @@ fn apply(s: &mut State, event: &Event) -> Result<()> {
             s.decisions.push((*change, decision.clone()));
             s.stage = next;
         }
+        // Ballots are counted by the tally and visits listed as they are; neither moves the
+        // stage.
+        Event::Ballot { .. } | Event::MaintenanceVisit { .. } => {}
     }
     Ok(())
 }
@@ -590,6 +608,200 @@ pub fn tally(
         conflicts,
         ignored,
     })
+}
+
+impl Coded for Threshold {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::MajorityOfSeated, "seated"),
+        (Self::MajorityOfPresent, "present"),
+    ];
+}
+
+impl Coded for Choice {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::For, "for"),
+        (Self::Against, "against"),
+        (Self::Abstain, "abstain"),
+    ];
+}
+
+impl Coded for Change {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::Major, "major"),
+        (Self::Suspension, "suspension"),
+        (Self::Resumption, "resumption"),
+        (Self::Termination, "termination"),
+    ];
+}
+
+impl Coded for DecisionBody {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::StandingCommittee, "standing_committee"),
+        (Self::TownshipCongress, "township_congress"),
+        (Self::TownshipPresidium, "township_presidium"),
+    ];
+}
+
+/// An optional text payload field: empty text is not stored.
+fn optional_text(out: &mut Vec<(&'static str, Value)>, name: &'static str, text: &str) {
+    if !text.is_empty() {
+        out.push((name, Value::Text(text.to_owned())));
+    }
+}
+
+impl RecordEvent for Event {
+    const KIND: &'static KindDef = &KIND;
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Shortlisted { .. } => "shortlisted",
+            Self::ScreenedOut { .. } => "screened_out",
+            Self::Voted { .. } => "voted",
+            Self::PlanSet { .. } => "plan_set",
+            Self::Progress { .. } => "progress",
+            Self::SupervisionAdopted { .. } => "supervision_adopted",
+            Self::AcceptanceSigned { .. } => "acceptance_signed",
+            Self::AcceptancePassed { .. } => "acceptance_passed",
+            Self::Scored { .. } => "scored",
+            Self::MaintenanceStarted { .. } => "maintenance_started",
+            Self::Changed { .. } => "changed",
+            Self::Ballot { .. } => "ballot",
+            Self::MaintenanceVisit { .. } => "maintenance_visit",
+        }
+    }
+
+    fn encode(&self) -> Vec<(&'static str, Value)> {
+        let on = |at: &NaiveDate| ("on", Value::Date(*at));
+        match self {
+            Self::Shortlisted { at } | Self::ScreenedOut { at } | Self::AcceptancePassed { at } => {
+                vec![on(at)]
+            }
+            Self::Voted { adopted, at } => vec![on(at), ("adopted", Value::Bool(*adopted))],
+            Self::PlanSet { budget_fen, at } => {
+                vec![on(at), ("budget_fen", Value::Int(*budget_fen))]
+            }
+            Self::Progress { percent, note, at } => {
+                let mut out = vec![on(at), ("percent", Value::Int(i64::from(*percent)))];
+                optional_text(&mut out, "note", note);
+                out
+            }
+            Self::SupervisionAdopted { group, at } => vec![on(at), ("group", Value::Ref(*group))],
+            Self::AcceptanceSigned { deputy, at } => {
+                vec![on(at), ("deputy", Value::Ref(*deputy))]
+            }
+            Self::Scored { deputy, score, at } => vec![
+                on(at),
+                ("deputy", Value::Ref(*deputy)),
+                ("score", Value::Int(i64::from(*score))),
+            ],
+            Self::MaintenanceStarted { caretaker, at } => {
+                vec![on(at), ("caretaker", Value::Ref(*caretaker))]
+            }
+            Self::Changed {
+                change,
+                decision,
+                note,
+                at,
+            } => {
+                let mut out = vec![on(at), ("change", Value::Text(change.code().into()))];
+                optional_text(&mut out, "note", note);
+                if let Some(d) = decision {
+                    out.push(("decision_body", Value::Text(d.body.code().into())));
+                    optional_text(&mut out, "decision_reference", &d.reference);
+                    out.push(("decided_on", Value::Date(d.decided_on)));
+                }
+                out
+            }
+            Self::Ballot {
+                deputy,
+                session,
+                choice,
+            } => vec![
+                ("deputy", Value::Ref(*deputy)),
+                ("session", Value::Ref(*session)),
+                ("choice", Value::Text(choice.code().into())),
+            ],
+            Self::MaintenanceVisit {
+                deputy,
+                note,
+                volunteer_points,
+                at,
+            } => {
+                let mut out = vec![on(at), ("deputy", Value::Ref(*deputy))];
+                optional_text(&mut out, "note", note);
+                out.push(("volunteer_points", Value::Int(i64::from(*volunteer_points))));
+                out
+            }
+        }
+    }
+
+    fn decode(name: &str, p: &Payload) -> Option<Self> {
+        if name == "ballot" {
+            return Some(Self::Ballot {
+                deputy: p.id("deputy")?,
+                session: p.id("session")?,
+                choice: Choice::from_code(p.text("choice")?)?,
+            });
+        }
+        let at = p.date("on")?;
+        // A percent or score out of range is kept (and flagged by the fold), never dropped.
+        let small = |field: &str| p.int(field).map(|n| u8::try_from(n).unwrap_or(u8::MAX));
+        Some(match name {
+            "shortlisted" => Self::Shortlisted { at },
+            "screened_out" => Self::ScreenedOut { at },
+            "voted" => Self::Voted {
+                adopted: p.bool("adopted")?,
+                at,
+            },
+            "plan_set" => Self::PlanSet {
+                budget_fen: p.int("budget_fen")?,
+                at,
+            },
+            "progress" => Self::Progress {
+                percent: small("percent")?,
+                note: p.text_or_empty("note"),
+                at,
+            },
+            "supervision_adopted" => Self::SupervisionAdopted {
+                group: p.id("group")?,
+                at,
+            },
+            "acceptance_signed" => Self::AcceptanceSigned {
+                deputy: p.id("deputy")?,
+                at,
+            },
+            "acceptance_passed" => Self::AcceptancePassed { at },
+            "scored" => Self::Scored {
+                deputy: p.id("deputy")?,
+                score: small("score")?,
+                at,
+            },
+            "maintenance_started" => Self::MaintenanceStarted {
+                caretaker: p.id("caretaker")?,
+                at,
+            },
+            "changed" => Self::Changed {
+                change: Change::from_code(p.text("change")?)?,
+                decision: p
+                    .text("decision_body")
+                    .and_then(DecisionBody::from_code)
+                    .map(|body| Decision {
+                        body,
+                        reference: p.text_or_empty("decision_reference"),
+                        decided_on: p.date("decided_on").unwrap_or_default(),
+                    }),
+                note: p.text_or_empty("note"),
+                at,
+            },
+            "maintenance_visit" => Self::MaintenanceVisit {
+                deputy: p.id("deputy")?,
+                note: p.text_or_empty("note"),
+                volunteer_points: u32::try_from(p.int("volunteer_points")?).unwrap_or_default(),
+                at,
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// A congress session that votes on projects (票决): seats, presence and the adoption rule.

@@ -32,6 +32,7 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use renda_domain::project;
 use renda_domain::record::Coded;
 use renda_domain::suggestion as sug;
 use renda_domain::{opinion, rates, station};
@@ -279,28 +280,30 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
             else {
                 return Ok(());
             };
-            let events = core.events(r)?;
+            let events = core.domain_events::<project::Event>(r)?;
             let mut f = base(r, 0, fact::PROJECT);
             f.date_ms = Some(day_ms(jan1));
             f.label = label(r, "title");
             f.amount = int(r, "budget_fen");
+            // The highest progress reported, whatever the fold made of it.
             f.code = events
                 .iter()
-                .filter(|e| e.name == "progress")
-                .filter_map(|e| {
-                    e.payload
-                        .get("percent")
-                        .and_then(renda_replica::Value::as_int)
+                .filter_map(|e| match e.event {
+                    project::Event::Progress { percent, .. } => Some(i64::from(percent)),
+                    _ => None,
                 })
                 .max()
                 .unwrap_or(0);
             if events
                 .iter()
-                .any(|e| e.name == "voted" && e.bool("adopted"))
+                .any(|e| matches!(e.event, project::Event::Voted { adopted: true, .. }))
             {
                 f.flags |= PROJECT_ADOPTED;
             }
-            if events.iter().any(|e| e.name == "acceptance_passed") {
+            if events
+                .iter()
+                .any(|e| matches!(e.event, project::Event::AcceptancePassed { .. }))
+            {
                 f.flags |= PROJECT_ACCEPTED;
             }
             out.push(f);

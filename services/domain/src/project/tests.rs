@@ -496,3 +496,144 @@ proptest! {
         prop_assert_eq!(fold(&p, &events), reference);
     }
 }
+
+#[test]
+fn every_event_reads_back_as_written() {
+    let events = vec![
+        Event::Shortlisted { at: d(1, 5) },
+        Event::ScreenedOut { at: d(1, 6) },
+        Event::Voted {
+            adopted: true,
+            at: d(1, 20),
+        },
+        Event::Voted {
+            adopted: false,
+            at: d(1, 21),
+        },
+        Event::PlanSet {
+            budget_fen: 12_345,
+            at: d(2, 1),
+        },
+        Event::Progress {
+            percent: 30,
+            note: "路灯已安装一半".into(),
+            at: d(3, 1),
+        },
+        Event::Progress {
+            percent: 100,
+            note: String::new(),
+            at: d(6, 1),
+        },
+        Event::SupervisionAdopted {
+            group: id(5),
+            at: d(2, 2),
+        },
+        Event::AcceptanceSigned {
+            deputy: id(7),
+            at: d(7, 1),
+        },
+        Event::AcceptancePassed { at: d(7, 2) },
+        Event::Scored {
+            deputy: id(7),
+            score: 88,
+            at: d(8, 1),
+        },
+        Event::MaintenanceStarted {
+            caretaker: id(8),
+            at: d(9, 1),
+        },
+        Event::Changed {
+            change: Change::Major,
+            decision: Some(decision()),
+            note: "调整实施范围".into(),
+            at: d(4, 1),
+        },
+        Event::Changed {
+            change: Change::Termination,
+            decision: None,
+            note: String::new(),
+            at: d(5, 1),
+        },
+        Event::Ballot {
+            deputy: id(9),
+            session: id(10),
+            choice: Choice::Against,
+        },
+        Event::MaintenanceVisit {
+            deputy: id(9),
+            note: "检查路灯".into(),
+            volunteer_points: 5,
+            at: d(10, 1),
+        },
+        Event::MaintenanceVisit {
+            deputy: id(9),
+            note: String::new(),
+            volunteer_points: 0,
+            at: d(10, 2),
+        },
+    ];
+    for change in [Change::Suspension, Change::Resumption] {
+        for body in [
+            DecisionBody::StandingCommittee,
+            DecisionBody::TownshipCongress,
+            DecisionBody::TownshipPresidium,
+        ] {
+            let mut by = decision();
+            by.body = body;
+            let e = Event::Changed {
+                change,
+                decision: Some(by),
+                note: String::new(),
+                at: d(4, 2),
+            };
+            assert_round_trip(&e);
+        }
+    }
+    for choice in [Choice::For, Choice::Abstain] {
+        assert_round_trip(&Event::Ballot {
+            deputy: id(1),
+            session: id(2),
+            choice,
+        });
+    }
+    for e in &events {
+        assert_round_trip(e);
+    }
+}
+
+fn assert_round_trip(e: &Event) {
+    let payload = crate::record::Payload(
+        e.encode()
+            .into_iter()
+            .map(|(name, v)| (name.to_owned(), v))
+            .collect(),
+    );
+    assert_eq!(Event::decode(e.name(), &payload).as_ref(), Some(e), "{e:?}");
+    let def = e.definition();
+    for (name, _) in e.encode() {
+        assert!(
+            def.payload.iter().any(|p| p.name == name),
+            "{}: {name} is not in the definition",
+            def.name
+        );
+    }
+    for p in def.payload.iter().filter(|p| p.required) {
+        assert!(
+            e.encode().iter().any(|(name, _)| *name == p.name),
+            "{}: required {} not written",
+            def.name,
+            p.name
+        );
+    }
+}
+
+#[test]
+fn stored_codes_read_back() {
+    for t in [Threshold::MajorityOfSeated, Threshold::MajorityOfPresent] {
+        assert_eq!(Threshold::from_code(t.code()), Some(t));
+    }
+    assert_eq!(Threshold::MajorityOfPresent.code(), "present");
+    assert_eq!(Choice::For.code(), "for");
+    assert_eq!(Change::Termination.code(), "termination");
+    assert_eq!(DecisionBody::TownshipPresidium.code(), "township_presidium");
+}
