@@ -275,7 +275,7 @@ impl Config {
         };
 
         let upstream = UpstreamConfig {
-            addresses: upstream_addresses(&t, identity.level, insecure_dev)?,
+            addresses: upstream_addresses(t, identity.level, insecure_dev)?,
         };
 
         let telemetry = TelemetryConfig {

@@ -123,18 +123,23 @@ pub fn deputies(mesh: &Mesh, org: OrgCode, caller: Person) -> anyhow::Result<Dep
     ))
 }
 
-fn fields(name: &str, sector: &str, phone: &str, levels: &[&str]) -> deputy::DeputyFields {
+fn fields(
+    name: &str,
+    sector: &str,
+    phone: &str,
+    levels: &[deputy::DeputyLevel],
+) -> deputy::DeputyFields {
     deputy::DeputyFields {
         name: name.into(),
-        levels: levels.iter().map(|l| l.to_string()).collect(),
+        levels: levels.iter().map(|l| i32::from(*l)).collect(),
         constituency: "第三选区".into(),
         term: 5,
-        gender: "female".into(),
+        gender: deputy::Gender::Female.into(),
         ethnicity: "汉族".into(),
         sector: sector.into(),
         phone: phone.into(),
         id_card: String::new(),
-        status: "serving".into(),
+        status: deputy::DeputyStatus::Serving.into(),
     }
 }
 
@@ -234,7 +239,7 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
         &current.name,
         "乡村振兴",
         "13805320001",
-        &["county", "township"],
+        &[deputy::DeputyLevel::County, deputy::DeputyLevel::Township],
     );
     at_township
         .update_deputy(deputy::UpdateDeputyRequest {
@@ -253,7 +258,12 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
     at_township
         .create_deputy(deputy::CreateDeputyRequest {
             org: township.to_string(),
-            fields: Some(fields("刘洋", "个体工商户", "13905321234", &["township"])),
+            fields: Some(fields(
+                "刘洋",
+                "个体工商户",
+                "13905321234",
+                &[deputy::DeputyLevel::Township],
+            )),
         })
         .await?;
     let offline = mesh

@@ -158,15 +158,15 @@ fn deputy(at: u64, name: &str) -> dep::CreateDeputyRequest {
         org: at.to_string(),
         fields: Some(dep::DeputyFields {
             name: name.into(),
-            levels: vec!["township".into()],
+            levels: vec![dep::DeputyLevel::Township.into()],
             constituency: "第一选区".into(),
             term: 5,
-            gender: "female".into(),
+            gender: dep::Gender::Female.into(),
             ethnicity: "汉族".into(),
             sector: "农业".into(),
             phone: String::new(),
             id_card: String::new(),
-            status: "serving".into(),
+            status: dep::DeputyStatus::Serving.into(),
         }),
     }
 }
@@ -832,7 +832,7 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
     let mut acts = act::activities_client::ActivitiesClient::new(w.people(TOWN_A)?);
     let starts = now_ms();
     let activity = |title: &str| act::CreateActivityRequest {
-        kind: "research".into(),
+        kind: act::ActivityKind::Research.into(),
         title: title.into(),
         starts_at_ms: starts,
         venue: "镇政府会议室".into(),
@@ -916,15 +916,21 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
         a.participants
             .iter()
             .find(|p| p.deputy_id == d)
-            .map(|p| (p.participation.clone(), p.check_in_mode.clone()))
+            .map(|p| (p.participation, p.check_in_mode))
     };
     assert_eq!(
         mode(&done, &deputy_id),
-        Some(("checked_in".into(), "scan".into()))
+        Some((
+            act::Participation::CheckedIn.into(),
+            act::CheckInMode::Scan.into()
+        ))
     );
     assert_eq!(
         mode(&clerk_entered, &other_deputy),
-        Some(("checked_in".into(), "proxy".into()))
+        Some((
+            act::Participation::CheckedIn.into(),
+            act::CheckInMode::Proxy.into()
+        ))
     );
     // The deputies report tells a deputy's own check-in from one entered on their behalf.
     let year = chrono::Datelike::year(&(chrono::Utc::now() + chrono::Duration::hours(8)));
@@ -979,7 +985,7 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
         .await?
         .into_inner();
     assert_eq!(mine.records.len(), 1, "{mine:?}");
-    assert_eq!(mine.records[0].kind, "check_in");
+    assert_eq!(mine.records[0].kind(), act::DutyRecordKind::CheckIn);
     refused(
         acts.duty_records(with_token(
             &me,

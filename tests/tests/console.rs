@@ -390,11 +390,12 @@ async fn drive(
     // and nothing typed is lost.
     page.goto(&format!("{township_url}/#/entry/deputy")).await?;
     page.fill("#f-name", "李春梅").await?;
-    page.click("#f-levels input[value=township]").await?;
+    page.click("#f-levels input[value=DEPUTY_LEVEL_TOWNSHIP]")
+        .await?;
     page.fill("#f-constituency", "八大峡第三选区").await?;
     page.fill("#f-term", "18").await?;
     page.c
-        .find(Locator::Css("#f-gender option[value=female]"))
+        .find(Locator::Css("#f-gender option[value=GENDER_FEMALE]"))
         .await?
         .click()
         .await?;

@@ -39,15 +39,15 @@ fn client(cluster: &Cluster, at: OrgCode, role: &'static str) -> anyhow::Result<
 fn fields(name: &str, sector: &str) -> deputy::DeputyFields {
     deputy::DeputyFields {
         name: name.into(),
-        levels: vec!["township".into()],
+        levels: vec![deputy::DeputyLevel::Township.into()],
         constituency: "第一选区".into(),
         term: 5,
-        gender: "male".into(),
+        gender: deputy::Gender::Male.into(),
         ethnicity: "汉族".into(),
         sector: sector.into(),
         phone: "13805320000".into(),
         id_card: String::new(),
-        status: "serving".into(),
+        status: deputy::DeputyStatus::Serving.into(),
     }
 }
 

@@ -10,12 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use renda_domain::activity::{
-    self as act, ActivityDraft, ActivityKind, DutyRecord, DutyRecordKind, Participation,
+    self as act, ActivityDraft, ActivityKind, CheckInMode, DutyRecord, DutyRecordKind,
+    Participation,
 };
 use renda_domain::authority::{RecordKind, Step};
-use renda_domain::event::Stamped;
+use renda_domain::event::in_order;
 use renda_domain::org::OrgCode;
 use renda_domain::period::Period;
+use renda_domain::person;
+use renda_domain::record::{Coded, RecordEvent};
 use renda_proto::activity::v1 as pb;
 use renda_replica::Value;
 use renda_store::StoredRecord;
@@ -23,81 +26,322 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::core::*;
+use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
 
-const KINDS: [(&str, ActivityKind); 8] = [
-    ("research", ActivityKind::Research),
-    ("inspection", ActivityKind::Inspection),
-    (
-        "law_enforcement_inspection",
-        ActivityKind::LawEnforcementInspection,
-    ),
-    ("special_inquiry", ActivityKind::SpecialInquiry),
-    ("training", ActivityKind::Training),
-    ("publicity", ActivityKind::Publicity),
-    ("receiving_voters", ActivityKind::ReceivingVoters),
-    ("group_activity", ActivityKind::GroupActivity),
-];
+wire!(ActivityKind => pb::ActivityKind {
+    Research <=> Research,
+    Inspection <=> Inspection,
+    LawEnforcementInspection <=> LawEnforcementInspection,
+    SpecialInquiry <=> SpecialInquiry,
+    Training <=> Training,
+    Publicity <=> Publicity,
+    ReceivingVoters <=> ReceivingVoters,
+    GroupActivity <=> GroupActivity,
+});
 
-fn parse_kind(raw: &str) -> Result<ActivityKind> {
-    KINDS
-        .iter()
-        .find(|(name, _)| *name == raw.trim())
-        .map(|(_, k)| *k)
-        .ok_or_else(|| Error::invalid("kind", "unknown activity kind", "活动类型无效"))
+wire!(Participation => pb::Participation {
+    Invited <=> Invited,
+    Declined <=> Declined,
+    Accepted <=> Accepted,
+    CheckedIn <=> CheckedIn,
+});
+
+wire!(CheckInMode => pb::CheckInMode { Scan <=> Scan, Proxy <=> Proxy });
+
+wire!(DutyRecordKind => pb::DutyRecordKind {
+    CheckIn <=> CheckIn,
+    Speech <=> Speech,
+    Suggestion <=> Suggestion,
+    Motion <=> Motion,
+    ReportBack <=> ReportBack,
+    VoterVisit <=> VoterVisit,
+    Reception <=> Reception,
+    OpinionHandled <=> OpinionHandled,
+});
+
+fn activity_kind(raw: i32) -> Result<ActivityKind> {
+    edge::one_of("kind", raw, "an activity kind", "活动类型无效")
 }
 
-/// The activity's workflow events in the domain's form.
-fn domain_events(events: &[Ev]) -> Vec<Stamped<act::Event>> {
-    events
-        .iter()
-        .filter_map(|e| {
-            let event = match e.name.as_str() {
-                "dispatched" => act::Event::Dispatched {
-                    deputies: [e.id("deputy")].into(),
-                },
-                "accepted" => act::Event::Accepted {
-                    deputy: e.id("deputy"),
-                },
-                "declined" => act::Event::Declined {
-                    deputy: e.id("deputy"),
-                },
-                "checked_in" => act::Event::CheckedIn {
-                    deputy: e.id("deputy"),
-                    at: DateTime::<Utc>::from_timestamp_millis(e.int("at")).unwrap_or_default(),
-                },
-                _ => return None,
-            };
-            Some(Stamped::new(e.stamp, event))
+fn starts_at(raw: i64) -> Result<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp_millis(raw)
+        .ok_or_else(|| Error::invalid("starts_at_ms", "is out of range", "开始时间超出范围"))
+}
+
+/// What an activity is, as entered on creation or change.
+struct Details {
+    kind: ActivityKind,
+    title: String,
+    starts_at: DateTime<Utc>,
+    venue: String,
+}
+
+impl Details {
+    fn parse(kind: i32, title: String, starts_at_ms: i64, venue: String) -> Result<Self> {
+        limit("title", &title, 400)?;
+        limit("venue", &venue, 800)?;
+        Ok(Self {
+            starts_at: starts_at(starts_at_ms)?,
+            kind: activity_kind(kind)?,
+            title,
+            venue,
         })
-        .collect()
+    }
+
+    /// The activity organised by `organiser`, validated by the domain.
+    fn activity(self, organiser: OrgCode, id: Uuid) -> Result<act::Activity> {
+        act::Activity::parse(
+            ActivityDraft {
+                kind: self.kind,
+                title: self.title,
+                organiser: organiser.to_string(),
+                starts_at: self.starts_at,
+                venue: self.venue,
+            },
+            id,
+        )
+        .map_err(Error::from)
+    }
+}
+
+/// The fields an activity's details are stored in.
+fn detail_changes(a: act::Activity) -> Vec<Pending> {
+    vec![
+        Pending::Put("kind", Value::Text(a.kind.code().into())),
+        Pending::Put("title", Value::Text(a.title)),
+        Pending::Put("starts_at", Value::Int(a.starts_at.timestamp_millis())),
+        Pending::Put("venue", text_value(a.venue.unwrap_or_default())),
+    ]
+}
+
+struct CreateActivity(Details);
+
+impl TryFrom<pb::CreateActivityRequest> for CreateActivity {
+    type Error = Error;
+    fn try_from(r: pb::CreateActivityRequest) -> Result<Self> {
+        Details::parse(r.kind, r.title, r.starts_at_ms, r.venue).map(Self)
+    }
+}
+
+struct UpdateActivity {
+    id: Uuid,
+    details: Details,
+}
+
+impl TryFrom<pb::UpdateActivityRequest> for UpdateActivity {
+    type Error = Error;
+    fn try_from(r: pb::UpdateActivityRequest) -> Result<Self> {
+        let details = Details::parse(r.kind, r.title, r.starts_at_ms, r.venue)?;
+        Ok(Self {
+            id: parse_id("id", &r.id)?,
+            details,
+        })
+    }
+}
+
+struct GetActivity {
+    id: Uuid,
+}
+
+impl TryFrom<pb::GetActivityRequest> for GetActivity {
+    type Error = Error;
+    fn try_from(r: pb::GetActivityRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("id", &r.id)?,
+        })
+    }
+}
+
+struct ListActivities {
+    org: Option<OrgCode>,
+    limit: u32,
+    offset: u64,
+}
+
+impl TryFrom<pb::ListActivitiesRequest> for ListActivities {
+    type Error = Error;
+    fn try_from(r: pb::ListActivitiesRequest) -> Result<Self> {
+        Ok(Self {
+            org: optional_org("org", &r.org)?,
+            limit: page_limit(r.limit)?,
+            offset: r.offset,
+        })
+    }
+}
+
+struct Dispatch {
+    activity: Uuid,
+    deputies: Vec<Uuid>,
+}
+
+impl TryFrom<pb::DispatchActivityRequest> for Dispatch {
+    type Error = Error;
+    fn try_from(r: pb::DispatchActivityRequest) -> Result<Self> {
+        Ok(Self {
+            activity: parse_id("activity_id", &r.activity_id)?,
+            deputies: parse_ids("deputy_ids", &r.deputy_ids, 500)?,
+        })
+    }
+}
+
+/// A step one deputy takes on an activity.
+struct DeputyStep<T> {
+    activity: Uuid,
+    deputy: Uuid,
+    details: T,
+}
+
+fn deputy_step<T>(activity_id: &str, deputy_id: &str, details: T) -> Result<DeputyStep<T>> {
+    Ok(DeputyStep {
+        activity: parse_id("activity_id", activity_id)?,
+        deputy: parse_id("deputy_id", deputy_id)?,
+        details,
+    })
+}
+
+impl TryFrom<pb::AcceptActivityRequest> for DeputyStep<()> {
+    type Error = Error;
+    fn try_from(r: pb::AcceptActivityRequest) -> Result<Self> {
+        deputy_step(&r.activity_id, &r.deputy_id, ())
+    }
+}
+
+/// A refusal's reason.
+struct Reason(Option<String>);
+
+impl TryFrom<pb::DeclineActivityRequest> for DeputyStep<Reason> {
+    type Error = Error;
+    fn try_from(r: pb::DeclineActivityRequest) -> Result<Self> {
+        let reason =
+            renda_domain::text::optional("reason", Some(&r.reason), 500).map_err(Error::from)?;
+        deputy_step(&r.activity_id, &r.deputy_id, Reason(reason))
+    }
+}
+
+/// A check-in as requested: the scanned code (empty when none) and when, for a clerk's entry.
+struct CheckInDetails {
+    code: String,
+    at_ms: i64,
+}
+
+impl TryFrom<pb::CheckInRequest> for DeputyStep<CheckInDetails> {
+    type Error = Error;
+    fn try_from(r: pb::CheckInRequest) -> Result<Self> {
+        limit("qr_token", &r.qr_token, renda_accounts::MAX_TOKEN_LEN)?;
+        deputy_step(
+            &r.activity_id,
+            &r.deputy_id,
+            CheckInDetails {
+                code: r.qr_token.trim().to_owned(),
+                at_ms: r.at_ms,
+            },
+        )
+    }
+}
+
+/// A speech's topic.
+struct Topic(Option<String>);
+
+impl TryFrom<pb::RecordSpeechRequest> for DeputyStep<Topic> {
+    type Error = Error;
+    fn try_from(r: pb::RecordSpeechRequest) -> Result<Self> {
+        let topic =
+            renda_domain::text::optional("topic", Some(&r.topic), 500).map_err(Error::from)?;
+        deputy_step(&r.activity_id, &r.deputy_id, Topic(topic))
+    }
+}
+
+struct IssueCode {
+    activity: Uuid,
+    valid_from_ms: i64,
+    valid_until_ms: i64,
+}
+
+impl TryFrom<pb::IssueCheckInCodeRequest> for IssueCode {
+    type Error = Error;
+    fn try_from(r: pb::IssueCheckInCodeRequest) -> Result<Self> {
+        Ok(Self {
+            activity: parse_id("activity_id", &r.activity_id)?,
+            valid_from_ms: r.valid_from_ms,
+            valid_until_ms: r.valid_until_ms,
+        })
+    }
+}
+
+struct PointsQuery {
+    org: Option<OrgCode>,
+    deputy: Option<Uuid>,
+}
+
+impl TryFrom<pb::PointsRequest> for PointsQuery {
+    type Error = Error;
+    fn try_from(r: pb::PointsRequest) -> Result<Self> {
+        Ok(Self {
+            org: optional_org("org", &r.org)?,
+            deputy: if r.deputy_id.trim().is_empty() {
+                None
+            } else {
+                Some(parse_id("deputy_id", &r.deputy_id)?)
+            },
+        })
+    }
+}
+
+struct RankingQuery {
+    org: Option<OrgCode>,
+    period: Period,
+}
+
+impl TryFrom<pb::RankingRequest> for RankingQuery {
+    type Error = Error;
+    fn try_from(r: pb::RankingRequest) -> Result<Self> {
+        Ok(Self {
+            org: optional_org("org", &r.org)?,
+            period: period(r.period.as_ref())?,
+        })
+    }
+}
+
+struct DutyRecordsQuery {
+    deputy: Uuid,
+    period: Option<Period>,
+}
+
+impl TryFrom<pb::DutyRecordsRequest> for DutyRecordsQuery {
+    type Error = Error;
+    fn try_from(r: pb::DutyRecordsRequest) -> Result<Self> {
+        Ok(Self {
+            deputy: parse_id("deputy_id", &r.deputy_id)?,
+            period: r.period.as_ref().map(|p| period(Some(p))).transpose()?,
+        })
+    }
 }
 
 fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Activity> {
-    let events = core.events(r)?;
-    let roster = act::roster(&domain_events(&events));
+    let events = core.domain_events::<act::Event>(r)?;
+    let roster = act::roster(&events);
     // The mode of each deputy's first check-in by stamp (a later one changes nothing).
-    let mut modes: BTreeMap<Uuid, String> = BTreeMap::new();
-    let mut check_ins: Vec<&Ev> = events.iter().filter(|e| e.name == "checked_in").collect();
-    check_ins.sort_by_key(|e| e.stamp);
-    for e in check_ins {
-        modes
-            .entry(e.id("deputy"))
-            .or_insert_with(|| check_in_mode(e));
+    let mut modes: BTreeMap<Uuid, CheckInMode> = BTreeMap::new();
+    let mut to_orgs: BTreeSet<String> = BTreeSet::new();
+    for e in in_order(&events) {
+        match &e.event {
+            act::Event::CheckedIn { deputy, mode, .. } => {
+                modes.entry(*deputy).or_insert(*mode);
+            }
+            act::Event::Dispatched { to_org, .. } => {
+                to_orgs.insert(to_org.to_string());
+            }
+            _ => {}
+        }
     }
-    let to_orgs: BTreeSet<String> = events
-        .iter()
-        .filter(|e| e.name == "dispatched")
-        .filter_map(|e| e.org("to_org"))
-        .map(|o| o.to_string())
-        .collect();
     Ok(pb::Activity {
         id: r.id.to_string(),
         org: org_string(r),
-        kind: text(r, "kind"),
+        kind: ActivityKind::from_code(&text(r, "kind")).map_or(0, Wire::wire),
         title: text(r, "title"),
         starts_at_ms: int(r, "starts_at"),
         venue: text(r, "venue"),
@@ -107,29 +351,13 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Activity> {
             .iter()
             .map(|(deputy, p)| pb::Participant {
                 deputy_id: deputy.to_string(),
-                participation: match p {
-                    Participation::Invited => "invited",
-                    Participation::Declined => "declined",
-                    Participation::Accepted => "accepted",
-                    Participation::CheckedIn => "checked_in",
-                }
-                .into(),
+                participation: p.wire(),
                 walk_in: roster.walk_ins.contains(deputy),
-                check_in_mode: modes.get(deputy).cloned().unwrap_or_default(),
+                check_in_mode: modes.get(deputy).map_or(0, |m| m.wire()),
             })
             .collect(),
         dispatched_to_orgs: to_orgs.into_iter().collect(),
     })
-}
-
-/// How a check-in was made: "scan" (the deputy's own, with the signed code) or "proxy" (代录).
-/// Check-ins recorded before modes existed were all entered with the activity's code by the
-/// node, so they count as "proxy".
-fn check_in_mode(e: &Ev) -> String {
-    match e.text("mode").as_str() {
-        "scan" => "scan".into(),
-        _ => "proxy".into(),
-    }
 }
 
 /// Whether a deputy's account may see this activity: it was dispatched to them or they
@@ -156,30 +384,32 @@ pub(crate) async fn duty_records(core: &Core) -> Result<Vec<DutyRecord>> {
         };
     for r in core.list(kind::ACTIVITY, None).await? {
         for e in core.events(&r)? {
-            let kind = match e.name.as_str() {
-                "checked_in" => DutyRecordKind::CheckIn,
-                "speech" => DutyRecordKind::Speech,
+            let (kind, deputy, at) = match e.decode::<act::Event>() {
+                Some(act::Event::CheckedIn { deputy, at, .. }) => {
+                    (DutyRecordKind::CheckIn, deputy, at)
+                }
+                Some(act::Event::Speech { deputy, at, .. }) => (DutyRecordKind::Speech, deputy, at),
                 _ => continue,
             };
             push(
                 derived_id(r.id.0, &e.stamp),
-                e.id("deputy"),
+                deputy,
                 kind,
                 e.org("org"),
-                local_date(e.int("at")),
+                local_date(at.timestamp_millis()),
                 Some(r.id.0),
             );
         }
     }
     for r in core.list(kind::DEPUTY, None).await? {
         for e in core.events(&r)? {
-            if e.name == "visit" {
+            if let Some(person::Event::Visit { on, .. }) = e.decode() {
                 push(
                     derived_id(r.id.0, &e.stamp),
                     r.id.0,
                     DutyRecordKind::VoterVisit,
                     e.org("org"),
-                    e.date("on"),
+                    on,
                     None,
                 );
             }
@@ -237,19 +467,6 @@ pub(crate) async fn duty_records(core: &Core) -> Result<Vec<DutyRecord>> {
         }
     }
     Ok(out)
-}
-
-fn duty_kind_name(k: DutyRecordKind) -> &'static str {
-    match k {
-        DutyRecordKind::CheckIn => "check_in",
-        DutyRecordKind::Speech => "speech",
-        DutyRecordKind::Suggestion => "suggestion",
-        DutyRecordKind::Motion => "motion",
-        DutyRecordKind::ReportBack => "report_back",
-        DutyRecordKind::VoterVisit => "voter_visit",
-        DutyRecordKind::Reception => "reception",
-        DutyRecordKind::OpinionHandled => "opinion_handled",
-    }
 }
 
 /// The signed content of an activity's check-in code.
@@ -320,32 +537,34 @@ impl Service {
         Ok(out)
     }
 
-    /// A step taken where the deputy is: acceptance, check-in, speech.
-    async fn deputy_step(
+    /// A step taken where the deputy is (acceptance, refusal, check-in, speech): the step's
+    /// org is the deputy's org unit. `check` is a precondition on the stored activity and its
+    /// roster, checked after authority and before anything is written.
+    async fn deputy_step<T>(
         &self,
         caller: &Caller,
-        activity_id: &str,
-        deputy_id: &str,
-        step: Step,
-        make: impl FnOnce(
-            &StoredRecord,
-            &act::Roster,
-        ) -> Result<(&'static str, Vec<(&'static str, Value)>)>,
+        cmd: &DeputyStep<T>,
+        event: act::Event,
+        check: impl FnOnce(&StoredRecord, &act::Roster) -> Result<()>,
     ) -> Result<pb::Activity> {
         let core = &self.0;
-        let activity = core.get("activity_id", activity_id, kind::ACTIVITY).await?;
-        let deputy = core.get("deputy_id", deputy_id, kind::DEPUTY).await?;
+        let activity = core.get_id(cmd.activity, kind::ACTIVITY).await?;
+        let deputy = core.get_id(cmd.deputy, kind::DEPUTY).await?;
         let deputy_org = record_org(&deputy)?;
-        core.authorize(caller, RecordKind::Activity, step, &deputy_org)
-            .await?;
-        let roster = act::roster(&domain_events(&core.events(&activity)?));
-        let (name, mut fields) = make(&activity, &roster)?;
-        fields.insert(0, ("deputy", reference(deputy.id.0)));
+        core.authorize(
+            caller,
+            act::Event::KIND.governed_as,
+            event.step(),
+            &deputy_org,
+        )
+        .await?;
+        let roster = act::roster(&core.domain_events::<act::Event>(&activity)?);
+        check(&activity, &roster)?;
         core.write(
             caller,
             activity.id.0,
             kind::ACTIVITY,
-            vec![Pending::Event(name, deputy_org, fields)],
+            vec![Pending::step(deputy_org, &event)],
         )
         .await?;
         to_pb(core, &core.get_id(activity.id.0, kind::ACTIVITY).await?)
@@ -358,25 +577,9 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::CreateActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, CreateActivity(details)) = edge::accept(req)?;
         let core = &self.0;
-        limit("title", &req.title, 400)?;
-        limit("venue", &req.venue, 800)?;
-        let org = core.node_org()?;
-        let starts_at = DateTime::<Utc>::from_timestamp_millis(req.starts_at_ms)
-            .ok_or_else(|| Error::invalid("starts_at_ms", "is out of range", "开始时间超出范围"))?;
-        let activity = act::Activity::parse(
-            ActivityDraft {
-                kind: parse_kind(&req.kind)?,
-                title: req.title,
-                organiser: org.to_string(),
-                starts_at,
-                venue: req.venue,
-            },
-            new_id(),
-        )
-        .map_err(Error::from)?;
+        let activity = details.activity(core.node_org()?, new_id())?;
         core.authorize(
             &caller,
             RecordKind::Activity,
@@ -384,23 +587,14 @@ impl pb::activities_server::Activities for Service {
             &activity.organiser,
         )
         .await?;
-        core.write(
-            &caller,
-            activity.id,
-            kind::ACTIVITY,
-            vec![
-                Pending::Put("org", Value::Org(activity.organiser)),
-                Pending::Put("kind", Value::Text(req.kind.trim().to_owned())),
-                Pending::Put("title", Value::Text(activity.title)),
-                Pending::Put("starts_at", Value::Int(req.starts_at_ms)),
-                Pending::Put("venue", text_value(activity.venue.unwrap_or_default())),
-                Pending::Put("qr_token", Value::Text(new_token())),
-            ],
-        )
-        .await?;
+        let (id, org) = (activity.id, activity.organiser);
+        let mut changes = vec![Pending::Put("org", Value::Org(org))];
+        changes.extend(detail_changes(activity));
+        changes.push(Pending::Put("qr_token", Value::Text(new_token())));
+        core.write(&caller, id, kind::ACTIVITY, changes).await?;
         Ok(Response::new(to_pb(
             core,
-            &core.get_id(activity.id, kind::ACTIVITY).await?,
+            &core.get_id(id, kind::ACTIVITY).await?,
         )?))
     }
 
@@ -408,29 +602,14 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::UpdateActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, UpdateActivity) = edge::accept(req)?;
         let core = &self.0;
-        limit("title", &req.title, 400)?;
-        limit("venue", &req.venue, 800)?;
-        let r = core.get("id", &req.id, kind::ACTIVITY).await?;
+        let r = core.get_id(cmd.id, kind::ACTIVITY).await?;
         let org = record_org(&r)?;
-        let starts_at = DateTime::<Utc>::from_timestamp_millis(req.starts_at_ms)
-            .ok_or_else(|| Error::invalid("starts_at_ms", "is out of range", "开始时间超出范围"))?;
-        let activity = act::Activity::parse(
-            ActivityDraft {
-                kind: parse_kind(&req.kind)?,
-                title: req.title,
-                organiser: org.to_string(),
-                starts_at,
-                venue: req.venue,
-            },
-            r.id.0,
-        )
-        .map_err(Error::from)?;
+        let activity = cmd.details.activity(org, r.id.0)?;
         core.authorize(&caller, RecordKind::Activity, Step::Edit, &org)
             .await?;
-        let roster = act::roster(&domain_events(&core.events(&r)?));
+        let roster = act::roster(&core.domain_events::<act::Event>(&r)?);
         if roster
             .participants
             .values()
@@ -443,18 +622,8 @@ impl pb::activities_server::Activities for Service {
             )
             .into());
         }
-        core.write(
-            &caller,
-            r.id.0,
-            kind::ACTIVITY,
-            vec![
-                Pending::Put("kind", Value::Text(req.kind.trim().to_owned())),
-                Pending::Put("title", Value::Text(activity.title)),
-                Pending::Put("starts_at", Value::Int(req.starts_at_ms)),
-                Pending::Put("venue", text_value(activity.venue.unwrap_or_default())),
-            ],
-        )
-        .await?;
+        core.write(&caller, r.id.0, kind::ACTIVITY, detail_changes(activity))
+            .await?;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(r.id.0, kind::ACTIVITY).await?,
@@ -465,8 +634,8 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::GetActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let r = self.0.get("id", &req.get_ref().id, kind::ACTIVITY).await?;
+        let (caller, cmd): (_, GetActivity) = edge::accept(req)?;
+        let r = self.0.get_id(cmd.id, kind::ACTIVITY).await?;
         let activity = to_pb(&self.0, &r)?;
         // A deputy's account without its deputy record concerns no activity.
         if caller.role == UserRole::Deputy
@@ -486,17 +655,18 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::ListActivitiesRequest>,
     ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
-        let me = caller(&req)?;
-        let req = req.into_inner();
-        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        let (me, cmd): (_, ListActivities) = edge::accept(req)?;
+        let org = match cmd.org {
+            Some(org) => org,
+            None => self.0.default_org()?,
+        };
         self.0.require_reach("org", &org)?;
         // Activities organised in the subtree, paged in SQL, then those organised above it and
         // dispatched into it. The second part reads the activities under the top ancestor and
         // keeps the ancestors' own: at a township node that is what it holds anyway; a store
         // query by audience (record_scope) would spare a city node the read.
         let core = &self.0;
-        let limit = page_limit(req.limit)?;
-        let offset = req.offset;
+        let (limit, offset) = (cmd.limit, cmd.offset);
         let own = core.page(kind::ACTIVITY, &org, limit, offset).await?;
         let mut activities = own
             .iter()
@@ -536,26 +706,12 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::DispatchActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, Dispatch) = edge::accept(req)?;
         let core = &self.0;
-        let activity = core
-            .get("activity_id", &req.activity_id, kind::ACTIVITY)
-            .await?;
-        let ids = parse_ids("deputy_ids", &req.deputy_ids, 500)?;
+        let activity = core.get_id(cmd.activity, kind::ACTIVITY).await?;
         let org = record_org(&activity)?;
-        core.authorize(&caller, RecordKind::Activity, Step::Dispatch, &org)
-            .await?;
-        let roster = act::roster(&domain_events(&core.events(&activity)?));
-        act::check(
-            &roster,
-            &act::Event::Dispatched {
-                deputies: ids.iter().copied().collect(),
-            },
-        )
-        .map_err(Error::from)?;
-        let mut changes = Vec::with_capacity(ids.len());
-        for id in ids {
+        let mut to = Vec::with_capacity(cmd.deputies.len());
+        for id in cmd.deputies {
             let deputy = core.get_id(id, kind::DEPUTY).await.map_err(|e| match e {
                 Error::NotFound { .. } => Error::invalid(
                     "deputy_ids",
@@ -564,17 +720,13 @@ impl pb::activities_server::Activities for Service {
                 ),
                 other => other,
             })?;
-            changes.push(Pending::Event(
-                "dispatched",
-                org,
-                vec![
-                    ("deputy", reference(id)),
-                    ("to_org", Value::Org(record_org(&deputy)?)),
-                ],
-            ));
+            to.push((id, record_org(&deputy)?));
         }
-        core.write(&caller, activity.id.0, kind::ACTIVITY, changes)
-            .await?;
+        let mut events = act::dispatch(to).map_err(Error::from)?.into_iter();
+        if let Some(first) = events.next() {
+            let rest = events.map(|e| Pending::step(org, &e)).collect();
+            core.take(&caller, activity.id.0, org, &first, rest).await?;
+        }
         Ok(Response::new(to_pb(
             core,
             &core.get_id(activity.id.0, kind::ACTIVITY).await?,
@@ -585,21 +737,13 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::AcceptActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
-        caller.require_own_deputy("deputy_id", deputy)?;
+        let (caller, cmd): (_, DeputyStep<()>) = edge::accept(req)?;
+        caller.require_own_deputy("deputy_id", cmd.deputy)?;
+        let event = act::Event::Accepted { deputy: cmd.deputy };
         Ok(Response::new(
-            self.deputy_step(
-                &caller,
-                &req.activity_id,
-                &req.deputy_id,
-                Step::Accept,
-                |_, roster| {
-                    act::check(roster, &act::Event::Accepted { deputy })?;
-                    Ok(("accepted", vec![]))
-                },
-            )
+            self.deputy_step(&caller, &cmd, event.clone(), |_, roster| {
+                Ok(act::check(roster, &event)?)
+            })
             .await?,
         ))
     }
@@ -608,26 +752,16 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::DeclineActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
-        caller.require_own_deputy("deputy_id", deputy)?;
-        let reason =
-            renda_domain::text::optional("reason", Some(&req.reason), 500).map_err(Error::from)?;
+        let (caller, cmd): (_, DeputyStep<Reason>) = edge::accept(req)?;
+        caller.require_own_deputy("deputy_id", cmd.deputy)?;
+        let event = act::Event::Declined {
+            deputy: cmd.deputy,
+            reason: cmd.details.0.clone(),
+        };
         Ok(Response::new(
-            self.deputy_step(
-                &caller,
-                &req.activity_id,
-                &req.deputy_id,
-                Step::Accept,
-                |_, roster| {
-                    act::check(roster, &act::Event::Declined { deputy })?;
-                    Ok((
-                        "declined",
-                        vec![("reason", text_value(reason.unwrap_or_default()))],
-                    ))
-                },
-            )
+            self.deputy_step(&caller, &cmd, event.clone(), |_, roster| {
+                Ok(act::check(roster, &event)?)
+            })
             .await?,
         ))
     }
@@ -636,26 +770,23 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::IssueCheckInCodeRequest>,
     ) -> Result<Response<pb::CheckInCode>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, IssueCode) = edge::accept(req)?;
         let core = &self.0;
-        let activity = core
-            .get("activity_id", &req.activity_id, kind::ACTIVITY)
-            .await?;
+        let activity = core.get_id(cmd.activity, kind::ACTIVITY).await?;
         let org = record_org(&activity)?;
         // Only the node that owns the activity makes its code, as its organiser.
         core.authorize(&caller, RecordKind::Activity, Step::Edit, &org)
             .await?;
         let starts = int(&activity, "starts_at");
-        let from = if req.valid_from_ms == 0 {
+        let from = if cmd.valid_from_ms == 0 {
             starts.saturating_sub(2 * 3_600_000)
         } else {
-            req.valid_from_ms
+            cmd.valid_from_ms
         };
-        let until = if req.valid_until_ms == 0 {
+        let until = if cmd.valid_until_ms == 0 {
             starts.saturating_add(12 * 3_600_000)
         } else {
-            req.valid_until_ms
+            cmd.valid_until_ms
         };
         if until <= from || until - from > MAX_CODE_VALIDITY_MS {
             return Err(Error::invalid(
@@ -680,20 +811,17 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::CheckInRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        limit("qr_token", &req.qr_token, renda_accounts::MAX_TOKEN_LEN)?;
-        let deputy = parse_id("deputy_id", &req.deputy_id)?;
-        caller.require_own_deputy("deputy_id", deputy)?;
+        let (caller, cmd): (_, DeputyStep<CheckInDetails>) = edge::accept(req)?;
+        caller.require_own_deputy("deputy_id", cmd.deputy)?;
         let now = Utc::now().timestamp_millis();
         // A deputy's own scan happens now, at the node that checks the code; only a clerk
         // entering a check-in after the fact (代录) says when it was.
-        let at = if req.at_ms == 0 || caller.role == UserRole::Deputy {
+        let at = if cmd.details.at_ms == 0 || caller.role == UserRole::Deputy {
             now
         } else {
-            req.at_ms
+            cmd.details.at_ms
         };
-        let code = req.qr_token.trim().to_owned();
+        let code = cmd.details.code.clone();
         // A deputy's own check-in proves presence with the activity's signed code, checked
         // here against the keys every node holds; a clerk's entry for a deputy is 代录.
         let own = caller.role == UserRole::Deputy;
@@ -718,34 +846,33 @@ impl pb::activities_server::Activities for Service {
                 Error::invalid("qr_token", format!("check-in code refused: {e}"), zh)
             })?)
         };
-        let mode = if own { "scan" } else { "proxy" };
+        let mode = if own {
+            CheckInMode::Scan
+        } else {
+            CheckInMode::Proxy
+        };
+        let at = DateTime::<Utc>::from_timestamp_millis(at)
+            .ok_or_else(|| Error::invalid("at_ms", "is out of range", "签到时间超出范围"))?;
+        let event = act::Event::CheckedIn {
+            deputy: cmd.deputy,
+            at,
+            code,
+            mode,
+        };
         Ok(Response::new(
-            self.deputy_step(
-                &caller,
-                &req.activity_id,
-                &req.deputy_id,
-                Step::CheckIn,
-                |activity, _| {
-                    if let Some(v) = &verified {
-                        let issuer_ok = record_org(activity).is_ok_and(|o| o == v.issuer);
-                        if v.activity != activity.id.0 || !issuer_ok {
-                            return Err(Error::invalid(
-                                "qr_token",
-                                "the code is for another activity",
-                                "签到码不是本活动的",
-                            ));
-                        }
+            self.deputy_step(&caller, &cmd, event, |activity, _| {
+                if let Some(v) = &verified {
+                    let issuer_ok = record_org(activity).is_ok_and(|o| o == v.issuer);
+                    if v.activity != activity.id.0 || !issuer_ok {
+                        return Err(Error::invalid(
+                            "qr_token",
+                            "the code is for another activity",
+                            "签到码不是本活动的",
+                        ));
                     }
-                    Ok((
-                        "checked_in",
-                        vec![
-                            ("qr_token", Value::Text(code.clone())),
-                            ("at", Value::Int(at)),
-                            ("mode", Value::Text(mode.into())),
-                        ],
-                    ))
-                },
-            )
+                }
+                Ok(())
+            })
             .await?,
         ))
     }
@@ -754,28 +881,15 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::RecordSpeechRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let topic =
-            renda_domain::text::optional("topic", Some(&req.topic), 500).map_err(Error::from)?;
-        let at = Utc::now().timestamp_millis();
+        let (caller, cmd): (_, DeputyStep<Topic>) = edge::accept(req)?;
+        let event = act::Event::Speech {
+            deputy: cmd.deputy,
+            topic: cmd.details.0.clone(),
+            at: Utc::now(),
+        };
         Ok(Response::new(
-            self.deputy_step(
-                &caller,
-                &req.activity_id,
-                &req.deputy_id,
-                Step::CheckIn,
-                |_, _| {
-                    Ok((
-                        "speech",
-                        vec![
-                            ("topic", text_value(topic.unwrap_or_default())),
-                            ("at", Value::Int(at)),
-                        ],
-                    ))
-                },
-            )
-            .await?,
+            self.deputy_step(&caller, &cmd, event, |_, _| Ok(()))
+                .await?,
         ))
     }
 
@@ -783,17 +897,17 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::PointsRequest>,
     ) -> Result<Response<pb::PointsResponse>, Status> {
-        let me = caller(&req)?;
-        let req = req.into_inner();
+        let (me, cmd): (_, PointsQuery) = edge::accept(req)?;
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.default_org()?)?;
-        core.require_reach("org", &org)?;
-        let only = if req.deputy_id.trim().is_empty() {
-            // A deputy's account reads its own points.
-            me.subject.filter(|_| me.role == UserRole::Deputy)
-        } else {
-            Some(parse_id("deputy_id", &req.deputy_id)?)
+        let org = match cmd.org {
+            Some(org) => org,
+            None => core.default_org()?,
         };
+        core.require_reach("org", &org)?;
+        // A deputy's account reads its own points.
+        let only = cmd
+            .deputy
+            .or(me.subject.filter(|_| me.role == UserRole::Deputy));
         if let Some(d) = only {
             me.require_own_deputy("deputy_id", d)?;
         } else if me.role == UserRole::Deputy {
@@ -826,15 +940,17 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::RankingRequest>,
     ) -> Result<Response<pb::RankingResponse>, Status> {
-        let req = req.into_inner();
+        let (_, cmd): (_, RankingQuery) = edge::accept(req)?;
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        let org = match cmd.org {
+            Some(org) => org,
+            None => core.default_org()?,
+        };
         core.require_reach("org", &org)?;
-        let period = period(req.period.as_ref())?;
         let tree = core.tree().await?;
         tree.require("org", &org).map_err(Error::from)?;
         let records = duty_records(core).await?;
-        let lines = act::ranking(&records, core.ctx.weights(), &tree, &org, &period)
+        let lines = act::ranking(&records, core.ctx.weights(), &tree, &org, &cmd.period)
             .into_iter()
             .map(|l| pb::RankingLine {
                 position: u32::try_from(l.position).unwrap_or(u32::MAX),
@@ -850,25 +966,23 @@ impl pb::activities_server::Activities for Service {
         &self,
         req: Request<pb::DutyRecordsRequest>,
     ) -> Result<Response<pb::DutyRecordsResponse>, Status> {
-        let me = caller(&req)?;
-        let req = req.into_inner();
+        let (me, cmd): (_, DutyRecordsQuery) = edge::accept(req)?;
         let core = &self.0;
-        let deputy = core.get("deputy_id", &req.deputy_id, kind::DEPUTY).await?;
+        let deputy = core.get_id(cmd.deputy, kind::DEPUTY).await?;
         me.require_own_deputy("deputy_id", deputy.id.0)?;
-        let period = req.period.as_ref().map(|p| period(Some(p))).transpose()?;
         let mine: Vec<DutyRecord> = duty_records(core)
             .await?
             .into_iter()
             .filter(|r| r.deputy == deputy.id.0)
-            .filter(|r| period.as_ref().is_none_or(|p| p.contains(r.on)))
+            .filter(|r| cmd.period.as_ref().is_none_or(|p| p.contains(r.on)))
             .collect();
         let weights = core.ctx.weights();
         let records: Vec<pb::DutyRecord> = act::distinct(&mine)
             .into_iter()
             .map(|r| pb::DutyRecord {
                 id: r.id.to_string(),
-                kind: duty_kind_name(r.kind).into(),
-                on: day_string(r.on),
+                kind: r.kind.wire(),
+                on: Some(edge::date_pb(r.on)),
                 org: r.org.to_string(),
                 activity_id: r.activity.map(|a| a.to_string()).unwrap_or_default(),
                 points: u64::from(weights.get(r.kind)),

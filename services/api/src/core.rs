@@ -343,32 +343,10 @@ impl Ev {
             .to_owned()
     }
 
-    pub fn int(&self, name: &str) -> i64 {
-        self.payload
-            .get(name)
-            .and_then(Value::as_int)
-            .unwrap_or_default()
-    }
-
-    pub fn id(&self, name: &str) -> Uuid {
-        self.payload
-            .get(name)
-            .and_then(Value::as_ref_id)
-            .map(|r| r.0)
-            .unwrap_or_default()
-    }
-
     pub fn date(&self, name: &str) -> NaiveDate {
         self.payload
             .get(name)
             .and_then(value_date)
-            .unwrap_or_default()
-    }
-
-    pub fn bool(&self, name: &str) -> bool {
-        self.payload
-            .get(name)
-            .and_then(Value::as_bool)
             .unwrap_or_default()
     }
 

@@ -8,9 +8,14 @@
 //! deputy record: the latest by stamp is the current link, earlier ones stay as history, and
 //! the visits on or after its `since` date give the households visited against it.
 
-use chrono::NaiveDate;
 use renda_domain::authority::{RecordKind, Step};
-use renda_domain::person::{Deputy, DeputyDraft, DeputyLevel, DeputyStatus, Gender, Phone};
+use renda_domain::event::Stamped;
+use renda_domain::org::OrgCode;
+use renda_domain::person::{
+    Deputy, DeputyDraft, DeputyLevel, DeputyStatus, Event, Gender, Phone, levels_code,
+    levels_from_code,
+};
+use renda_domain::record::{Coded, RecordEvent};
 use renda_proto::deputy::v1 as pb;
 use renda_replica::Value;
 use renda_store::StoredRecord;
@@ -18,84 +23,26 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::core::*;
+use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
 
-fn level_name(l: DeputyLevel) -> &'static str {
-    match l {
-        DeputyLevel::National => "national",
-        DeputyLevel::Provincial => "provincial",
-        DeputyLevel::City => "city",
-        DeputyLevel::County => "county",
-        DeputyLevel::Township => "township",
-    }
-}
+wire!(DeputyLevel => pb::DeputyLevel {
+    National <=> National,
+    Provincial <=> Provincial,
+    City <=> City,
+    County <=> County,
+    Township <=> Township,
+});
 
-fn parse_level(raw: &str) -> Result<DeputyLevel> {
-    Ok(match raw.trim() {
-        "national" => DeputyLevel::National,
-        "provincial" => DeputyLevel::Provincial,
-        "city" => DeputyLevel::City,
-        "county" => DeputyLevel::County,
-        "township" => DeputyLevel::Township,
-        other => {
-            return Err(Error::invalid(
-                "levels",
-                format!(
-                    "unknown level {:?}",
-                    other.chars().take(20).collect::<String>()
-                ),
-                "代表层级无效",
-            ));
-        }
-    })
-}
+wire!(Gender => pb::Gender { Male <=> Male, Female <=> Female });
 
-fn gender_name(g: Gender) -> &'static str {
-    match g {
-        Gender::Male => "male",
-        Gender::Female => "female",
-    }
-}
-
-fn parse_gender(raw: &str) -> Result<Option<Gender>> {
-    Ok(match raw.trim() {
-        "" => None,
-        "male" | "男" => Some(Gender::Male),
-        "female" | "女" => Some(Gender::Female),
-        _ => {
-            return Err(Error::invalid(
-                "gender",
-                "must be male or female",
-                "性别须为男或女",
-            ));
-        }
-    })
-}
-
-fn status_name(s: DeputyStatus) -> &'static str {
-    match s {
-        DeputyStatus::Serving => "serving",
-        DeputyStatus::Terminated => "terminated",
-    }
-}
-
-fn parse_status(raw: &str) -> Result<Option<DeputyStatus>> {
-    Ok(match raw.trim() {
-        "" => None,
-        "serving" => Some(DeputyStatus::Serving),
-        "terminated" => Some(DeputyStatus::Terminated),
-        _ => {
-            return Err(Error::invalid(
-                "status",
-                "must be serving or terminated",
-                "状态须为在任或终止",
-            ));
-        }
-    })
-}
+wire!(DeputyStatus => pb::DeputyStatus {
+    Serving <=> Serving,
+    Terminated <=> Terminated,
+});
 
 /// The identity record of a deputy: a stable id derived from the deputy's, so every write
 /// goes to the same record.
@@ -103,42 +50,182 @@ fn identity_id(deputy: Uuid) -> Uuid {
     Uuid::from_u128(deputy.as_u128() ^ 0x1d_c4_7d)
 }
 
-fn draft(fields: &pb::DeputyFields, org: &str) -> Result<DeputyDraft> {
-    for (field, value, max) in [
-        ("name", &fields.name, 100),
-        ("constituency", &fields.constituency, 400),
-        ("ethnicity", &fields.ethnicity, 100),
-        ("sector", &fields.sector, 400),
-        ("phone", &fields.phone, 40),
-        ("id_card", &fields.id_card, 40),
-    ] {
-        limit(field, value, max)?;
+/// A deputy's fields as entered, with their vocabularies read; the domain validates the rest.
+struct DeputyInput(DeputyDraft);
+
+impl TryFrom<pb::DeputyFields> for DeputyInput {
+    type Error = Error;
+    fn try_from(fields: pb::DeputyFields) -> Result<Self> {
+        for (field, value, max) in [
+            ("name", &fields.name, 100),
+            ("constituency", &fields.constituency, 400),
+            ("ethnicity", &fields.ethnicity, 100),
+            ("sector", &fields.sector, 400),
+            ("phone", &fields.phone, 40),
+            ("id_card", &fields.id_card, 40),
+        ] {
+            limit(field, value, max)?;
+        }
+        if fields.levels.len() > 5 {
+            return Err(Error::invalid(
+                "levels",
+                "at most 5 levels",
+                "代表层级最多5个",
+            ));
+        }
+        Ok(Self(DeputyDraft {
+            id: None,
+            name: fields.name,
+            levels: fields
+                .levels
+                .iter()
+                .map(|l| {
+                    edge::one_of(
+                        "levels",
+                        *l,
+                        "national, provincial, city, county or township",
+                        "代表层级无效",
+                    )
+                })
+                .collect::<Result<_>>()?,
+            org: String::new(),
+            constituency: fields.constituency,
+            term: fields.term,
+            gender: edge::optional_one_of(
+                "gender",
+                fields.gender,
+                "male or female",
+                "性别须为男或女",
+            )?,
+            ethnicity: fields.ethnicity,
+            occupation: fields.sector,
+            phone: Some(fields.phone),
+            id_card_number: Some(fields.id_card),
+            status: edge::optional_one_of(
+                "status",
+                fields.status,
+                "serving or terminated",
+                "状态须为在任或终止",
+            )?,
+        }))
     }
-    if fields.levels.len() > 5 {
-        return Err(Error::invalid(
-            "levels",
-            "at most 5 levels",
-            "代表层级最多5个",
-        ));
+}
+
+struct CreateDeputy {
+    org: Option<OrgCode>,
+    fields: DeputyInput,
+}
+
+impl TryFrom<pb::CreateDeputyRequest> for CreateDeputy {
+    type Error = Error;
+    fn try_from(r: pb::CreateDeputyRequest) -> Result<Self> {
+        let org = if r.org.trim().is_empty() {
+            None
+        } else {
+            Some(
+                OrgCode::parse(&r.org)
+                    .map_err(|e| Error::invalid("org", e.to_string(), e.reason_zh()))?,
+            )
+        };
+        Ok(Self {
+            org,
+            fields: r.fields.unwrap_or_default().try_into()?,
+        })
     }
-    Ok(DeputyDraft {
-        id: None,
-        name: fields.name.clone(),
-        levels: fields
-            .levels
-            .iter()
-            .map(|l| parse_level(l))
-            .collect::<Result<_>>()?,
-        org: org.to_owned(),
-        constituency: fields.constituency.clone(),
-        term: fields.term,
-        gender: parse_gender(&fields.gender)?,
-        ethnicity: fields.ethnicity.clone(),
-        occupation: fields.sector.clone(),
-        phone: Some(fields.phone.clone()),
-        id_card_number: Some(fields.id_card.clone()),
-        status: parse_status(&fields.status)?,
-    })
+}
+
+struct UpdateDeputy {
+    id: Uuid,
+    fields: DeputyInput,
+}
+
+impl TryFrom<pb::UpdateDeputyRequest> for UpdateDeputy {
+    type Error = Error;
+    fn try_from(r: pb::UpdateDeputyRequest) -> Result<Self> {
+        Ok(Self {
+            id: parse_id("id", &r.id)?,
+            fields: r.fields.unwrap_or_default().try_into()?,
+        })
+    }
+}
+
+/// A step on one deputy's record.
+struct DeputyStep {
+    deputy: Uuid,
+    event: Event,
+}
+
+impl TryFrom<pb::RecordPledgeRequest> for DeputyStep {
+    type Error = Error;
+    fn try_from(r: pb::RecordPledgeRequest) -> Result<Self> {
+        let text = renda_domain::text::bounded("text", &r.text, 2, 2000).map_err(Error::from)?;
+        Ok(Self {
+            event: Event::Pledge {
+                text,
+                on: edge::day("on", r.on)?,
+            },
+            deputy: parse_id("deputy_id", &r.deputy_id)?,
+        })
+    }
+}
+
+impl TryFrom<pb::RecordVisitRequest> for DeputyStep {
+    type Error = Error;
+    fn try_from(r: pb::RecordVisitRequest) -> Result<Self> {
+        let deputy = parse_id("deputy_id", &r.deputy_id)?;
+        if r.households > 10_000 {
+            return Err(Error::invalid(
+                "households",
+                "at most 10000",
+                "走访户数不得超过10000",
+            ));
+        }
+        let note =
+            renda_domain::text::optional("note", Some(&r.note), 2000).map_err(Error::from)?;
+        Ok(Self {
+            deputy,
+            event: Event::Visit {
+                households: r.households,
+                note,
+                on: edge::day("on", r.on)?,
+            },
+        })
+    }
+}
+
+impl TryFrom<pb::LinkVotersRequest> for DeputyStep {
+    type Error = Error;
+    fn try_from(r: pb::LinkVotersRequest) -> Result<Self> {
+        if !(1..=MAX_LINKED_HOUSEHOLDS).contains(&r.households) {
+            return Err(Error::invalid(
+                "households",
+                format!("must be 1 to {MAX_LINKED_HOUSEHOLDS}, got {}", r.households),
+                format!(
+                    "结对户数须为1至{MAX_LINKED_HOUSEHOLDS}户，实际为{}户",
+                    r.households
+                ),
+            ));
+        }
+        let area =
+            renda_domain::text::bounded("area", &r.area, 1, MAX_AREA_CHARS).map_err(Error::from)?;
+        // The pairing's first day decides which visits count against it: required, never today
+        // by default.
+        if r.since.is_none() {
+            return Err(Error::invalid(
+                "since",
+                "is required",
+                "结对起始日期为必填项",
+            ));
+        }
+        Ok(Self {
+            event: Event::VoterLink {
+                households: r.households,
+                area,
+                since: edge::required_day("since", r.since)?,
+            },
+            deputy: parse_id("deputy_id", &r.deputy_id)?,
+        })
+    }
 }
 
 fn id_card_error(e: renda_domain::Error) -> Error {
@@ -154,13 +241,12 @@ fn id_card_error(e: renda_domain::Error) -> Error {
 }
 
 fn changes(d: &Deputy, qr_token: Option<String>) -> Vec<Pending> {
-    let levels: Vec<&str> = d.levels.iter().map(|l| level_name(*l)).collect();
     let mut out = vec![
         Pending::Put("name", Value::Text(d.name.clone())),
-        Pending::Put("levels", Value::Text(levels.join(","))),
+        Pending::Put("levels", Value::Text(levels_code(&d.levels))),
         Pending::Put("constituency", Value::Text(d.constituency.clone())),
         Pending::Put("term", Value::Int(i64::from(d.term))),
-        Pending::Put("gender", Value::Text(gender_name(d.gender).into())),
+        Pending::Put("gender", Value::Text(d.gender.code().into())),
         Pending::Put("ethnicity", Value::Text(d.ethnicity.clone())),
         Pending::Put(
             "sector",
@@ -175,7 +261,7 @@ fn changes(d: &Deputy, qr_token: Option<String>) -> Vec<Pending> {
                     .unwrap_or_default(),
             ),
         ),
-        Pending::Put("status", Value::Text(status_name(d.status).into())),
+        Pending::Put("status", Value::Text(d.status.code().into())),
     ];
     if let Some(id) = &d.id_card_number {
         out.push(Pending::Put("id_card_masked", Value::Text(id.masked())));
@@ -193,70 +279,83 @@ const MAX_AREA_CHARS: usize = 100;
 
 /// The current voter link among a deputy's events (the latest by stamp) and the households
 /// visited on or after its `since` date.
-fn voter_link(events: &[Ev]) -> (Option<pb::VoterLink>, u32) {
-    let Some(link) = events
+fn voter_link(events: &[Stamped<Event>]) -> (Option<pb::VoterLink>, u32) {
+    let Some((households, area, since)) = events
         .iter()
-        .filter(|e| e.name == "voter_link")
-        .max_by_key(|e| e.stamp)
+        .filter_map(|e| match &e.event {
+            Event::VoterLink {
+                households,
+                area,
+                since,
+            } => Some((e.stamp, (*households, area, *since))),
+            _ => None,
+        })
+        .max_by_key(|(stamp, _)| *stamp)
+        .map(|(_, link)| link)
     else {
         return (None, 0);
     };
-    let since = link.date("since");
-    let visited: i64 = events
+    let visited: u64 = events
         .iter()
-        .filter(|e| e.name == "visit" && e.date("on") >= since)
-        .map(|e| e.int("households").max(0))
-        .fold(0, i64::saturating_add);
+        .filter_map(|e| match &e.event {
+            Event::Visit { households, on, .. } if *on >= since => Some(u64::from(*households)),
+            _ => None,
+        })
+        .sum();
     (
         Some(pb::VoterLink {
-            households: u32::try_from(link.int("households")).unwrap_or_default(),
-            area: link.text("area"),
-            since: day_string(since),
+            households,
+            area: area.clone(),
+            since: Some(edge::date_pb(since)),
         }),
         u32::try_from(visited).unwrap_or(u32::MAX),
     )
 }
 
 pub(crate) fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Deputy> {
-    let events = core.events(r)?;
+    let events = core.domain_events::<Event>(r)?;
     let (voter_link, visited_households) = voter_link(&events);
     let phone = text(r, "phone");
     Ok(pb::Deputy {
         id: r.id.to_string(),
         org: org_string(r),
         name: text(r, "name"),
-        levels: text(r, "levels")
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
+        levels: levels_from_code(&text(r, "levels"))
+            .into_iter()
+            .map(Wire::wire)
             .collect(),
         constituency: text(r, "constituency"),
         term: u32::try_from(int(r, "term")).unwrap_or_default(),
-        gender: text(r, "gender"),
+        gender: Gender::from_code(&text(r, "gender")).map_or(0, Wire::wire),
         ethnicity: text(r, "ethnicity"),
         sector: text(r, "sector"),
         phone_masked: Phone::parse(&phone).map(|p| p.masked()).unwrap_or_default(),
         id_card_masked: text(r, "id_card_masked"),
         qr_token: text(r, "qr_token"),
-        status: text(r, "status"),
+        status: DeputyStatus::from_code(&text(r, "status")).map_or(0, Wire::wire),
         pledges: events
             .iter()
-            .filter(|e| e.name == "pledge")
-            .map(|e| pb::Pledge {
-                text: e.text("text"),
-                on: day_string(e.date("on")),
+            .filter_map(|e| match &e.event {
+                Event::Pledge { text, on } => Some(pb::Pledge {
+                    text: text.clone(),
+                    on: Some(edge::date_pb(*on)),
+                }),
+                _ => None,
             })
             .collect(),
-        visits: events.iter().filter(|e| e.name == "visit").count() as u32,
+        visits: events
+            .iter()
+            .filter(|e| matches!(e.event, Event::Visit { .. }))
+            .count() as u32,
         conflicting_fields: conflicting_fields(r),
         voter_link,
         visited_households,
     })
 }
 
-/// The deputy as the domain sees it, for the rules that need its org or status.
+/// Whether the stored deputy is serving (anything but terminated), for the rules that need it.
 pub(crate) fn is_serving(r: &StoredRecord) -> bool {
-    text(r, "status") != "terminated"
+    DeputyStatus::from_code(&text(r, "status")) != Some(DeputyStatus::Terminated)
 }
 
 impl Service {
@@ -264,12 +363,12 @@ impl Service {
         &self,
         caller: &Caller,
         id: Uuid,
-        org: String,
-        fields: &pb::DeputyFields,
+        org: OrgCode,
+        DeputyInput(mut draft): DeputyInput,
         new: bool,
     ) -> Result<pb::Deputy> {
         let core = &self.0;
-        let draft = draft(fields, &org)?;
+        draft.org = org.to_string();
         let deputy = Deputy::parse(draft, id, today()).map_err(id_card_error)?;
         core.authorize(caller, RecordKind::Deputy, Step::Edit, &deputy.org)
             .await?;
@@ -295,38 +394,26 @@ impl Service {
         to_pb(core, &core.get_id(id, kind::DEPUTY).await?)
     }
 
-    async fn event(
+    /// Records a step on the deputy's record, at the deputy's org unit. `check` is a
+    /// precondition on the stored deputy, checked after authority and before anything is
+    /// written.
+    async fn step(
         &self,
         caller: &Caller,
-        deputy_id: &str,
-        name: &'static str,
-        fields: Vec<(&'static str, Value)>,
-    ) -> Result<pb::Deputy> {
-        self.event_if(caller, deputy_id, name, fields, |_| Ok(()))
-            .await
-    }
-
-    /// [`Service::event`] with a precondition on the stored deputy, checked after authority
-    /// and before anything is written.
-    async fn event_if(
-        &self,
-        caller: &Caller,
-        deputy_id: &str,
-        name: &'static str,
-        fields: Vec<(&'static str, Value)>,
+        cmd: &DeputyStep,
         check: impl FnOnce(&StoredRecord) -> Result<()>,
     ) -> Result<pb::Deputy> {
         let core = &self.0;
-        let r = core.get("deputy_id", deputy_id, kind::DEPUTY).await?;
+        let r = core.get_id(cmd.deputy, kind::DEPUTY).await?;
         let org = record_org(&r)?;
-        core.authorize(caller, RecordKind::Deputy, Step::Edit, &org)
+        core.authorize(caller, Event::KIND.governed_as, cmd.event.step(), &org)
             .await?;
         check(&r)?;
         core.write(
             caller,
             r.id.0,
             kind::DEPUTY,
-            vec![Pending::Event(name, org, fields)],
+            vec![Pending::step(org, &cmd.event)],
         )
         .await?;
         to_pb(core, &core.get_id(r.id.0, kind::DEPUTY).await?)
@@ -348,59 +435,21 @@ fn group_to_pb(r: &StoredRecord) -> pb::DeputyGroup {
     }
 }
 
-fn on_date(raw: &str) -> Result<NaiveDate> {
-    parse_day("on", raw)
-}
-
-/// The validated payload of a `voter_link` event.
-fn link_fields(req: &pb::LinkVotersRequest) -> Result<Vec<(&'static str, Value)>> {
-    if !(1..=MAX_LINKED_HOUSEHOLDS).contains(&req.households) {
-        return Err(Error::invalid(
-            "households",
-            format!(
-                "must be 1 to {MAX_LINKED_HOUSEHOLDS}, got {}",
-                req.households
-            ),
-            format!(
-                "结对户数须为1至{MAX_LINKED_HOUSEHOLDS}户，实际为{}户",
-                req.households
-            ),
-        ));
-    }
-    let area =
-        renda_domain::text::bounded("area", &req.area, 1, MAX_AREA_CHARS).map_err(Error::from)?;
-    // The pairing's first day decides which visits count against it: required, never today
-    // by default.
-    if req.since.trim().is_empty() {
-        return Err(Error::invalid(
-            "since",
-            "is required",
-            "结对起始日期为必填项",
-        ));
-    }
-    let since = parse_day("since", &req.since)?;
-    Ok(vec![
-        ("households", Value::Int(i64::from(req.households))),
-        ("area", Value::Text(area)),
-        ("since", date_value(since)),
-    ])
-}
-
 #[tonic::async_trait]
 impl pb::deputies_server::Deputies for Service {
     async fn create_deputy(
         &self,
         req: Request<pb::CreateDeputyRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let fields = req.fields.unwrap_or_default();
-        let org = parse_org("org", &req.org, &self.0.default_org()?)?;
+        let (caller, cmd): (_, CreateDeputy) = edge::accept(req)?;
+        let org = match cmd.org {
+            Some(org) => org,
+            None => self.0.default_org()?,
+        };
         self.0.require_reach("org", &org)?;
         self.0.require_org("org", &org).await?;
         Ok(Response::new(
-            self.save(&caller, new_id(), org.to_string(), &fields, true)
-                .await?,
+            self.save(&caller, new_id(), org, cmd.fields, true).await?,
         ))
     }
 
@@ -408,12 +457,10 @@ impl pb::deputies_server::Deputies for Service {
         &self,
         req: Request<pb::UpdateDeputyRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let r = self.0.get("id", &req.id, kind::DEPUTY).await?;
-        let fields = req.fields.unwrap_or_default();
+        let (caller, cmd): (_, UpdateDeputy) = edge::accept(req)?;
+        let r = self.0.get_id(cmd.id, kind::DEPUTY).await?;
         Ok(Response::new(
-            self.save(&caller, r.id.0, org_string(&r), &fields, false)
+            self.save(&caller, r.id.0, record_org(&r)?, cmd.fields, false)
                 .await?,
         ))
     }
@@ -450,60 +497,26 @@ impl pb::deputies_server::Deputies for Service {
         &self,
         req: Request<pb::RecordPledgeRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let text = renda_domain::text::bounded("text", &req.text, 2, 2000).map_err(Error::from)?;
-        let on = on_date(&req.on)?;
-        Ok(Response::new(
-            self.event(
-                &caller,
-                &req.deputy_id,
-                "pledge",
-                vec![("text", Value::Text(text)), ("on", date_value(on))],
-            )
-            .await?,
-        ))
+        let (caller, cmd): (_, DeputyStep) = edge::accept(req)?;
+        Ok(Response::new(self.step(&caller, &cmd, |_| Ok(())).await?))
     }
 
     async fn record_visit(
         &self,
         req: Request<pb::RecordVisitRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        caller.require_own_deputy("deputy_id", parse_id("deputy_id", &req.deputy_id)?)?;
-        if req.households > 10_000 {
-            return Err(
-                Error::invalid("households", "at most 10000", "走访户数不得超过10000").into(),
-            );
-        }
-        let note =
-            renda_domain::text::optional("note", Some(&req.note), 2000).map_err(Error::from)?;
-        let on = on_date(&req.on)?;
-        Ok(Response::new(
-            self.event(
-                &caller,
-                &req.deputy_id,
-                "visit",
-                vec![
-                    ("households", Value::Int(i64::from(req.households))),
-                    ("note", text_value(note.unwrap_or_default())),
-                    ("on", date_value(on)),
-                ],
-            )
-            .await?,
-        ))
+        let (caller, cmd): (_, DeputyStep) = edge::accept(req)?;
+        caller.require_own_deputy("deputy_id", cmd.deputy)?;
+        Ok(Response::new(self.step(&caller, &cmd, |_| Ok(())).await?))
     }
 
     async fn link_voters(
         &self,
         req: Request<pb::LinkVotersRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
-        let fields = link_fields(&req)?;
+        let (caller, cmd): (_, DeputyStep) = edge::accept(req)?;
         Ok(Response::new(
-            self.event_if(&caller, &req.deputy_id, "voter_link", fields, |r| {
+            self.step(&caller, &cmd, |r| {
                 if is_serving(r) {
                     Ok(())
                 } else {

@@ -7,7 +7,6 @@
 //! `renda.types.v1.Date` messages read with [`day`] and [`required_day`].
 
 use chrono::{Datelike, NaiveDate};
-use renda_domain::org::OrgCode;
 use renda_proto::types::v1 as types;
 use tonic::Request;
 
@@ -94,15 +93,7 @@ pub(crate) fn optional_one_of<D: Wire>(
         })
 }
 
-/// An org code field; empty means the caller's default (`None`).
-pub(crate) fn optional_org(field: &str, raw: &str) -> Result<Option<OrgCode>> {
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    OrgCode::parse(raw)
-        .map(Some)
-        .map_err(|e| Error::invalid(field, e.to_string(), e.reason_zh()))
-}
+pub(crate) use crate::core::optional_org;
 
 /// A date field that defaults to today at this node when absent.
 pub(crate) fn day(field: &str, raw: Option<types::Date>) -> Result<NaiveDate> {
@@ -113,11 +104,6 @@ pub(crate) fn day(field: &str, raw: Option<types::Date>) -> Result<NaiveDate> {
 pub(crate) fn required_day(field: &str, raw: Option<types::Date>) -> Result<NaiveDate> {
     let d = raw.ok_or_else(|| Error::invalid(field, "a date is required", "请填写日期"))?;
     date(field, d)
-}
-
-/// An optional date field.
-pub(crate) fn optional_day(field: &str, raw: Option<types::Date>) -> Result<Option<NaiveDate>> {
-    raw.map(|d| date(field, d)).transpose()
 }
 
 fn date(field: &str, d: types::Date) -> Result<NaiveDate> {

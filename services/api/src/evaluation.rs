@@ -8,12 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use renda_domain::activity::DutyRecordKind;
+use chrono::NaiveDate;
 use renda_domain::authority::{RecordKind, Step};
 use renda_domain::evaluation::{self as ev, AppraisalVote, EvaluationDraft};
 use renda_domain::event::Stamped;
+use renda_domain::org::OrgCode;
 use renda_domain::period::Period;
-use renda_domain::suggestion::Satisfaction;
+use renda_domain::record::RecordEvent;
 use renda_proto::evaluation::v1 as pb;
 use renda_replica::Value;
 use tonic::{Request, Response, Status};
@@ -22,30 +23,168 @@ use uuid::Uuid;
 use crate::activity::duty_records;
 use crate::core::*;
 use crate::deputy::is_serving;
+use crate::edge::{self, Wire};
 use crate::error::{Error, Result};
 use crate::schema::kind;
-use crate::suggestion::parse_satisfaction;
 
 pub(crate) struct Service(pub Shared);
 
-fn duty_kind_name(kind: DutyRecordKind) -> &'static str {
-    match kind {
-        DutyRecordKind::CheckIn => "check_in",
-        DutyRecordKind::Speech => "speech",
-        DutyRecordKind::Suggestion => "suggestion",
-        DutyRecordKind::Motion => "motion",
-        DutyRecordKind::ReportBack => "report_back",
-        DutyRecordKind::VoterVisit => "voter_visit",
-        DutyRecordKind::Reception => "reception",
-        DutyRecordKind::OpinionHandled => "opinion_handled",
+struct RecordReportBack {
+    deputy: Uuid,
+    term: u8,
+    on: NaiveDate,
+    summary: String,
+    voters_present: u32,
+}
+
+impl TryFrom<pb::RecordReportBackRequest> for RecordReportBack {
+    type Error = Error;
+    fn try_from(r: pb::RecordReportBackRequest) -> Result<Self> {
+        limit("summary", &r.summary, 5000)?;
+        Ok(Self {
+            deputy: parse_id("deputy_id", &r.deputy_id)?,
+            on: edge::day("on", r.on)?,
+            term: u8::try_from(r.term).unwrap_or(u8::MAX),
+            summary: r.summary,
+            voters_present: r.voters_present,
+        })
     }
 }
 
-fn satisfaction_name(s: Satisfaction) -> &'static str {
-    match s {
-        Satisfaction::Satisfied => "satisfied",
-        Satisfaction::BasicallySatisfied => "basically_satisfied",
-        Satisfaction::Dissatisfied => "dissatisfied",
+struct Coverage {
+    org: Option<OrgCode>,
+    term: u32,
+}
+
+impl TryFrom<pb::ReportBackCoverageRequest> for Coverage {
+    type Error = Error;
+    fn try_from(r: pb::ReportBackCoverageRequest) -> Result<Self> {
+        Ok(Self {
+            org: edge::optional_org("org", &r.org)?,
+            term: r.term,
+        })
+    }
+}
+
+struct RecordEvaluation {
+    deputy: Uuid,
+    year: i32,
+    self_score: u32,
+    self_summary: String,
+    voter_scores: Vec<u32>,
+}
+
+impl TryFrom<pb::RecordEvaluationRequest> for RecordEvaluation {
+    type Error = Error;
+    fn try_from(r: pb::RecordEvaluationRequest) -> Result<Self> {
+        limit("self_summary", &r.self_summary, 5000)?;
+        Ok(Self {
+            deputy: parse_id("deputy_id", &r.deputy_id)?,
+            year: r.year,
+            self_score: r.self_score,
+            self_summary: r.self_summary,
+            voter_scores: r.voter_scores,
+        })
+    }
+}
+
+/// Whose bulletin: a deputy group's members, or the serving deputies of an org subtree.
+enum Members {
+    Group(Uuid),
+    Org(Option<OrgCode>),
+}
+
+struct Bulletin {
+    members: Members,
+    period: Period,
+    year: i32,
+    quarter: u32,
+}
+
+impl TryFrom<pb::BulletinRequest> for Bulletin {
+    type Error = Error;
+    fn try_from(r: pb::BulletinRequest) -> Result<Self> {
+        let period = Period::quarter(r.year, r.quarter).map_err(Error::from)?;
+        Ok(Self {
+            members: if r.group_id.trim().is_empty() {
+                Members::Org(edge::optional_org("org", &r.org)?)
+            } else {
+                Members::Group(parse_id("group_id", &r.group_id)?)
+            },
+            period,
+            year: r.year,
+            quarter: r.quarter,
+        })
+    }
+}
+
+struct CreateAppraisal {
+    department: String,
+    year: i32,
+}
+
+impl TryFrom<pb::CreateAppraisalRequest> for CreateAppraisal {
+    type Error = Error;
+    fn try_from(r: pb::CreateAppraisalRequest) -> Result<Self> {
+        limit("department", &r.department, 400)?;
+        if !(2000..=2200).contains(&r.year) {
+            return Err(Error::invalid(
+                "year",
+                format!("must be 2000 to 2200, got {}", r.year),
+                format!("年度须在2000至2200之间，实际为{}", r.year),
+            ));
+        }
+        Ok(Self {
+            department: r.department,
+            year: r.year,
+        })
+    }
+}
+
+struct Vote {
+    appraisal: Uuid,
+    vote: AppraisalVote,
+}
+
+impl TryFrom<pb::RecordAppraisalVoteRequest> for Vote {
+    type Error = Error;
+    fn try_from(r: pb::RecordAppraisalVoteRequest) -> Result<Self> {
+        let satisfaction = edge::one_of(
+            "satisfaction",
+            r.satisfaction,
+            "satisfied, basically_satisfied or dissatisfied",
+            "须为满意、基本满意或不满意",
+        )?;
+        Ok(Self {
+            appraisal: parse_id("appraisal_id", &r.appraisal_id)?,
+            vote: AppraisalVote {
+                deputy: parse_id("deputy_id", &r.deputy_id)?,
+                satisfaction,
+            },
+        })
+    }
+}
+
+struct AppraisalResult {
+    appraisal: Uuid,
+}
+
+impl TryFrom<pb::AppraisalResultRequest> for AppraisalResult {
+    type Error = Error;
+    fn try_from(r: pb::AppraisalResultRequest) -> Result<Self> {
+        Ok(Self {
+            appraisal: parse_id("appraisal_id", &r.appraisal_id)?,
+        })
+    }
+}
+
+fn coverage_pb(rate: &renda_domain::rates::Rate) -> pb::CoverageResponse {
+    pb::CoverageResponse {
+        name_zh: rate.kind.name_zh().into(),
+        numerator: rate.numerator,
+        denominator: rate.denominator,
+        percent: rate.percent(),
+        definition_zh: rate.kind.definition_zh().into(),
     }
 }
 
@@ -62,25 +201,9 @@ impl Service {
             .collect())
     }
 
-    /// The votes recorded on an appraisal, in the domain's form.
+    /// The votes recorded on an appraisal.
     fn votes(&self, r: &renda_store::StoredRecord) -> Result<Vec<Stamped<AppraisalVote>>> {
-        Ok(self
-            .0
-            .events(r)?
-            .iter()
-            .filter(|e| e.name == "vote")
-            .filter_map(|e| {
-                let satisfaction =
-                    parse_satisfaction("satisfaction", &e.text("satisfaction")).ok()?;
-                Some(Stamped::new(
-                    e.stamp,
-                    AppraisalVote {
-                        deputy: e.id("deputy"),
-                        satisfaction,
-                    },
-                ))
-            })
-            .collect())
+        self.0.domain_events(r)
     }
 
     fn appraisal_pb(&self, r: &renda_store::StoredRecord) -> Result<pb::Appraisal> {
@@ -100,22 +223,18 @@ impl pb::evaluations_server::Evaluations for Service {
         &self,
         req: Request<pb::RecordReportBackRequest>,
     ) -> Result<Response<pb::ReportBack>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, RecordReportBack) = edge::accept(req)?;
         let core = &self.0;
-        limit("summary", &req.summary, 5000)?;
-        let deputy = core.get("deputy_id", &req.deputy_id, kind::DEPUTY).await?;
+        let deputy = core.get_id(cmd.deputy, kind::DEPUTY).await?;
         let org = record_org(&deputy)?;
-        let on = parse_day("on", &req.on)?;
-        let term = u8::try_from(req.term).unwrap_or(u8::MAX);
         let rb = ev::ReportBack::new(
             new_id(),
             deputy.id.0,
-            term,
-            on,
+            cmd.term,
+            cmd.on,
             org,
-            &req.summary,
-            req.voters_present,
+            &cmd.summary,
+            cmd.voters_present,
         )
         .map_err(Error::from)?;
         core.authorize(&caller, RecordKind::Evaluation, Step::Edit, &org)
@@ -139,7 +258,7 @@ impl pb::evaluations_server::Evaluations for Service {
             org: org.to_string(),
             deputy_id: rb.deputy.to_string(),
             term: u32::from(rb.term),
-            on: day_string(rb.on),
+            on: Some(edge::date_pb(rb.on)),
             summary: rb.summary,
             voters_present: rb.voters_present,
         }))
@@ -149,15 +268,18 @@ impl pb::evaluations_server::Evaluations for Service {
         &self,
         req: Request<pb::ReportBackCoverageRequest>,
     ) -> Result<Response<pb::CoverageResponse>, Status> {
-        let req = req.into_inner();
+        let (_, cmd): (_, Coverage) = edge::accept(req)?;
         let core = &self.0;
-        let org = parse_org("org", &req.org, &core.default_org()?)?;
+        let org = match cmd.org {
+            Some(org) => org,
+            None => core.default_org()?,
+        };
         core.require_reach("org", &org)?;
         let serving: BTreeSet<Uuid> = core
             .list(kind::DEPUTY, Some(&org))
             .await?
             .iter()
-            .filter(|r| is_serving(r) && u32::try_from(int(r, "term")).ok() == Some(req.term))
+            .filter(|r| is_serving(r) && u32::try_from(int(r, "term")).ok() == Some(cmd.term))
             .map(|r| r.id.0)
             .collect();
         let mut reports = Vec::new();
@@ -177,33 +299,25 @@ impl pb::evaluations_server::Evaluations for Service {
         let rate = ev::coverage(
             &reports,
             &serving,
-            u8::try_from(req.term).unwrap_or(u8::MAX),
+            u8::try_from(cmd.term).unwrap_or(u8::MAX),
         );
-        Ok(Response::new(pb::CoverageResponse {
-            name_zh: rate.kind.name_zh().into(),
-            numerator: rate.numerator,
-            denominator: rate.denominator,
-            percent: rate.percent(),
-            definition_zh: rate.kind.definition_zh().into(),
-        }))
+        Ok(Response::new(coverage_pb(&rate)))
     }
 
     async fn record_evaluation(
         &self,
         req: Request<pb::RecordEvaluationRequest>,
     ) -> Result<Response<pb::Evaluation>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, RecordEvaluation) = edge::accept(req)?;
         let core = &self.0;
-        limit("self_summary", &req.self_summary, 5000)?;
-        let deputy = core.get("deputy_id", &req.deputy_id, kind::DEPUTY).await?;
+        let deputy = core.get_id(cmd.deputy, kind::DEPUTY).await?;
         let org = record_org(&deputy)?;
         let e = ev::Evaluation::parse(EvaluationDraft {
             deputy: deputy.id.0,
-            year: req.year,
-            self_score: req.self_score,
-            self_summary: req.self_summary,
-            voter_scores: req.voter_scores,
+            year: cmd.year,
+            self_score: cmd.self_score,
+            self_summary: cmd.self_summary,
+            voter_scores: cmd.voter_scores,
         })
         .map_err(Error::from)?;
         core.authorize(&caller, RecordKind::Evaluation, Step::Edit, &org)
@@ -239,26 +353,29 @@ impl pb::evaluations_server::Evaluations for Service {
         &self,
         req: Request<pb::BulletinRequest>,
     ) -> Result<Response<pb::BulletinResponse>, Status> {
-        let req = req.into_inner();
+        let (_, cmd): (_, Bulletin) = edge::accept(req)?;
         let core = &self.0;
-        let period = Period::quarter(req.year, req.quarter).map_err(Error::from)?;
-        let (members, title) = if req.group_id.trim().is_empty() {
-            let org = parse_org("org", &req.org, &core.default_org()?)?;
-            core.require_reach("org", &org)?;
-            let tree = core.tree().await?;
-            let unit = tree.require("org", &org).map_err(Error::from)?;
-            (self.serving_in(&org).await?, unit.name.clone())
-        } else {
-            let group = core
-                .get("group_id", &req.group_id, kind::DEPUTY_GROUP)
-                .await?;
-            (
-                set(&group, "members").into_iter().collect(),
-                text(&group, "name"),
-            )
+        let (members, title) = match cmd.members {
+            Members::Org(org) => {
+                let org = match org {
+                    Some(org) => org,
+                    None => core.default_org()?,
+                };
+                core.require_reach("org", &org)?;
+                let tree = core.tree().await?;
+                let unit = tree.require("org", &org).map_err(Error::from)?;
+                (self.serving_in(&org).await?, unit.name.clone())
+            }
+            Members::Group(id) => {
+                let group = core.get_id(id, kind::DEPUTY_GROUP).await?;
+                (
+                    set(&group, "members").into_iter().collect(),
+                    text(&group, "name"),
+                )
+            }
         };
         let records = duty_records(core).await?;
-        let lines = ev::bulletin(&records, &members, &period, core.ctx.weights());
+        let lines = ev::bulletin(&records, &members, &cmd.period, core.ctx.weights());
         let mut names: BTreeMap<Uuid, String> = BTreeMap::new();
         for d in &members {
             if let Ok(r) = core.get_id(*d, kind::DEPUTY).await {
@@ -266,7 +383,7 @@ impl pb::evaluations_server::Evaluations for Service {
             }
         }
         Ok(Response::new(pb::BulletinResponse {
-            title_zh: format!("{title}{}年第{}季度代表履职通报", req.year, req.quarter),
+            title_zh: format!("{title}{}年第{}季度代表履职通报", cmd.year, cmd.quarter),
             lines: lines
                 .into_iter()
                 .map(|l| pb::BulletinLine {
@@ -276,7 +393,7 @@ impl pb::evaluations_server::Evaluations for Service {
                         .counts
                         .iter()
                         .map(|(k, n)| pb::DutyCount {
-                            kind: duty_kind_name(*k).into(),
+                            kind: k.wire(),
                             kind_zh: k.label_zh().into(),
                             count: *n,
                         })
@@ -291,21 +408,11 @@ impl pb::evaluations_server::Evaluations for Service {
         &self,
         req: Request<pb::CreateAppraisalRequest>,
     ) -> Result<Response<pb::Appraisal>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, CreateAppraisal) = edge::accept(req)?;
         let core = &self.0;
-        limit("department", &req.department, 400)?;
-        if !(2000..=2200).contains(&req.year) {
-            return Err(Error::invalid(
-                "year",
-                format!("must be 2000 to 2200, got {}", req.year),
-                format!("年度须在2000至2200之间，实际为{}", req.year),
-            )
-            .into());
-        }
         let org = core.node_org()?;
         let a =
-            ev::Appraisal::new(new_id(), &req.department, org, req.year).map_err(Error::from)?;
+            ev::Appraisal::new(new_id(), &cmd.department, org, cmd.year).map_err(Error::from)?;
         core.authorize(&caller, RecordKind::Evaluation, Step::Edit, &org)
             .await?;
         core.write(
@@ -328,17 +435,18 @@ impl pb::evaluations_server::Evaluations for Service {
         &self,
         req: Request<pb::RecordAppraisalVoteRequest>,
     ) -> Result<Response<pb::Appraisal>, Status> {
-        let caller = caller(&req)?;
-        let req = req.into_inner();
+        let (caller, cmd): (_, Vote) = edge::accept(req)?;
         let core = &self.0;
-        let satisfaction = parse_satisfaction("satisfaction", &req.satisfaction)?;
-        let r = core
-            .get("appraisal_id", &req.appraisal_id, kind::APPRAISAL)
-            .await?;
-        let deputy = core.get("deputy_id", &req.deputy_id, kind::DEPUTY).await?;
+        let r = core.get_id(cmd.appraisal, kind::APPRAISAL).await?;
+        let deputy = core.get_id(cmd.vote.deputy, kind::DEPUTY).await?;
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Evaluation, Step::Edit, &org)
-            .await?;
+        core.authorize(
+            &caller,
+            AppraisalVote::KIND.governed_as,
+            cmd.vote.step(),
+            &org,
+        )
+        .await?;
         if !is_serving(&deputy) || !org.contains(record_org(&deputy)?) {
             return Err(Error::precondition(
                 "deputy_id",
@@ -351,17 +459,7 @@ impl pb::evaluations_server::Evaluations for Service {
             &caller,
             r.id.0,
             kind::APPRAISAL,
-            vec![Pending::Event(
-                "vote",
-                org,
-                vec![
-                    ("deputy", reference(deputy.id.0)),
-                    (
-                        "satisfaction",
-                        Value::Text(satisfaction_name(satisfaction).into()),
-                    ),
-                ],
-            )],
+            vec![Pending::step(org, &cmd.vote)],
         )
         .await?;
         Ok(Response::new(self.appraisal_pb(
@@ -373,10 +471,9 @@ impl pb::evaluations_server::Evaluations for Service {
         &self,
         req: Request<pb::AppraisalResultRequest>,
     ) -> Result<Response<pb::AppraisalResultResponse>, Status> {
+        let (_, cmd): (_, AppraisalResult) = edge::accept(req)?;
         let core = &self.0;
-        let r = core
-            .get("appraisal_id", &req.get_ref().appraisal_id, kind::APPRAISAL)
-            .await?;
+        let r = core.get_id(cmd.appraisal, kind::APPRAISAL).await?;
         let entitled = self.serving_in(&record_org(&r)?).await?;
         let result = ev::appraisal_result(&self.votes(&r)?, &entitled);
         Ok(Response::new(pb::AppraisalResultResponse {
@@ -384,17 +481,11 @@ impl pb::evaluations_server::Evaluations for Service {
                 .counts
                 .iter()
                 .map(|(s, n)| pb::SatisfactionCount {
-                    satisfaction: satisfaction_name(*s).into(),
+                    satisfaction: s.wire(),
                     count: *n,
                 })
                 .collect(),
-            satisfaction_rate: Some(pb::CoverageResponse {
-                name_zh: result.rate.kind.name_zh().into(),
-                numerator: result.rate.numerator,
-                denominator: result.rate.denominator,
-                percent: result.rate.percent(),
-                definition_zh: result.rate.kind.definition_zh().into(),
-            }),
+            satisfaction_rate: Some(coverage_pb(&result.rate)),
             ignored: u32::try_from(result.ignored.len()).unwrap_or(u32::MAX),
         }))
     }

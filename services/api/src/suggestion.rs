@@ -77,17 +77,6 @@ pub(crate) fn satisfaction(field: &str, raw: i32) -> Result<Satisfaction> {
     )
 }
 
-/// A satisfaction stored as its code (the evaluation service's appraisal votes).
-pub(crate) fn parse_satisfaction(field: &str, raw: &str) -> Result<Satisfaction> {
-    Satisfaction::from_code(raw.trim()).ok_or_else(|| {
-        Error::invalid(
-            field,
-            "must be satisfied, basically_satisfied or dissatisfied",
-            "须为满意、基本满意或不满意",
-        )
-    })
-}
-
 fn kind_of(raw: i32) -> Result<Kind> {
     Ok(
         edge::optional_one_of("kind", raw, "motion or suggestion", "须为议案或建议")?

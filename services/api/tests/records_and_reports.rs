@@ -21,8 +21,18 @@ use renda_proto::suggestion::v1 as sug;
 use renda_proto::suggestion::v1::suggestions_client::SuggestionsClient;
 use tonic::Code;
 
+/// The proto enum value name of a stored code: `township` is `DEPUTY_LEVEL_TOWNSHIP`.
+fn enum_name(prefix: &str, code: &str) -> String {
+    format!("{prefix}{}", code.to_ascii_uppercase())
+}
+
 fn fields(name: &str, levels: &[&str]) -> dep::DeputyFields {
-    let levels = levels.iter().map(|l| (*l).into()).collect();
+    let levels = levels
+        .iter()
+        .map(|l| {
+            dep::DeputyLevel::from_str_name(&enum_name("DEPUTY_LEVEL_", l)).map_or(0, i32::from)
+        })
+        .collect();
     dep::DeputyFields {
         levels,
         ..deputy_fields(name)
@@ -171,7 +181,7 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         .create_activity(as_user(
             TOWNSHIP,
             act::CreateActivityRequest {
-                kind: "research".into(),
+                kind: act::ActivityKind::Research.into(),
                 title: "老旧小区改造调研".into(),
                 starts_at_ms: 1_780_000_000_000,
                 venue: "街道会议室".into(),
@@ -181,7 +191,8 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         .into_inner();
     let update = |kind: &str, title: &str| act::UpdateActivityRequest {
         id: a.id.clone(),
-        kind: kind.into(),
+        kind: act::ActivityKind::from_str_name(&enum_name("ACTIVITY_KIND_", kind))
+            .map_or(0, i32::from),
         title: title.into(),
         starts_at_ms: 1_780_086_400_000,
         venue: "代表之家".into(),
@@ -191,8 +202,8 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(
-        (changed.kind.as_str(), changed.venue.as_str()),
-        ("inspection", "代表之家")
+        (changed.kind, changed.venue.as_str()),
+        (act::ActivityKind::Inspection.into(), "代表之家")
     );
     assert_refused(
         ac.update_activity(as_user(TOWNSHIP, update("party", "老旧小区改造视察")))
@@ -560,7 +571,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
     let adopt = |project: &str, group: &str| prj::AdoptForSupervisionRequest {
         project_id: project.into(),
         group_id: group.into(),
-        on: ymd(2026, 3, 1),
+        on: day(2026, 3, 1),
     };
     // Not adopted by the congress: nothing to supervise.
     assert_refused(
@@ -595,7 +606,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
     let step = |deputy: &str| prj::DeputyStepRequest {
         project_id: p.clone(),
         deputy_id: deputy.into(),
-        on: ymd(2026, 9, 30),
+        on: day(2026, 9, 30),
     };
     assert_refused(
         pc.start_maintenance(as_user(TOWNSHIP, step(&ids[0]))).await,
@@ -608,7 +619,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
             project_id: p.clone(),
             percent: 100,
             note: "完工".into(),
-            on: ymd(2026, 9, 1),
+            on: day(2026, 9, 1),
         },
     ))
     .await?;
@@ -617,7 +628,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
         TOWNSHIP,
         prj::ProjectStepRequest {
             project_id: p.clone(),
-            on: ymd(2026, 9, 30),
+            on: day(2026, 9, 30),
         },
     ))
     .await?;
@@ -626,7 +637,7 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
         deputy_id: ids[2].clone(),
         note: "巡查设施".into(),
         volunteer_points: points,
-        on: ymd(2026, 10, 8),
+        on: day(2026, 10, 8),
     };
     assert_refused(
         pc.record_maintenance(as_user(TOWNSHIP, visit(5))).await,
@@ -653,13 +664,13 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
     assert_eq!(m.maintenance.len(), 1);
     assert_eq!(
         (m.maintenance[0].volunteer_points, m.maintenance[0].on),
-        (5, ymd(2026, 10, 8))
+        (5, day(2026, 10, 8))
     );
     Ok(())
 }
 
 /// A request's or answer's date.
-fn ymd(year: i32, month: i32, day: i32) -> Option<renda_proto::types::v1::Date> {
+fn day(year: i32, month: i32, day: i32) -> Option<renda_proto::types::v1::Date> {
     Some(renda_proto::types::v1::Date { year, month, day })
 }
 
@@ -670,7 +681,7 @@ async fn appraisal_bulletin_report_backs_and_evaluations() -> anyhow::Result<()>
     let ids = deputies(&town, 4, &["county", "township"]).await?;
     let mut dc = DeputiesClient::new(town.channel.clone());
     let mut gone = fields("离任代表", &["county"]);
-    gone.status = "terminated".into();
+    gone.status = dep::DeputyStatus::Terminated.into();
     dc.update_deputy(as_user(
         TOWNSHIP,
         dep::UpdateDeputyRequest {
@@ -685,7 +696,7 @@ async fn appraisal_bulletin_report_backs_and_evaluations() -> anyhow::Result<()>
     let report = |deputy: &str, term: u32| ev::RecordReportBackRequest {
         deputy_id: deputy.into(),
         term,
-        on: "2026-08-18".into(),
+        on: date("2026-08-18"),
         summary: "向选民报告履职情况".into(),
         voters_present: 40,
     };
@@ -772,7 +783,7 @@ async fn appraisal_bulletin_report_backs_and_evaluations() -> anyhow::Result<()>
         .filter(|l| {
             l.counts
                 .iter()
-                .any(|c| c.kind == "report_back" && c.count == 1)
+                .any(|c| c.kind == i32::from(act::DutyRecordKind::ReportBack) && c.count == 1)
         })
         .collect();
     assert_eq!(with_report.len(), 3, "{b:?}");
@@ -819,7 +830,11 @@ async fn appraisal_bulletin_report_backs_and_evaluations() -> anyhow::Result<()>
     let vote = |deputy: &str, satisfaction: &str| ev::RecordAppraisalVoteRequest {
         appraisal_id: appraisal.id.clone(),
         deputy_id: deputy.into(),
-        satisfaction: satisfaction.into(),
+        satisfaction: renda_proto::types::v1::Satisfaction::from_str_name(&enum_name(
+            "SATISFACTION_",
+            satisfaction,
+        ))
+        .map_or(0, i32::from),
     };
     cc.record_appraisal_vote(as_user(COUNTY, vote(&ids[0], "dissatisfied")))
         .await?;
@@ -955,7 +970,7 @@ async fn station_residents_and_receptions() -> anyhow::Result<()> {
         .lines
         .iter()
         .flat_map(|l| l.counts.iter())
-        .filter(|c| c.kind == "reception")
+        .filter(|c| c.kind == i32::from(act::DutyRecordKind::Reception))
         .map(|c| c.count)
         .sum();
     assert_eq!(receptions, 3);

@@ -25,7 +25,7 @@ const TITLE: &str = "关于增设社区公交线路的建议";
 async fn deputy(node: &Node, name: &str, id_card: &str) -> anyhow::Result<String> {
     let fields = dep::DeputyFields {
         id_card: id_card.into(),
-        gender: "female".into(),
+        gender: dep::Gender::Female.into(),
         ..deputy_fields(name)
     };
     create_deputy(node, fields).await

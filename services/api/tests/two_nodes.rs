@@ -15,7 +15,10 @@ use renda_proto::suggestion::v1::suggestions_client::SuggestionsClient;
 use tonic::Code;
 
 async fn deputy(node: &Node, name: &str) -> anyhow::Result<String> {
-    let levels = vec!["township".into(), "county".into()];
+    let levels = vec![
+        dep::DeputyLevel::Township.into(),
+        dep::DeputyLevel::County.into(),
+    ];
     create_deputy(
         node,
         dep::DeputyFields {
@@ -54,7 +57,7 @@ async fn county_dispatches_township_checks_in_offline_points_agree() -> anyhow::
         .create_activity(as_user(
             COUNTY,
             act::CreateActivityRequest {
-                kind: "inspection".into(),
+                kind: act::ActivityKind::Inspection.into(),
                 title: "河道治理视察".into(),
                 starts_at_ms: 1_717_200_000_000,
                 venue: "李村河".into(),
@@ -139,7 +142,7 @@ async fn county_dispatches_township_checks_in_offline_points_agree() -> anyhow::
         at_town
             .participants
             .iter()
-            .all(|p| p.participation == "checked_in")
+            .all(|p| p.participation == i32::from(act::Participation::CheckedIn))
     );
     Ok(())
 }

@@ -35,7 +35,7 @@ fn link(deputy_id: &str, households: u32, area: &str, since: &str) -> dep::LinkV
         deputy_id: deputy_id.into(),
         households,
         area: area.into(),
-        since: since.into(),
+        since: date(since),
     }
 }
 
@@ -51,17 +51,17 @@ async fn visit(
             deputy_id: deputy_id.into(),
             households,
             note: String::new(),
-            on: on.into(),
+            on: date(on),
         },
     ))
     .await?
     .into_inner())
 }
 
-fn current(d: &dep::Deputy) -> Option<(u32, &str, &str)> {
+fn current(d: &dep::Deputy) -> Option<(u32, &str, String)> {
     d.voter_link
         .as_ref()
-        .map(|l| (l.households, l.area.as_str(), l.since.as_str()))
+        .map(|l| (l.households, l.area.as_str(), day(&l.since)))
 }
 
 #[tokio::test]
@@ -82,7 +82,10 @@ async fn link_relink_and_visits_since_the_link() -> anyhow::Result<()> {
         ))
         .await?
         .into_inner();
-    assert_eq!(current(&d), Some((50, "王哥庄社区三组", "2024-03-01")));
+    assert_eq!(
+        current(&d),
+        Some((50, "王哥庄社区三组", "2024-03-01".to_owned()))
+    );
     assert_eq!((d.visits, d.visited_households), (1, 0));
 
     // Visits on or after the link date count against it; earlier ones do not.
@@ -98,7 +101,10 @@ async fn link_relink_and_visits_since_the_link() -> anyhow::Result<()> {
         ))
         .await?
         .into_inner();
-    assert_eq!(current(&d), Some((60, "王哥庄社区四组", "2024-04-01")));
+    assert_eq!(
+        current(&d),
+        Some((60, "王哥庄社区四组", "2024-04-01".to_owned()))
+    );
     assert_eq!((d.visits, d.visited_households), (3, 8));
     let d = visit(&mut c, &d.id, 5, "2024-05-10").await?;
     assert_eq!((d.visits, d.visited_households), (4, 13));
@@ -108,7 +114,10 @@ async fn link_relink_and_visits_since_the_link() -> anyhow::Result<()> {
         .get_deputy(dep::GetDeputyRequest { id: d.id.clone() })
         .await?
         .into_inner();
-    assert_eq!(current(&got), Some((60, "王哥庄社区四组", "2024-04-01")));
+    assert_eq!(
+        current(&got),
+        Some((60, "王哥庄社区四组", "2024-04-01".to_owned()))
+    );
     assert_eq!(got.visited_households, 13);
     let listed = c
         .list_deputies(dep::ListDeputiesRequest::default())
@@ -116,7 +125,7 @@ async fn link_relink_and_visits_since_the_link() -> anyhow::Result<()> {
         .into_inner();
     assert_eq!(
         listed.deputies.iter().map(current).collect::<Vec<_>>(),
-        vec![Some((60, "王哥庄社区四组", "2024-04-01"))]
+        vec![Some((60, "王哥庄社区四组", "2024-04-01".to_owned()))]
     );
 
     // Both links stay in the record's history, in order.
@@ -218,7 +227,7 @@ async fn link_voters_refusals_name_the_field() -> anyhow::Result<()> {
 
     // A terminated deputy is paired with nobody new.
     let mut terminated = fields("李秀英");
-    terminated.status = "terminated".into();
+    terminated.status = dep::DeputyStatus::Terminated.into();
     c.update_deputy(as_user(
         TOWNSHIP,
         dep::UpdateDeputyRequest {
@@ -243,7 +252,7 @@ async fn link_voters_refusals_name_the_field() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(
-        got.voter_link.map(|l| (l.households, l.since)),
+        got.voter_link.map(|l| (l.households, day(&l.since))),
         Some((200, "2024-03-01".to_owned()))
     );
     Ok(())
@@ -268,7 +277,10 @@ async fn a_voter_link_reaches_the_county() -> anyhow::Result<()> {
         .get_deputy(dep::GetDeputyRequest { id: d.id.clone() })
         .await?
         .into_inner();
-    assert_eq!(current(&got), Some((48, "王哥庄社区三组", "2024-03-01")));
+    assert_eq!(
+        current(&got),
+        Some((48, "王哥庄社区三组", "2024-03-01".to_owned()))
+    );
     assert_eq!((got.visits, got.visited_households), (1, 9));
     Ok(())
 }

@@ -25,7 +25,7 @@ async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<(
     let mut c = DeputiesClient::new(node.channel.clone());
     let mut fields = deputy_fields("王芳");
     fields.id_card = "11010519491231002x".into();
-    fields.gender = "female".into();
+    fields.gender = dep::Gender::Female.into();
     let d = c
         .create_deputy(as_user(
             TOWNSHIP,
@@ -38,7 +38,7 @@ async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<(
         .into_inner();
     assert_eq!(d.id_card_masked, "1101**********002X");
     assert_eq!(d.phone_masked, "139****5678");
-    assert_eq!(d.status, "serving");
+    assert_eq!(d.status, i32::from(dep::DeputyStatus::Serving));
     assert!(!d.qr_token.is_empty());
     let listed = c
         .list_deputies(dep::ListDeputiesRequest::default())
@@ -137,7 +137,7 @@ async fn activity_dispatch_accept_check_in_and_points() -> anyhow::Result<()> {
         .create_activity(as_user(
             TOWNSHIP,
             act::CreateActivityRequest {
-                kind: "research".into(),
+                kind: act::ActivityKind::Research.into(),
                 title: "老旧小区改造调研".into(),
                 starts_at_ms: 1_717_200_000_000,
                 venue: "八大峡社区".into(),
@@ -211,8 +211,8 @@ async fn activity_dispatch_accept_check_in_and_points() -> anyhow::Result<()> {
         .participants
         .iter()
         .find(|p| p.deputy_id == b)
-        .map(|p| (p.participation.as_str(), p.walk_in));
-    assert_eq!(walk_in, Some(("checked_in", true)));
+        .map(|p| (p.participation, p.walk_in));
+    assert_eq!(walk_in, Some((act::Participation::CheckedIn.into(), true)));
     let points = c
         .points(act::PointsRequest::default())
         .await?
@@ -248,7 +248,7 @@ async fn a_deputy_checks_in_with_the_signed_code_and_a_clerk_enters_proxy() -> a
     let mut c = ActivitiesClient::new(node.channel.clone());
     let now = chrono::Utc::now().timestamp_millis();
     let create = |title: &str| act::CreateActivityRequest {
-        kind: "research".into(),
+        kind: act::ActivityKind::Research.into(),
         title: title.into(),
         starts_at_ms: now,
         venue: "八大峡社区".into(),
@@ -358,10 +358,24 @@ async fn a_deputy_checks_in_with_the_signed_code_and_a_clerk_enters_proxy() -> a
         got.participants
             .iter()
             .find(|p| p.deputy_id == d)
-            .map(|p| (p.participation.clone(), p.walk_in, p.check_in_mode.clone()))
+            .map(|p| (p.participation, p.walk_in, p.check_in_mode))
     };
-    assert_eq!(mode(&a), Some(("checked_in".into(), false, "scan".into())));
-    assert_eq!(mode(&b), Some(("checked_in".into(), true, "proxy".into())));
+    assert_eq!(
+        mode(&a),
+        Some((
+            act::Participation::CheckedIn.into(),
+            false,
+            act::CheckInMode::Scan.into()
+        ))
+    );
+    assert_eq!(
+        mode(&b),
+        Some((
+            act::Participation::CheckedIn.into(),
+            true,
+            act::CheckInMode::Proxy.into()
+        ))
+    );
 
     // A deputy sees only the activities that concern them; an account without its deputy
     // record sees none.
@@ -501,7 +515,7 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(
-        (s.status(), ymd(&s.reply_due).as_str()),
+        (s.status(), day(&s.reply_due).as_str()),
         (sug::SuggestionStatus::Assigned, "2024-04-10")
     );
     assert_refused(

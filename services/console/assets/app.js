@@ -63,13 +63,18 @@ function put(el, ...kids) { el.replaceChildren(...kids.flat().filter(k => k !== 
 // ---------- the words of the domain ----------
 const LEVEL_ZH = { city: '市', county: '区(市)县', township: '乡镇(街道)', village: '村(社区)' };
 const ROLE_ZH = { city_office: '市人大常委会办公室', county_office: '区(市)县人大常委会办公室', township_clerk: '乡镇(街道)人大工作人员', read_only: '只读用户' };
-const DEPUTY_LEVELS = [['national', '全国'], ['provincial', '省'], ['city', '市'], ['county', '县'], ['township', '乡']];
-const GENDERS = [['male', '男'], ['female', '女']];
-const DEPUTY_STATUS = [['serving', '在任'], ['terminated', '终止']];
+// Enum tables: the proto value names the API takes and answers (proto3 JSON), and their words.
+const DEPUTY_LEVELS = [['DEPUTY_LEVEL_NATIONAL', '全国'], ['DEPUTY_LEVEL_PROVINCIAL', '省'], ['DEPUTY_LEVEL_CITY', '市'], ['DEPUTY_LEVEL_COUNTY', '县'], ['DEPUTY_LEVEL_TOWNSHIP', '乡']];
+const GENDERS = [['GENDER_MALE', '男'], ['GENDER_FEMALE', '女']];
+const DEPUTY_STATUS = [['DEPUTY_STATUS_SERVING', '在任'], ['DEPUTY_STATUS_TERMINATED', '终止']];
+// The record page edits stored values, which hold the codes.
+const DEPUTY_STATUS_CODES = [['serving', '在任'], ['terminated', '终止']];
+// A stored code (`township`, `male`) as the name of its enum value (`DEPUTY_LEVEL_TOWNSHIP`).
+const enumName = (prefix, code) => prefix + String(code).toUpperCase();
 const STATION_KINDS = [['home', '代表之家'], ['station', '代表联络站'], ['point', '联络点(室)'], ['online', '网上代表联络站'], ['legislative_contact_point', '基层立法联系点']];
 const CHECKLIST = [['premises', '有场所'], ['information', '有信息'], ['rules', '有制度'], ['plan', '有计划'], ['files', '有档案'], ['materials', '有资料'], ['equipment', '有设备'], ['online_platform', '有网络平台'],
   ['deputy_info_published', '代表信息公开'], ['reception_plan_published', '接待计划公开'], ['work_status_published', '工作情况公开'], ['operation_status_published', '运行情况公开']];
-const ACTIVITY_KINDS = [['research', '调研'], ['inspection', '视察'], ['law_enforcement_inspection', '执法检查'], ['special_inquiry', '专题询问'], ['training', '培训'], ['publicity', '宣讲'], ['receiving_voters', '接待选民'], ['group_activity', '代表小组活动']];
+const ACTIVITY_KINDS = [['ACTIVITY_KIND_RESEARCH', '调研'], ['ACTIVITY_KIND_INSPECTION', '视察'], ['ACTIVITY_KIND_LAW_ENFORCEMENT_INSPECTION', '执法检查'], ['ACTIVITY_KIND_SPECIAL_INQUIRY', '专题询问'], ['ACTIVITY_KIND_TRAINING', '培训'], ['ACTIVITY_KIND_PUBLICITY', '宣讲'], ['ACTIVITY_KIND_RECEIVING_VOTERS', '接待选民'], ['ACTIVITY_KIND_GROUP_ACTIVITY', '代表小组活动']];
 const OPINION_SOURCES = [['station', '联络站收集'], ['qr_code', '扫码反映'], ['visit', '走访收集'], ['online', '网上反映']];
 const ROUTES = [['answered_on_site', '现场答复'], ['transferred_to_township', '转交乡镇(街道)办理'], ['assigned_to_department', '交办部门落实'], ['escalated_upward', '逐级向上反映']];
 const SUGGESTION_KINDS = [['SUGGESTION_KIND_SUGGESTION', '建议'], ['SUGGESTION_KIND_MOTION', '议案']];
@@ -259,11 +264,11 @@ const ENTRY = {
       { name: 'id_card', label: '身份证号', hint: '只保存在本节点，任何报表都不显示' },
       { name: 'status', label: '状态', type: 'select', options: DEPUTY_STATUS },
     ],
-    defaults: { status: 'serving', ethnicity: '汉族' },
+    defaults: { status: 'DEPUTY_STATUS_SERVING', ethnicity: '汉族' },
     service: 'renda.deputy.v1.Deputies', method: 'CreateDeputy',
-    build: v => ({ org: S.me.org_code, fields: Object.assign({}, v, { term: num(v.term) }) }),
+    build: v => ({ org: S.me.org_code, fields: Object.assign({}, v, { term: num(v.term), gender: v.gender || undefined, status: v.status || undefined }) }),
     errorField: f => (f === 'id_card_number' ? 'id_card' : f === 'occupation' ? 'sector' : f),
-    list: { ref: REF.deputy, cols: [['name', '姓名'], ['levels', '层级', d => d.levels.map(l => zh(DEPUTY_LEVELS, l)).join('、')], ['constituency', '选区'], ['phone_masked', '电话'], ['status', '状态', d => STATUS_ZH[d.status] || d.status]] },
+    list: { ref: REF.deputy, cols: [['name', '姓名'], ['levels', '层级', d => d.levels.map(l => zh(DEPUTY_LEVELS, l)).join('、')], ['constituency', '选区'], ['phone_masked', '电话'], ['status', '状态', d => zh(DEPUTY_STATUS, d.status)]] },
   },
   station: {
     id: 'station', title: '登记代表之家/联络站', nav: '联络站',
@@ -301,7 +306,7 @@ const ENTRY = {
       if (data) form.querySelector('[name=qr_token]').value = data.qr_token;
     },
     service: 'renda.activity.v1.Activities', method: 'CheckIn', build: v => Object.assign({}, v, { at_ms: nowMs() }),
-    list: { ref: REF.activity, cols: [['title', '活动'], ['kind', '类型', a => zh(ACTIVITY_KINDS, a.kind)], ['starts_at_ms', '时间', a => fmtTime(a.starts_at_ms)], ['venue', '地点'], ['participants', '签到', a => a.participants.filter(p => p.participation === 'checked_in').length + ' / ' + a.participants.length]] },
+    list: { ref: REF.activity, cols: [['title', '活动'], ['kind', '类型', a => zh(ACTIVITY_KINDS, a.kind)], ['starts_at_ms', '时间', a => fmtTime(a.starts_at_ms)], ['venue', '地点'], ['participants', '签到', a => a.participants.filter(p => p.participation === 'PARTICIPATION_CHECKED_IN').length + ' / ' + a.participants.length]] },
   },
   opinion: {
     id: 'opinion', title: '登记社情民意', nav: '社情民意',
@@ -394,10 +399,11 @@ async function viewEntry(kind) {
 function shown(kind, field, v) {
   if (v === null || v === undefined) return '';
   if (typeof v === 'boolean') return v ? '是' : '否';
-  if (field === 'gender') return zh(GENDERS, v);
-  if (field === 'levels') return String(v).split(',').filter(Boolean).map(l => zh(DEPUTY_LEVELS, l)).join('、');
+  if (field === 'gender') return zh(GENDERS, enumName('GENDER_', v));
+  if (field === 'levels') return String(v).split(',').filter(Boolean).map(l => zh(DEPUTY_LEVELS, enumName('DEPUTY_LEVEL_', l))).join('、');
   if (field === 'status') return STATUS_ZH[v] || v;
-  if (field === 'kind') return zh(kind === 'station' ? STATION_KINDS : kind === 'activity' ? ACTIVITY_KINDS : SUGGESTION_KINDS, v);
+  if (field === 'kind' && kind === 'activity') return zh(ACTIVITY_KINDS, enumName('ACTIVITY_KIND_', v));
+  if (field === 'kind') return zh(kind === 'station' ? STATION_KINDS : SUGGESTION_KINDS, v);
   if (field === 'source') return zh(OPINION_SOURCES, v);
   return String(v);
 }
@@ -472,7 +478,7 @@ async function viewRecord(id) {
 // the record as it holds it (the phone is only shown masked here).
 async function editCard(r) {
   const fields = r.kind === 'deputy'
-    ? [{ name: 'name', label: '姓名' }, { name: 'constituency', label: '选区' }, { name: 'sector', label: '职业/界别' }, { name: 'phone', label: '联系电话（不修改请留空）' }, { name: 'status', label: '状态', type: 'select', options: DEPUTY_STATUS }]
+    ? [{ name: 'name', label: '姓名' }, { name: 'constituency', label: '选区' }, { name: 'sector', label: '职业/界别' }, { name: 'phone', label: '联系电话（不修改请留空）' }, { name: 'status', label: '状态', type: 'select', options: DEPUTY_STATUS_CODES }]
     : [{ name: 'name', label: '名称' }, { name: 'address', label: '地址' }];
   const defaults = {};
   for (const f of fields) if (f.name !== 'phone') defaults[f.name] = r.fields[f.name] || '';
@@ -615,7 +621,7 @@ async function viewDispatch() {
       { name: 'venue', label: '地点' },
     ],
     service: 'renda.activity.v1.Activities', method: 'CreateActivity',
-    build: v => ({ kind: v.kind, title: v.title, venue: v.venue, starts_at_ms: v.starts_at ? new Date(v.starts_at).getTime() : undefined }),
+    build: v => ({ kind: v.kind || undefined, title: v.title, venue: v.venue, starts_at_ms: v.starts_at ? new Date(v.starts_at).getTime() : undefined }),
     errorField: f => (f === 'starts_at_ms' ? 'starts_at' : f),
   }, () => viewDispatch());
   const dispatch = await buildForm({

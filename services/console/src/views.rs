@@ -541,22 +541,37 @@ async fn update(
                     _ => 0,
                 }
             };
+            // Stored codes (`township`, `male`, `serving`) as the proto enums' values; a code
+            // this build does not know goes as unspecified, which the API refuses or defaults.
+            let wire = |prefix: &str, code: &str| {
+                let name = format!("{prefix}{}", code.trim().to_ascii_uppercase());
+                (name, code.trim().is_empty())
+            };
             let levels = text_field(r, "levels", chosen);
             let fields = pb::DeputyFields {
                 name: text_field(r, "name", chosen),
                 levels: levels
                     .split(',')
                     .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
+                    .map(|l| {
+                        let (name, _) = wire("DEPUTY_LEVEL_", l);
+                        pb::DeputyLevel::from_str_name(&name).map_or(0, i32::from)
+                    })
                     .collect(),
                 constituency: text_field(r, "constituency", chosen),
                 term,
-                gender: text_field(r, "gender", chosen),
+                gender: match wire("GENDER_", &text_field(r, "gender", chosen)) {
+                    (_, true) => 0,
+                    (name, false) => pb::Gender::from_str_name(&name).map_or(0, i32::from),
+                },
                 ethnicity: text_field(r, "ethnicity", chosen),
                 sector: text_field(r, "sector", chosen),
                 phone: text_field(r, "phone", chosen),
                 id_card: String::new(),
-                status: text_field(r, "status", chosen),
+                status: match wire("DEPUTY_STATUS_", &text_field(r, "status", chosen)) {
+                    (_, true) => 0,
+                    (name, false) => pb::DeputyStatus::from_str_name(&name).map_or(0, i32::from),
+                },
             };
             let mut client = pb::deputies_client::DeputiesClient::new(shared.rpc.channel());
             let mut request = tonic::Request::new(pb::UpdateDeputyRequest {

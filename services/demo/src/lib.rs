@@ -42,6 +42,8 @@ use renda_store::Store;
 use tonic::{Request, Response, Status};
 
 use apb::activities_server::Activities as _;
+use apb::{ActivityKind, Participation};
+use dpb::DeputyLevel;
 use dpb::deputies_server::Deputies as _;
 use epb::evaluations_server::Evaluations as _;
 use opb::opinions_server::Opinions as _;
@@ -252,19 +254,24 @@ const FEMALE_NAMES: [&str; 16] = [
 /// The levels of the deputies of one street, by position: 11 deputies, of whom one holds a
 /// city and a county seat, one a county and a street seat; seven sit in the street's own
 /// congress (议政会 at a street), so its 差额票决 has seven voters.
-const LEVELS: [&[&str]; 11] = [
-    &["city", "county"],
-    &["city"],
-    &["county"],
-    &["county"],
-    &["county", "township"],
-    &["township"],
-    &["township"],
-    &["township"],
-    &["township"],
-    &["township"],
-    &["township"],
+const LEVELS: [&[DeputyLevel]; 11] = [
+    &[DeputyLevel::City, DeputyLevel::County],
+    &[DeputyLevel::City],
+    &[DeputyLevel::County],
+    &[DeputyLevel::County],
+    &[DeputyLevel::County, DeputyLevel::Township],
+    &[DeputyLevel::Township],
+    &[DeputyLevel::Township],
+    &[DeputyLevel::Township],
+    &[DeputyLevel::Township],
+    &[DeputyLevel::Township],
+    &[DeputyLevel::Township],
 ];
+
+/// Whether a deputy as the API answers holds a seat of `level`.
+fn holds(d: &dpb::Deputy, level: DeputyLevel) -> bool {
+    d.levels.contains(&i32::from(level))
+}
 
 /// Suggestions of each street and the state each reaches.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -388,10 +395,6 @@ impl At {
     }
 }
 
-fn day(month: u32, d: u32) -> String {
-    format!("{YEAR}-{month:02}-{d:02}")
-}
-
 /// A day of the demo year as a request's `renda.types.v1.Date`.
 fn date(month: u32, d: u32) -> Option<renda_proto::types::v1::Date> {
     Some(renda_proto::types::v1::Date {
@@ -477,7 +480,11 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         };
         let born = NaiveDate::from_ymd_opt(1962 + (n * 7 % 32) as i32, 1 + n % 12, 1 + n * 3 % 28)
             .unwrap_or_default();
-        let term = if levels.contains(&"township") { 19 } else { 18 };
+        let term = if levels.contains(&DeputyLevel::Township) {
+            19
+        } else {
+            18
+        };
         let r = at
             .local
             .deputies()
@@ -485,19 +492,19 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                 org: street.code.into(),
                 fields: Some(dpb::DeputyFields {
                     name: name.into(),
-                    levels: levels.iter().map(|l| (*l).into()).collect(),
+                    levels: levels.iter().map(|l| i32::from(*l)).collect(),
                     constituency: format!(
                         "{}第{}选区",
                         street.communities[(i % 4) as usize],
                         i / 4 + 1
                     ),
                     term,
-                    gender: String::new(),
+                    gender: 0,
                     ethnicity: if n % 9 == 4 { "回族" } else { "汉族" }.into(),
                     sector: street.sectors[(i % 4) as usize].into(),
                     phone: format!("139{:08}", 53_200_000 + n * 7_919),
                     id_card: id_card(street.county, born, n, male),
-                    status: "serving".into(),
+                    status: dpb::DeputyStatus::Serving.into(),
                 }),
             }))
             .await;
@@ -511,7 +518,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                     "每月到{}接待选民不少于一次，每年走访联系户全覆盖",
                     street.communities[(i % 4) as usize]
                 ),
-                on: day(1, 15),
+                on: date(1, 15),
             }))
             .await;
         at.done("record pledge", r)?;
@@ -520,7 +527,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
     let ids: Vec<String> = deputies.iter().map(|d| d.id.clone()).collect();
     let seated: Vec<String> = deputies
         .iter()
-        .filter(|d| d.levels.iter().any(|l| l == "township"))
+        .filter(|d| holds(d, DeputyLevel::Township))
         .map(|d| d.id.clone())
         .collect();
 
@@ -537,7 +544,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
                     deputy_id: d.id.clone(),
                     households: 8 + (i as u32 * 3 + month) % 10,
                     note: "走访联系户，收集意见建议".into(),
-                    on: day(month, 5 + i as u32),
+                    on: date(month, 5 + i as u32),
                 }))
                 .await;
             at.done("record visit", r)?;
@@ -638,7 +645,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
         .local
         .activities()
         .create_activity(at.req(apb::CreateActivityRequest {
-            kind: "group_activity".into(),
+            kind: ActivityKind::GroupActivity.into(),
             title: format!("{}代表小组第三季度集中活动", street.name),
             starts_at_ms: at_ms(8, 20, 9),
             venue: stations[0].name.clone(),
@@ -1096,7 +1103,7 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .record_report_back(at.req(epb::RecordReportBackRequest {
                 deputy_id: d.clone(),
                 term: 19,
-                on: day(7 + (i as u32 % 3), 18),
+                on: date(7 + (i as u32 % 3), 18),
                 summary: "向选区选民报告履职情况，现场听取意见建议".into(),
                 voters_present: 35 + i as u32 * 4,
             }))
@@ -1130,11 +1137,11 @@ fn county_name(street: &Street) -> &'static str {
 
 /// Phase 3, at each county and the city: dispatching, assigning and replying.
 pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
-    let activities: [(&str, &str, u32); 3] = [
-        ("research", "城市更新和老旧小区改造专题调研", 7),
-        ("inspection", "民生实事项目推进情况视察", 8),
+    let activities: [(ActivityKind, &str, u32); 3] = [
+        (ActivityKind::Research, "城市更新和老旧小区改造专题调研", 7),
+        (ActivityKind::Inspection, "民生实事项目推进情况视察", 8),
         (
-            "law_enforcement_inspection",
+            ActivityKind::LawEnforcementInspection,
             "《中华人民共和国消防法》执法检查",
             9,
         ),
@@ -1144,7 +1151,7 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
         let deputies = at.deputies_of(county).await?;
         let county_deputies: Vec<String> = deputies
             .iter()
-            .filter(|d| d.levels.iter().any(|l| l == "county"))
+            .filter(|d| holds(d, DeputyLevel::County))
             .map(|d| d.id.clone())
             .collect();
         if county_deputies.is_empty() {
@@ -1324,10 +1331,10 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
             .await;
         let appraisal = at.done("create appraisal", r)?;
         let ratings = [
-            "satisfied",
-            "satisfied",
-            "basically_satisfied",
-            "dissatisfied",
+            Satisfaction::Satisfied,
+            Satisfaction::Satisfied,
+            Satisfaction::BasicallySatisfied,
+            Satisfaction::Dissatisfied,
         ];
         for (i, d) in county_deputies.iter().enumerate() {
             let r = at
@@ -1349,14 +1356,14 @@ pub async fn seed_county_work(nodes: &DemoStores) -> Result<()> {
         .deputies_of(CITY)
         .await?
         .into_iter()
-        .filter(|d| d.levels.iter().any(|l| l == "city"))
+        .filter(|d| holds(d, DeputyLevel::City))
         .map(|d| d.id)
         .collect();
     let r = at
         .local
         .activities()
         .create_activity(at.req(apb::CreateActivityRequest {
-            kind: "training".into(),
+            kind: ActivityKind::Training.into(),
             title: "市人大代表履职能力专题培训".into(),
             starts_at_ms: at_ms(9, 16, 9),
             venue: "青岛市人大常委会培训中心".into(),
@@ -1399,7 +1406,10 @@ pub async fn seed_follow_up(nodes: &DemoStores) -> Result<()> {
                 continue;
             }
             for (i, p) in a.participants.iter().enumerate() {
-                if !mine.contains(&p.deputy_id) || p.participation != "invited" || i % 5 == 4 {
+                if !mine.contains(&p.deputy_id)
+                    || p.participation != i32::from(Participation::Invited)
+                    || i % 5 == 4
+                {
                     continue;
                 }
                 let r = at

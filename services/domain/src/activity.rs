@@ -7,7 +7,10 @@
 //! activity recorded twice (say, on two nodes while apart) counts once.
 
 use crate::authority::{RecordKind, Step};
-use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
+use crate::record::{
+    Coded, EventDef, FieldType, KindDef, Payload, Reach, RecordEvent, Value, field, optional,
+    required, text_field,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -33,6 +36,17 @@ pub enum ActivityKind {
 }
 
 impl ActivityKind {
+    pub const ALL: [Self; 8] = [
+        Self::Research,
+        Self::Inspection,
+        Self::LawEnforcementInspection,
+        Self::SpecialInquiry,
+        Self::Training,
+        Self::Publicity,
+        Self::ReceivingVoters,
+        Self::GroupActivity,
+    ];
+
     pub const fn label_zh(self) -> &'static str {
         match self {
             Self::Research => "调研",
@@ -81,17 +95,55 @@ impl Activity {
     }
 }
 
-/// A step of an activity's workflow.
+/// How a check-in was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CheckInMode {
+    /// The deputy's own check-in with the activity's signed code.
+    Scan,
+    /// Entered by a clerk on the deputy's behalf (代录). Check-ins recorded before modes
+    /// existed were entered by the node with the activity's code, so they read as this.
+    Proxy,
+}
+
+/// A step of an activity's workflow, as stored (one event per deputy).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Event {
-    /// 发单: the organiser sends the activity to these deputies.
-    Dispatched { deputies: BTreeSet<Uuid> },
+    /// 发单: the organiser sends the activity to a deputy of the org unit `to_org`.
+    Dispatched { deputy: Uuid, to_org: OrgCode },
     /// 接单: a deputy takes the order.
     Accepted { deputy: Uuid },
-    /// A deputy declines the order (cannot attend).
-    Declined { deputy: Uuid },
-    /// 签到: the deputy scanned the activity's code at the venue.
-    CheckedIn { deputy: Uuid, at: DateTime<Utc> },
+    /// A deputy declines the order (cannot attend), perhaps saying why.
+    Declined {
+        deputy: Uuid,
+        reason: Option<String>,
+    },
+    /// 签到: the deputy checked in at the venue, with the code scanned (empty for a clerk's
+    /// entry without it).
+    CheckedIn {
+        deputy: Uuid,
+        at: DateTime<Utc>,
+        code: String,
+        mode: CheckInMode,
+    },
+    /// A deputy's speech at the activity.
+    Speech {
+        deputy: Uuid,
+        topic: Option<String>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Event {
+    /// The deputy the step is about.
+    pub const fn deputy(&self) -> Uuid {
+        match self {
+            Self::Dispatched { deputy, .. }
+            | Self::Accepted { deputy }
+            | Self::Declined { deputy, .. }
+            | Self::CheckedIn { deputy, .. }
+            | Self::Speech { deputy, .. } => *deputy,
+        }
+    }
 }
 
 /// How far a deputy got with an activity.
@@ -118,25 +170,27 @@ pub fn roster(events: &[Stamped<Event>]) -> Roster {
     let mut dispatched = BTreeSet::new();
     let mut out = Roster::default();
     for stamped in in_order(events) {
-        let (deputies, step): (Vec<Uuid>, Participation) = match &stamped.event {
-            Event::Dispatched { deputies } => {
-                dispatched.extend(deputies.iter().copied());
-                (deputies.iter().copied().collect(), Participation::Invited)
+        let step = match &stamped.event {
+            Event::Dispatched { deputy, .. } => {
+                dispatched.insert(*deputy);
+                Participation::Invited
             }
-            Event::Accepted { deputy } => (vec![*deputy], Participation::Accepted),
-            Event::Declined { deputy } => (vec![*deputy], Participation::Declined),
-            Event::CheckedIn { deputy, .. } => (vec![*deputy], Participation::CheckedIn),
+            Event::Accepted { .. } => Participation::Accepted,
+            Event::Declined { .. } => Participation::Declined,
+            Event::CheckedIn { .. } => Participation::CheckedIn,
+            Event::Speech { .. } => continue,
         };
-        for deputy in deputies {
-            let entry = out.participants.entry(deputy).or_insert(step);
-            *entry = match (*entry, step) {
-                (Participation::CheckedIn, _) | (_, Participation::CheckedIn) => {
-                    Participation::CheckedIn
-                }
-                (current, Participation::Invited) => current,
-                (_, answer) => answer,
-            };
-        }
+        let entry = out
+            .participants
+            .entry(stamped.event.deputy())
+            .or_insert(step);
+        *entry = match (*entry, step) {
+            (Participation::CheckedIn, _) | (_, Participation::CheckedIn) => {
+                Participation::CheckedIn
+            }
+            (current, Participation::Invited) => current,
+            (_, answer) => answer,
+        };
     }
     out.walk_ins = out
         .participants
@@ -147,16 +201,28 @@ pub fn roster(events: &[Stamped<Event>]) -> Roster {
     out
 }
 
-/// Checks a new step against the roster before it is recorded: only a dispatched deputy can
-/// accept; check-ins are open to anyone at the venue.
-pub fn check(roster: &Roster, event: &Event) -> Result<()> {
-    match event {
-        Event::Dispatched { deputies } if deputies.is_empty() => Err(Error::invalid(
+/// The events of one dispatch (发单) to deputies, each with the org unit it goes down to;
+/// refused without a deputy.
+pub fn dispatch(deputies: impl IntoIterator<Item = (Uuid, OrgCode)>) -> Result<Vec<Event>> {
+    let events: Vec<Event> = deputies
+        .into_iter()
+        .map(|(deputy, to_org)| Event::Dispatched { deputy, to_org })
+        .collect();
+    if events.is_empty() {
+        return Err(Error::invalid(
             "deputies",
             "a dispatch needs at least one deputy",
             "发单须至少指定一名代表",
-        )),
-        Event::Accepted { deputy } | Event::Declined { deputy }
+        ));
+    }
+    Ok(events)
+}
+
+/// Checks a new step against the roster before it is recorded: only a dispatched deputy can
+/// accept or decline; check-ins are open to anyone at the venue.
+pub fn check(roster: &Roster, event: &Event) -> Result<()> {
+    match event {
+        Event::Accepted { deputy } | Event::Declined { deputy, .. }
             if !roster.participants.contains_key(deputy) =>
         {
             Err(Error::precondition(
@@ -430,6 +496,98 @@ pub const KIND: KindDef = KindDef {
     reach: Reach::Normal,
 };
 
+impl Coded for ActivityKind {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::Research, "research"),
+        (Self::Inspection, "inspection"),
+        (Self::LawEnforcementInspection, "law_enforcement_inspection"),
+        (Self::SpecialInquiry, "special_inquiry"),
+        (Self::Training, "training"),
+        (Self::Publicity, "publicity"),
+        (Self::ReceivingVoters, "receiving_voters"),
+        (Self::GroupActivity, "group_activity"),
+    ];
+}
+
+impl Coded for CheckInMode {
+    const CODES: &'static [(Self, &'static str)] = &[(Self::Scan, "scan"), (Self::Proxy, "proxy")];
+}
+
+/// Unix milliseconds as a time (out of range: the epoch).
+fn time_of(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl RecordEvent for Event {
+    const KIND: &'static KindDef = &KIND;
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Dispatched { .. } => "dispatched",
+            Self::Accepted { .. } => "accepted",
+            Self::Declined { .. } => "declined",
+            Self::CheckedIn { .. } => "checked_in",
+            Self::Speech { .. } => "speech",
+        }
+    }
+
+    fn encode(&self) -> Vec<(&'static str, Value)> {
+        let mut out = vec![("deputy", Value::Ref(self.deputy()))];
+        // Absent optional text is not stored (as before the codec: an empty text is no value).
+        let mut optional_text = |name, text: &Option<String>| {
+            if let Some(t) = text.as_ref().filter(|t| !t.is_empty()) {
+                out.push((name, Value::Text(t.clone())));
+            }
+        };
+        match self {
+            Self::Dispatched { to_org, .. } => out.push(("to_org", Value::Org(*to_org))),
+            Self::Accepted { .. } => {}
+            Self::Declined { reason, .. } => optional_text("reason", reason),
+            Self::CheckedIn { at, code, mode, .. } => {
+                out.push(("qr_token", Value::Text(code.clone())));
+                out.push(("at", Value::Int(at.timestamp_millis())));
+                out.push(("mode", Value::Text(mode.code().into())));
+            }
+            Self::Speech { topic, at, .. } => {
+                optional_text("topic", topic);
+                out.push(("at", Value::Int(at.timestamp_millis())));
+            }
+        }
+        out
+    }
+
+    fn decode(name: &str, p: &Payload) -> Option<Self> {
+        let deputy = p.id("deputy")?;
+        let text = |name| p.text(name).filter(|t| !t.is_empty()).map(str::to_owned);
+        Some(match name {
+            "dispatched" => Self::Dispatched {
+                deputy,
+                to_org: p.org("to_org")?,
+            },
+            "accepted" => Self::Accepted { deputy },
+            "declined" => Self::Declined {
+                deputy,
+                reason: text("reason"),
+            },
+            "checked_in" => Self::CheckedIn {
+                deputy,
+                at: time_of(p.int("at")?),
+                code: p.text_or_empty("qr_token"),
+                mode: p
+                    .text("mode")
+                    .and_then(CheckInMode::from_code)
+                    .unwrap_or(CheckInMode::Proxy),
+            },
+            "speech" => Self::Speech {
+                deputy,
+                topic: text("topic"),
+                at: time_of(p.int("at")?),
+            },
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,23 +674,28 @@ mod tests {
         let b = Uuid::from_u128(2);
         let walk_in = Uuid::from_u128(3);
         let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let check_in = |deputy| Event::CheckedIn {
+            deputy,
+            at,
+            code: String::new(),
+            mode: CheckInMode::Proxy,
+        };
+        let to_org = code("370202001");
         let events = vec![
-            Stamped::new(Stamp::new(3, 1, 3), Event::CheckedIn { deputy: a, at }),
-            Stamped::new(
-                Stamp::new(1, 1, 1),
-                Event::Dispatched {
-                    deputies: [a, b].into(),
-                },
-            ),
+            Stamped::new(Stamp::new(3, 1, 3), check_in(a)),
+            Stamped::new(Stamp::new(1, 1, 1), Event::Dispatched { deputy: a, to_org }),
+            Stamped::new(Stamp::new(1, 1, 2), Event::Dispatched { deputy: b, to_org }),
             Stamped::new(Stamp::new(2, 1, 2), Event::Accepted { deputy: a }),
+            Stamped::new(Stamp::new(3, 2, 1), check_in(walk_in)),
+            Stamped::new(Stamp::new(4, 3, 1), check_in(a)),
             Stamped::new(
-                Stamp::new(3, 2, 1),
-                Event::CheckedIn {
-                    deputy: walk_in,
+                Stamp::new(5, 3, 1),
+                Event::Speech {
+                    deputy: b,
+                    topic: None,
                     at,
                 },
             ),
-            Stamped::new(Stamp::new(4, 3, 1), Event::CheckedIn { deputy: a, at }),
         ];
         let r = roster(&events);
         assert_eq!(r.participants[&a], Participation::CheckedIn);
@@ -546,14 +709,81 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field(), "deputy");
-        let e = check(
-            &r,
-            &Event::Dispatched {
-                deputies: BTreeSet::new(),
-            },
-        )
-        .unwrap_err();
+        let e = dispatch(Vec::new()).unwrap_err();
         assert_eq!(e.field(), "deputies");
+        assert_eq!(dispatch([(a, to_org), (b, to_org)]).map(|e| e.len()), Ok(2));
+    }
+
+    #[test]
+    fn events_round_trip_through_their_payloads() {
+        let deputy = Uuid::from_u128(7);
+        let at = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_123).unwrap_or_default();
+        let events = [
+            Event::Dispatched {
+                deputy,
+                to_org: code("370202001"),
+            },
+            Event::Accepted { deputy },
+            Event::Declined {
+                deputy,
+                reason: Some("出差".into()),
+            },
+            Event::Declined {
+                deputy,
+                reason: None,
+            },
+            Event::CheckedIn {
+                deputy,
+                at,
+                code: "c1.x".into(),
+                mode: CheckInMode::Scan,
+            },
+            Event::CheckedIn {
+                deputy,
+                at,
+                code: String::new(),
+                mode: CheckInMode::Proxy,
+            },
+            Event::Speech {
+                deputy,
+                topic: Some("养老".into()),
+                at,
+            },
+            Event::Speech {
+                deputy,
+                topic: None,
+                at,
+            },
+        ];
+        for e in events {
+            let payload = Payload(
+                e.encode()
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v))
+                    .collect(),
+            );
+            assert!(KIND.event(e.name()).is_some(), "{e:?}");
+            assert_eq!(Event::decode(e.name(), &payload), Some(e));
+        }
+        // A check-in stored before modes existed reads as entered on the deputy's behalf.
+        let old = Payload(
+            [
+                ("deputy".to_owned(), Value::Ref(deputy)),
+                ("qr_token".to_owned(), Value::Text("t".into())),
+                ("at".to_owned(), Value::Int(5)),
+            ]
+            .into(),
+        );
+        assert!(matches!(
+            Event::decode("checked_in", &old),
+            Some(Event::CheckedIn {
+                mode: CheckInMode::Proxy,
+                ..
+            })
+        ));
+        for k in ActivityKind::ALL {
+            assert_eq!(ActivityKind::from_code(k.code()), Some(k));
+        }
     }
 
     #[test]

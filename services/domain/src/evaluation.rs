@@ -2,7 +2,10 @@
 //! (代表自评 + 选民测评), the quarterly bulletin (履职通报) and department appraisal (工作评议).
 
 use crate::authority::{RecordKind, Step};
-use crate::record::{EventDef, FieldType, KindDef, Reach, field, required, text_field};
+use crate::record::{
+    Coded, EventDef, FieldType, KindDef, Payload, Reach, RecordEvent, Value, field, required,
+    text_field,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
@@ -234,6 +237,30 @@ pub struct AppraisalVote {
     pub satisfaction: Satisfaction,
 }
 
+/// A vote is the one event of an appraisal (`vote`).
+impl RecordEvent for AppraisalVote {
+    const KIND: &'static KindDef = &APPRAISAL;
+
+    fn name(&self) -> &'static str {
+        "vote"
+    }
+
+    fn encode(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("deputy", Value::Ref(self.deputy)),
+            ("satisfaction", Value::Text(self.satisfaction.code().into())),
+        ]
+    }
+
+    fn decode(name: &str, p: &Payload) -> Option<Self> {
+        (name == "vote").then_some(())?;
+        Some(Self {
+            deputy: p.id("deputy")?,
+            satisfaction: Satisfaction::from_code(p.text("satisfaction")?)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppraisalResult {
     pub counts: BTreeMap<Satisfaction, u64>,
@@ -336,6 +363,29 @@ pub const APPRAISAL: KindDef = KindDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn votes_round_trip_through_their_payloads() {
+        for satisfaction in [
+            Satisfaction::Satisfied,
+            Satisfaction::BasicallySatisfied,
+            Satisfaction::Dissatisfied,
+        ] {
+            let vote = AppraisalVote {
+                deputy: Uuid::from_u128(3),
+                satisfaction,
+            };
+            let payload = Payload(
+                vote.encode()
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v))
+                    .collect(),
+            );
+            assert!(APPRAISAL.event(vote.name()).is_some());
+            assert_eq!(AppraisalVote::decode("vote", &payload), Some(vote));
+            assert_eq!(AppraisalVote::decode("other", &payload), None);
+        }
+    }
     use crate::event::Stamp;
     use crate::org::code;
 

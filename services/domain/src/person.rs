@@ -5,7 +5,10 @@
 //! value asks for it by name (`as_unmasked_str`).
 
 use crate::authority::{RecordKind, Step};
-use crate::record::{EventDef, FieldType, KindDef, Reach, field, optional, required, text_field};
+use crate::record::{
+    Coded, EventDef, FieldType, KindDef, Payload, Reach, RecordEvent, Value, field, optional,
+    required, text_field,
+};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -406,6 +409,142 @@ pub(crate) fn rename(e: Error, field: &str) -> Error {
     }
 }
 
+impl Coded for Gender {
+    const CODES: &'static [(Self, &'static str)] =
+        &[(Self::Male, "male"), (Self::Female, "female")];
+}
+
+impl DeputyLevel {
+    pub const ALL: [Self; 5] = [
+        Self::National,
+        Self::Provincial,
+        Self::City,
+        Self::County,
+        Self::Township,
+    ];
+}
+
+impl Coded for DeputyLevel {
+    const CODES: &'static [(Self, &'static str)] = &[
+        (Self::National, "national"),
+        (Self::Provincial, "provincial"),
+        (Self::City, "city"),
+        (Self::County, "county"),
+        (Self::Township, "township"),
+    ];
+}
+
+impl Coded for DeputyStatus {
+    const CODES: &'static [(Self, &'static str)] =
+        &[(Self::Serving, "serving"), (Self::Terminated, "terminated")];
+}
+
+/// The stored form of a deputy's levels: their codes, comma-separated.
+pub fn levels_code(levels: &BTreeSet<DeputyLevel>) -> String {
+    levels
+        .iter()
+        .map(|l| l.code())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads stored levels back; codes this build does not know are skipped.
+pub fn levels_from_code(text: &str) -> Vec<DeputyLevel> {
+    text.split(',')
+        .filter_map(|c| DeputyLevel::from_code(c.trim()))
+        .collect()
+}
+
+/// A step recorded on a deputy's record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Event {
+    /// 履职承诺.
+    Pledge { text: String, on: NaiveDate },
+    /// 走访选民: a visit to voter households.
+    Visit {
+        households: u32,
+        note: Option<String>,
+        on: NaiveDate,
+    },
+    /// 联系选民、结对: the pairing with voter households from `since`; the latest by stamp is
+    /// the current one.
+    VoterLink {
+        households: u32,
+        area: String,
+        since: NaiveDate,
+    },
+}
+
+/// A stored count (never negative when written).
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+impl RecordEvent for Event {
+    const KIND: &'static KindDef = &KIND;
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Pledge { .. } => "pledge",
+            Self::Visit { .. } => "visit",
+            Self::VoterLink { .. } => "voter_link",
+        }
+    }
+
+    fn encode(&self) -> Vec<(&'static str, Value)> {
+        match self {
+            Self::Pledge { text, on } => {
+                vec![
+                    ("text", Value::Text(text.clone())),
+                    ("on", Value::Date(*on)),
+                ]
+            }
+            Self::Visit {
+                households,
+                note,
+                on,
+            } => {
+                let mut out = vec![("households", Value::Int(i64::from(*households)))];
+                // An empty note is no value, as before the codec.
+                if let Some(note) = note.as_ref().filter(|n| !n.is_empty()) {
+                    out.push(("note", Value::Text(note.clone())));
+                }
+                out.push(("on", Value::Date(*on)));
+                out
+            }
+            Self::VoterLink {
+                households,
+                area,
+                since,
+            } => vec![
+                ("households", Value::Int(i64::from(*households))),
+                ("area", Value::Text(area.clone())),
+                ("since", Value::Date(*since)),
+            ],
+        }
+    }
+
+    fn decode(name: &str, p: &Payload) -> Option<Self> {
+        Some(match name {
+            "pledge" => Self::Pledge {
+                text: p.text_or_empty("text"),
+                on: p.date("on")?,
+            },
+            "visit" => Self::Visit {
+                households: count(p.int("households")?),
+                note: p.text("note").filter(|n| !n.is_empty()).map(str::to_owned),
+                on: p.date("on")?,
+            },
+            "voter_link" => Self::VoterLink {
+                households: count(p.int("households")?),
+                area: p.text_or_empty("area"),
+                since: p.date("since")?,
+            },
+            _ => return None,
+        })
+    }
+}
+
 /// The deputy register (代表信息库): one record per deputy, with pledges, visits and pairings.
 pub const KIND: KindDef = KindDef {
     id: 2,
@@ -528,6 +667,51 @@ pub(crate) fn valid_id(prefix17: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_and_codes_round_trip() {
+        let on = today();
+        for e in [
+            Event::Pledge {
+                text: "每月进站接待一次".into(),
+                on,
+            },
+            Event::Visit {
+                households: 12,
+                note: Some("王哥庄".into()),
+                on,
+            },
+            Event::Visit {
+                households: 0,
+                note: None,
+                on,
+            },
+            Event::VoterLink {
+                households: 50,
+                area: "王哥庄社区三组".into(),
+                since: on,
+            },
+        ] {
+            let payload = Payload(
+                e.encode()
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v))
+                    .collect(),
+            );
+            assert!(KIND.event(e.name()).is_some(), "{e:?}");
+            assert_eq!(Event::decode(e.name(), &payload), Some(e));
+        }
+        let all: BTreeSet<DeputyLevel> = DeputyLevel::ALL.into();
+        assert_eq!(levels_from_code(&levels_code(&all)), DeputyLevel::ALL);
+        assert_eq!(
+            Gender::from_code(Gender::Female.code()),
+            Some(Gender::Female)
+        );
+        assert_eq!(
+            DeputyStatus::from_code("terminated"),
+            Some(DeputyStatus::Terminated)
+        );
+    }
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2024, 6, 1).unwrap_or_default()

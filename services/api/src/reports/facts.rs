@@ -32,13 +32,15 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use renda_domain::activity::{self as act, CheckInMode};
+use renda_domain::person;
 use renda_domain::project;
 use renda_domain::record::Coded;
 use renda_domain::suggestion as sug;
 use renda_domain::{opinion, rates, station};
 use renda_store::{Fact, StoredRecord};
 
-use crate::core::{Core, Ev, int, ref_id, text};
+use crate::core::{Core, int, ref_id, text};
 use crate::error::Result;
 use crate::schema::kind;
 
@@ -186,21 +188,20 @@ pub(crate) async fn catch_up(core: &Core) -> Result<CatchUp> {
     Ok(done)
 }
 
-/// A fact of `record` with nothing but its identity and org filled in.
 /// `code` of a check-in fact: [`CHECK_IN_SCAN`] for a deputy's own check-in with the signed
 /// code, [`CHECK_IN_PROXY`] for one a clerk entered on the deputy's behalf (代录), which is also
-/// what check-ins recorded before modes existed count as.
-fn check_in_code(e: &crate::core::Ev) -> i64 {
-    if e.text("mode") == "scan" {
-        CHECK_IN_SCAN
-    } else {
-        CHECK_IN_PROXY
+/// what check-ins recorded before modes existed count as (the domain reads them so).
+const fn check_in_code(mode: CheckInMode) -> i64 {
+    match mode {
+        CheckInMode::Scan => CHECK_IN_SCAN,
+        CheckInMode::Proxy => CHECK_IN_PROXY,
     }
 }
 
 pub(crate) const CHECK_IN_SCAN: i64 = 0;
 pub(crate) const CHECK_IN_PROXY: i64 = 1;
 
+/// A fact of `record` with nothing but its identity and org filled in.
 fn base(record: &StoredRecord, item: u32, fact: u16) -> Fact {
     Fact {
         record: record.id,
@@ -316,12 +317,13 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
                 f.code = DEPUTY_ENDED;
             }
             out.push(f);
+            // Items number every stored event of the record, read or not.
             for (i, e) in core.events(r)?.iter().enumerate() {
-                if e.name == "visit" {
+                if let Some(person::Event::Visit { households, on, .. }) = e.decode() {
                     let mut v = base(r, item(i), fact::VISIT);
-                    v.date_ms = day_of(e, "on");
+                    v.date_ms = Some(day_ms(on));
                     v.subject = Some(r.id.0);
-                    v.amount = e.int("households");
+                    v.amount = i64::from(households);
                     out.push(v);
                 }
             }
@@ -351,17 +353,17 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
                 out.push(f);
             }
             for (i, e) in core.events(r)?.iter().enumerate() {
-                let which = match e.name.as_str() {
-                    "checked_in" => fact::CHECK_IN,
-                    "speech" => fact::SPEECH,
+                let (which, deputy, at, code) = match e.decode::<act::Event>() {
+                    Some(act::Event::CheckedIn {
+                        deputy, at, mode, ..
+                    }) => (fact::CHECK_IN, deputy, at, check_in_code(mode)),
+                    Some(act::Event::Speech { deputy, at, .. }) => (fact::SPEECH, deputy, at, 0),
                     _ => continue,
                 };
                 let mut v = base(r, item(i), which);
-                v.date_ms = e.payload.get("at").and_then(renda_replica::Value::as_int);
-                v.subject = Some(e.id("deputy"));
-                if which == fact::CHECK_IN {
-                    v.code = check_in_code(e);
-                }
+                v.date_ms = Some(at.timestamp_millis());
+                v.subject = Some(deputy);
+                v.code = code;
                 out.push(v);
             }
         }
@@ -392,13 +394,6 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
 /// The item number of a record's `i`-th event.
 fn item(i: usize) -> u32 {
     u32::try_from(i).map_or(u32::MAX, |i| i.saturating_add(1))
-}
-
-fn day_of(e: &Ev, field: &str) -> Option<i64> {
-    e.payload
-        .get(field)
-        .and_then(crate::core::value_date)
-        .map(day_ms)
 }
 
 /// A suggestion's fact: the domain's fold of its events, reduced to what the reports count.

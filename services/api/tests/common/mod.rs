@@ -252,16 +252,36 @@ pub const DEPUTY_PHONE: &str = "13912345678";
 pub fn deputy_fields(name: &str) -> dep::DeputyFields {
     dep::DeputyFields {
         name: name.into(),
-        levels: vec!["township".into()],
+        levels: vec![dep::DeputyLevel::Township.into()],
         constituency: "第一选区".into(),
         term: 19,
-        gender: "male".into(),
+        gender: dep::Gender::Male.into(),
         ethnicity: "汉族".into(),
         sector: "农业".into(),
         phone: DEPUTY_PHONE.into(),
         id_card: String::new(),
-        status: String::new(),
+        status: 0,
     }
+}
+
+/// A `YYYY-MM-DD` day as a request's date (`None` for the empty text: the field left unset).
+pub fn date(day: &str) -> Option<renda_proto::types::v1::Date> {
+    let mut parts = day.split('-').map(|p| p.parse::<i32>().unwrap_or(0));
+    if day.is_empty() {
+        return None;
+    }
+    Some(renda_proto::types::v1::Date {
+        year: parts.next().unwrap_or(0),
+        month: parts.next().unwrap_or(0),
+        day: parts.next().unwrap_or(0),
+    })
+}
+
+/// A date of a response as `YYYY-MM-DD` (empty when unset).
+pub fn day(d: &Option<renda_proto::types::v1::Date>) -> String {
+    d.as_ref()
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+        .unwrap_or_default()
 }
 
 /// Registers a deputy at `node` as its clerk; returns the deputy's id.
@@ -277,23 +297,4 @@ pub async fn create_deputy(node: &Node, fields: dep::DeputyFields) -> anyhow::Re
     .await?
     .into_inner()
     .id)
-}
-
-/// A date on the wire from "YYYY-MM-DD" (test input, so a typo fails the test at once).
-pub fn date(text: &str) -> Option<renda_proto::types::v1::Date> {
-    let parts: Vec<i32> = text
-        .split('-')
-        .map(|p| p.parse().unwrap_or_else(|_| panic!("test date {text:?}")))
-        .collect();
-    match parts[..] {
-        [year, month, day] => Some(renda_proto::types::v1::Date { year, month, day }),
-        _ => panic!("test date {text:?}"),
-    }
-}
-
-/// "YYYY-MM-DD" of a date on the wire, empty when absent.
-pub fn ymd(d: &Option<renda_proto::types::v1::Date>) -> String {
-    d.as_ref()
-        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-        .unwrap_or_default()
 }
