@@ -23,7 +23,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 /// What a person may do. Every role acts within the user's org unit; which RPC each role may
-/// call is `renda_api::gate::RPCS`.
+/// call is the `ACCESS` table of its service (`renda_api::gate::SERVICES`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UserRole {
     /// 市人大常委会代表工委: the city's deputy office; administers users in the city.

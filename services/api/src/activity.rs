@@ -17,8 +17,8 @@ use renda_domain::authority::{RecordKind, Step};
 use renda_domain::event::in_order;
 use renda_domain::org::OrgCode;
 use renda_domain::period::Period;
-use renda_domain::person;
 use renda_domain::record::{Coded, RecordEvent};
+use renda_domain::{person, station, suggestion};
 use renda_proto::activity::v1 as pb;
 use renda_replica::Value;
 use renda_store::StoredRecord;
@@ -28,6 +28,8 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{DEPUTY, READ, STAFF, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -417,14 +419,14 @@ pub(crate) async fn duty_records(core: &Core) -> Result<Vec<DutyRecord>> {
     }
     for r in core.list(kind::STATION, None).await? {
         for e in core.events(&r)? {
-            if e.name == "reception" {
-                for deputy in crate::schema::parse_id_list(&e.text("deputies")) {
+            if let Some(station::Event::Reception { deputies, on, .. }) = e.decode() {
+                for deputy in deputies {
                     push(
                         derived_id(deputy, &e.stamp),
                         deputy,
                         DutyRecordKind::Reception,
                         e.org("org"),
-                        e.date("on"),
+                        on,
                         None,
                     );
                 }
@@ -435,18 +437,21 @@ pub(crate) async fn duty_records(core: &Core) -> Result<Vec<DutyRecord>> {
         let Some(lead) = ref_id(&r, "lead_deputy") else {
             continue;
         };
-        let kind = if text(&r, "kind") == "motion" {
-            DutyRecordKind::Motion
-        } else {
-            DutyRecordKind::Suggestion
+        let kind = match suggestion::Kind::from_code(&text(&r, "kind")) {
+            Some(suggestion::Kind::Motion) => DutyRecordKind::Motion,
+            _ => DutyRecordKind::Suggestion,
         };
-        if let Some(e) = core.events(&r)?.iter().find(|e| e.name == "submitted") {
+        let submitted = core.events(&r)?.into_iter().find_map(|e| match e.decode() {
+            Some(suggestion::Event::Submitted { at }) => Some((e, at)),
+            _ => None,
+        });
+        if let Some((e, at)) = submitted {
             push(
                 derived_id(r.id.0, &e.stamp),
                 lead,
                 kind,
                 e.org("org"),
-                e.date("on"),
+                at,
                 None,
             );
         }
@@ -570,6 +575,26 @@ impl Service {
         to_pb(core, &core.get_id(activity.id.0, kind::ACTIVITY).await?)
     }
 }
+
+/// Which role may call each RPC of `renda.activity.v1.Activities` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::activities_server::SERVICE_NAME,
+    rpcs: &[
+        ("CreateActivity", roles(STAFF)),
+        ("UpdateActivity", roles(STAFF)),
+        ("GetActivity", roles(READ.with(DEPUTY))),
+        ("ListActivities", roles(READ.with(DEPUTY))),
+        ("DispatchActivity", roles(STAFF)),
+        ("IssueCheckInCode", roles(STAFF)),
+        ("AcceptActivity", roles(STAFF.with(DEPUTY))),
+        ("DeclineActivity", roles(STAFF.with(DEPUTY))),
+        ("CheckIn", roles(STAFF.with(DEPUTY))),
+        ("RecordSpeech", roles(STAFF)),
+        ("Points", roles(READ.with(DEPUTY))),
+        ("DutyRecords", roles(READ.with(DEPUTY))),
+        ("Ranking", roles(READ)),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::activities_server::Activities for Service {

@@ -148,30 +148,37 @@ pub fn is_local_only(schema: &Schema, op: &Op) -> bool {
 mod tests {
     use super::*;
     use crate::schema::kind;
+    use renda_replica::schema::KindId;
     use renda_replica::{ActorId, Author, Hlc, OpId, RecordId};
 
     fn org(code: &str) -> OrgCode {
         code.parse().expect("test org code")
     }
 
-    fn event_op(schema: &Schema, kind: &str, event: &str, origin: &str, for_org: &str) -> Op {
-        let k = schema.kind_named(kind).expect("kind");
-        let e = k.event_named(event).expect("event");
+    /// An op of `kind` written at `origin`.
+    fn op(kind: KindId, origin: &str, change: Change) -> Op {
         Op {
             id: OpId {
                 origin: ActorId(5),
                 seq: 1,
             },
             record: RecordId(uuid::Uuid::nil()),
-            kind: k.id,
+            kind,
             hlc: Hlc::new(1, 0),
             origin_org: org(origin),
             author: Author::system(org(origin)),
-            change: Change::Event {
-                event: e.id,
-                payload: vec![(FieldId(0), Value::Org(org(for_org)))],
-            },
+            change,
         }
+    }
+
+    fn event_op(schema: &Schema, kind: &str, event: &str, origin: &str, for_org: &str) -> Op {
+        let k = schema.kind_named(kind).expect("kind");
+        let e = k.event_named(event).expect("event");
+        let change = Change::Event {
+            event: e.id,
+            payload: vec![(FieldId(0), Value::Org(org(for_org)))],
+        };
+        op(k.id, origin, change)
     }
 
     #[test]
@@ -213,22 +220,15 @@ mod tests {
     fn local_only_records_never_replicate() {
         let schema = Arc::new(crate::schema());
         let k = schema.kind_named(kind::DEPUTY_IDENTITY).expect("kind");
-        let op = Op {
-            id: OpId {
-                origin: ActorId(5),
-                seq: 1,
-            },
-            record: RecordId(uuid::Uuid::nil()),
-            kind: k.id,
-            hlc: Hlc::new(1, 0),
-            origin_org: org("370202001"),
-            author: Author::system(org("370202001")),
-            change: Change::Put {
+        let op = op(
+            k.id,
+            "370202001",
+            Change::Put {
                 field: ORG,
                 value: Value::Org(org("370202001")),
                 seen: vec![],
             },
-        };
+        );
         assert!(is_local_only(&schema, &op));
         assert!(replication_rule(schema)(&op, None).is_err());
     }
@@ -243,22 +243,15 @@ mod tests {
             .iter()
             .find(|f| f.id != ORG && f.id != renda_replica::schema::DELETED)
             .expect("a station has fields");
-        let op = Op {
-            id: OpId {
-                origin: ActorId(5),
-                seq: 1,
-            },
-            record: RecordId(uuid::Uuid::nil()),
-            kind: k.id,
-            hlc: Hlc::new(1, 0),
-            origin_org: org("370202002"),
-            author: Author::system(org("370202002")),
-            change: Change::Put {
+        let op = op(
+            k.id,
+            "370202002",
+            Change::Put {
                 field: field.id,
                 value: Value::Null,
                 seen: vec![],
             },
-        };
+        );
         assert_eq!(rule(&op, None), Ok(()), "a record not seen yet");
         assert_eq!(rule(&op, Some(org("370202002"))), Ok(()), "its own record");
         assert!(

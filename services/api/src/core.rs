@@ -335,21 +335,6 @@ pub(crate) struct Ev {
 }
 
 impl Ev {
-    pub fn text(&self, name: &str) -> String {
-        self.payload
-            .get(name)
-            .and_then(Value::as_text)
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    pub fn date(&self, name: &str) -> NaiveDate {
-        self.payload
-            .get(name)
-            .and_then(value_date)
-            .unwrap_or_default()
-    }
-
     pub fn org(&self, name: &str) -> Option<OrgCode> {
         self.payload.get(name).and_then(Value::as_org)
     }

@@ -25,6 +25,8 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{DEPUTY, READ, STAFF, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -434,6 +436,24 @@ fn group_to_pb(r: &StoredRecord) -> pb::DeputyGroup {
         members: set(r, "members").iter().map(Uuid::to_string).collect(),
     }
 }
+
+/// Which role may call each RPC of `renda.deputy.v1.Deputies` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::deputies_server::SERVICE_NAME,
+    rpcs: &[
+        ("CreateDeputy", roles(STAFF)),
+        ("UpdateDeputy", roles(STAFF)),
+        ("GetDeputy", roles(READ.with(DEPUTY))),
+        ("ListDeputies", roles(READ)),
+        ("RecordPledge", roles(STAFF)),
+        ("RecordVisit", roles(STAFF.with(DEPUTY))),
+        ("LinkVoters", roles(STAFF)),
+        ("CreateGroup", roles(STAFF)),
+        ("SetGroupMembers", roles(STAFF)),
+        ("GetGroup", roles(READ)),
+        ("ListGroups", roles(READ)),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::deputies_server::Deputies for Service {

@@ -25,6 +25,8 @@ use crate::core::*;
 use crate::deputy::is_serving;
 use crate::edge::{self, Wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{OFFICE, READ, STAFF, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -216,6 +218,20 @@ impl Service {
         })
     }
 }
+
+/// Which role may call each RPC of `renda.evaluation.v1.Evaluations` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::evaluations_server::SERVICE_NAME,
+    rpcs: &[
+        ("RecordReportBack", roles(STAFF)),
+        ("ReportBackCoverage", roles(READ)),
+        ("RecordEvaluation", roles(STAFF)),
+        ("Bulletin", roles(READ)),
+        ("CreateAppraisal", roles(OFFICE)),
+        ("RecordAppraisalVote", roles(STAFF)),
+        ("AppraisalResult", roles(READ)),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::evaluations_server::Evaluations for Service {

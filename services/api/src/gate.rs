@@ -11,7 +11,7 @@
 //!    moment the disabling is written here, and at every other node once the record arrives;
 //! 4. admits only users whose org unit reaches this node (its own unit, the offices above it,
 //!    the units below it);
-//! 5. checks the role against [`RPCS`], the one table of which role may call which RPC.
+//! 5. checks the role against the service's table ([`ServiceAccess`], listed in [`SERVICES`]).
 //!
 //! The verified [`Caller`] then travels in the request's extensions, and for the duration of
 //! the call in a task-local that the services' record reads consult, so no read returns a
@@ -45,7 +45,7 @@ impl Roles {
         Roles(bits)
     }
 
-    const fn with(self, other: Roles) -> Roles {
+    pub(crate) const fn with(self, other: Roles) -> Roles {
         Roles(self.0 | other.0)
     }
 
@@ -63,270 +63,72 @@ pub enum Access {
     Roles(Roles),
 }
 
-const CITY: Roles = Roles::of(&[UserRole::CityOffice]);
+pub(crate) const CITY: Roles = Roles::of(&[UserRole::CityOffice]);
 /// The deputy offices of the city and the counties.
-const OFFICE: Roles = Roles::of(&[UserRole::CityOffice, UserRole::CountyOffice]);
+pub(crate) const OFFICE: Roles = Roles::of(&[UserRole::CityOffice, UserRole::CountyOffice]);
 /// Offices and township or street clerks: the people who enter the work of their unit.
-const STAFF: Roles = OFFICE.with(Roles::of(&[UserRole::TownshipClerk]));
+pub(crate) const STAFF: Roles = OFFICE.with(Roles::of(&[UserRole::TownshipClerk]));
 /// Everyone who reads a unit's records.
-const READ: Roles = STAFF.with(Roles::of(&[UserRole::ReadOnly]));
-const DEPUTY: Roles = Roles::of(&[UserRole::Deputy]);
-const UNIT: Roles = Roles::of(&[UserRole::HandlingUnit]);
-const ANYONE: Roles = READ.with(DEPUTY).with(UNIT);
+pub(crate) const READ: Roles = STAFF.with(Roles::of(&[UserRole::ReadOnly]));
+pub(crate) const DEPUTY: Roles = Roles::of(&[UserRole::Deputy]);
+pub(crate) const UNIT: Roles = Roles::of(&[UserRole::HandlingUnit]);
+pub(crate) const ANYONE: Roles = READ.with(DEPUTY).with(UNIT);
 
-const fn roles(r: Roles) -> Access {
+pub(crate) const fn roles(r: Roles) -> Access {
     Access::Roles(r)
 }
 
-/// Which role may call each RPC of the services people use: the one table. A deputy's and a
-/// handling unit's calls are further limited by the service to their own deputy or unit.
-pub const RPCS: &[(&str, Access)] = &[
-    ("/renda.auth.v1.Auth/Login", Access::Public),
-    ("/renda.auth.v1.Auth/Verify", Access::Public),
-    ("/renda.auth.v1.Auth/Me", roles(ANYONE)),
-    ("/renda.auth.v1.Auth/ChangePassword", roles(ANYONE)),
-    ("/renda.auth.v1.Auth/CreateUser", roles(OFFICE)),
-    ("/renda.auth.v1.Auth/ListUsers", roles(OFFICE)),
-    ("/renda.auth.v1.Auth/ResetPassword", roles(OFFICE)),
-    ("/renda.auth.v1.Auth/SetUserDisabled", roles(OFFICE)),
-    ("/renda.org.v1.OrgUnits/CreateOrgUnit", roles(CITY)),
-    ("/renda.org.v1.OrgUnits/ListOrgUnits", roles(ANYONE)),
-    ("/renda.org.v1.Records/History", roles(READ)),
-    ("/renda.org.v1.Records/ResolveConflict", roles(STAFF)),
-    ("/renda.deputy.v1.Deputies/CreateDeputy", roles(STAFF)),
-    ("/renda.deputy.v1.Deputies/UpdateDeputy", roles(STAFF)),
-    (
-        "/renda.deputy.v1.Deputies/GetDeputy",
-        roles(READ.with(DEPUTY)),
-    ),
-    ("/renda.deputy.v1.Deputies/ListDeputies", roles(READ)),
-    ("/renda.deputy.v1.Deputies/RecordPledge", roles(STAFF)),
-    (
-        "/renda.deputy.v1.Deputies/RecordVisit",
-        roles(STAFF.with(DEPUTY)),
-    ),
-    ("/renda.deputy.v1.Deputies/LinkVoters", roles(STAFF)),
-    ("/renda.deputy.v1.Deputies/CreateGroup", roles(STAFF)),
-    ("/renda.deputy.v1.Deputies/SetGroupMembers", roles(STAFF)),
-    ("/renda.deputy.v1.Deputies/GetGroup", roles(READ)),
-    ("/renda.deputy.v1.Deputies/ListGroups", roles(READ)),
-    ("/renda.station.v1.Stations/CreateStation", roles(STAFF)),
-    ("/renda.station.v1.Stations/UpdateStation", roles(STAFF)),
-    ("/renda.station.v1.Stations/GetStation", roles(READ)),
-    ("/renda.station.v1.Stations/ListStations", roles(READ)),
-    ("/renda.station.v1.Stations/SetResidents", roles(STAFF)),
-    (
-        "/renda.station.v1.Stations/RecordReception",
-        roles(STAFF.with(DEPUTY)),
-    ),
-    ("/renda.activity.v1.Activities/CreateActivity", roles(STAFF)),
-    ("/renda.activity.v1.Activities/UpdateActivity", roles(STAFF)),
-    (
-        "/renda.activity.v1.Activities/GetActivity",
-        roles(READ.with(DEPUTY)),
-    ),
-    (
-        "/renda.activity.v1.Activities/ListActivities",
-        roles(READ.with(DEPUTY)),
-    ),
-    (
-        "/renda.activity.v1.Activities/DispatchActivity",
-        roles(STAFF),
-    ),
-    (
-        "/renda.activity.v1.Activities/IssueCheckInCode",
-        roles(STAFF),
-    ),
-    (
-        "/renda.activity.v1.Activities/AcceptActivity",
-        roles(STAFF.with(DEPUTY)),
-    ),
-    (
-        "/renda.activity.v1.Activities/DeclineActivity",
-        roles(STAFF.with(DEPUTY)),
-    ),
-    (
-        "/renda.activity.v1.Activities/CheckIn",
-        roles(STAFF.with(DEPUTY)),
-    ),
-    ("/renda.activity.v1.Activities/RecordSpeech", roles(STAFF)),
-    (
-        "/renda.activity.v1.Activities/Points",
-        roles(READ.with(DEPUTY)),
-    ),
-    (
-        "/renda.activity.v1.Activities/DutyRecords",
-        roles(READ.with(DEPUTY)),
-    ),
-    ("/renda.activity.v1.Activities/Ranking", roles(READ)),
-    ("/renda.opinion.v1.Opinions/RaiseOpinion", roles(STAFF)),
-    ("/renda.opinion.v1.Opinions/GetOpinion", roles(READ)),
-    ("/renda.opinion.v1.Opinions/ListOpinions", roles(READ)),
-    ("/renda.opinion.v1.Opinions/RouteOpinion", roles(STAFF)),
-    ("/renda.opinion.v1.Opinions/EscalateOpinion", roles(STAFF)),
-    ("/renda.opinion.v1.Opinions/ResolveOpinion", roles(STAFF)),
-    ("/renda.opinion.v1.Opinions/FollowUpOpinion", roles(STAFF)),
-    (
-        "/renda.suggestion.v1.Suggestions/CreateHandlingUnit",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/ListHandlingUnits",
-        roles(READ.with(UNIT)),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/SubmitSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/UpdateSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/GetSuggestion",
-        roles(READ.with(UNIT)),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/ListSuggestions",
-        roles(READ.with(UNIT)),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/ReviewSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/ReviseSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/WithdrawSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/MergeSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/AssignSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/ReturnSuggestion",
-        roles(STAFF.with(UNIT)),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/SetSupervision",
-        roles(OFFICE),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/ExtendDeadline",
-        roles(OFFICE),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/SendAssistingView",
-        roles(STAFF.with(UNIT)),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/ReplySuggestion",
-        roles(STAFF.with(UNIT)),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/RateSuggestion",
-        roles(STAFF),
-    ),
-    ("/renda.suggestion.v1.Suggestions/SecondRound", roles(STAFF)),
-    (
-        "/renda.suggestion.v1.Suggestions/MarkImplemented",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/CloseSuggestion",
-        roles(STAFF),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/SuggestionRates",
-        roles(READ),
-    ),
-    (
-        "/renda.suggestion.v1.Suggestions/OverdueSuggestions",
-        roles(READ),
-    ),
-    ("/renda.project.v1.Projects/CreateSession", roles(STAFF)),
-    ("/renda.project.v1.Projects/GetSession", roles(READ)),
-    ("/renda.project.v1.Projects/SetSeated", roles(STAFF)),
-    ("/renda.project.v1.Projects/SignIn", roles(STAFF)),
-    ("/renda.project.v1.Projects/CreateProject", roles(STAFF)),
-    ("/renda.project.v1.Projects/UpdateProject", roles(STAFF)),
-    ("/renda.project.v1.Projects/GetProject", roles(READ)),
-    ("/renda.project.v1.Projects/ListProjects", roles(READ)),
-    ("/renda.project.v1.Projects/ScreenProject", roles(STAFF)),
-    ("/renda.project.v1.Projects/CastBallot", roles(STAFF)),
-    ("/renda.project.v1.Projects/TallyVote", roles(STAFF)),
-    ("/renda.project.v1.Projects/SetPlan", roles(STAFF)),
-    ("/renda.project.v1.Projects/ReportProgress", roles(STAFF)),
-    ("/renda.project.v1.Projects/SignAcceptance", roles(STAFF)),
-    ("/renda.project.v1.Projects/PassAcceptance", roles(STAFF)),
-    ("/renda.project.v1.Projects/ScoreProject", roles(STAFF)),
-    ("/renda.project.v1.Projects/ChangeProject", roles(STAFF)),
-    (
-        "/renda.project.v1.Projects/AdoptForSupervision",
-        roles(STAFF),
-    ),
-    ("/renda.project.v1.Projects/StartMaintenance", roles(STAFF)),
-    ("/renda.project.v1.Projects/RecordMaintenance", roles(STAFF)),
-    (
-        "/renda.evaluation.v1.Evaluations/RecordReportBack",
-        roles(STAFF),
-    ),
-    (
-        "/renda.evaluation.v1.Evaluations/ReportBackCoverage",
-        roles(READ),
-    ),
-    (
-        "/renda.evaluation.v1.Evaluations/RecordEvaluation",
-        roles(STAFF),
-    ),
-    ("/renda.evaluation.v1.Evaluations/Bulletin", roles(READ)),
-    (
-        "/renda.evaluation.v1.Evaluations/CreateAppraisal",
-        roles(OFFICE),
-    ),
-    (
-        "/renda.evaluation.v1.Evaluations/RecordAppraisalVote",
-        roles(STAFF),
-    ),
-    (
-        "/renda.evaluation.v1.Evaluations/AppraisalResult",
-        roles(READ),
-    ),
-    ("/renda.report.v1.Reports/GetReport", roles(READ)),
-    ("/renda.report.v1.Reports/ExportRows", roles(READ)),
+/// A person's service and which role may call each of its RPCs. Each service declares its
+/// own beside its handlers (`ACCESS` in its module), so a new RPC's row is written where the
+/// RPC is; [`SERVICES`] lists them all. A deputy's and a handling unit's calls are further
+/// limited by the service to their own deputy or unit.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceAccess {
+    /// The full gRPC service name, `renda.deputy.v1.Deputies`.
+    pub service: &'static str,
+    /// Method name and who may call it.
+    pub rpcs: &'static [(&'static str, Access)],
+}
+
+/// The services a person calls; every RPC of theirs must be declared (an RPC missing from its
+/// service's table is refused, never let through).
+pub const SERVICES: &[ServiceAccess] = &[
+    crate::users::ACCESS,
+    crate::org::UNITS_ACCESS,
+    crate::org::RECORDS_ACCESS,
+    crate::deputy::ACCESS,
+    crate::station::ACCESS,
+    crate::activity::ACCESS,
+    crate::opinion::ACCESS,
+    crate::suggestion::ACCESS,
+    crate::project::ACCESS,
+    crate::evaluation::ACCESS,
+    crate::reports::ACCESS,
 ];
 
-/// The services a person calls; every RPC of theirs must be in [`RPCS`] (an RPC missing from
-/// the table is refused, never let through).
-pub const PERSON_SERVICES: &[&str] = &[
-    "renda.auth.v1.Auth",
-    "renda.org.v1.OrgUnits",
-    "renda.org.v1.Records",
-    "renda.deputy.v1.Deputies",
-    "renda.station.v1.Stations",
-    "renda.activity.v1.Activities",
-    "renda.opinion.v1.Opinions",
-    "renda.suggestion.v1.Suggestions",
-    "renda.project.v1.Projects",
-    "renda.evaluation.v1.Evaluations",
-    "renda.report.v1.Reports",
-];
+/// Every declared RPC as its request path (`/renda.deputy.v1.Deputies/GetDeputy`) and access.
+pub fn rpcs() -> impl Iterator<Item = (String, Access)> {
+    SERVICES.iter().flat_map(|s| {
+        s.rpcs
+            .iter()
+            .map(move |(method, access)| (format!("/{}/{method}", s.service), *access))
+    })
+}
 
 /// What the table says of a request path: `None` for a path that is not a person's service
 /// (replication, health, reflection), which the gate leaves to the node's own checks.
 pub fn access(path: &str) -> Option<Option<Access>> {
-    let service = path.trim_start_matches('/').split('/').next()?;
-    if !PERSON_SERVICES.contains(&service) {
-        return None;
-    }
-    Some(RPCS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a))
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next()?;
+    let method = parts.next().unwrap_or_default();
+    let declared = SERVICES.iter().find(|s| s.service == service)?;
+    Some(
+        declared
+            .rpcs
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, a)| *a),
+    )
 }
 
 /// The longest `authorization` value read (`Bearer ` and a token).
@@ -512,7 +314,7 @@ impl Gate {
     }
 
     /// The gate of a server that serves no person's services (a test server, a tool): every
-    /// call to one of [`PERSON_SERVICES`] is refused, so such a server cannot serve one
+    /// call to one of [`SERVICES`] is refused, so such a server cannot serve one
     /// unchecked by mistake.
     pub fn closed() -> Self {
         Gate { node: None }
@@ -631,10 +433,10 @@ mod tests {
     #[test]
     fn every_table_row_names_a_person_service_once() {
         let mut seen = std::collections::BTreeSet::new();
-        for (path, _) in RPCS {
-            assert!(seen.insert(*path), "{path} twice");
+        for (path, _) in rpcs() {
+            assert!(seen.insert(path.clone()), "{path} twice");
             assert!(
-                matches!(access(path), Some(Some(_))),
+                matches!(access(&path), Some(Some(_))),
                 "{path} is not under a person service"
             );
         }
@@ -654,7 +456,7 @@ mod tests {
         for file in &set.file {
             for service in &file.service {
                 let name = format!("{}.{}", file.package(), service.name());
-                if !PERSON_SERVICES.contains(&name.as_str()) {
+                if !SERVICES.iter().any(|s| s.service == name) {
                     continue;
                 }
                 for m in &service.method {
@@ -662,13 +464,12 @@ mod tests {
                 }
             }
         }
-        let declared: std::collections::BTreeSet<String> =
-            RPCS.iter().map(|(p, _)| (*p).to_owned()).collect();
+        let declared: std::collections::BTreeSet<String> = rpcs().map(|(p, _)| p).collect();
         let missing: Vec<_> = methods.difference(&declared).collect();
         let stale: Vec<_> = declared.difference(&methods).collect();
         assert!(
             missing.is_empty(),
-            "RPCs without a row in gate::RPCS: {missing:?}"
+            "RPCs without a row in their service's ACCESS table: {missing:?}"
         );
         assert!(stale.is_empty(), "rows naming no RPC: {stale:?}");
     }

@@ -12,8 +12,8 @@
 //!
 //! Caller identity: every call to these services goes through [`gate::Gate`], which reads the
 //! person from the signed token of `Auth.Login` (`authorization: Bearer …`), refuses caller
-//! metadata declared by the network, and checks the role against [`gate::RPCS`], the one table
-//! of which role may call which RPC. Handlers read the verified [`Caller`] from the request.
+//! metadata declared by the network, and checks the role against the table its service declares
+//! beside its handlers (listed in [`gate::SERVICES`]). Handlers read the verified [`Caller`] from the request.
 
 mod activity;
 pub mod authority;

@@ -16,6 +16,8 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{READ, STAFF, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -243,6 +245,20 @@ impl Service {
         to_pb(core, &core.get_id(r.id.0, kind::OPINION).await?)
     }
 }
+
+/// Which role may call each RPC of `renda.opinion.v1.Opinions` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::opinions_server::SERVICE_NAME,
+    rpcs: &[
+        ("RaiseOpinion", roles(STAFF)),
+        ("GetOpinion", roles(READ)),
+        ("ListOpinions", roles(READ)),
+        ("RouteOpinion", roles(STAFF)),
+        ("EscalateOpinion", roles(STAFF)),
+        ("ResolveOpinion", roles(STAFF)),
+        ("FollowUpOpinion", roles(STAFF)),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::opinions_server::Opinions for Service {

@@ -12,6 +12,8 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{ANYONE, CITY, READ, STAFF, roles};
 use crate::schema::kind;
 
 pub(crate) struct Units(pub Shared);
@@ -112,6 +114,21 @@ async fn write_unit(core: &Core, caller: &Caller, code: &OrgCode, name: &str) ->
     .await?;
     Ok(())
 }
+
+/// Which role may call each RPC of `renda.org.v1.OrgUnits` (see [`crate::gate`]).
+pub(crate) const UNITS_ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::org_units_server::SERVICE_NAME,
+    rpcs: &[
+        ("CreateOrgUnit", roles(CITY)),
+        ("ListOrgUnits", roles(ANYONE)),
+    ],
+};
+
+/// Which role may call each RPC of `renda.org.v1.Records` (see [`crate::gate`]).
+pub(crate) const RECORDS_ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::records_server::SERVICE_NAME,
+    rpcs: &[("History", roles(READ)), ("ResolveConflict", roles(STAFF))],
+};
 
 #[tonic::async_trait]
 impl pb::org_units_server::OrgUnits for Units {

@@ -32,6 +32,8 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{READ, STAFF, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -675,6 +677,18 @@ fn not_seated() -> Error {
 impl Service {
     /// Loads and folds a project, authorises the caller for the event's step, checks the step
     /// against the stage and records it.
+    /// A request that is one step on one project: check the person, convert, take the step,
+    /// answer with the project.
+    async fn accept_step<R>(&self, req: Request<R>) -> Result<Response<pb::Project>, Status>
+    where
+        ProjectStep: TryFrom<R, Error = Error>,
+    {
+        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
+        Ok(Response::new(
+            self.project_step(&caller, cmd.project, cmd.event).await?,
+        ))
+    }
+
     async fn project_step(&self, caller: &Caller, id: Uuid, event: Event) -> Result<pb::Project> {
         let core = &self.0;
         let r = core.get_id(id, kind::PROJECT).await?;
@@ -709,6 +723,33 @@ impl Service {
         ))
     }
 }
+
+/// Which role may call each RPC of `renda.project.v1.Projects` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::projects_server::SERVICE_NAME,
+    rpcs: &[
+        ("CreateSession", roles(STAFF)),
+        ("GetSession", roles(READ)),
+        ("SetSeated", roles(STAFF)),
+        ("SignIn", roles(STAFF)),
+        ("CreateProject", roles(STAFF)),
+        ("UpdateProject", roles(STAFF)),
+        ("GetProject", roles(READ)),
+        ("ListProjects", roles(READ)),
+        ("ScreenProject", roles(STAFF)),
+        ("CastBallot", roles(STAFF)),
+        ("TallyVote", roles(STAFF)),
+        ("SetPlan", roles(STAFF)),
+        ("ReportProgress", roles(STAFF)),
+        ("SignAcceptance", roles(STAFF)),
+        ("PassAcceptance", roles(STAFF)),
+        ("ScoreProject", roles(STAFF)),
+        ("ChangeProject", roles(STAFF)),
+        ("AdoptForSupervision", roles(STAFF)),
+        ("StartMaintenance", roles(STAFF)),
+        ("RecordMaintenance", roles(STAFF)),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::projects_server::Projects for Service {
@@ -1053,20 +1094,14 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::SetPlanRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
-        Ok(Response::new(
-            self.project_step(&caller, cmd.project, cmd.event).await?,
-        ))
+        self.accept_step(req).await
     }
 
     async fn report_progress(
         &self,
         req: Request<pb::ReportProgressRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
-        Ok(Response::new(
-            self.project_step(&caller, cmd.project, cmd.event).await?,
-        ))
+        self.accept_step(req).await
     }
 
     async fn sign_acceptance(
@@ -1087,30 +1122,21 @@ impl pb::projects_server::Projects for Service {
         &self,
         req: Request<pb::ProjectStepRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
-        Ok(Response::new(
-            self.project_step(&caller, cmd.project, cmd.event).await?,
-        ))
+        self.accept_step(req).await
     }
 
     async fn score_project(
         &self,
         req: Request<pb::ScoreProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
-        Ok(Response::new(
-            self.project_step(&caller, cmd.project, cmd.event).await?,
-        ))
+        self.accept_step(req).await
     }
 
     async fn change_project(
         &self,
         req: Request<pb::ChangeProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
-        let (caller, cmd): (_, ProjectStep) = edge::accept(req)?;
-        Ok(Response::new(
-            self.project_step(&caller, cmd.project, cmd.event).await?,
-        ))
+        self.accept_step(req).await
     }
 
     async fn adopt_for_supervision(

@@ -36,6 +36,8 @@ use uuid::Uuid;
 
 use crate::core::{Shared, today};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{READ, roles};
 
 mod facts;
 
@@ -1250,6 +1252,12 @@ type RowStream =
 
 /// The tonic face of [`Service`], cheap to clone into a streaming task.
 pub struct Reports(Arc<Service>);
+
+/// Which role may call each RPC of `renda.report.v1.Reports` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::reports_server::SERVICE_NAME,
+    rpcs: &[("GetReport", roles(READ)), ("ExportRows", roles(READ))],
+};
 
 #[tonic::async_trait]
 impl pb::reports_server::Reports for Reports {

@@ -8,7 +8,7 @@ use renda_domain::record::{FieldType, KINDS, KindDef, Reach};
 use renda_replica::schema::{DefinitionError, KindBuilder};
 use renda_replica::{Schema, ValueType};
 
-pub(crate) use renda_domain::record::{MAX_LIST, parse_id_list};
+pub(crate) use renda_domain::record::MAX_LIST;
 pub use renda_domain::record::{SCHEMA_VERSION, kind};
 pub use renda_domain::station::CHECKLIST_FIELDS;
 

@@ -15,6 +15,8 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{DEPUTY, READ, STAFF, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -230,6 +232,19 @@ fn station_changes(station: &st::Station) -> Vec<Pending> {
     }
     changes
 }
+
+/// Which role may call each RPC of `renda.station.v1.Stations` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::stations_server::SERVICE_NAME,
+    rpcs: &[
+        ("CreateStation", roles(STAFF)),
+        ("UpdateStation", roles(STAFF)),
+        ("GetStation", roles(READ)),
+        ("ListStations", roles(READ)),
+        ("SetResidents", roles(STAFF)),
+        ("RecordReception", roles(STAFF.with(DEPUTY))),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::stations_server::Stations for Service {

@@ -27,6 +27,8 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::ServiceAccess;
+use crate::gate::{OFFICE, READ, STAFF, UNIT, roles};
 use crate::schema::{MAX_LIST, kind};
 
 pub(crate) struct Service(pub Shared);
@@ -519,6 +521,35 @@ fn rate_pb(r: &rates::Rate) -> pb::Rate {
 }
 
 type Answer = Result<Response<pb::Suggestion>, Status>;
+
+/// Which role may call each RPC of `renda.suggestion.v1.Suggestions` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::suggestions_server::SERVICE_NAME,
+    rpcs: &[
+        ("CreateHandlingUnit", roles(STAFF)),
+        ("ListHandlingUnits", roles(READ.with(UNIT))),
+        ("SubmitSuggestion", roles(STAFF)),
+        ("UpdateSuggestion", roles(STAFF)),
+        ("GetSuggestion", roles(READ.with(UNIT))),
+        ("ListSuggestions", roles(READ.with(UNIT))),
+        ("ReviewSuggestion", roles(STAFF)),
+        ("ReviseSuggestion", roles(STAFF)),
+        ("WithdrawSuggestion", roles(STAFF)),
+        ("MergeSuggestion", roles(STAFF)),
+        ("AssignSuggestion", roles(STAFF)),
+        ("ReturnSuggestion", roles(STAFF.with(UNIT))),
+        ("SetSupervision", roles(OFFICE)),
+        ("ExtendDeadline", roles(OFFICE)),
+        ("SendAssistingView", roles(STAFF.with(UNIT))),
+        ("ReplySuggestion", roles(STAFF.with(UNIT))),
+        ("RateSuggestion", roles(STAFF)),
+        ("SecondRound", roles(STAFF)),
+        ("MarkImplemented", roles(STAFF)),
+        ("CloseSuggestion", roles(STAFF)),
+        ("SuggestionRates", roles(READ)),
+        ("OverdueSuggestions", roles(READ)),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::suggestions_server::Suggestions for Service {

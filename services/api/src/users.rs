@@ -25,6 +25,8 @@ use crate::core::{
 };
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
+use crate::gate::{ANYONE, OFFICE, roles};
+use crate::gate::{Access, ServiceAccess};
 use crate::schema::kind;
 use renda_accounts::{self as auth, Claims, TokenSigner, UserRole};
 
@@ -276,6 +278,21 @@ async fn hash(password: String) -> Result<String> {
         .map_err(|_| Error::Internal("password hashing task failed".into()))?
         .map_err(|e| Error::Internal(e.to_string()))
 }
+
+/// Which role may call each RPC of `renda.auth.v1.Auth` (see [`crate::gate`]).
+pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
+    service: pb::auth_server::SERVICE_NAME,
+    rpcs: &[
+        ("Login", Access::Public),
+        ("Verify", Access::Public),
+        ("Me", roles(ANYONE)),
+        ("ChangePassword", roles(ANYONE)),
+        ("CreateUser", roles(OFFICE)),
+        ("ListUsers", roles(OFFICE)),
+        ("ResetPassword", roles(OFFICE)),
+        ("SetUserDisabled", roles(OFFICE)),
+    ],
+};
 
 #[tonic::async_trait]
 impl pb::auth_server::Auth for Service {

@@ -154,6 +154,47 @@ async fn a_clerk_logs_in_at_the_township_and_is_refused_once_disabled() -> anyho
     Ok(())
 }
 
+/// A township that has not yet received its accounts says so, instead of "wrong login or
+/// password"; once they arrive, a wrong password gets the one answer for every failed log-in.
+#[tokio::test]
+async fn a_new_township_says_it_has_not_yet_received_its_accounts() -> anyhow::Result<()> {
+    let county = Node::start(COUNTY).await?;
+    let town = Node::start(TOWNSHIP).await?;
+    bootstrap_user(
+        &county.store,
+        &ApiContext::new(OrgTree::demo()),
+        "clerk-a",
+        PASSWORD,
+        UserRole::TownshipClerk,
+        &OrgCode::parse(TOWNSHIP)?,
+    )
+    .await?;
+
+    let before = login(&town, "clerk-a").await.expect_err("no accounts yet");
+    let (code, _, zh) = refusal(&before);
+    assert_eq!(code, Code::Unauthenticated);
+    assert!(
+        before.message().contains("not yet received any user accounts"),
+        "{before:?}"
+    );
+    assert!(zh.contains("尚未从上级收到用户账号"), "{zh}");
+
+    push(&county, &town).await?;
+    login(&town, "clerk-a").await?;
+    let wrong = AuthClient::new(town.raw.clone())
+        .login(auth::LoginRequest {
+            login: "clerk-a".into(),
+            password: "not the password".into(),
+        })
+        .await
+        .expect_err("a wrong password");
+    let (code, _, zh) = refusal(&wrong);
+    assert_eq!(code, Code::Unauthenticated);
+    assert_eq!(wrong.message(), "wrong login or password");
+    assert_eq!(zh, "用户名或密码错误");
+    Ok(())
+}
+
 #[tokio::test]
 async fn users_are_created_only_at_the_administrators_node() -> anyhow::Result<()> {
     let county = Node::start(COUNTY).await?;
