@@ -174,7 +174,9 @@ async fn a_new_township_says_it_has_not_yet_received_its_accounts() -> anyhow::R
     let (code, _, zh) = refusal(&before);
     assert_eq!(code, Code::Unauthenticated);
     assert!(
-        before.message().contains("not yet received any user accounts"),
+        before
+            .message()
+            .contains("not yet received any user accounts"),
         "{before:?}"
     );
     assert!(zh.contains("尚未从上级收到用户账号"), "{zh}");

@@ -6,7 +6,15 @@ pub enum Error {
     #[error("storage url is not usable: {reason}")]
     Url { reason: String },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database file or its pages do not read as a database: nothing more is written to
+    /// it, and the operator is told what to do.
+    #[error(
+        "the database is damaged ({0}): restore it from a backup, or move it aside and start \
+         the node again to receive its data afresh from its upstream node (operations made here \
+         and not yet synced upward are then lost)"
+    )]
+    Damaged(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
@@ -33,3 +41,27 @@ pub enum Error {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
+
+impl From<sqlx::Error> for Error {
+    /// A database error, told apart when it says the database itself is damaged: SQLite's
+    /// `SQLITE_CORRUPT` and `SQLITE_NOTADB` (with their extended codes), PostgreSQL's
+    /// `data_corrupted` and `index_corrupted`.
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            let code = db.code();
+            let damaged = if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                code.and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| matches!(c & 0xff, SQLITE_CORRUPT | SQLITE_NOTADB))
+            } else {
+                matches!(code.as_deref(), Some("XX001" | "XX002"))
+            };
+            if damaged {
+                return Error::Damaged(db.message().to_owned());
+            }
+        }
+        Error::Database(e)
+    }
+}
+
+const SQLITE_CORRUPT: i32 = 11;
+const SQLITE_NOTADB: i32 = 26;

@@ -1366,3 +1366,73 @@ on_every_backend!(
     subtree_kinds_reach_every_unit_below_and_no_other,
     subtree_kinds_reach_every_unit_below
 );
+
+/// A damaged SQLite file is refused with what to do (restore or re-sync), as `Error::Damaged`,
+/// and opening it changes none of its bytes: a file that is not a database at all, and a real
+/// database whose pages were overwritten after it was written.
+#[tokio::test]
+async fn a_damaged_database_says_what_to_do_and_is_left_as_it_was() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let advice = |e: &Error| {
+        let shown = e.to_string();
+        matches!(e, Error::Damaged(_))
+            && shown.contains("restore it from a backup")
+            && shown.contains("receive its data afresh")
+    };
+
+    let garbage = dir.path().join("garbage.sqlite");
+    let bytes: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&garbage, &bytes)?;
+    match Store::open(
+        &format!("sqlite://{}", garbage.display()),
+        schema(),
+        county(),
+        Options::default(),
+    )
+    .await
+    {
+        Err(e) => ensure!(advice(&e), "not told what to do: {e}"),
+        Ok(_) => bail!("a file of random bytes opened as a database"),
+    }
+    ensure!(
+        std::fs::read(&garbage)? == bytes,
+        "the damaged file was written to"
+    );
+
+    let real = dir.path().join("real.sqlite");
+    let url = format!("sqlite://{}", real.display());
+    let store = open(&url, county()).await?;
+    for n in 0..200 {
+        store
+            .write(rid(2_000 + n), NOTE, Author::system(county()), |r, me| {
+                vec![
+                    r.put(me, ORG, Value::Org(county())),
+                    r.put(me, BODY, text(&"意见".repeat(60))),
+                ]
+            })
+            .await?;
+    }
+    store.close().await;
+    let mut damaged = std::fs::read(&real)?;
+    ensure!(damaged.len() > 16 * 4096, "{} bytes", damaged.len());
+    // Keep the header and the schema page; overwrite every later page.
+    for (i, b) in damaged.iter_mut().enumerate().skip(2 * 4096) {
+        *b = (i * 31 % 253) as u8;
+    }
+    std::fs::write(&real, &damaged)?;
+    let refused = match Store::open(&url, schema(), county(), Options::default()).await {
+        Err(e) => e,
+        Ok(store) => {
+            // Opened: the first read of the damaged pages must say the same.
+            let read = store.integrity_check().await;
+            let first = store.record(rid(2_000)).await;
+            store.close().await;
+            match (read, first) {
+                (Err(e), _) | (_, Err(e)) => e,
+                (Ok(problems), Ok(_)) => bail!("damaged pages read back: {problems:?}"),
+            }
+        }
+    };
+    ensure!(advice(&refused), "not told what to do: {refused}");
+    Ok(())
+}
