@@ -28,8 +28,7 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{DEPUTY, READ, STAFF, roles};
+use crate::gate::{DEPUTY, READ, STAFF, ServiceAccess, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -556,22 +555,12 @@ impl Service {
         let activity = core.get_id(cmd.activity, kind::ACTIVITY).await?;
         let deputy = core.get_id(cmd.deputy, kind::DEPUTY).await?;
         let deputy_org = record_org(&deputy)?;
-        core.authorize(
-            caller,
-            act::Event::KIND.governed_as,
-            event.step(),
-            &deputy_org,
-        )
-        .await?;
+        let permit = core
+            .permit::<act::Event>(caller, deputy_org, event.step())
+            .await?;
         let roster = act::roster(&core.domain_events::<act::Event>(&activity)?);
         check(&activity, &roster)?;
-        core.write(
-            caller,
-            activity.id.0,
-            kind::ACTIVITY,
-            vec![Pending::step(deputy_org, &event)],
-        )
-        .await?;
+        permit.take(activity.id.0, &[event], vec![]).await?;
         to_pb(core, &core.get_id(activity.id.0, kind::ACTIVITY).await?)
     }
 }
@@ -737,20 +726,17 @@ impl pb::activities_server::Activities for Service {
         let org = record_org(&activity)?;
         let mut to = Vec::with_capacity(cmd.deputies.len());
         for id in cmd.deputies {
-            let deputy = core.get_id(id, kind::DEPUTY).await.map_err(|e| match e {
-                Error::NotFound { .. } => Error::invalid(
-                    "deputy_ids",
-                    format!("deputy {id} is not known here"),
-                    "代表不存在",
-                ),
-                other => other,
-            })?;
+            let deputy = core
+                .known(id, kind::DEPUTY, "deputy_ids", "代表不存在")
+                .await?;
             to.push((id, record_org(&deputy)?));
         }
-        let mut events = act::dispatch(to).map_err(Error::from)?.into_iter();
-        if let Some(first) = events.next() {
-            let rest = events.map(|e| Pending::step(org, &e)).collect();
-            core.take(&caller, activity.id.0, org, &first, rest).await?;
+        let events = act::dispatch(to).map_err(Error::from)?;
+        if let Some(first) = events.first() {
+            core.permit::<act::Event>(&caller, org, first.step())
+                .await?
+                .take(activity.id.0, &events, vec![])
+                .await?;
         }
         Ok(Response::new(to_pb(
             core,

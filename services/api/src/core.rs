@@ -390,8 +390,9 @@ pub(crate) enum Pending {
 }
 
 impl Pending {
-    /// A domain event taken for `org`, stored as its definition says.
-    pub fn step<E: RecordEvent>(org: OrgCode, event: &E) -> Self {
+    /// A domain event taken for `org`, stored as its definition says (written only through a
+    /// [`Permit`]).
+    fn step<E: RecordEvent>(org: OrgCode, event: &E) -> Self {
         Pending::Event(
             event.name(),
             org,
@@ -401,6 +402,37 @@ impl Pending {
                 .map(|(name, v)| (name, stored_value(v)))
                 .collect(),
         )
+    }
+}
+
+/// Proof that a caller may take one step on records of `E`'s kind for one org unit
+/// ([`Core::permit`]).
+pub(crate) struct Permit<'a, E> {
+    core: &'a Core,
+    caller: &'a Caller,
+    org: OrgCode,
+    step: Step,
+    event: std::marker::PhantomData<fn(&E)>,
+}
+
+impl<E: RecordEvent> Permit<'_, E> {
+    /// Writes `events` (each of the permitted step, as its definition says) with `changes` to
+    /// record `id`, in one transaction.
+    pub async fn take(&self, id: Uuid, events: &[E], mut changes: Vec<Pending>) -> Result<()> {
+        for event in events {
+            if event.step() != self.step {
+                return Err(Error::Internal(format!(
+                    "{} takes {:?}, not the permitted {:?}",
+                    event.name(),
+                    event.step(),
+                    self.step
+                )));
+            }
+            changes.push(Pending::step(self.org, event));
+        }
+        self.core
+            .write(self.caller, id, E::KIND.name, changes)
+            .await
     }
 }
 
@@ -517,6 +549,25 @@ impl Core {
         Ok(r)
     }
 
+    /// A record a request names in `field`: refused as an invalid `field` (the request is
+    /// wrong, not the path) when this node does not hold it.
+    pub async fn known(
+        &self,
+        id: Uuid,
+        kind: &'static str,
+        field: &str,
+        missing_zh: &str,
+    ) -> Result<StoredRecord> {
+        self.get_id(id, kind).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::invalid(
+                field,
+                format!("no such {} here: {id}", kind.replace('_', " ")),
+                missing_zh,
+            ),
+            other => other,
+        })
+    }
+
     pub async fn get_id(&self, id: Uuid, kind: &'static str) -> Result<StoredRecord> {
         let schema_kind = self.kind(kind)?;
         match self.store.record(RecordId(id)).await? {
@@ -576,19 +627,40 @@ impl Core {
 
     /// Takes one workflow step: checks that `caller` may take it for `org` (the step and the
     /// rules are the event's definition), then writes the event with `changes`, in one
-    /// transaction. Nothing is written on a refusal.
+    /// transaction. Nothing is written on a refusal. A step whose preconditions need the
+    /// state read after authority uses [`Core::permit`] and [`Permit::take`] instead.
     pub async fn take<E: RecordEvent>(
         &self,
         caller: &Caller,
         id: Uuid,
         org: OrgCode,
         event: &E,
-        mut changes: Vec<Pending>,
+        changes: Vec<Pending>,
     ) -> Result<()> {
-        self.authorize(caller, E::KIND.governed_as, event.step(), &org)
+        self.permit::<E>(caller, org, event.step())
+            .await?
+            .take(id, std::slice::from_ref(event), changes)
+            .await
+    }
+
+    /// Checks that `caller` may take `step` on records of `E`'s kind for `org`, and gives the
+    /// proof: the one way to write a workflow event. Domain preconditions go between this and
+    /// [`Permit::take`], so a person without authority learns nothing of the record's state.
+    pub async fn permit<'a, E: RecordEvent>(
+        &'a self,
+        caller: &'a Caller,
+        org: OrgCode,
+        step: Step,
+    ) -> Result<Permit<'a, E>> {
+        self.authorize(caller, E::KIND.governed_as, step, &org)
             .await?;
-        changes.push(Pending::step(org, event));
-        self.write(caller, id, E::KIND.name, changes).await
+        Ok(Permit {
+            core: self,
+            caller,
+            org,
+            step,
+            event: std::marker::PhantomData,
+        })
     }
 
     /// The events of a record, in fold order, with payloads by name.
@@ -816,10 +888,7 @@ pub(crate) fn conflicting_fields(r: &StoredRecord) -> Vec<String> {
 
 /// Parses a request's org code field; empty means `default`.
 pub(crate) fn parse_org(field: &str, raw: &str, default: &OrgCode) -> Result<OrgCode> {
-    if raw.trim().is_empty() {
-        return Ok(*default);
-    }
-    OrgCode::parse(raw).map_err(|e| Error::invalid(field, e.to_string(), e.reason_zh()))
+    Ok(optional_org(field, raw)?.unwrap_or(*default))
 }
 
 /// An org code field that may be left empty (`None`: the handler's default).

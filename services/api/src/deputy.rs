@@ -25,8 +25,7 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{DEPUTY, READ, STAFF, roles};
+use crate::gate::{DEPUTY, READ, STAFF, ServiceAccess, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -408,16 +407,11 @@ impl Service {
         let core = &self.0;
         let r = core.get_id(cmd.deputy, kind::DEPUTY).await?;
         let org = record_org(&r)?;
-        core.authorize(caller, Event::KIND.governed_as, cmd.event.step(), &org)
-            .await?;
+        let permit = core.permit::<Event>(caller, org, cmd.event.step()).await?;
         check(&r)?;
-        core.write(
-            caller,
-            r.id.0,
-            kind::DEPUTY,
-            vec![Pending::step(org, &cmd.event)],
-        )
-        .await?;
+        permit
+            .take(r.id.0, std::slice::from_ref(&cmd.event), vec![])
+            .await?;
         to_pb(core, &core.get_id(r.id.0, kind::DEPUTY).await?)
     }
 

@@ -93,8 +93,6 @@ pub(crate) fn optional_one_of<D: Wire>(
         })
 }
 
-pub(crate) use crate::core::optional_org;
-
 /// A date field that defaults to today at this node when absent.
 pub(crate) fn day(field: &str, raw: Option<types::Date>) -> Result<NaiveDate> {
     raw.map_or_else(|| Ok(today()), |d| date(field, d))

@@ -25,8 +25,7 @@ use crate::core::*;
 use crate::deputy::is_serving;
 use crate::edge::{self, Wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{OFFICE, READ, STAFF, roles};
+use crate::gate::{OFFICE, READ, STAFF, ServiceAccess, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -62,7 +61,7 @@ impl TryFrom<pb::ReportBackCoverageRequest> for Coverage {
     type Error = Error;
     fn try_from(r: pb::ReportBackCoverageRequest) -> Result<Self> {
         Ok(Self {
-            org: edge::optional_org("org", &r.org)?,
+            org: optional_org("org", &r.org)?,
             term: r.term,
         })
     }
@@ -109,7 +108,7 @@ impl TryFrom<pb::BulletinRequest> for Bulletin {
         let period = Period::quarter(r.year, r.quarter).map_err(Error::from)?;
         Ok(Self {
             members: if r.group_id.trim().is_empty() {
-                Members::Org(edge::optional_org("org", &r.org)?)
+                Members::Org(optional_org("org", &r.org)?)
             } else {
                 Members::Group(parse_id("group_id", &r.group_id)?)
             },
@@ -456,13 +455,9 @@ impl pb::evaluations_server::Evaluations for Service {
         let r = core.get_id(cmd.appraisal, kind::APPRAISAL).await?;
         let deputy = core.get_id(cmd.vote.deputy, kind::DEPUTY).await?;
         let org = record_org(&r)?;
-        core.authorize(
-            &caller,
-            AppraisalVote::KIND.governed_as,
-            cmd.vote.step(),
-            &org,
-        )
-        .await?;
+        let permit = core
+            .permit::<AppraisalVote>(&caller, org, cmd.vote.step())
+            .await?;
         if !is_serving(&deputy) || !org.contains(record_org(&deputy)?) {
             return Err(Error::precondition(
                 "deputy_id",
@@ -471,13 +466,7 @@ impl pb::evaluations_server::Evaluations for Service {
             )
             .into());
         }
-        core.write(
-            &caller,
-            r.id.0,
-            kind::APPRAISAL,
-            vec![Pending::step(org, &cmd.vote)],
-        )
-        .await?;
+        permit.take(r.id.0, &[cmd.vote], vec![]).await?;
         Ok(Response::new(self.appraisal_pb(
             &core.get_id(r.id.0, kind::APPRAISAL).await?,
         )?))

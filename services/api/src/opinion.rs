@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use renda_domain::authority::Step;
 use renda_domain::opinion::{self as op, OpinionRoute, Source, Status as St};
 use renda_domain::org::OrgCode;
-use renda_domain::record::{Coded, RecordEvent};
+use renda_domain::record::Coded;
 use renda_proto::opinion::v1 as pb;
 use renda_replica::Value;
 use renda_store::StoredRecord;
@@ -16,8 +16,7 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{READ, STAFF, roles};
+use crate::gate::{READ, STAFF, ServiceAccess, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -223,25 +222,10 @@ impl Service {
         let r = core.get_id(id, kind::OPINION).await?;
         let state = fold(core, &r)?;
         let handling = state.handling_org;
-        core.authorize(caller, op::KIND.governed_as, step, &handling)
-            .await?;
+        let permit = core.permit::<op::Event>(caller, handling, step).await?;
         let event = make(&state)?;
-        // Authorised above for `step`, which must be the one the event's definition names.
-        if event.step() != step {
-            return Err(Error::Internal(format!(
-                "{} takes {:?}, not {step:?}",
-                event.name(),
-                event.step()
-            )));
-        }
         op::check(&state, &event)?;
-        core.write(
-            caller,
-            r.id.0,
-            kind::OPINION,
-            vec![Pending::step(handling, &event)],
-        )
-        .await?;
+        permit.take(r.id.0, &[event], vec![]).await?;
         to_pb(core, &core.get_id(r.id.0, kind::OPINION).await?)
     }
 }

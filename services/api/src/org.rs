@@ -12,8 +12,7 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{ANYONE, CITY, READ, STAFF, roles};
+use crate::gate::{ANYONE, CITY, READ, STAFF, ServiceAccess, roles};
 use crate::schema::kind;
 
 pub(crate) struct Units(pub Shared);

@@ -32,8 +32,7 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{READ, STAFF, roles};
+use crate::gate::{READ, STAFF, ServiceAccess, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);
@@ -675,8 +674,6 @@ fn not_seated() -> Error {
 }
 
 impl Service {
-    /// Loads and folds a project, authorises the caller for the event's step, checks the step
-    /// against the stage and records it.
     /// A request that is one step on one project: check the person, convert, take the step,
     /// answer with the project.
     async fn accept_step<R>(&self, req: Request<R>) -> Result<Response<pb::Project>, Status>
@@ -689,21 +686,16 @@ impl Service {
         ))
     }
 
+    /// Loads and folds a project, authorises the caller for the event's step, checks the step
+    /// against the stage and records it.
     async fn project_step(&self, caller: &Caller, id: Uuid, event: Event) -> Result<pb::Project> {
         let core = &self.0;
         let r = core.get_id(id, kind::PROJECT).await?;
         let org = record_org(&r)?;
-        core.authorize(caller, RecordKind::Project, event.step(), &org)
-            .await?;
+        let permit = core.permit::<Event>(caller, org, event.step()).await?;
         let (_, state, _) = fold(core, &r)?;
         proj::check(&state, &event)?;
-        core.write(
-            caller,
-            r.id.0,
-            kind::PROJECT,
-            vec![Pending::step(org, &event)],
-        )
-        .await?;
+        permit.take(r.id.0, &[event], vec![]).await?;
         to_pb(core, &core.get_id(r.id.0, kind::PROJECT).await?)
     }
 
@@ -949,8 +941,7 @@ impl pb::projects_server::Projects for Service {
         let core = &self.0;
         let r = core.get_id(cmd.project, kind::PROJECT).await?;
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Project, Step::Screen, &org)
-            .await?;
+        let permit = core.permit::<Event>(&caller, org, Step::Screen).await?;
         let (_, state, _) = fold(core, &r)?;
         let mut changes = Vec::new();
         let event = match cmd.session {
@@ -970,8 +961,7 @@ impl pb::projects_server::Projects for Service {
             }
         };
         proj::check(&state, &event).map_err(Error::from)?;
-        changes.push(Pending::step(org, &event));
-        core.write(&caller, r.id.0, kind::PROJECT, changes).await?;
+        permit.take(r.id.0, &[event], changes).await?;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(r.id.0, kind::PROJECT).await?,
@@ -992,8 +982,7 @@ impl pb::projects_server::Projects for Service {
             session: session_id,
             choice: cmd.choice,
         };
-        core.authorize(&caller, RecordKind::Project, ballot.step(), &org)
-            .await?;
+        let permit = core.permit::<Event>(&caller, org, ballot.step()).await?;
         let (_, state, events) = fold(core, &r)?;
         if state.stage != Stage::Candidate {
             return Err(Error::precondition(
@@ -1018,13 +1007,7 @@ impl pb::projects_server::Projects for Service {
             )
             .into());
         }
-        core.write(
-            &caller,
-            r.id.0,
-            kind::PROJECT,
-            vec![Pending::step(org, &ballot)],
-        )
-        .await?;
+        permit.take(r.id.0, &[ballot], vec![]).await?;
         Ok(Response::new(pb::CastBallotResponse {}))
     }
 
@@ -1049,8 +1032,7 @@ impl pb::projects_server::Projects for Service {
             .map_err(Error::from)?;
         if let Some(caller) = req_caller {
             let org = record_org(&session)?;
-            core.authorize(&caller, RecordKind::Project, Step::Vote, &org)
-                .await?;
+            let permit = core.permit::<Event>(&caller, org, Step::Vote).await?;
             for (r, stage) in &candidates {
                 if *stage != Stage::Candidate || tally.runoff.contains(&r.id.0) {
                     continue;
@@ -1059,13 +1041,7 @@ impl pb::projects_server::Projects for Service {
                     adopted: tally.adopted.contains(&r.id.0),
                     at: cmd.at,
                 };
-                core.write(
-                    &caller,
-                    r.id.0,
-                    kind::PROJECT,
-                    vec![Pending::step(org, &voted)],
-                )
-                .await?;
+                permit.take(r.id.0, &[voted], vec![]).await?;
             }
         }
         let ids = |v: &[Uuid]| v.iter().map(Uuid::to_string).collect();
@@ -1216,8 +1192,7 @@ impl pb::projects_server::Projects for Service {
             at: cmd.at,
         };
         let org = record_org(&r)?;
-        core.authorize(&caller, RecordKind::Project, visit.step(), &org)
-            .await?;
+        let permit = core.permit::<Event>(&caller, org, visit.step()).await?;
         let (_, state, _) = fold(core, &r)?;
         if state.stage != Stage::Maintained {
             return Err(Error::precondition(
@@ -1233,13 +1208,7 @@ impl pb::projects_server::Projects for Service {
             )
             .into());
         }
-        core.write(
-            &caller,
-            r.id.0,
-            kind::PROJECT,
-            vec![Pending::step(org, &visit)],
-        )
-        .await?;
+        permit.take(r.id.0, &[visit], vec![]).await?;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(r.id.0, kind::PROJECT).await?,

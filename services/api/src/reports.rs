@@ -36,8 +36,7 @@ use uuid::Uuid;
 
 use crate::core::{Shared, today};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{READ, roles};
+use crate::gate::{READ, ServiceAccess, roles};
 
 mod facts;
 

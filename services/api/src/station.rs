@@ -15,8 +15,7 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{DEPUTY, READ, STAFF, roles};
+use crate::gate::{DEPUTY, READ, STAFF, ServiceAccess, roles};
 use crate::schema::kind;
 
 pub(crate) struct Service(pub Shared);

@@ -12,7 +12,7 @@ use renda_domain::authority::Step;
 use renda_domain::event::Stamped;
 use renda_domain::org::OrgCode;
 use renda_domain::rates;
-use renda_domain::record::Coded;
+use renda_domain::record::{Coded, RecordEvent};
 use renda_domain::suggestion::{
     self as sug, Assignment, Event, HANDLING_UNIT, KIND, Kind, ReplyCategory, Satisfaction,
     Status as St, SupervisionMode,
@@ -27,8 +27,7 @@ use uuid::Uuid;
 use crate::core::*;
 use crate::edge::{self, Wire, wire};
 use crate::error::{Error, Result};
-use crate::gate::ServiceAccess;
-use crate::gate::{OFFICE, READ, STAFF, UNIT, roles};
+use crate::gate::{OFFICE, READ, STAFF, ServiceAccess, UNIT, roles};
 use crate::schema::{MAX_LIST, kind};
 
 pub(crate) struct Service(pub Shared);
@@ -169,7 +168,7 @@ impl TryFrom<pb::CreateHandlingUnitRequest> for CreateUnit {
     fn try_from(r: pb::CreateHandlingUnitRequest) -> Result<Self> {
         limit("name", &r.name, 400)?;
         Ok(Self {
-            org: edge::optional_org("org", &r.org)?,
+            org: optional_org("org", &r.org)?,
             name: renda_domain::text::bounded("name", &r.name, 2, 100)?,
         })
     }
@@ -457,9 +456,9 @@ enum StepOrg {
 }
 
 impl Service {
-    /// Loads and folds the item, finds the org the step is taken for, checks the step against
-    /// the folded state, and takes it (authority as the event's definition says); answers with
-    /// the item as it is now.
+    /// Loads and folds the item, finds the org the step is taken for, checks the caller's
+    /// authority (as the event's definition says), then the step against the folded state, and
+    /// takes it; answers with the item as it is now.
     async fn step(
         &self,
         caller: &Caller,
@@ -474,39 +473,31 @@ impl Service {
             StepOrg::Congress => s.congress,
             StepOrg::Unit(unit) => record_org(
                 &self
+                    .0
                     .known(unit, kind::HANDLING_UNIT, "unit_id", "承办单位不存在")
                     .await?,
             )?,
             StepOrg::Deputy(deputy) => record_org(
                 &self
+                    .0
                     .known(deputy, kind::DEPUTY, "deputy_id", "代表不存在")
                     .await?,
             )?,
         };
+        let permit = core.permit::<Event>(caller, org, event.step()).await?;
         sug::check(&s, &state, &event).map_err(Error::from)?;
-        core.take(caller, id, org, &event, vec![]).await?;
+        permit.take(id, &[event], vec![]).await?;
+        self.answer(id).await
+    }
+
+    /// The item as it is now, after a step: read back, so the answer shows what was merged in
+    /// meanwhile as well as what this call wrote.
+    async fn answer(&self, id: Uuid) -> Answer {
+        let core = &self.0;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(id, kind::SUGGESTION).await?,
         )?))
-    }
-
-    /// A record another one names: refused as an invalid `field` when this node does not hold it.
-    async fn known(
-        &self,
-        id: Uuid,
-        kind: &'static str,
-        field: &str,
-        missing_zh: &str,
-    ) -> Result<StoredRecord> {
-        self.0.get_id(id, kind).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::invalid(
-                field,
-                format!("no such {} here: {id}", kind.replace('_', " ")),
-                missing_zh,
-            ),
-            other => other,
-        })
     }
 }
 
@@ -609,13 +600,14 @@ impl pb::suggestions_server::Suggestions for Service {
         draft.congress = congress.to_string();
         let id = new_id();
         let s = sug::Suggestion::parse(draft, id).map_err(Error::from)?;
-        self.known(
-            s.lead_deputy,
-            kind::DEPUTY,
-            "lead_deputy_id",
-            "领衔代表不存在",
-        )
-        .await?;
+        self.0
+            .known(
+                s.lead_deputy,
+                kind::DEPUTY,
+                "lead_deputy_id",
+                "领衔代表不存在",
+            )
+            .await?;
         let mut changes = vec![
             Pending::Put("org", Value::Org(s.congress)),
             Pending::Put("kind", Value::Text(s.kind.code().into())),
@@ -632,10 +624,7 @@ impl pb::suggestions_server::Suggestions for Service {
             changes,
         )
         .await?;
-        Ok(Response::new(to_pb(
-            core,
-            &core.get_id(id, kind::SUGGESTION).await?,
-        )?))
+        self.answer(id).await
     }
 
     async fn update_suggestion(&self, req: Request<pb::UpdateSuggestionRequest>) -> Answer {
@@ -695,10 +684,7 @@ impl pb::suggestions_server::Suggestions for Service {
         );
         core.write(&caller, r.id.0, kind::SUGGESTION, changes)
             .await?;
-        Ok(Response::new(to_pb(
-            core,
-            &core.get_id(r.id.0, kind::SUGGESTION).await?,
-        )?))
+        self.answer(r.id.0).await
     }
 
     async fn get_suggestion(&self, req: Request<pb::GetSuggestionRequest>) -> Answer {
@@ -765,13 +751,14 @@ impl pb::suggestions_server::Suggestions for Service {
     async fn assign_suggestion(&self, req: Request<pb::AssignSuggestionRequest>) -> Answer {
         let (caller, Assign { id, assignment, on }) = edge::accept(req)?;
         for unit in assignment.units() {
-            self.known(
-                unit,
-                kind::HANDLING_UNIT,
-                "assignment.unit_ids",
-                "承办单位不存在",
-            )
-            .await?;
+            self.0
+                .known(
+                    unit,
+                    kind::HANDLING_UNIT,
+                    "assignment.unit_ids",
+                    "承办单位不存在",
+                )
+                .await?;
         }
         let event = Event::Assigned {
             mode: assignment,
