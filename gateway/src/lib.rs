@@ -516,19 +516,9 @@ fn parse_period(q: &HashMap<String, String>) -> Result<(NaiveDate, NaiveDate, St
     }
 }
 
-/// A period day as the node's `ReportRequest` takes it.
-fn date_pb(d: NaiveDate) -> types::Date {
-    types::Date {
-        year: d.year(),
-        month: i32::try_from(d.month()).unwrap_or_default(),
-        day: i32::try_from(d.day()).unwrap_or_default(),
-    }
-}
-
 /// A day of the node's answer as people read it, YYYY-MM-DD (empty if absent).
 fn day_text(d: Option<types::Date>) -> String {
-    d.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-        .unwrap_or_default()
+    d.map(|d| d.to_string()).unwrap_or_default()
 }
 
 fn parse_named_period(p: &str) -> Result<(NaiveDate, NaiveDate, String), ApiError> {
@@ -629,8 +619,8 @@ async fn report(
     let request = pb::ReportRequest {
         name: base.to_owned(),
         org_code: org_code.to_string(),
-        from: Some(date_pb(from)),
-        to: Some(date_pb(to)),
+        from: Some(from.into()),
+        to: Some(to.into()),
         freshness_limit_hours: app.freshness_limit_hours,
     };
     let mut client = pb::reports_client::ReportsClient::new(app.channel.clone())

@@ -4,12 +4,31 @@
 //!
 //! This crate is only the wire format. It holds no logic, no validation and no conversions to
 //! domain types; those live where the data is used (`TryFrom<pb::X>` at the edge of `sync` and
-//! `api`).
+//! `api`). The one exception is the calendar day every side writes: `renda.types.v1.Date` from
+//! a `chrono::NaiveDate`, and shown as `YYYY-MM-DD` (reading one back is checked at the edge).
 
 /// The `renda.types.v1` package: value types every package shares (dates, satisfaction).
 pub mod types {
     pub mod v1 {
         tonic::include_proto!("renda.types.v1");
+
+        impl From<chrono::NaiveDate> for Date {
+            fn from(d: chrono::NaiveDate) -> Date {
+                use chrono::Datelike;
+                Date {
+                    year: d.year(),
+                    month: i32::try_from(d.month()).unwrap_or_default(),
+                    day: i32::try_from(d.day()).unwrap_or_default(),
+                }
+            }
+        }
+
+        /// `YYYY-MM-DD`, as people and the JSON reports read a day.
+        impl std::fmt::Display for Date {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+            }
+        }
     }
 }
 

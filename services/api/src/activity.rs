@@ -993,7 +993,7 @@ impl pb::activities_server::Activities for Service {
             .map(|r| pb::DutyRecord {
                 id: r.id.to_string(),
                 kind: r.kind.wire(),
-                on: Some(edge::date_pb(r.on)),
+                on: Some(r.on.into()),
                 org: r.org.to_string(),
                 activity_id: r.activity.map(|a| a.to_string()).unwrap_or_default(),
                 points: u64::from(weights.get(r.kind)),

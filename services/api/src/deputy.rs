@@ -307,7 +307,7 @@ fn voter_link(events: &[Stamped<Event>]) -> (Option<pb::VoterLink>, u32) {
         Some(pb::VoterLink {
             households,
             area: area.clone(),
-            since: Some(edge::date_pb(since)),
+            since: Some(since.into()),
         }),
         u32::try_from(visited).unwrap_or(u32::MAX),
     )
@@ -339,7 +339,7 @@ pub(crate) fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Deputy> {
             .filter_map(|e| match &e.event {
                 Event::Pledge { text, on } => Some(pb::Pledge {
                     text: text.clone(),
-                    on: Some(edge::date_pb(*on)),
+                    on: Some((*on).into()),
                 }),
                 _ => None,
             })

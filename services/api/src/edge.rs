@@ -122,15 +122,6 @@ fn date(field: &str, d: types::Date) -> Result<NaiveDate> {
         })
 }
 
-/// The wire form of a date.
-pub(crate) fn date_pb(d: NaiveDate) -> types::Date {
-    types::Date {
-        year: d.year(),
-        month: i32::try_from(d.month()).unwrap_or_default(),
-        day: i32::try_from(d.day()).unwrap_or_default(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +145,7 @@ mod tests {
         }
         assert!(required_day("on", None).is_err());
         assert_eq!(day("on", None).ok(), Some(today()));
-        let back = date_pb(NaiveDate::from_ymd_opt(2022, 12, 31).expect("a day"));
+        let back = types::Date::from(NaiveDate::from_ymd_opt(2022, 12, 31).expect("a day"));
         assert_eq!((back.year, back.month, back.day), (2022, 12, 31));
     }
 }

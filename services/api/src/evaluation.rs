@@ -273,7 +273,7 @@ impl pb::evaluations_server::Evaluations for Service {
             org: org.to_string(),
             deputy_id: rb.deputy.to_string(),
             term: u32::from(rb.term),
-            on: Some(edge::date_pb(rb.on)),
+            on: Some(rb.on.into()),
             summary: rb.summary,
             voters_present: rb.voters_present,
         }))

@@ -586,7 +586,7 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
                     at,
                 } => Some(pb::MaintenanceVisit {
                     deputy_id: deputy.to_string(),
-                    on: Some(edge::date_pb(*at)),
+                    on: Some((*at).into()),
                     note: note.clone(),
                     volunteer_points: *volunteer_points,
                 }),

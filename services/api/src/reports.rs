@@ -362,8 +362,8 @@ impl Service {
                 .into(),
             org_code: q.org.to_string(),
             org_name: tree.get(&q.org).map(|u| u.name.clone()).unwrap_or_default(),
-            from: Some(crate::edge::date_pb(q.from)),
-            to: Some(crate::edge::date_pb(q.to)),
+            from: Some(q.from.into()),
+            to: Some(q.to.into()),
             tables,
             definitions: definitions(&rate_kinds),
             freshness,
@@ -1479,8 +1479,8 @@ mod tests {
         let req = pb::ReportRequest {
             name: "suggestions".into(),
             org_code: "370202".into(),
-            from: Some(crate::edge::date_pb(day(2026, 9, 1))),
-            to: Some(crate::edge::date_pb(day(2026, 7, 1))),
+            from: Some(day(2026, 9, 1).into()),
+            to: Some(day(2026, 7, 1).into()),
             freshness_limit_hours: 0,
         };
         let e = parse_request(&req, &tree).unwrap_err();

@@ -424,14 +424,14 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Suggestion> {
         category: state.category().map_or(0, Wire::wire),
         satisfaction: state.satisfaction(&s.lead_deputy).map_or(0, Wire::wire),
         supervision: state.supervision.map_or(0, Wire::wire),
-        reply_due: state.deadlines().map(|d| edge::date_pb(d.reply_due)),
+        reply_due: state.deadlines().map(|d| d.reply_due.into()),
         replies: state
             .replies
             .iter()
             .map(|r| pb::Reply {
                 unit_id: r.unit.to_string(),
                 category: r.category.wire(),
-                on: Some(edge::date_pb(r.at)),
+                on: Some(r.at.into()),
                 round: u32::from(r.round),
                 counted: r.counted,
             })
@@ -899,7 +899,7 @@ impl pb::suggestions_server::Suggestions for Service {
                     suggestion_id: o.id.to_string(),
                     kind: kind.into(),
                     unit_id: unit,
-                    due: Some(edge::date_pb(o.due)),
+                    due: Some(o.due.into()),
                     days_late: o.days_late,
                 }
             })

@@ -168,11 +168,7 @@ fn dump(r: &pb::Report) -> String {
 fn request(name: &str, org: &str, from: &str, to: &str) -> pb::ReportRequest {
     let day = |raw: &str| {
         let d = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").expect("a YYYY-MM-DD day");
-        Some(renda_proto::types::v1::Date {
-            year: chrono::Datelike::year(&d),
-            month: i32::try_from(chrono::Datelike::month(&d)).expect("a month"),
-            day: i32::try_from(chrono::Datelike::day(&d)).expect("a day"),
-        })
+        Some(d.into())
     };
     pb::ReportRequest {
         name: name.into(),

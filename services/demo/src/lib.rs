@@ -397,11 +397,7 @@ impl At {
 
 /// A day of the demo year as a request's `renda.types.v1.Date`.
 fn date(month: u32, d: u32) -> Option<renda_proto::types::v1::Date> {
-    Some(renda_proto::types::v1::Date {
-        year: YEAR,
-        month: i32::try_from(month).unwrap_or_default(),
-        day: i32::try_from(d).unwrap_or_default(),
-    })
+    NaiveDate::from_ymd_opt(YEAR, month, d).map(Into::into)
 }
 
 fn at_ms(month: u32, d: u32, hour: u32) -> i64 {

@@ -279,9 +279,7 @@ pub fn date(day: &str) -> Option<renda_proto::types::v1::Date> {
 
 /// A date of a response as `YYYY-MM-DD` (empty when unset).
 pub fn day(d: &Option<renda_proto::types::v1::Date>) -> String {
-    d.as_ref()
-        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-        .unwrap_or_default()
+    d.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
 /// Registers a deputy at `node` as its clerk; returns the deputy's id.
