@@ -255,12 +255,10 @@ fn classify(peer: &str, status: &tonic::Status, stage: Stage) -> Error {
     let transport = std::error::Error::source(status).is_some()
         || matches!(status.code(), Code::Unavailable | Code::Cancelled);
     match (status.code(), stage) {
-        (Code::FailedPrecondition, _) if reason.contains("version mismatch") => {
-            Error::VersionMismatch {
-                peer,
-                detail: reason,
-            }
-        }
+        (code, _) if code == crate::VERSION_MISMATCH => Error::VersionMismatch {
+            peer,
+            detail: reason,
+        },
         (Code::ResourceExhausted, _) => Error::Refused {
             peer,
             message: format!("a message was larger than it accepts: {reason}"),
@@ -269,7 +267,6 @@ fn classify(peer: &str, status: &tonic::Status, stage: Stage) -> Error {
             Code::PermissionDenied
             | Code::Unauthenticated
             | Code::InvalidArgument
-            | Code::FailedPrecondition
             | Code::OutOfRange,
             _,
         ) => Error::Refused {

@@ -24,6 +24,10 @@ pub use status::StatusBook;
 /// Version of the replication protocol; a peer speaking another is refused at the handshake.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The status code a parent answers a protocol or schema version mismatch with, and nothing
+/// else: a child reads the code, never the message, to tell a mismatch from a refusal.
+pub(crate) const VERSION_MISMATCH: tonic::Code = tonic::Code::FailedPrecondition;
+
 /// Errors of a sync session or a bundle, as the side that meets them reports them.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

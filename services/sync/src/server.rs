@@ -65,19 +65,25 @@ impl Replication {
 
     fn check_hello(&self, peer: Peer, hello: &pb::Hello) -> Result<(), Status> {
         if hello.protocol_version != PROTOCOL_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "protocol version mismatch: this node speaks {PROTOCOL_VERSION}, the peer {}; \
+            return Err(Status::new(
+                crate::VERSION_MISMATCH,
+                format!(
+                    "protocol version mismatch: this node speaks {PROTOCOL_VERSION}, the peer {}; \
                  nothing was applied",
-                hello.protocol_version
-            )));
+                    hello.protocol_version
+                ),
+            ));
         }
         let schema = self.store.schema().version;
         if hello.schema_version != schema {
-            return Err(Status::failed_precondition(format!(
-                "schema version mismatch: this node has {schema}, the peer {}; nothing was \
+            return Err(Status::new(
+                crate::VERSION_MISMATCH,
+                format!(
+                    "schema version mismatch: this node has {schema}, the peer {}; nothing was \
                  applied",
-                hello.schema_version
-            )));
+                    hello.schema_version
+                ),
+            ));
         }
         if hello.org_code != peer.org.to_string() || hello.level != peer.level.as_str() {
             warn!(certified = %peer.org, claimed = %hello.org_code, "peer claims another identity");
