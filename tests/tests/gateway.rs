@@ -291,23 +291,22 @@ async fn reports_over_a_real_mesh() -> anyhow::Result<()> {
     let g = start_gateway(&cluster).await?;
 
     // Township A: three opinions, two resolved; township B: two, one resolved.
+    use opinion::OpinionRoute as Route;
     let mut at_a = opinions(&cluster, a)?;
-    opinion(&mut at_a, opinion::OpinionRoute::AnsweredOnSite, true).await?;
-    opinion(&mut at_a, opinion::OpinionRoute::AssignedToDepartment, true).await?;
-    opinion(
-        &mut at_a,
-        opinion::OpinionRoute::TransferredToTownship,
-        false,
-    )
-    .await?;
+    for (route, resolve) in [
+        (Route::AnsweredOnSite, true),
+        (Route::AssignedToDepartment, true),
+        (Route::TransferredToTownship, false),
+    ] {
+        opinion(&mut at_a, route, resolve).await?;
+    }
     let mut at_b = opinions(&cluster, b)?;
-    opinion(&mut at_b, opinion::OpinionRoute::AnsweredOnSite, true).await?;
-    opinion(
-        &mut at_b,
-        opinion::OpinionRoute::TransferredToTownship,
-        false,
-    )
-    .await?;
+    for (route, resolve) in [
+        (Route::AnsweredOnSite, true),
+        (Route::TransferredToTownship, false),
+    ] {
+        opinion(&mut at_b, route, resolve).await?;
+    }
     cluster.converged(&[a, county, city], a, 3).await?;
     cluster.converged(&[b, county, city], b, 2).await?;
 
@@ -358,13 +357,12 @@ async fn reports_over_a_real_mesh() -> anyhow::Result<()> {
     // The city does not show them while B is cut, even once B has tried both its upstreams
     // since it wrote them.
     cluster.isolate(b);
-    opinion(&mut at_b, opinion::OpinionRoute::AnsweredOnSite, true).await?;
-    opinion(
-        &mut at_b,
-        opinion::OpinionRoute::TransferredToTownship,
-        false,
-    )
-    .await?;
+    for (route, resolve) in [
+        (Route::AnsweredOnSite, true),
+        (Route::TransferredToTownship, false),
+    ] {
+        opinion(&mut at_b, route, resolve).await?;
+    }
     let written = chrono::Utc::now().timestamp_millis();
     cluster.failed_attempts_since(b, written).await?;
     let (_, cut) = get_json(g, &path, &city_user).await?;

@@ -48,8 +48,9 @@ fn claims(expires_ms: i64) -> Claims {
     }
 }
 
-#[tokio::test]
-async fn a_clerk_logs_in_at_the_township_and_is_refused_once_disabled() -> anyhow::Result<()> {
+/// A county and a township node, with the township clerk `clerk-a` made at the county (not yet
+/// sent down).
+async fn county_with_clerk() -> anyhow::Result<(Node, Node, renda_api::users::Bootstrapped)> {
     let county = Node::start(COUNTY).await?;
     let town = Node::start(TOWNSHIP).await?;
     let made = bootstrap_user(
@@ -61,6 +62,12 @@ async fn a_clerk_logs_in_at_the_township_and_is_refused_once_disabled() -> anyho
         &OrgCode::parse(TOWNSHIP)?,
     )
     .await?;
+    Ok((county, town, made))
+}
+
+#[tokio::test]
+async fn a_clerk_logs_in_at_the_township_and_is_refused_once_disabled() -> anyhow::Result<()> {
+    let (county, town, made) = county_with_clerk().await?;
     assert!(made.created);
     push(&county, &town).await?;
 
@@ -158,17 +165,7 @@ async fn a_clerk_logs_in_at_the_township_and_is_refused_once_disabled() -> anyho
 /// password"; once they arrive, a wrong password gets the one answer for every failed log-in.
 #[tokio::test]
 async fn a_new_township_says_it_has_not_yet_received_its_accounts() -> anyhow::Result<()> {
-    let county = Node::start(COUNTY).await?;
-    let town = Node::start(TOWNSHIP).await?;
-    bootstrap_user(
-        &county.store,
-        &ApiContext::new(OrgTree::demo()),
-        "clerk-a",
-        PASSWORD,
-        UserRole::TownshipClerk,
-        &OrgCode::parse(TOWNSHIP)?,
-    )
-    .await?;
+    let (county, town, _) = county_with_clerk().await?;
 
     let before = login(&town, "clerk-a").await.expect_err("no accounts yet");
     let (code, _, zh) = refusal(&before);
