@@ -494,6 +494,7 @@ pub const KIND: KindDef = KindDef {
         },
     ],
     reach: Reach::Normal,
+    fingerprints: &[0x9675_ec53_ac72_f09b],
 };
 
 impl Coded for ActivityKind {

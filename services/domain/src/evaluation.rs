@@ -318,6 +318,7 @@ pub const REPORT_BACK: KindDef = KindDef {
     sets: &[],
     events: &[],
     reach: Reach::Normal,
+    fingerprints: &[0xf30e_742d_7684_c2ab],
 };
 
 /// A deputy's yearly evaluation (测评): self score and voters' scores.
@@ -336,6 +337,7 @@ pub const KIND: KindDef = KindDef {
     sets: &[],
     events: &[],
     reach: Reach::Normal,
+    fingerprints: &[0xb20a_e0da_897f_b7e4],
 };
 
 /// A department appraisal (工作评议) and the deputies' votes on it.
@@ -358,6 +360,7 @@ pub const APPRAISAL: KindDef = KindDef {
         ],
     }],
     reach: Reach::Normal,
+    fingerprints: &[0x2595_b927_eb14_b965],
 };
 
 #[cfg(test)]

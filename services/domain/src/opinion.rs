@@ -441,6 +441,7 @@ pub const KIND: KindDef = KindDef {
         },
     ],
     reach: Reach::Normal,
+    fingerprints: &[0x77f5_0516_3589_c244],
 };
 
 #[cfg(test)]

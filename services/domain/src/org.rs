@@ -167,6 +167,7 @@ pub const KIND: KindDef = KindDef {
     sets: &[],
     events: &[],
     reach: Reach::Broadcast,
+    fingerprints: &[0xe3f7_914d_4013_786d],
 };
 
 #[cfg(test)]

@@ -600,6 +600,7 @@ pub const KIND: KindDef = KindDef {
         },
     ],
     reach: Reach::Normal,
+    fingerprints: &[0xc614_8cd1_b0df_bc16],
 };
 
 /// ID-card numbers stay at the node that recorded them (design.md §4): the store keeps this
@@ -615,6 +616,7 @@ pub const IDENTITY: KindDef = KindDef {
     sets: &[],
     events: &[],
     reach: Reach::LocalOnly,
+    fingerprints: &[0x6214_4630_37ce_b699],
 };
 
 /// A deputy group (代表小组) or professional group, with its members.
@@ -626,6 +628,7 @@ pub const GROUP: KindDef = KindDef {
     sets: &[(1, "members")],
     events: &[],
     reach: Reach::Normal,
+    fingerprints: &[0xd9db_924e_cfef_9f3c],
 };
 
 /// A person who logs in (gateway, consoles); only the PHC password hash is stored. Valid at
@@ -652,6 +655,7 @@ pub const USER: KindDef = KindDef {
     sets: &[],
     events: &[],
     reach: Reach::Subtree,
+    fingerprints: &[0xc058_d21a_774d_dc8a],
 };
 
 #[cfg(test)]

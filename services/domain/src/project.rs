@@ -820,6 +820,7 @@ pub const SESSION: KindDef = KindDef {
     sets: &[(1, "seated"), (2, "present")],
     events: &[],
     reach: Reach::Normal,
+    fingerprints: &[0x4c5a_5670_4294_862c],
 };
 
 const ON: PayloadDef = required(1, "on", FieldType::Date);
@@ -943,6 +944,7 @@ pub const KIND: KindDef = KindDef {
         },
     ],
     reach: Reach::Normal,
+    fingerprints: &[0xb063_0a3d_0ed5_4e00],
 };
 
 #[cfg(test)]

@@ -12,8 +12,9 @@
 //! **Every id here is stable forever.** Kind, field, set and event ids are what the op log, the
 //! wire and every node's database hold; names are only for people and JSON columns. A field may
 //! be added with a new id, never renumbered, retyped or reused; a retired id stays reserved.
-//! Bump [`SCHEMA_VERSION`] whenever a kind, field, set or event is added, so the sync handshake
-//! refuses a peer that cannot read what we write.
+//! Every change to a kind's definition appends its new fingerprint to the kind's
+//! `fingerprints` (a test says which value when the last one no longer matches); that moves
+//! [`SCHEMA_VERSION`], so the sync handshake refuses a peer that cannot read what we write.
 //!
 //! Every kind has field 0 `deleted` and field 1 `org` (the owning org unit), added by the
 //! replica layer. Every event has payload field 0 `org`, the org unit the step is taken for,
@@ -28,8 +29,19 @@ use uuid::Uuid;
 use crate::authority::{RecordKind, Step};
 use crate::org::OrgCode;
 
-/// Version of the schema, exchanged in the sync handshake.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version of the schema, exchanged in the sync handshake: the version before kinds kept their
+/// own history, plus one for every revision of any kind since (see [`KindDef::fingerprints`]).
+pub const SCHEMA_VERSION: u32 = 4 + revisions(&KINDS);
+
+const fn revisions(kinds: &[&KindDef]) -> u32 {
+    let mut total = 0;
+    let mut i = 0;
+    while i < kinds.len() {
+        total += kinds[i].fingerprints.len() as u32 - 1;
+        i += 1;
+    }
+    total
+}
 
 /// The type of a field or payload value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,11 +149,39 @@ pub struct KindDef {
     pub sets: &'static [(u16, &'static str)],
     pub events: &'static [EventDef],
     pub reach: Reach,
+    /// The [`KindDef::fingerprint`] of every revision of this definition, oldest first; the
+    /// last is the definition as it is. A change appends one, and each appended one is a new
+    /// [`SCHEMA_VERSION`]. Never empty.
+    pub fingerprints: &'static [u64],
 }
 
 impl KindDef {
     pub fn event(&self, name: &str) -> Option<&'static EventDef> {
         self.events.iter().find(|e| e.name == name)
+    }
+
+    /// A hash of everything of the definition that the op log, the wire and the stored data
+    /// depend on: ids, names, types, steps and reach (FNV-1a, stable across builds).
+    pub fn fingerprint(&self) -> u64 {
+        let mut text = format!(
+            "{}:{}:{:?}:{:?}",
+            self.id, self.name, self.governed_as, self.reach
+        );
+        for f in self.fields {
+            text.push_str(&format!("|f{}:{}:{:?}:{}", f.id, f.name, f.ty, f.max_chars));
+        }
+        for (id, name) in self.sets {
+            text.push_str(&format!("|s{id}:{name}"));
+        }
+        for e in self.events {
+            text.push_str(&format!("|e{}:{}:{:?}", e.id, e.name, e.step));
+            for p in e.payload {
+                text.push_str(&format!(",{}:{}:{:?}:{}", p.id, p.name, p.ty, p.required));
+            }
+        }
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
     }
 }
 
@@ -349,6 +389,32 @@ pub const MAX_LIST: usize = (ID_LIST_CHARS / 37) as usize;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A definition that changed without a new entry in its `fingerprints` would let two
+    /// builds that store different things call themselves the same schema version.
+    #[test]
+    fn every_definition_change_is_a_new_schema_version() {
+        let mut stale = Vec::new();
+        for k in KINDS {
+            let now = k.fingerprint();
+            match k.fingerprints.last() {
+                Some(last) if *last == now => {}
+                _ => stale.push(format!(
+                    "{}: append {now:#018x} to its `fingerprints` (a new schema version)",
+                    k.name
+                )),
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            assert!(
+                k.fingerprints.iter().all(|f| seen.insert(*f)),
+                "{}: a fingerprint listed twice (a definition put back as it was is still a \
+                 new revision)",
+                k.name
+            );
+        }
+        assert!(stale.is_empty(), "changed definitions:\n{}", stale.join("\n"));
+        assert_eq!(SCHEMA_VERSION, 4 + revisions(&KINDS));
+    }
 
     #[test]
     fn ids_and_names_are_unique_and_stable() {

@@ -341,6 +341,7 @@ pub const KIND: KindDef = KindDef {
         ],
     }],
     reach: Reach::Normal,
+    fingerprints: &[0xc2f9_5778_b078_1102],
 };
 
 /// The 八有四公开 checklist items and their station field ids, in the standard's order.

@@ -1084,6 +1084,7 @@ pub const HANDLING_UNIT: KindDef = KindDef {
     sets: &[],
     events: &[],
     reach: Reach::Normal,
+    fingerprints: &[0xdb10_4e0e_4bf5_782a],
 };
 
 const ON: PayloadDef = required(1, "on", FieldType::Date);
@@ -1183,6 +1184,7 @@ pub const KIND: KindDef = KindDef {
         dated(16, "closed", Step::Close),
     ],
     reach: Reach::Normal,
+    fingerprints: &[0x3bbb_cfe9_2805_91cf],
 };
 
 #[cfg(test)]
