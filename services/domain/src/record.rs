@@ -412,7 +412,11 @@ mod tests {
                 k.name
             );
         }
-        assert!(stale.is_empty(), "changed definitions:\n{}", stale.join("\n"));
+        assert!(
+            stale.is_empty(),
+            "changed definitions:\n{}",
+            stale.join("\n")
+        );
         assert_eq!(SCHEMA_VERSION, 4 + revisions(&KINDS));
     }
 
