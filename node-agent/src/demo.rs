@@ -241,10 +241,19 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
         "13805320001",
         &[deputy::DeputyLevel::County, deputy::DeputyLevel::Township],
     );
+    // Each office saves the form it opened: a version of the record as it read it.
+    let opened_at_county = at_county
+        .get_deputy(deputy::GetDeputyRequest {
+            id: deputy_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .version;
     at_township
         .update_deputy(deputy::UpdateDeputyRequest {
             id: deputy_id.clone(),
             fields: Some(edit.clone()),
+            version: current.version.clone(),
         })
         .await?;
     edit.sector = "农业农村".into();
@@ -252,6 +261,7 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<()> {
         .update_deputy(deputy::UpdateDeputyRequest {
             id: deputy_id.clone(),
             fields: Some(edit),
+            version: opened_at_county,
         })
         .await?;
     // Offline work goes on: a new deputy registered at the township.

@@ -78,17 +78,21 @@ async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
 
     cluster.isolate(a);
     let mut edit = fields("王丽", "乡村振兴");
+    let version = read(&mut at_a, &shared).await?.version;
     at_a.update_deputy(deputy::UpdateDeputyRequest {
         id: shared.clone(),
         fields: Some(edit.clone()),
+        version,
     })
     .await?;
     create(&mut at_a, a, "刘洋").await?;
     edit.sector = "农业农村".into();
+    let version = read(&mut at_county, &shared).await?.version;
     at_county
         .update_deputy(deputy::UpdateDeputyRequest {
             id: shared.clone(),
             fields: Some(edit),
+            version,
         })
         .await?;
     // While cut, the township keeps working and the others cannot see its new deputy, even
@@ -127,6 +131,136 @@ async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
             "{at} does not show the sector conflict: {:?}",
             deputy.conflicting_fields
         );
+    }
+    Ok(())
+}
+
+async fn read(client: &mut Client, id: &str) -> anyhow::Result<deputy::Deputy> {
+    Ok(client
+        .get_deputy(deputy::GetDeputyRequest { id: id.into() })
+        .await?
+        .into_inner())
+}
+
+/// The deputy's form as it reads: the fields an update sends back.
+fn form(d: &deputy::Deputy) -> deputy::DeputyFields {
+    deputy::DeputyFields {
+        name: d.name.clone(),
+        levels: d.levels.clone(),
+        constituency: d.constituency.clone(),
+        term: d.term,
+        gender: d.gender,
+        ethnicity: d.ethnicity.clone(),
+        sector: d.sector.clone(),
+        phone: "13805320000".into(),
+        id_card: String::new(),
+        status: d.status,
+    }
+}
+
+/// The county opens a deputy's form; meanwhile the township changes the deputy's sector and
+/// it syncs; the county saves its form, changing only the constituency. Every node keeps the
+/// township's sector and the county's constituency, with no conflict. Had the county changed
+/// the sector too, both values are shown as a conflict everywhere.
+async fn a_stale_form_save_keeps_the_edit_made_meanwhile() -> anyhow::Result<()> {
+    let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
+    let cluster = Cluster::start(&[city, county, a]).await?;
+    let mut at_a = client(&cluster, a, "staff")?;
+    let mut at_county = client(&cluster, county, "staff")?;
+    let id = create(&mut at_a, a, "王丽").await?;
+    cluster.converged(&[a, county, city], a, 1).await?;
+    let opened = read(&mut at_county, &id).await?;
+
+    let at_township = read(&mut at_a, &id).await?;
+    at_a.update_deputy(deputy::UpdateDeputyRequest {
+        id: id.clone(),
+        fields: Some(deputy::DeputyFields {
+            sector: "乡村振兴".into(),
+            ..form(&at_township)
+        }),
+        version: at_township.version,
+    })
+    .await?;
+    wait("the township's sector to reach the county")
+        .within(Duration::from_secs(60))
+        .until(async || {
+            let now = read(&mut at_county, &id).await?;
+            ensure!(
+                now.sector == "乡村振兴",
+                "the county shows {:?}",
+                now.sector
+            );
+            Ok(())
+        })
+        .await?;
+    let saved = at_county
+        .update_deputy(deputy::UpdateDeputyRequest {
+            id: id.clone(),
+            fields: Some(deputy::DeputyFields {
+                constituency: "第二选区".into(),
+                ..form(&opened)
+            }),
+            version: opened.version.clone(),
+        })
+        .await?
+        .into_inner();
+    ensure!(
+        (saved.sector.as_str(), saved.constituency.as_str()) == ("乡村振兴", "第二选区"),
+        "the county's save answered sector {:?}, constituency {:?}",
+        saved.sector,
+        saved.constituency
+    );
+    for at in [a, county, city] {
+        let mut viewer = client(&cluster, at, "viewer")?;
+        wait(format_args!("{at} to show both edits"))
+            .within(Duration::from_secs(60))
+            .until(async || {
+                let d = read(&mut viewer, &id).await?;
+                ensure!(
+                    (d.sector.as_str(), d.constituency.as_str()) == ("乡村振兴", "第二选区")
+                        && d.conflicting_fields.is_empty(),
+                    "{at} shows sector {:?}, constituency {:?}, conflicts {:?}",
+                    d.sector,
+                    d.constituency,
+                    d.conflicting_fields
+                );
+                Ok(())
+            })
+            .await?;
+    }
+
+    // The same stale form, changing the sector the township had changed: a conflict.
+    let saved = at_county
+        .update_deputy(deputy::UpdateDeputyRequest {
+            id: id.clone(),
+            fields: Some(deputy::DeputyFields {
+                sector: "农业农村".into(),
+                ..form(&opened)
+            }),
+            version: opened.version,
+        })
+        .await?
+        .into_inner();
+    ensure!(
+        saved.conflicting_fields == ["sector"],
+        "the county's stale sector shows no conflict: {:?}",
+        saved.conflicting_fields
+    );
+    for at in [a, city] {
+        let mut viewer = client(&cluster, at, "viewer")?;
+        wait(format_args!("{at} to show the sector conflict"))
+            .within(Duration::from_secs(60))
+            .until(async || {
+                let d = read(&mut viewer, &id).await?;
+                ensure!(
+                    d.conflicting_fields == ["sector"] && d.constituency == "第二选区",
+                    "{at} shows conflicts {:?}, constituency {:?}",
+                    d.conflicting_fields,
+                    d.constituency
+                );
+                Ok(())
+            })
+            .await?;
     }
     Ok(())
 }
@@ -336,6 +470,7 @@ async fn a_county_process_serves_only_verified_people() -> anyhow::Result<()> {
 fn main() -> ExitCode {
     renda_e2e::harness::main(renda_e2e::scenarios![
         partition_heals_and_every_node_converges,
+        a_stale_form_save_keeps_the_edit_made_meanwhile,
         a_node_killed_mid_sync_restarts_and_converges,
         a_township_falls_back_to_the_city_when_its_county_is_down,
         a_three_level_sync_is_one_trace,

@@ -20,7 +20,7 @@ use renda_domain::period::Period;
 use renda_domain::record::{Coded, RecordEvent};
 use renda_domain::{person, station, suggestion};
 use renda_proto::activity::v1 as pb;
-use renda_replica::Value;
+use renda_replica::{Value, Version};
 use renda_store::StoredRecord;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -131,15 +131,18 @@ impl TryFrom<pb::CreateActivityRequest> for CreateActivity {
 struct UpdateActivity {
     id: Uuid,
     details: Details,
+    read: Version,
 }
 
 impl TryFrom<pb::UpdateActivityRequest> for UpdateActivity {
     type Error = Error;
     fn try_from(r: pb::UpdateActivityRequest) -> Result<Self> {
+        let id = parse_id("id", &r.id)?;
         let details = Details::parse(r.kind, r.title, r.starts_at_ms, r.venue)?;
         Ok(Self {
-            id: parse_id("id", &r.id)?,
+            id,
             details,
+            read: edge::read_version(&r.version, id)?,
         })
     }
 }
@@ -340,6 +343,7 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Activity> {
         }
     }
     Ok(pb::Activity {
+        version: r.version.encode(),
         id: r.id.to_string(),
         org: org_string(r),
         kind: ActivityKind::from_code(&text(r, "kind")).map_or(0, Wire::wire),
@@ -636,8 +640,14 @@ impl pb::activities_server::Activities for Service {
             )
             .into());
         }
-        core.write(&caller, r.id.0, kind::ACTIVITY, detail_changes(activity))
-            .await?;
+        core.save_form(
+            &caller,
+            r.id.0,
+            kind::ACTIVITY,
+            detail_changes(activity),
+            &cmd.read,
+        )
+        .await?;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(r.id.0, kind::ACTIVITY).await?,

@@ -12,7 +12,7 @@ use renda_domain::event::{Stamp, Stamped};
 use renda_domain::org::{OrgCode, OrgTree};
 use renda_domain::record::{self, RecordEvent};
 use renda_replica::schema::KindSchema;
-use renda_replica::{Author, Change, FieldId, Materialise, RecordId, Value};
+use renda_replica::{Author, Change, ChangedHere, FieldId, Materialise, RecordId, Value, Version};
 use renda_store::{Store, StoredRecord};
 use uuid::Uuid;
 
@@ -753,6 +753,34 @@ impl Core {
         kind: &'static str,
         changes: Vec<Pending>,
     ) -> Result<()> {
+        self.write_against(caller, id, kind, changes, None).await
+    }
+
+    /// A form's save: [`Core::write`] against the record as the person read it. A field sent
+    /// as read is not written (an edit made since stands); a changed one replaces only the
+    /// values read (one written elsewhere meanwhile stays beside it, a conflict); a removal
+    /// removes only the adds read. A field changed at this node since the read refuses the
+    /// whole save, naming it, with nothing written.
+    pub async fn save_form(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        kind: &'static str,
+        changes: Vec<Pending>,
+        read: &Version,
+    ) -> Result<()> {
+        self.write_against(caller, id, kind, changes, Some(read))
+            .await
+    }
+
+    async fn write_against(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        kind: &'static str,
+        changes: Vec<Pending>,
+        read: Option<&Version>,
+    ) -> Result<()> {
         let schema = self.kind(kind)?;
         let missing = |what: &str| Error::Internal(format!("schema of {kind} has no {what}"));
         let mut resolved: Vec<Resolved> = Vec::with_capacity(changes.len());
@@ -792,22 +820,37 @@ impl Core {
             org: caller.org,
             number: caller.user,
         };
+        let read = read.cloned();
         self.store
-            .write(RecordId(id), schema.id, author, move |record, actor| {
+            .try_write(RecordId(id), schema.id, author, move |record, actor| {
                 let view = record.materialise();
                 // Several adds to one set in one write each need the next counter of this
                 // actor on that set; the record's state gives only the first.
                 let mut next_add: BTreeMap<renda_replica::SetId, u64> = BTreeMap::new();
-                resolved
-                    .into_iter()
-                    .filter_map(|change| match change {
-                        Resolved::Put(field, value) => {
-                            let unchanged = view
-                                .field(field)
-                                .is_some_and(|f| f.winner.value == value && f.conflicts.is_empty());
-                            let absent_null = view.field(field).is_none() && value == Value::Null;
-                            (!unchanged && !absent_null).then(|| record.put(actor, field, value))
-                        }
+                let mut out = Vec::with_capacity(resolved.len());
+                for change in resolved {
+                    match change {
+                        Resolved::Put(field, value) => match &read {
+                            Some(read) => {
+                                let put = record
+                                    .put_against(actor, field, value, read)
+                                    .map_err(|e| changed_here(schema, e))?;
+                                out.extend(put);
+                            }
+                            None => {
+                                let unchanged = view.field(field).is_some_and(|f| {
+                                    f.winner.value == value && f.conflicts.is_empty()
+                                });
+                                let absent_null =
+                                    view.field(field).is_none() && value == Value::Null;
+                                if !unchanged && !absent_null {
+                                    out.push(record.put(actor, field, value));
+                                }
+                            }
+                        },
+                        // Read as a member and removed since elsewhere: the removal stands.
+                        Resolved::Add(set, member)
+                            if read.as_ref().is_some_and(|r| r.had_member(set, member)) => {}
                         Resolved::Add(set, member) => {
                             let counter = match next_add.get(&set) {
                                 Some(n) => *n,
@@ -817,20 +860,43 @@ impl Core {
                                 },
                             };
                             next_add.insert(set, counter + 1);
-                            Some(Change::Add {
+                            out.push(Change::Add {
                                 set,
                                 member,
                                 counter,
-                            })
+                            });
                         }
-                        Resolved::Remove(set, member) => Some(record.remove(set, member)),
-                        Resolved::Event(event, payload) => Some(Change::Event { event, payload }),
-                    })
-                    .collect()
+                        Resolved::Remove(set, member) => match &read {
+                            // Added since the read: the person did not remove it.
+                            Some(read) if !read.had_member(set, member) => {}
+                            Some(read) => out.push(record.remove_against(set, member, read)),
+                            None => out.push(record.remove(set, member)),
+                        },
+                        Resolved::Event(event, payload) => {
+                            out.push(Change::Event { event, payload })
+                        }
+                    }
+                }
+                Ok::<_, Error>(out)
             })
             .await?;
         Ok(())
     }
+}
+
+/// The refusal of a form save overtaken at this node, naming the field.
+pub(crate) fn changed_here(schema: &KindSchema, e: ChangedHere) -> Error {
+    let name = schema
+        .field(e.field)
+        .map_or_else(|| e.field.0.to_string(), |f| f.name.clone());
+    Error::precondition(
+        &name,
+        format!(
+            "{name} was changed at this node after the record was read; \
+             read it again and redo the change"
+        ),
+        "打开记录后，本节点已有人修改了这一项，请重新打开记录后再修改",
+    )
 }
 
 enum Resolved {

@@ -17,7 +17,7 @@ use renda_domain::person::{
 };
 use renda_domain::record::{Coded, RecordEvent};
 use renda_proto::deputy::v1 as pb;
-use renda_replica::Value;
+use renda_replica::{Value, Version};
 use renda_store::StoredRecord;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -138,14 +138,17 @@ impl TryFrom<pb::CreateDeputyRequest> for CreateDeputy {
 struct UpdateDeputy {
     id: Uuid,
     fields: DeputyInput,
+    read: Version,
 }
 
 impl TryFrom<pb::UpdateDeputyRequest> for UpdateDeputy {
     type Error = Error;
     fn try_from(r: pb::UpdateDeputyRequest) -> Result<Self> {
+        let id = parse_id("id", &r.id)?;
         Ok(Self {
-            id: parse_id("id", &r.id)?,
+            id,
             fields: r.fields.unwrap_or_default().try_into()?,
+            read: edge::read_version(&r.version, id)?,
         })
     }
 }
@@ -318,6 +321,7 @@ pub(crate) fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Deputy> {
     let (voter_link, visited_households) = voter_link(&events);
     let phone = text(r, "phone");
     Ok(pb::Deputy {
+        version: r.version.encode(),
         id: r.id.to_string(),
         org: org_string(r),
         name: text(r, "name"),
@@ -366,8 +370,9 @@ impl Service {
         id: Uuid,
         org: OrgCode,
         DeputyInput(mut draft): DeputyInput,
-        new: bool,
+        read: Option<&Version>,
     ) -> Result<pb::Deputy> {
+        let new = read.is_none();
         let core = &self.0;
         draft.org = org.to_string();
         let deputy = Deputy::parse(draft, id, today()).map_err(id_card_error)?;
@@ -391,7 +396,13 @@ impl Service {
             )
             .await?;
         }
-        core.write(caller, id, kind::DEPUTY, changes).await?;
+        match read {
+            Some(read) => {
+                core.save_form(caller, id, kind::DEPUTY, changes, read)
+                    .await?
+            }
+            None => core.write(caller, id, kind::DEPUTY, changes).await?,
+        }
         to_pb(core, &core.get_id(id, kind::DEPUTY).await?)
     }
 
@@ -463,7 +474,7 @@ impl pb::deputies_server::Deputies for Service {
         self.0.require_reach("org", &org)?;
         self.0.require_org("org", &org).await?;
         Ok(Response::new(
-            self.save(&caller, new_id(), org, cmd.fields, true).await?,
+            self.save(&caller, new_id(), org, cmd.fields, None).await?,
         ))
     }
 
@@ -474,8 +485,14 @@ impl pb::deputies_server::Deputies for Service {
         let (caller, cmd): (_, UpdateDeputy) = edge::accept(req)?;
         let r = self.0.get_id(cmd.id, kind::DEPUTY).await?;
         Ok(Response::new(
-            self.save(&caller, r.id.0, record_org(&r)?, cmd.fields, false)
-                .await?,
+            self.save(
+                &caller,
+                r.id.0,
+                record_org(&r)?,
+                cmd.fields,
+                Some(&cmd.read),
+            )
+            .await?,
         ))
     }
 

@@ -122,6 +122,24 @@ fn date(field: &str, d: types::Date) -> Result<NaiveDate> {
         })
 }
 
+/// The `version` of record `id` a form was filled from ([`crate::core::Core::save_form`]).
+pub(crate) fn read_version(raw: &str, id: uuid::Uuid) -> Result<renda_replica::Version> {
+    if raw.trim().is_empty() {
+        return Err(Error::invalid(
+            "version",
+            "required: send back the version of the record as read (its Get or List answer)",
+            "缺少记录版本：请先打开记录，再提交修改",
+        ));
+    }
+    renda_replica::Version::decode(raw, renda_replica::RecordId(id)).map_err(|e| {
+        Error::invalid(
+            "version",
+            e.to_string(),
+            "记录版本无法识别或不属于该记录，请重新打开记录后再修改",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use renda_domain::authority::{RecordKind, Step};
 use renda_domain::org::{Level, OrgCode};
 use renda_proto::org::v1 as pb;
 use renda_replica::schema::FieldSchema;
-use renda_replica::{Author, RecordId, Value, ValueType};
+use renda_replica::{Author, RecordId, Value, ValueType, Version};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -266,29 +266,34 @@ struct Settle {
     id: Uuid,
     field: String,
     value: String,
+    read: Version,
 }
 
 impl TryFrom<pb::ResolveConflictRequest> for Settle {
     type Error = Error;
 
     fn try_from(req: pb::ResolveConflictRequest) -> Result<Self> {
+        let id = parse_id("record_id", &req.record_id)?;
         Ok(Self {
-            id: parse_id("record_id", &req.record_id)?,
+            id,
             field: req.field,
             value: req.value,
+            read: edge::read_version(&req.version, id)?,
         })
     }
 }
 
 /// Settles the conflict on one field of a record with `raw` (one of the concurrent values, or
-/// a new one): one local write whose context is everything the field holds here, so it
-/// replaces every concurrent value on every node that receives it.
+/// a new one): one local write whose context is the field as the person `read` it, so it
+/// replaces every value they saw on every node that receives it (one that arrived since
+/// stays beside it, still a conflict).
 pub(crate) async fn resolve_conflict(
     core: &Core,
     caller: &Caller,
     id: Uuid,
     field: &str,
     raw: &str,
+    read: &Version,
 ) -> Result<pb::ResolveConflictResponse> {
     let unknown = || {
         Error::precondition(
@@ -345,6 +350,14 @@ pub(crate) async fn resolve_conflict(
         return Err(no_conflict(field));
     }
     let field_id = field_schema.id;
+    if !read.showed_conflict(field_id) {
+        return Err(Error::precondition(
+            "version",
+            format!("{field} showed no conflict when the record was read; read it again"),
+            "打开记录时这一项还没有冲突，请重新打开记录后再处理",
+        ));
+    }
+    let read = read.clone();
     let author = Author {
         org: caller.org,
         number: caller.user,
@@ -352,17 +365,19 @@ pub(crate) async fn resolve_conflict(
     let written = value.clone();
     let ops = core
         .store
-        .write(RecordId(id), kind.id, author, move |state, actor| {
+        .try_write(RecordId(id), kind.id, author, move |state, actor| {
             // Settled meanwhile by another write here: nothing to do, and the caller is told.
             let open = state
                 .register(field_id)
                 .and_then(|r| r.view(field_id))
                 .is_some_and(|v| !v.conflicts.is_empty());
-            if open {
-                vec![state.put(actor, field_id, written)]
-            } else {
-                Vec::new()
+            if !open {
+                return Ok(Vec::new());
             }
+            state
+                .settle_against(actor, field_id, written, &read)
+                .map(|put| vec![put])
+                .map_err(|e| changed_here(kind, e))
         })
         .await?;
     if ops.is_empty() {
@@ -382,9 +397,17 @@ impl pb::records_server::Records for Records {
         &self,
         req: Request<pb::ResolveConflictRequest>,
     ) -> Result<Response<pb::ResolveConflictResponse>, Status> {
-        let (caller, Settle { id, field, value }) = edge::accept(req)?;
+        let (
+            caller,
+            Settle {
+                id,
+                field,
+                value,
+                read,
+            },
+        ) = edge::accept(req)?;
         Ok(Response::new(
-            resolve_conflict(&self.0, &caller, id, &field, &value).await?,
+            resolve_conflict(&self.0, &caller, id, &field, &value, &read).await?,
         ))
     }
 

@@ -24,7 +24,7 @@ use renda_domain::project::{
 };
 use renda_domain::record::{Coded, RecordEvent};
 use renda_proto::project::v1 as pb;
-use renda_replica::Value;
+use renda_replica::{Value, Version};
 use renda_store::StoredRecord;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -215,6 +215,7 @@ impl TryFrom<pb::CreateProjectRequest> for ProjectFields {
 struct ProjectUpdate {
     id: Uuid,
     fields: ProjectFields,
+    read: Version,
 }
 
 impl TryFrom<pb::UpdateProjectRequest> for ProjectUpdate {
@@ -225,6 +226,7 @@ impl TryFrom<pb::UpdateProjectRequest> for ProjectUpdate {
         Ok(Self {
             id,
             fields: ProjectFields::bounded(req.year, req.title, req.summary, req.budget_fen)?,
+            read: edge::read_version(&req.version, id)?,
         })
     }
 }
@@ -555,6 +557,7 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
         .collect();
     visits.sort_by_key(|e| e.stamp);
     Ok(pb::Project {
+        version: r.version.encode(),
         id: r.id.to_string(),
         congress: p.congress.to_string(),
         year: p.year,
@@ -872,7 +875,7 @@ impl pb::projects_server::Projects for Service {
             )
             .into());
         }
-        core.write(
+        core.save_form(
             &caller,
             r.id.0,
             kind::PROJECT,
@@ -882,6 +885,7 @@ impl pb::projects_server::Projects for Service {
                 Pending::Put("summary", text_value(p.summary.clone())),
                 Pending::Put("budget_fen", Value::Int(p.budget_fen)),
             ],
+            &cmd.read,
         )
         .await?;
         Ok(Response::new(to_pb(

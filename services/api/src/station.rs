@@ -7,7 +7,7 @@ use renda_domain::org::OrgCode;
 use renda_domain::record::Coded;
 use renda_domain::station::{self as st, Checklist, ChecklistItem, StationKind};
 use renda_proto::station::v1 as pb;
-use renda_replica::Value;
+use renda_replica::{Value, Version};
 use renda_store::StoredRecord;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -55,6 +55,7 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Station> {
     let c = checklist.completeness();
     let receptions = core.domain_events::<st::Event>(r)?.len();
     Ok(pb::Station {
+        version: r.version.encode(),
         id: r.id.to_string(),
         org: org_string(r),
         name: text(r, "name"),
@@ -125,6 +126,7 @@ impl TryFrom<pb::CreateStationRequest> for Entered {
 struct Update {
     id: Uuid,
     entered: Entered,
+    read: Version,
 }
 
 impl TryFrom<pb::UpdateStationRequest> for Update {
@@ -135,6 +137,7 @@ impl TryFrom<pb::UpdateStationRequest> for Update {
         Ok(Self {
             id,
             entered: Entered::read(req.name, req.kind, req.address, &req.checklist)?,
+            read: edge::read_version(&req.version, id)?,
         })
     }
 }
@@ -280,8 +283,14 @@ impl pb::stations_server::Stations for Service {
         let station = cmd.entered.parse(&org, r.id.0)?;
         core.authorize(&caller, st::KIND.governed_as, Step::Edit, &org)
             .await?;
-        core.write(&caller, r.id.0, kind::STATION, station_changes(&station))
-            .await?;
+        core.save_form(
+            &caller,
+            r.id.0,
+            kind::STATION,
+            station_changes(&station),
+            &cmd.read,
+        )
+        .await?;
         Ok(Response::new(to_pb(
             core,
             &core.get_id(r.id.0, kind::STATION).await?,

@@ -19,7 +19,7 @@ use renda_domain::suggestion::{
 };
 use renda_proto::suggestion::v1 as pb;
 use renda_proto::types::v1 as types;
-use renda_replica::Value;
+use renda_replica::{Value, Version};
 use renda_store::StoredRecord;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -205,6 +205,7 @@ struct Update {
     title: String,
     body: String,
     co_signers: Vec<Uuid>,
+    read: Version,
 }
 
 impl TryFrom<pb::UpdateSuggestionRequest> for Update {
@@ -212,12 +213,14 @@ impl TryFrom<pb::UpdateSuggestionRequest> for Update {
     fn try_from(r: pb::UpdateSuggestionRequest) -> Result<Self> {
         limit("title", &r.title, 400)?;
         limit("body", &r.body, 20_000)?;
+        let id = parse_id("suggestion_id", &r.suggestion_id)?;
         Ok(Self {
-            id: parse_id("suggestion_id", &r.suggestion_id)?,
+            id,
             kind: kind_of(r.kind)?,
             title: r.title,
             body: r.body,
             co_signers: parse_ids("co_signer_ids", &r.co_signer_ids, 500)?,
+            read: edge::read_version(&r.version, id)?,
         })
     }
 }
@@ -411,6 +414,7 @@ fn visible_to(caller: &Caller, s: &pb::Suggestion) -> bool {
 fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Suggestion> {
     let (s, state) = fold(core, r)?;
     Ok(pb::Suggestion {
+        version: r.version.encode(),
         id: r.id.to_string(),
         congress: s.congress.to_string(),
         kind: s.kind.wire(),
@@ -682,7 +686,7 @@ impl pb::suggestions_server::Suggestions for Service {
                 .difference(&s.co_signers)
                 .map(|c| Pending::Remove("co_signers", *c)),
         );
-        core.write(&caller, r.id.0, kind::SUGGESTION, changes)
+        core.save_form(&caller, r.id.0, kind::SUGGESTION, changes, &cmd.read)
             .await?;
         self.answer(r.id.0).await
     }

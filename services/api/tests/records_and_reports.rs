@@ -189,16 +189,24 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         ))
         .await?
         .into_inner();
-    let update = |kind: &str, title: &str| act::UpdateActivityRequest {
+    let update = |kind: &str, title: &str, version: String| act::UpdateActivityRequest {
         id: a.id.clone(),
         kind: act::ActivityKind::from_str_name(&enum_name("ACTIVITY_KIND_", kind))
             .map_or(0, i32::from),
         title: title.into(),
         starts_at_ms: 1_780_086_400_000,
         venue: "代表之家".into(),
+        version,
     };
     let changed = ac
-        .update_activity(as_user(TOWNSHIP, update("inspection", "老旧小区改造视察")))
+        .update_activity(as_user(
+            TOWNSHIP,
+            update(
+                "inspection",
+                "老旧小区改造视察",
+                version_of(&node, &a.id).await?,
+            ),
+        ))
         .await?
         .into_inner();
     assert_eq!(
@@ -206,21 +214,35 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         (act::ActivityKind::Inspection.into(), "代表之家")
     );
     assert_refused(
-        ac.update_activity(as_user(TOWNSHIP, update("party", "老旧小区改造视察")))
-            .await,
+        ac.update_activity(as_user(
+            TOWNSHIP,
+            update("party", "老旧小区改造视察", version_of(&node, &a.id).await?),
+        ))
+        .await,
         Code::InvalidArgument,
         "kind",
     );
     assert_refused(
-        ac.update_activity(as_user(TOWNSHIP, update("inspection", &"长".repeat(401))))
-            .await,
+        ac.update_activity(as_user(
+            TOWNSHIP,
+            update(
+                "inspection",
+                &"长".repeat(401),
+                version_of(&node, &a.id).await?,
+            ),
+        ))
+        .await,
         Code::InvalidArgument,
         "title",
     );
     // A viewer may not update: refused by the gate's role table (was the `x-renda-role` field).
     assert_gate_refused(
-        ac.update_activity(as_role(TOWNSHIP, "viewer", update("inspection", "视察")))
-            .await,
+        ac.update_activity(as_role(
+            TOWNSHIP,
+            "viewer",
+            update("inspection", "视察", version_of(&node, &a.id).await?),
+        ))
+        .await,
         Code::PermissionDenied,
         "ROLE_NOT_ALLOWED",
     );
@@ -244,8 +266,11 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     ))
     .await?;
     assert_refused(
-        ac.update_activity(as_user(TOWNSHIP, update("inspection", "改期")))
-            .await,
+        ac.update_activity(as_user(
+            TOWNSHIP,
+            update("inspection", "改期", version_of(&node, &a.id).await?),
+        ))
+        .await,
         Code::FailedPrecondition,
         "id",
     );
@@ -265,12 +290,15 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         .await?
         .into_inner();
     let station_update =
-        |kind: st::StationKind, address: &str, checklist: Vec<i32>| st::UpdateStationRequest {
-            id: s.id.clone(),
-            name: "团岛社区代表之家".into(),
-            kind: kind.into(),
-            address: address.into(),
-            checklist,
+        |kind: st::StationKind, address: &str, checklist: Vec<i32>, version: String| {
+            st::UpdateStationRequest {
+                id: s.id.clone(),
+                name: "团岛社区代表之家".into(),
+                kind: kind.into(),
+                address: address.into(),
+                checklist,
+                version,
+            }
         };
     use st::ChecklistItem as Item;
     let all: Vec<i32> = [
@@ -293,7 +321,12 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     let s2 = sc
         .update_station(as_user(
             TOWNSHIP,
-            station_update(st::StationKind::Home, "团岛三路5号", all.clone()),
+            station_update(
+                st::StationKind::Home,
+                "团岛三路5号",
+                all.clone(),
+                version_of(&node, &s.id).await?,
+            ),
         ))
         .await?
         .into_inner();
@@ -310,7 +343,12 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         sc.update_station(as_user(
             TOWNSHIP,
             // Not an item of 八有四公开.
-            station_update(st::StationKind::Home, "团岛三路5号", vec![99]),
+            station_update(
+                st::StationKind::Home,
+                "团岛三路5号",
+                vec![99],
+                version_of(&node, &s.id).await?,
+            ),
         ))
         .await,
         Code::InvalidArgument,
@@ -319,7 +357,12 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     assert_refused(
         sc.update_station(as_user(
             TOWNSHIP,
-            station_update(st::StationKind::Home, "", vec![]),
+            station_update(
+                st::StationKind::Home,
+                "",
+                vec![],
+                version_of(&node, &s.id).await?,
+            ),
         ))
         .await,
         Code::InvalidArgument,
@@ -342,17 +385,23 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         ))
         .await?
         .into_inner();
-    let edit = |kind: sug::SuggestionKind, co: &[String]| sug::UpdateSuggestionRequest {
-        suggestion_id: g.id.clone(),
-        kind: kind.into(),
-        title: "关于增设公交站点和候车亭的建议".into(),
-        body: "居民出行不便，建议在社区门口增设公交站点和候车亭。".into(),
-        co_signer_ids: co.to_vec(),
-    };
+    let edit =
+        |kind: sug::SuggestionKind, co: &[String], version: String| sug::UpdateSuggestionRequest {
+            suggestion_id: g.id.clone(),
+            kind: kind.into(),
+            title: "关于增设公交站点和候车亭的建议".into(),
+            body: "居民出行不便，建议在社区门口增设公交站点和候车亭。".into(),
+            co_signer_ids: co.to_vec(),
+            version,
+        };
     let g2 = gc
         .update_suggestion(as_user(
             TOWNSHIP,
-            edit(sug::SuggestionKind::Suggestion, &ids[2..4]),
+            edit(
+                sug::SuggestionKind::Suggestion,
+                &ids[2..4],
+                version_of(&node, &g.id).await?,
+            ),
         ))
         .await?
         .into_inner();
@@ -366,7 +415,11 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     assert_refused(
         gc.update_suggestion(as_user(
             TOWNSHIP,
-            edit(sug::SuggestionKind::Motion, &ids[1..3]),
+            edit(
+                sug::SuggestionKind::Motion,
+                &ids[1..3],
+                version_of(&node, &g.id).await?,
+            ),
         ))
         .await,
         Code::InvalidArgument,
@@ -375,7 +428,11 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     assert_refused(
         gc.update_suggestion(as_user(
             TOWNSHIP,
-            edit(sug::SuggestionKind::Suggestion, &ids[0..2]),
+            edit(
+                sug::SuggestionKind::Suggestion,
+                &ids[0..2],
+                version_of(&node, &g.id).await?,
+            ),
         ))
         .await,
         Code::InvalidArgument,
@@ -394,7 +451,11 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     assert_refused(
         gc.update_suggestion(as_user(
             TOWNSHIP,
-            edit(sug::SuggestionKind::Suggestion, &ids[2..4]),
+            edit(
+                sug::SuggestionKind::Suggestion,
+                &ids[2..4],
+                version_of(&node, &g.id).await?,
+            ),
         ))
         .await,
         Code::FailedPrecondition,
@@ -415,15 +476,19 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         ))
         .await?
         .into_inner();
-    let project_update = |year: i32, budget: i64| prj::UpdateProjectRequest {
+    let project_update = |year: i32, budget: i64, version: String| prj::UpdateProjectRequest {
         id: p.id.clone(),
         year,
         title: "社区长者食堂扩建".into(),
         summary: "扩建就餐区".into(),
         budget_fen: budget,
+        version,
     };
     let p2 = pc
-        .update_project(as_user(TOWNSHIP, project_update(2026, 45_000_000)))
+        .update_project(as_user(
+            TOWNSHIP,
+            project_update(2026, 45_000_000, version_of(&node, &p.id).await?),
+        ))
         .await?
         .into_inner();
     assert_eq!(
@@ -431,14 +496,20 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
         ("社区长者食堂扩建", 45_000_000)
     );
     assert_refused(
-        pc.update_project(as_user(TOWNSHIP, project_update(1999, 1)))
-            .await,
+        pc.update_project(as_user(
+            TOWNSHIP,
+            project_update(1999, 1, version_of(&node, &p.id).await?),
+        ))
+        .await,
         Code::InvalidArgument,
         "year",
     );
     assert_refused(
-        pc.update_project(as_user(TOWNSHIP, project_update(2026, -1)))
-            .await,
+        pc.update_project(as_user(
+            TOWNSHIP,
+            project_update(2026, -1, version_of(&node, &p.id).await?),
+        ))
+        .await,
         Code::InvalidArgument,
         "budget_fen",
     );
@@ -452,8 +523,11 @@ async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     ))
     .await?;
     assert_refused(
-        pc.update_project(as_user(TOWNSHIP, project_update(2026, 45_000_000)))
-            .await,
+        pc.update_project(as_user(
+            TOWNSHIP,
+            project_update(2026, 45_000_000, version_of(&node, &p.id).await?),
+        ))
+        .await,
         Code::FailedPrecondition,
         "stage",
     );
@@ -687,6 +761,7 @@ async fn appraisal_bulletin_report_backs_and_evaluations() -> anyhow::Result<()>
         dep::UpdateDeputyRequest {
             id: ids[3].clone(),
             fields: Some(gone),
+            version: version_of(&town, &ids[3]).await?,
         },
     ))
     .await?;

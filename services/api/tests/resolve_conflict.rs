@@ -33,6 +33,13 @@ async fn deputy(node: &Node, name: &str, id_card: &str) -> anyhow::Result<String
 
 async fn retitle(node: &Node, id: &str, title: &str) -> anyhow::Result<()> {
     let mut c = SuggestionsClient::new(node.channel.clone());
+    let read = c
+        .get_suggestion(as_user(
+            node.org,
+            sug::GetSuggestionRequest { id: id.into() },
+        ))
+        .await?
+        .into_inner();
     c.update_suggestion(as_user(
         node.org,
         sug::UpdateSuggestionRequest {
@@ -41,10 +48,24 @@ async fn retitle(node: &Node, id: &str, title: &str) -> anyhow::Result<()> {
             title: title.into(),
             body: "建议增设社区公交线路，方便居民出行。".into(),
             co_signer_ids: vec![],
+            version: read.version,
         },
     ))
     .await?;
     Ok(())
+}
+
+/// The record's version as a person at `node` reads it now; empty when it is not there.
+async fn read(node: &Node, id: &str) -> anyhow::Result<String> {
+    let Ok(id) = id.parse() else {
+        return Ok(String::new());
+    };
+    Ok(node
+        .store
+        .record(RecordId(id))
+        .await?
+        .map(|r| r.version.encode())
+        .unwrap_or_default())
 }
 
 /// The field's winner as text and the other values this node holds for it.
@@ -74,13 +95,10 @@ async fn title_at(node: &Node, id: &str) -> anyhow::Result<(String, Vec<String>)
     Ok((winner, others))
 }
 
-/// Two replicas of the township with one suggestion retitled on each while apart, exchanged:
-/// both show the same conflict on `title`.
-async fn conflicted(title_a: &str, title_b: &str) -> anyhow::Result<(Node, Node, String)> {
-    let a = Node::start(TOWNSHIP).await?;
-    let b = Node::start(TOWNSHIP).await?;
-    let lead = deputy(&a, "王芳", "").await?;
-    let mut sc = SuggestionsClient::new(a.channel.clone());
+/// A suggestion submitted at `node`; its id.
+async fn submitted(node: &Node) -> anyhow::Result<String> {
+    let lead = deputy(node, "王芳", "").await?;
+    let mut sc = SuggestionsClient::new(node.channel.clone());
     let s = sc
         .submit_suggestion(as_user(
             TOWNSHIP,
@@ -95,26 +113,41 @@ async fn conflicted(title_a: &str, title_b: &str) -> anyhow::Result<(Node, Node,
         ))
         .await?
         .into_inner();
+    Ok(s.id)
+}
+
+/// Two replicas of the township with one suggestion retitled on each while apart, exchanged:
+/// both show the same conflict on `title`.
+async fn conflicted(title_a: &str, title_b: &str) -> anyhow::Result<(Node, Node, String)> {
+    let a = Node::start(TOWNSHIP).await?;
+    let b = Node::start(TOWNSHIP).await?;
+    let id = submitted(&a).await?;
     exchange(&a, &b).await?;
-    retitle(&a, &s.id, title_a).await?;
-    retitle(&b, &s.id, title_b).await?;
+    retitle(&a, &id, title_a).await?;
+    retitle(&b, &id, title_b).await?;
     exchange(&a, &b).await?;
-    let at_a = title_at(&a, &s.id).await?;
-    assert_eq!(at_a, title_at(&b, &s.id).await?, "both replicas agree");
+    let at_a = title_at(&a, &id).await?;
+    assert_eq!(at_a, title_at(&b, &id).await?, "both replicas agree");
     let mut values = vec![at_a.0.clone()];
     values.extend(at_a.1);
     values.sort();
     let mut expected = vec![title_a.to_owned(), title_b.to_owned()];
     expected.sort();
     assert_eq!(values, expected, "the conflict holds both titles");
-    Ok((a, b, s.id))
+    Ok((a, b, id))
 }
 
-fn request(record_id: &str, field: &str, value: &str) -> org::ResolveConflictRequest {
+fn request(
+    record_id: &str,
+    field: &str,
+    value: &str,
+    version: &str,
+) -> org::ResolveConflictRequest {
     org::ResolveConflictRequest {
         record_id: record_id.into(),
         field: field.into(),
         value: value.into(),
+        version: version.into(),
     }
 }
 
@@ -124,8 +157,14 @@ async fn resolve(
     field: &str,
     value: &str,
 ) -> Result<tonic::Response<org::ResolveConflictResponse>, tonic::Status> {
+    let version = read(node, record_id)
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
     RecordsClient::new(node.channel.clone())
-        .resolve_conflict(as_user(node.org, request(record_id, field, value)))
+        .resolve_conflict(as_user(
+            node.org,
+            request(record_id, field, value, &version),
+        ))
         .await
 }
 
@@ -196,7 +235,6 @@ async fn refusals_name_the_field_and_write_nothing() -> anyhow::Result<()> {
     )
     .await?;
     let mut rc = RecordsClient::new(a.channel.clone());
-    let before = a.store.log_len().await?;
 
     // The record: malformed, unknown.
     assert_refused(
@@ -204,11 +242,25 @@ async fn refusals_name_the_field_and_write_nothing() -> anyhow::Result<()> {
         Code::InvalidArgument,
         "record_id",
     );
+    // A record this node does not hold: the person cannot have read it here.
     assert_refused(
         resolve(&a, &uuid::Uuid::now_v7().to_string(), "title", "x").await,
-        Code::FailedPrecondition,
-        "record_id",
+        Code::InvalidArgument,
+        "version",
     );
+    // The version: missing, another record's, or read before the conflict arose.
+    let version = read(&a, &id).await?;
+    let other = create_deputy(&a, deputy_fields("张伟")).await?;
+    let others = read(&a, &other).await?;
+    let before = a.store.log_len().await?;
+    for (record, version) in [(&id, ""), (&id, "01zz"), (&id, &others), (&other, &version)] {
+        assert_refused(
+            rc.resolve_conflict(as_user(TOWNSHIP, request(record, "title", TITLE, version)))
+                .await,
+            Code::InvalidArgument,
+            "version",
+        );
+    }
     // The field: unknown, one no person types, one without a conflict.
     assert_refused(
         resolve(&a, &id, "subtitle", "x").await,
@@ -265,13 +317,17 @@ async fn refusals_name_the_field_and_write_nothing() -> anyhow::Result<()> {
     // its congress's node).
     // The viewer is refused by the gate's role table (was the `x-renda-role` field).
     assert_gate_refused(
-        rc.resolve_conflict(as_role(TOWNSHIP, "viewer", request(&id, "title", TITLE)))
-            .await,
+        rc.resolve_conflict(as_role(
+            TOWNSHIP,
+            "viewer",
+            request(&id, "title", TITLE, &version),
+        ))
+        .await,
         Code::PermissionDenied,
         "ROLE_NOT_ALLOWED",
     );
     assert_refused(
-        rc.resolve_conflict(as_user(COUNTY, request(&id, "title", TITLE)))
+        rc.resolve_conflict(as_user(COUNTY, request(&id, "title", TITLE, &version)))
             .await,
         Code::PermissionDenied,
         "org",
@@ -324,5 +380,64 @@ async fn refusals_name_the_field_and_write_nothing() -> anyhow::Result<()> {
     );
     // The conflict is still there to settle.
     assert_eq!(title_at(&a, &id).await?.1.len(), 1);
+    Ok(())
+}
+
+/// A person settles what they saw: a value that reaches the node between their read and their
+/// choice stays beside the choice, still a conflict; a conflict that arose after the read is
+/// not settled with that read.
+#[tokio::test]
+async fn a_choice_settles_only_the_values_the_person_saw() -> anyhow::Result<()> {
+    // Three replicas hold the suggestion; each retitles it on its own; two of them meet.
+    let (a, b, c) = (
+        Node::start(TOWNSHIP).await?,
+        Node::start(TOWNSHIP).await?,
+        Node::start(TOWNSHIP).await?,
+    );
+    let id = submitted(&a).await?;
+    exchange(&a, &b).await?;
+    push(&a, &c).await?;
+    retitle(&a, &id, "关于增设社区公交线路的建议（一）").await?;
+    retitle(&b, &id, "关于开通社区微公交的建议").await?;
+    retitle(&c, &id, "关于优化社区公交站点的建议").await?;
+    exchange(&a, &b).await?;
+    let seen_at_a = read(&a, &id).await?;
+    push(&c, &a).await?;
+    assert_eq!(title_at(&a, &id).await?.1.len(), 2, "three values now");
+    let mut rc = RecordsClient::new(a.channel.clone());
+    rc.resolve_conflict(as_user(
+        TOWNSHIP,
+        request(&id, "title", "关于增设社区公交线路的建议（一）", &seen_at_a),
+    ))
+    .await?;
+    let (winner, others) = title_at(&a, &id).await?;
+    let mut values = [vec![winner], others].concat();
+    values.sort();
+    assert_eq!(
+        values,
+        vec![
+            "关于优化社区公交站点的建议".to_owned(),
+            "关于增设社区公交线路的建议（一）".to_owned(),
+        ],
+        "the value the person never saw is still there to settle"
+    );
+
+    // A version read before any conflict does not settle one.
+    let d = Node::start(TOWNSHIP).await?;
+    push(&c, &d).await?;
+    let before_conflict = read(&d, &id).await?;
+    push(&a, &d).await?;
+    let before = d.store.log_len().await?;
+    assert_refused(
+        RecordsClient::new(d.channel.clone())
+            .resolve_conflict(as_user(
+                TOWNSHIP,
+                request(&id, "title", "关于优化社区公交站点的建议", &before_conflict),
+            ))
+            .await,
+        Code::FailedPrecondition,
+        "version",
+    );
+    assert_eq!(d.store.log_len().await?, before);
     Ok(())
 }

@@ -233,6 +233,7 @@ async fn link_voters_refusals_name_the_field() -> anyhow::Result<()> {
         dep::UpdateDeputyRequest {
             id: d.id.clone(),
             fields: Some(terminated),
+            version: version_of(&node, &d.id).await?,
         },
     ))
     .await?;

@@ -428,7 +428,7 @@ function conflictCard(c, onResolved) {
     async function resolve(value, button) {
       err.textContent = '';
       for (const b of buttons) b.disabled = true;
-      const { data, error } = await api('/api/conflicts/resolve', { id: c.id, field: f.field, value });
+      const { data, error } = await api('/api/conflicts/resolve', { id: c.id, field: f.field, value, version: c.version });
       for (const b of buttons) b.disabled = false;
       if (error) {
         err.textContent = error.message_zh;
@@ -487,7 +487,7 @@ async function editCard(r) {
     call: v => {
       const changes = {};
       for (const f of fields) if (v[f.name] !== '' && v[f.name] !== defaults[f.name]) changes[f.name] = v[f.name];
-      return api('/api/records/' + r.id + '/update', { fields: changes });
+      return api('/api/records/' + r.id + '/update', { fields: changes, version: r.version });
     },
   }, () => viewRecord(r.id));
 }

@@ -295,6 +295,7 @@ async fn conflicts_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, R
                 "org": record_org(r),
                 "title": title_of(r),
                 "fields": conflicts_of(shared, &names, r),
+                "version": r.version.encode(),
             })
         })
         .collect();
@@ -425,6 +426,7 @@ async fn record_json(shared: &Shared, headers: &HeaderMap, id: &str) -> Result<J
         "events": r.events.len(),
         "conflicts": conflicts_of(shared, &names, &r),
         "history": entries,
+        "version": r.version.encode(),
     }))
 }
 
@@ -436,6 +438,9 @@ pub struct Resolution {
     /// value, or what the clerk typed).
     #[serde(default)]
     value: Json_,
+    /// The record's `version` as the page read it.
+    #[serde(default)]
+    version: String,
 }
 
 /// Keeps one value of a conflicting field, or a new one, through `Records.ResolveConflict`:
@@ -465,6 +470,7 @@ async fn resolve_json(
         record_id: r.id.to_string(),
         field: resolution.field.clone(),
         value,
+        version: resolution.version,
     });
     caller_metadata(&session, request.metadata_mut());
     client
@@ -494,6 +500,9 @@ fn text_field(r: &StoredRecord, name: &str, changes: &Changes) -> String {
 pub struct Edit {
     #[serde(default)]
     fields: Changes,
+    /// The record's `version` as the form read it: the save is written against it.
+    #[serde(default)]
+    version: String,
 }
 
 /// Changes some fields of a deputy or station; the others keep the values the record shows.
@@ -514,16 +523,19 @@ async fn edit_json(
 ) -> Result<Json_, Refusal> {
     let session = require(shared, headers)?;
     let r = load(shared, &session, id).await?;
-    update(shared, &session, &r, &edit.fields).await?;
+    update(shared, &session, &r, &edit.fields, &edit.version).await?;
     record_json(shared, headers, &r.id.to_string()).await
 }
 
-/// One update through the API with every field as the record shows it, except `changes`.
+/// One update through the API with every field as the record shows it now, except `changes`,
+/// against `version`, the record as the form read it (so a field the person left stays as it
+/// is now, whatever arrived since the form was opened).
 async fn update(
     shared: &Shared,
     session: &Session,
     r: &StoredRecord,
     chosen: &Changes,
+    version: &str,
 ) -> Result<(), Refusal> {
     let session = session.clone();
     let id = r.id.to_string();
@@ -577,6 +589,7 @@ async fn update(
             let mut request = tonic::Request::new(pb::UpdateDeputyRequest {
                 id: id.clone(),
                 fields: Some(fields),
+                version: version.to_owned(),
             });
             caller_metadata(&session, request.metadata_mut());
             client
@@ -617,6 +630,7 @@ async fn update(
                 kind,
                 address: text_field(r, "address", chosen),
                 checklist,
+                version: version.to_owned(),
             });
             caller_metadata(&session, request.metadata_mut());
             client

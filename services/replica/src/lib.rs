@@ -22,6 +22,7 @@ pub mod schema;
 #[doc(hidden)]
 pub mod testkit;
 pub mod value;
+pub mod version;
 
 pub use hlc::{Clock, Hlc, Observed};
 pub use ids::{ActorId, Author, Level, OpId, OrgCode, RecordId};
@@ -33,6 +34,7 @@ pub use record::{
 pub use replica::{Outcome, Replica};
 pub use schema::{EventKindId, FieldId, KindId, Schema, SetId};
 pub use value::{Value, ValueType};
+pub use version::{ChangedHere, Version, VersionError};
 
 /// A replicated data type driven by operations: our narrow waist over `crdts`.
 pub trait Replicated {

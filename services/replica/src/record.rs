@@ -92,6 +92,26 @@ impl Register {
             .collect()
     }
 
+    /// The register's whole clock, its own writers' entries included.
+    pub fn clock(&self) -> Seen {
+        self.0
+            .read_ctx()
+            .add_clock
+            .into_iter()
+            .map(|d| (d.actor, d.counter))
+            .collect()
+    }
+
+    /// The values it holds now, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = Value> {
+        self.0.read().val.into_iter().map(|v| v.value)
+    }
+
+    /// The operations whose values it holds now.
+    pub fn dots(&self) -> impl Iterator<Item = OpId> {
+        self.0.read().val.into_iter().map(|v| v.stamp.op)
+    }
+
     /// Applies a write: its dot is (origin, origin sequence), its clock that dot plus `seen`.
     fn put(&mut self, op: &Op, value: &Value, seen: &Seen) {
         let mut clock: VClock<ActorId> = seen.iter().map(|&(a, c)| Dot::new(a, c)).collect();
@@ -333,6 +353,14 @@ impl Record {
 
     pub fn member_set(&self, set: SetId) -> Option<&MemberSet> {
         self.sets.get(&set)
+    }
+
+    pub(crate) fn fields_iter(&self) -> impl Iterator<Item = (&FieldId, &Register)> {
+        self.fields.iter()
+    }
+
+    pub(crate) fn sets_iter(&self) -> impl Iterator<Item = (&SetId, &MemberSet)> {
+        self.sets.iter()
     }
 
     /// Builds the operation for a local change; apply it with [`Record::apply`] in the same

@@ -54,6 +54,10 @@ impl Replica {
         }
     }
 
+    pub fn org(&self) -> OrgCode {
+        self.org
+    }
+
     pub fn actor(&self) -> ActorId {
         self.actor
     }

@@ -91,6 +91,8 @@ pub struct StoredRecord {
     pub updated_seq: u64,
     /// The core's view, with numeric ids.
     pub view: RecordView,
+    /// What a person reading it now sees: a form saved later is written against it.
+    pub version: renda_replica::Version,
 }
 
 /// The concurrent values of one field.
@@ -540,6 +542,7 @@ impl Store {
             sets_json: columns.sets,
             updated_seq: to_u64(updated),
             view,
+            version: record.version(),
         }
     }
 

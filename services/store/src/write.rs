@@ -351,6 +351,34 @@ impl Store {
         author: Author,
         make: impl FnOnce(&Record, ActorId) -> Vec<Change>,
     ) -> Result<Vec<Op>, Error> {
+        self.try_write(record, kind, author, |state, actor| {
+            Ok::<_, Error>(make(state, actor))
+        })
+        .await
+    }
+
+    /// [`Store::write`] whose `make` may refuse, having seen the current state (a form saved
+    /// against a version that a change at this node has overtaken): nothing is written then.
+    pub async fn try_write<E: From<Error>>(
+        &self,
+        record: RecordId,
+        kind: KindId,
+        author: Author,
+        make: impl FnOnce(&Record, ActorId) -> Result<Vec<Change>, E>,
+    ) -> Result<Vec<Op>, E> {
+        self.write_unless_refused(record, kind, author, make)
+            .await?
+    }
+
+    /// The write; the inner result is `make`'s refusal (the transaction is dropped, so
+    /// nothing is written), the outer one a storage failure.
+    async fn write_unless_refused<E>(
+        &self,
+        record: RecordId,
+        kind: KindId,
+        author: Author,
+        make: impl FnOnce(&Record, ActorId) -> Result<Vec<Change>, E>,
+    ) -> Result<Result<Vec<Op>, E>, Error> {
         let inner = &self.inner;
         let _writer = inner.writer.lock().await;
         let now = now_ms();
@@ -376,9 +404,12 @@ impl Store {
                 .unwrap_or_else(|| Record::new(record, kind)),
             None => Record::new(record, kind),
         };
-        let changes = make(&state, inner.actor);
+        let changes = match make(&state, inner.actor) {
+            Ok(changes) => changes,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         if changes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Ok(Vec::new()));
         }
         let (last_seq,): (i64,) = conn
             .fetch_optional(
@@ -452,7 +483,7 @@ impl Store {
         save_clock(&mut conn, &clock).await?;
         tx.commit().await?;
         tracing::debug!(%record, ops = ops.len(), last_seq = seq, "local write committed");
-        Ok(ops)
+        Ok(Ok(ops))
     }
 
     /// Applies a batch of encoded remote operations in one transaction. Each operation is

@@ -296,3 +296,13 @@ pub async fn create_deputy(node: &Node, fields: dep::DeputyFields) -> anyhow::Re
     .into_inner()
     .id)
 }
+
+/// The version of record `id` as a person at `node` reads it now (what a form sends back).
+pub async fn version_of(node: &Node, id: &str) -> anyhow::Result<String> {
+    let record = node
+        .store
+        .record(renda_replica::RecordId(id.parse()?))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{id} is not at {}", node.org))?;
+    Ok(record.version.encode())
+}
