@@ -357,6 +357,80 @@ async fn a_township_falls_back_to_the_city_when_its_county_is_down() -> anyhow::
     Ok(())
 }
 
+/// A township that pulled its county's edit falls back to the city while the county is down
+/// and the edit has not yet gone up: it sends the city only what originated in its own
+/// subtree, so the city refuses nothing and keeps no quarantine entry; the county sends its
+/// edit itself once it is back.
+async fn a_fallback_to_the_city_leaves_no_false_quarantine() -> anyhow::Result<()> {
+    let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
+    let mut cluster = Cluster::start(&[city, county, a]).await?;
+    let mut at_a = client(&cluster, a, "staff")?;
+    let id = create(&mut at_a, a, "王丽").await?;
+    cluster.converged(&[a, county, city], a, 1).await?;
+    // The county's own edit reaches the township but not the city.
+    cluster.link(county, city)?.cut();
+    let mut at_county = client(&cluster, county, "staff")?;
+    let opened = read(&mut at_county, &id).await?;
+    at_county
+        .update_deputy(deputy::UpdateDeputyRequest {
+            id: id.clone(),
+            fields: Some(deputy::DeputyFields {
+                constituency: "第二选区".into(),
+                ..form(&opened)
+            }),
+            version: opened.version,
+        })
+        .await?;
+    wait("the county's edit to reach the township")
+        .within(Duration::from_secs(60))
+        .until(async || {
+            let d = read(&mut at_a, &id).await?;
+            ensure!(
+                d.constituency == "第二选区",
+                "the township shows {:?}",
+                d.constituency
+            );
+            Ok(())
+        })
+        .await?;
+    cluster.kill(county)?;
+    let later = create(&mut at_a, a, "赵强").await?;
+    let mut at_city = client(&cluster, city, "viewer")?;
+    wait("the township's new deputy to reach the city by the fallback")
+        .within(Duration::from_secs(90))
+        .until(async || read(&mut at_city, &later).await.map(|_| ()))
+        .await?;
+    let quarantined = cluster
+        .status(city)
+        .await?
+        .self_
+        .context("status")?
+        .quarantined_ops;
+    ensure!(
+        quarantined == 0,
+        "the city quarantined {quarantined} operations the township relayed from its county"
+    );
+    cluster.restart(county).await?;
+    cluster.link(county, city)?.heal();
+    cluster.converged(&[a, county, city], a, 2).await?;
+    let d = read(&mut at_city, &id).await?;
+    ensure!(
+        d.constituency == "第二选区",
+        "the county's edit reached the city itself"
+    );
+    let quarantined = cluster
+        .status(city)
+        .await?
+        .self_
+        .context("status")?
+        .quarantined_ops;
+    ensure!(
+        quarantined == 0,
+        "the city quarantined {quarantined} operations"
+    );
+    Ok(())
+}
+
 /// One sync from a township through its county to the city shows as one trace at an OTLP
 /// collector: spans from all three node processes under one trace id.
 async fn a_three_level_sync_is_one_trace() -> anyhow::Result<()> {
@@ -473,6 +547,7 @@ fn main() -> ExitCode {
         a_stale_form_save_keeps_the_edit_made_meanwhile,
         a_node_killed_mid_sync_restarts_and_converges,
         a_township_falls_back_to_the_city_when_its_county_is_down,
+        a_fallback_to_the_city_leaves_no_false_quarantine,
         a_three_level_sync_is_one_trace,
         a_county_process_serves_only_verified_people,
     ])

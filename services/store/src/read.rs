@@ -178,15 +178,26 @@ fn time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 impl Store {
-    /// The upward feed to one peer: as [`Store::ops_since`], without the operations received
-    /// from that peer (it has them: a child must not push back what it pulled).
-    pub async fn ops_for_peer(
-        &self,
-        after: Cursor,
-        limit: u32,
-        peer: &str,
-    ) -> Result<Vec<LoggedOp>, Error> {
-        self.upward_feed(after, limit, Some(peer)).await
+    /// The upward feed: as [`Store::ops_since`], with only what originated in this node's own
+    /// subtree — nothing received from an ancestor (the peer it pushes to has it, or, for a
+    /// township falling back to the city, the county sends it itself; the city would rightly
+    /// refuse it from the township and keep a false quarantine entry).
+    pub async fn ops_for_peer(&self, after: Cursor, limit: u32) -> Result<Vec<LoggedOp>, Error> {
+        self.upward_feed(after, limit, Some(self.ancestor_keys()))
+            .await
+    }
+
+    /// The peer keys of this node's ancestors (an org unit has at most three: a village's
+    /// township, county and city), padded with the first, for one statement text.
+    fn ancestor_keys(&self) -> [Option<String>; 3] {
+        let above = self.org().ancestors();
+        let first = above.first().map(ToString::to_string);
+        std::array::from_fn(|i| {
+            above
+                .get(i)
+                .map(ToString::to_string)
+                .or_else(|| first.clone())
+        })
     }
 
     /// Everything in the log after `after`, by local sequence, except operations of local-only
@@ -195,24 +206,26 @@ impl Store {
         self.upward_feed(after, limit, None).await
     }
 
+    /// The log after `after`; with `except_from`, without what was received from those peers.
     async fn upward_feed(
         &self,
         after: Cursor,
         limit: u32,
-        except_from: Option<&str>,
+        except_from: Option<[Option<String>; 3]>,
     ) -> Result<Vec<LoggedOp>, Error> {
+        let slots = except_from.unwrap_or_default();
+        let mut args = vec![Arg::Int(after.local_seq as i64)];
+        args.extend(slots.into_iter().map(Arg::OptText));
+        args.push(Arg::Int(i64::from(limit)));
         let mut conn = self.inner.backend.acquire().await?;
         let rows: Vec<(i64, Vec<u8>)> = conn
             .conn()
             .fetch_all(
                 "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 AND NOT local_only \
-                 AND ($2 IS NULL OR from_peer IS NULL OR from_peer <> $2) \
-                 ORDER BY local_seq LIMIT $3",
-                vec![
-                    Arg::Int(after.local_seq as i64),
-                    Arg::OptText(except_from.map(str::to_string)),
-                    Arg::Int(i64::from(limit)),
-                ],
+                 AND ($2 IS NULL OR from_peer IS NULL \
+                      OR (from_peer <> $2 AND from_peer <> $3 AND from_peer <> $4)) \
+                 ORDER BY local_seq LIMIT $5",
+                args,
             )
             .await?;
         Ok(rows
@@ -286,13 +299,16 @@ impl Store {
     /// acknowledged.
     pub async fn pending_push(&self, peer: &str) -> Result<u64, Error> {
         let after = self.checkpoint(peer, Direction::Push).await?;
+        let mut args = vec![Arg::Int(after.local_seq as i64)];
+        args.extend(self.ancestor_keys().into_iter().map(Arg::OptText));
         let mut conn = self.inner.backend.acquire().await?;
         let (n,): (i64,) = conn
             .conn()
             .fetch_optional(
                 "SELECT COUNT(*) FROM op_log WHERE local_seq > $1 AND NOT local_only \
-                 AND (from_peer IS NULL OR from_peer <> $2)",
-                vec![Arg::Int(after.local_seq as i64), Arg::Text(peer.into())],
+                 AND ($2 IS NULL OR from_peer IS NULL \
+                      OR (from_peer <> $2 AND from_peer <> $3 AND from_peer <> $4))",
+                args,
             )
             .await?
             .unwrap_or((0,));

@@ -97,9 +97,7 @@ pub async fn export(
     let mut upto = start;
     loop {
         let batch = if upward {
-            store
-                .ops_for_peer(upto, BATCH as u32, &to.to_string())
-                .await?
+            store.ops_for_peer(upto, BATCH as u32).await?
         } else {
             store.ops_for_scope(to, upto, BATCH as u32, None).await?
         };

@@ -47,9 +47,7 @@ pub async fn sync_once(
     let span = info_span!("sync_session", role = "child", parent = %parent);
     let push_after = store.checkpoint(&peer_key, Checkpoint::Push).await?;
     let pull_after = store.checkpoint(&peer_key, Checkpoint::Pull).await?;
-    let first = store
-        .ops_for_peer(push_after, max_batch as u32, &peer_key)
-        .await?;
+    let first = store.ops_for_peer(push_after, max_batch as u32).await?;
 
     let (tx, rx) = mpsc::channel::<pb::ChildMessage>(4);
     let hello = pb::Hello {
@@ -79,7 +77,6 @@ pub async fn sync_once(
         let store = store.clone();
         let in_flight = in_flight.clone();
         let tx = tx.clone();
-        let peer = peer_key.clone();
         async move {
             let mut batch = first;
             let mut batch_no = 0u64;
@@ -100,7 +97,7 @@ pub async fn sync_once(
                     break;
                 }
                 batch = if full {
-                    store.ops_for_peer(upto, max_batch as u32, &peer).await?
+                    store.ops_for_peer(upto, max_batch as u32).await?
                 } else {
                     Vec::new()
                 };
