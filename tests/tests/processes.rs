@@ -77,24 +77,11 @@ async fn partition_heals_and_every_node_converges() -> anyhow::Result<()> {
     cluster.converged(&[b, county, city], b, 1).await?;
 
     cluster.isolate(a);
-    let mut edit = fields("王丽", "乡村振兴");
-    let version = read(&mut at_a, &shared).await?.version;
-    at_a.update_deputy(deputy::UpdateDeputyRequest {
-        id: shared.clone(),
-        fields: Some(edit.clone()),
-        version,
-    })
-    .await?;
+    let opened = read(&mut at_a, &shared).await?;
+    save(&mut at_a, &opened, |f| f.sector = "乡村振兴".into()).await?;
     create(&mut at_a, a, "刘洋").await?;
-    edit.sector = "农业农村".into();
-    let version = read(&mut at_county, &shared).await?.version;
-    at_county
-        .update_deputy(deputy::UpdateDeputyRequest {
-            id: shared.clone(),
-            fields: Some(edit),
-            version,
-        })
-        .await?;
+    let opened = read(&mut at_county, &shared).await?;
+    save(&mut at_county, &opened, |f| f.sector = "农业农村".into()).await?;
     // While cut, the township keeps working and the others cannot see its new deputy, even
     // once the township has tried both its upstreams since it wrote.
     let written = chrono::Utc::now().timestamp_millis();
@@ -158,6 +145,37 @@ fn form(d: &deputy::Deputy) -> deputy::DeputyFields {
     }
 }
 
+/// Saves the form `opened` showed, changed by `change`, against the version it read.
+async fn save(
+    client: &mut Client,
+    opened: &deputy::Deputy,
+    change: impl FnOnce(&mut deputy::DeputyFields),
+) -> anyhow::Result<deputy::Deputy> {
+    let mut fields = form(opened);
+    change(&mut fields);
+    Ok(client
+        .update_deputy(deputy::UpdateDeputyRequest {
+            id: opened.id.clone(),
+            fields: Some(fields),
+            version: opened.version.clone(),
+        })
+        .await?
+        .into_inner())
+}
+
+/// Waits until deputy `id` as `client` reads it passes `check`.
+async fn until_shown(
+    client: &mut Client,
+    id: &str,
+    what: impl std::fmt::Display,
+    check: impl Fn(&deputy::Deputy) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    wait(what)
+        .within(Duration::from_secs(60))
+        .until(async || check(&read(client, id).await?))
+        .await
+}
+
 /// The county opens a deputy's form; meanwhile the township changes the deputy's sector and
 /// it syncs; the county saves its form, changing only the constituency. Every node keeps the
 /// township's sector and the county's constituency, with no conflict. Had the county changed
@@ -172,95 +190,60 @@ async fn a_stale_form_save_keeps_the_edit_made_meanwhile() -> anyhow::Result<()>
     let opened = read(&mut at_county, &id).await?;
 
     let at_township = read(&mut at_a, &id).await?;
-    at_a.update_deputy(deputy::UpdateDeputyRequest {
-        id: id.clone(),
-        fields: Some(deputy::DeputyFields {
-            sector: "乡村振兴".into(),
-            ..form(&at_township)
-        }),
-        version: at_township.version,
+    save(&mut at_a, &at_township, |f| f.sector = "乡村振兴".into()).await?;
+    until_shown(
+        &mut at_county,
+        &id,
+        "the township's sector at the county",
+        |d| {
+            ensure!(d.sector == "乡村振兴", "the county shows {:?}", d.sector);
+            Ok(())
+        },
+    )
+    .await?;
+    let saved = save(&mut at_county, &opened, |f| {
+        f.constituency = "第二选区".into()
     })
     .await?;
-    wait("the township's sector to reach the county")
-        .within(Duration::from_secs(60))
-        .until(async || {
-            let now = read(&mut at_county, &id).await?;
-            ensure!(
-                now.sector == "乡村振兴",
-                "the county shows {:?}",
-                now.sector
-            );
-            Ok(())
-        })
-        .await?;
-    let saved = at_county
-        .update_deputy(deputy::UpdateDeputyRequest {
-            id: id.clone(),
-            fields: Some(deputy::DeputyFields {
-                constituency: "第二选区".into(),
-                ..form(&opened)
-            }),
-            version: opened.version.clone(),
-        })
-        .await?
-        .into_inner();
-    ensure!(
-        (saved.sector.as_str(), saved.constituency.as_str()) == ("乡村振兴", "第二选区"),
-        "the county's save answered sector {:?}, constituency {:?}",
-        saved.sector,
-        saved.constituency
-    );
+    let both = |d: &deputy::Deputy| {
+        ensure!(
+            (d.sector.as_str(), d.constituency.as_str()) == ("乡村振兴", "第二选区")
+                && d.conflicting_fields.is_empty(),
+            "sector {:?}, constituency {:?}, conflicts {:?}",
+            d.sector,
+            d.constituency,
+            d.conflicting_fields
+        );
+        Ok(())
+    };
+    both(&saved).context("the county's save")?;
     for at in [a, county, city] {
         let mut viewer = client(&cluster, at, "viewer")?;
-        wait(format_args!("{at} to show both edits"))
-            .within(Duration::from_secs(60))
-            .until(async || {
-                let d = read(&mut viewer, &id).await?;
-                ensure!(
-                    (d.sector.as_str(), d.constituency.as_str()) == ("乡村振兴", "第二选区")
-                        && d.conflicting_fields.is_empty(),
-                    "{at} shows sector {:?}, constituency {:?}, conflicts {:?}",
-                    d.sector,
-                    d.constituency,
-                    d.conflicting_fields
-                );
-                Ok(())
-            })
-            .await?;
+        until_shown(
+            &mut viewer,
+            &id,
+            format_args!("{at} to show both edits"),
+            both,
+        )
+        .await?;
     }
 
     // The same stale form, changing the sector the township had changed: a conflict.
-    let saved = at_county
-        .update_deputy(deputy::UpdateDeputyRequest {
-            id: id.clone(),
-            fields: Some(deputy::DeputyFields {
-                sector: "农业农村".into(),
-                ..form(&opened)
-            }),
-            version: opened.version,
-        })
-        .await?
-        .into_inner();
-    ensure!(
-        saved.conflicting_fields == ["sector"],
-        "the county's stale sector shows no conflict: {:?}",
-        saved.conflicting_fields
-    );
+    let saved = save(&mut at_county, &opened, |f| f.sector = "农业农村".into()).await?;
+    let conflict = |d: &deputy::Deputy| {
+        ensure!(
+            d.conflicting_fields == ["sector"] && d.constituency == "第二选区",
+            "conflicts {:?}, constituency {:?}",
+            d.conflicting_fields,
+            d.constituency
+        );
+        Ok(())
+    };
+    conflict(&saved).context("the county's stale sector")?;
     for at in [a, city] {
         let mut viewer = client(&cluster, at, "viewer")?;
-        wait(format_args!("{at} to show the sector conflict"))
-            .within(Duration::from_secs(60))
-            .until(async || {
-                let d = read(&mut viewer, &id).await?;
-                ensure!(
-                    d.conflicting_fields == ["sector"] && d.constituency == "第二选区",
-                    "{at} shows conflicts {:?}, constituency {:?}",
-                    d.conflicting_fields,
-                    d.constituency
-                );
-                Ok(())
-            })
-            .await?;
+        let what = format_args!("{at} to show the sector conflict");
+        until_shown(&mut viewer, &id, what, conflict).await?;
     }
     Ok(())
 }
@@ -371,28 +354,19 @@ async fn a_fallback_to_the_city_leaves_no_false_quarantine() -> anyhow::Result<(
     cluster.link(county, city)?.cut();
     let mut at_county = client(&cluster, county, "staff")?;
     let opened = read(&mut at_county, &id).await?;
-    at_county
-        .update_deputy(deputy::UpdateDeputyRequest {
-            id: id.clone(),
-            fields: Some(deputy::DeputyFields {
-                constituency: "第二选区".into(),
-                ..form(&opened)
-            }),
-            version: opened.version,
-        })
-        .await?;
-    wait("the county's edit to reach the township")
-        .within(Duration::from_secs(60))
-        .until(async || {
-            let d = read(&mut at_a, &id).await?;
-            ensure!(
-                d.constituency == "第二选区",
-                "the township shows {:?}",
-                d.constituency
-            );
-            Ok(())
-        })
-        .await?;
+    save(&mut at_county, &opened, |f| {
+        f.constituency = "第二选区".into()
+    })
+    .await?;
+    until_shown(&mut at_a, &id, "the county's edit at the township", |d| {
+        ensure!(
+            d.constituency == "第二选区",
+            "the township shows {:?}",
+            d.constituency
+        );
+        Ok(())
+    })
+    .await?;
     cluster.kill(county)?;
     let later = create(&mut at_a, a, "赵强").await?;
     let mut at_city = client(&cluster, city, "viewer")?;
@@ -400,16 +374,18 @@ async fn a_fallback_to_the_city_leaves_no_false_quarantine() -> anyhow::Result<(
         .within(Duration::from_secs(90))
         .until(async || read(&mut at_city, &later).await.map(|_| ()))
         .await?;
-    let quarantined = cluster
-        .status(city)
-        .await?
-        .self_
-        .context("status")?
-        .quarantined_ops;
-    ensure!(
-        quarantined == 0,
-        "the city quarantined {quarantined} operations the township relayed from its county"
-    );
+    let no_quarantine = async |cluster: &Cluster| {
+        let status = cluster.status(city).await?.self_.context("status")?;
+        ensure!(
+            status.quarantined_ops == 0,
+            "the city quarantined {} operations",
+            status.quarantined_ops
+        );
+        anyhow::Ok(())
+    };
+    no_quarantine(&cluster)
+        .await
+        .context("nothing the township relayed from its county")?;
     cluster.restart(county).await?;
     cluster.link(county, city)?.heal();
     cluster.converged(&[a, county, city], a, 2).await?;
@@ -418,16 +394,7 @@ async fn a_fallback_to_the_city_leaves_no_false_quarantine() -> anyhow::Result<(
         d.constituency == "第二选区",
         "the county's edit reached the city itself"
     );
-    let quarantined = cluster
-        .status(city)
-        .await?
-        .self_
-        .context("status")?
-        .quarantined_ops;
-    ensure!(
-        quarantined == 0,
-        "the city quarantined {quarantined} operations"
-    );
+    no_quarantine(&cluster).await?;
     Ok(())
 }
 
