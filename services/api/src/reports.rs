@@ -170,6 +170,19 @@ impl Groups {
     fn len(&self) -> usize {
         self.units.len()
     }
+
+    /// One table row per unit: its code and name, then `cells(i)` for its index.
+    fn rows(&self, mut cells: impl FnMut(usize) -> Vec<pb::Cell>) -> Vec<Vec<pb::Cell>> {
+        self.units
+            .iter()
+            .enumerate()
+            .map(|(i, (code, name))| {
+                let mut row = vec![text_cell(code.to_string()), text_cell(name.clone())];
+                row.extend(cells(i));
+                row
+            })
+            .collect()
+    }
 }
 
 // ---- cells and tables ---------------------------------------------------------------------
@@ -503,13 +516,10 @@ impl Service {
             c[4] += item.overdue.iter().filter(|(_, due)| today > *due).count() as i64;
             org_rates[i].add(item.flags);
         }
-        let mut org_rows = Vec::new();
-        for (i, (code, name)) in groups.units.iter().enumerate() {
+        let org_rows = groups.rows(|i| {
             let r = &org_rates[i];
             let c = counts[i];
-            org_rows.push(vec![
-                text_cell(code.to_string()),
-                text_cell(name.clone()),
+            vec![
                 int_cell(c[0]),
                 int_cell(i64::try_from(r.reply().denominator).unwrap_or(0)),
                 int_cell(c[1]),
@@ -519,8 +529,8 @@ impl Service {
                 rate_cell(&r.satisfaction()),
                 rate_cell(&r.implementation()),
                 int_cell(c[4]),
-            ]);
-        }
+            ]
+        });
         let by_org = table(
             "by_org",
             "按单位",
@@ -699,24 +709,17 @@ impl Service {
                 text_cell(if overdue { "逾期" } else { "" }),
             ]);
         }
-        let org_rows = groups
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, (code, name))| {
-                let s = sums[i];
-                vec![
-                    text_cell(code.to_string()),
-                    text_cell(name.clone()),
-                    int_cell(s[0]),
-                    int_cell(s[1]),
-                    real_cell(Some(s[2] as f64 / 100.0)),
-                    real_cell((s[1] > 0).then(|| s[3] as f64 / s[1] as f64)),
-                    int_cell(s[4]),
-                    int_cell(s[5]),
-                ]
-            })
-            .collect();
+        let org_rows = groups.rows(|i| {
+            let s = sums[i];
+            vec![
+                int_cell(s[0]),
+                int_cell(s[1]),
+                real_cell(Some(s[2] as f64 / 100.0)),
+                real_cell((s[1] > 0).then(|| s[3] as f64 / s[1] as f64)),
+                int_cell(s[4]),
+                int_cell(s[5]),
+            ]
+        });
         Ok(vec![
             table(
                 "by_org",
@@ -862,28 +865,21 @@ impl Service {
             ranking.push((points, id, org, name, c, s, v, rb, proxy));
         }
         ranking.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let org_rows = groups
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, (code, name))| {
-                let x = sums[i];
-                let coverage = rates::report_back_coverage(&serving[i], &reported);
-                vec![
-                    text_cell(code.to_string()),
-                    text_cell(name.clone()),
-                    int_cell(x[0]),
-                    int_cell(x[1]),
-                    int_cell(x[2]),
-                    int_cell(i64::try_from(coverage.numerator).unwrap_or(0)),
-                    rate_cell(&coverage),
-                    int_cell(x[3]),
-                    int_cell(x[4]),
-                    int_cell(x[5]),
-                    int_cell(x[6]),
-                ]
-            })
-            .collect();
+        let org_rows = groups.rows(|i| {
+            let x = sums[i];
+            let coverage = rates::report_back_coverage(&serving[i], &reported);
+            vec![
+                int_cell(x[0]),
+                int_cell(x[1]),
+                int_cell(x[2]),
+                int_cell(i64::try_from(coverage.numerator).unwrap_or(0)),
+                rate_cell(&coverage),
+                int_cell(x[3]),
+                int_cell(x[4]),
+                int_cell(x[5]),
+                int_cell(x[6]),
+            ]
+        });
         let ranking_rows = ranking
             .into_iter()
             .take(detail_rows)
@@ -1035,22 +1031,15 @@ impl Service {
                 sums[i][2] += int_of(a.get(1));
             }
         }
-        let org_rows = groups
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, (code, name))| {
-                vec![
-                    text_cell(code.to_string()),
-                    text_cell(name.clone()),
-                    int_cell(sums[i][0]),
-                    int_cell(sums[i][1]),
-                    int_cell(sums[i][2]),
-                    int_cell(org_opinions[i].0),
-                    int_cell(org_opinions[i].1),
-                ]
-            })
-            .collect();
+        let org_rows = groups.rows(|i| {
+            vec![
+                int_cell(sums[i][0]),
+                int_cell(sums[i][1]),
+                int_cell(sums[i][2]),
+                int_cell(org_opinions[i].0),
+                int_cell(org_opinions[i].1),
+            ]
+        });
         Ok(vec![
             table(
                 "by_org",
@@ -1111,26 +1100,19 @@ impl Service {
             s[6] += n - resolved;
             s[7] += int_of(r.get(4));
         }
-        let org_rows = groups
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, (code, name))| {
-                let s = sums[i];
-                vec![
-                    text_cell(code.to_string()),
-                    text_cell(name.clone()),
-                    int_cell(s[0]),
-                    int_cell(s[1]),
-                    int_cell(s[2]),
-                    int_cell(s[3]),
-                    int_cell(s[4]),
-                    int_cell(s[5]),
-                    int_cell(s[6]),
-                    real_cell((s[5] > 0).then(|| s[7] as f64 / s[5] as f64 / 86_400_000.0)),
-                ]
-            })
-            .collect();
+        let org_rows = groups.rows(|i| {
+            let s = sums[i];
+            vec![
+                int_cell(s[0]),
+                int_cell(s[1]),
+                int_cell(s[2]),
+                int_cell(s[3]),
+                int_cell(s[4]),
+                int_cell(s[5]),
+                int_cell(s[6]),
+                real_cell((s[5] > 0).then(|| s[7] as f64 / s[5] as f64 / 86_400_000.0)),
+            ]
+        });
         Ok(vec![table(
             "by_org",
             "按单位",
