@@ -1,7 +1,8 @@
 //! What a node refuses, over real mutual TLS on loopback: a peer from another CA, a peer that
 //! claims another org unit than its certificate, another protocol version, operations outside
 //! the sender's authority (quarantined, visible, not relayed), and damaged or foreign bundles.
-//! Each refusal leaves the receiving node's log as it was.
+//! Each refusal leaves the receiving node's log as it was. And what a bundle that was accepted
+//! spares the link afterwards.
 
 use std::sync::Arc;
 
@@ -427,6 +428,99 @@ async fn a_node_refuses_an_upstream_whose_certificate_names_another_unit() -> an
     assert!(
         text.contains("names county 370202 but this node dialed 370200"),
         "the refusal does not say why: {text}"
+    );
+    mesh.shutdown().await
+}
+
+/// `n` deputy records written at `at`'s store while its node is stopped.
+async fn deputies(store: &renda_store::Store, at: OrgCode, n: usize) -> anyhow::Result<()> {
+    let kind = store.schema().kind_named("deputy").context("deputy")?.id;
+    for _ in 0..n {
+        let author = Author { org: at, number: 1 };
+        store
+            .write(RecordId(uuid::Uuid::now_v7()), kind, author, |r, actor| {
+                vec![r.put(actor, renda_replica::schema::ORG, Value::Org(at))]
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// A township's offline work carried to its county on a USB bundle is not pushed again when its
+/// link comes back: the county's welcome says what it imported and the township's push
+/// checkpoint moves past it. A bundle exported but never imported is pushed as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_carried_up_is_not_pushed_again_when_the_link_returns() -> anyhow::Result<()> {
+    let (dir, mut mesh) = start(&[CITY, COUNTY, TOWNSHIP]).await?;
+    let (county, township) = (org(COUNTY), org(TOWNSHIP));
+    let port = mesh.node(township)?.grpc_addr.port();
+    let mut t_config = mesh.stop(township).await?;
+    let t_store = renda_store::Store::open(
+        &t_config.storage.url,
+        mesh.node(county)?.store.schema().clone(),
+        township,
+        Default::default(),
+    )
+    .await?;
+    let tls_files = files(&mesh, township);
+    let signer = bundle::Signer::from_pem(
+        &std::fs::read(&tls_files.cert)?,
+        &std::fs::read(&tls_files.key)?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    deputies(&t_store, township, 120).await?;
+    let carried = dir.path().join("carried.bundle");
+    let exported = bundle::export(&t_store, &signer, county, false, &carried).await?;
+    assert!(exported.ops >= 120);
+    // Written after the bundle: these still go up by the link.
+    deputies(&t_store, township, 5).await?;
+    t_store.close().await;
+
+    let c_store = mesh.node(county)?.store.clone();
+    let ca = std::fs::read(mesh.dir.join("certs").join("ca.pem"))?;
+    let policy = renda_sync::Policy::new(node_agent::domain::deputy_work().rule);
+    let (_, imported) = bundle::import(&c_store, &policy, &ca, &carried).await?;
+    assert_eq!(imported.applied, exported.ops);
+
+    // Only the explicit sync below runs a session.
+    t_config.sync.interval = std::time::Duration::from_secs(3600);
+    mesh.restart(township, t_config.clone(), port).await?;
+    let session = mesh.sync(township).await?;
+    assert!(
+        session.bundled,
+        "the county's welcome moved the push checkpoint"
+    );
+    assert_eq!(
+        session.pushed, 5,
+        "only what the bundle did not carry is pushed"
+    );
+    let t_store = mesh.node(township)?.store.clone();
+    assert_eq!(t_store.pending_push(&county.to_string()).await?, 0);
+    assert_eq!(
+        c_store.integrity_check().await?,
+        Vec::<String>::new(),
+        "the county's store is sound"
+    );
+
+    // A bundle that never reached the county: its operations go up by the link.
+    let lost = dir.path().join("lost.bundle");
+    let t_config = mesh.stop(township).await?;
+    let t_store = renda_store::Store::open(
+        &t_config.storage.url,
+        mesh.node(county)?.store.schema().clone(),
+        township,
+        Default::default(),
+    )
+    .await?;
+    deputies(&t_store, township, 7).await?;
+    bundle::export(&t_store, &signer, county, false, &lost).await?;
+    t_store.close().await;
+    mesh.restart(township, t_config, port).await?;
+    let session = mesh.sync(township).await?;
+    assert!(!session.bundled);
+    assert_eq!(
+        session.pushed, 7,
+        "nothing is skipped for a bundle the county never saw"
     );
     mesh.shutdown().await
 }

@@ -85,7 +85,7 @@ pub async fn export(
             "{to} is neither above nor below this node {me}"
         )));
     }
-    let bundle_key = format!("bundle:{to}");
+    let bundle_key = exported_to(to);
     let start = if full {
         Cursor::START
     } else if upward {
@@ -142,11 +142,11 @@ pub async fn export(
     tokio::fs::rename(&tmp, path)
         .await
         .map_err(|e| err(format!("writing failed: {e}")))?;
-    if downward {
-        store
-            .set_checkpoint(&bundle_key, Checkpoint::Push, upto)
-            .await?;
-    }
+    // Downward, the next bundle starts here; upward, a live session with the parent learns
+    // whether it imported this one (`Welcome.bundled_upto`) before pushing.
+    store
+        .set_checkpoint(&bundle_key, Checkpoint::Push, upto)
+        .await?;
     Ok(Exported {
         ops: count,
         bytes: file.len() as u64,
@@ -297,6 +297,17 @@ pub async fn import(
         total.held += report.held;
         total.quarantined += report.quarantined;
     }
+    // A bundle from a child: what it covered of the child's feed, told to the child at its next
+    // session so that it does not push those operations again.
+    if let Direction::FromChild(child) = direction {
+        let key = imported_from(child);
+        let start = verified.bundle.start.map_or(Cursor::START, cursor_from_pb);
+        let upto = verified.bundle.upto.map_or(Cursor::START, cursor_from_pb);
+        if upto > store.checkpoint(&key, Checkpoint::Pull).await? {
+            store.set_checkpoint(&key, Checkpoint::Push, start).await?;
+            store.set_checkpoint(&key, Checkpoint::Pull, upto).await?;
+        }
+    }
     // A bundle from the parent that starts where this node's pull stopped moves that
     // checkpoint on, as a live session would.
     if let Direction::FromParent(parent) = direction {
@@ -311,6 +322,17 @@ pub async fn import(
     Ok((verified.from, total))
 }
 
+/// Where a parent keeps the furthest upward bundle imported from `child`: its start as the
+/// `Push` checkpoint and its end as the `Pull` checkpoint of this key, both in the child's feed.
+pub(crate) fn imported_from(child: OrgCode) -> String {
+    format!("bundle-from:{child}")
+}
+
+/// Where a node keeps the end of the last bundle it exported for `to` (`Push` checkpoint).
+pub(crate) fn exported_to(to: OrgCode) -> String {
+    format!("bundle:{to}")
+}
+
 fn read_u32(bytes: &[u8], at: usize) -> Result<u32, String> {
     bytes
         .get(at..at + 4)
@@ -319,14 +341,14 @@ fn read_u32(bytes: &[u8], at: usize) -> Result<u32, String> {
         .ok_or_else(|| "bundle is truncated".to_string())
 }
 
-fn cursor_pb(c: Cursor) -> pb::Cursor {
+pub(crate) fn cursor_pb(c: Cursor) -> pb::Cursor {
     pb::Cursor {
         position: c.position,
         seq: c.local_seq,
     }
 }
 
-fn cursor_from_pb(c: pb::Cursor) -> Cursor {
+pub(crate) fn cursor_from_pb(c: pb::Cursor) -> Cursor {
     Cursor {
         position: c.position,
         local_seq: c.seq,

@@ -29,6 +29,9 @@ pub struct SessionReport {
     pub quarantined: u64,
     /// Operations the parent held waiting for a predecessor.
     pub held_at_parent: u64,
+    /// The push started after a bundle the parent said it had imported: those operations
+    /// were not sent again.
+    pub bundled: bool,
 }
 
 /// Runs one session with the parent `parent` behind `channel`: pushes everything after the
@@ -47,7 +50,17 @@ pub async fn sync_once(
     let span = info_span!("sync_session", role = "child", parent = %parent);
     let push_after = store.checkpoint(&peer_key, Checkpoint::Push).await?;
     let pull_after = store.checkpoint(&peer_key, Checkpoint::Pull).await?;
-    let first = store.ops_for_peer(push_after, max_batch as u32).await?;
+    // After a bundle went up by hand, the parent's welcome may say it imported it: wait for
+    // it before pushing, rather than send those operations again.
+    let exported = store
+        .checkpoint(&crate::bundle::exported_to(parent), Checkpoint::Push)
+        .await?;
+    let await_welcome = exported > push_after;
+    let first = if await_welcome {
+        Vec::new()
+    } else {
+        store.ops_for_peer(push_after, max_batch as u32).await?
+    };
 
     let (tx, rx) = mpsc::channel::<pb::ChildMessage>(4);
     let hello = pb::Hello {
@@ -61,7 +74,7 @@ pub async fn sync_once(
             seq: pull_after.local_seq,
         }),
         max_batch_ops: max_batch as u32,
-        push_done: first.is_empty(),
+        push_done: !await_welcome && first.is_empty(),
         report: Some(report),
     };
     let _ = tx
@@ -72,46 +85,18 @@ pub async fn sync_once(
 
     // Push batches in flight, oldest first: (batch number, cursor it covers).
     let in_flight: Arc<Mutex<VecDeque<(u64, Cursor)>>> = Arc::default();
-    let pushing = !first.is_empty();
-    let producer = {
-        let store = store.clone();
-        let in_flight = in_flight.clone();
-        let tx = tx.clone();
-        async move {
-            let mut batch = first;
-            let mut batch_no = 0u64;
-            let mut pushed = 0u64;
-            while !batch.is_empty() {
-                batch_no += 1;
-                let upto = batch.last().map(|op| op.cursor).unwrap_or(push_after);
-                pushed += batch.len() as u64;
-                lock(&in_flight).push_back((batch_no, upto));
-                let full = batch.len() == max_batch;
-                let msg = pb::ChildMessage {
-                    body: Some(ChildBody::Push(pb::PushBatch {
-                        batch_no,
-                        ops: batch.into_iter().map(|op| op.bytes).collect(),
-                    })),
-                };
-                if tx.send(msg).await.is_err() {
-                    break;
-                }
-                batch = if full {
-                    store.ops_for_peer(upto, max_batch as u32).await?
-                } else {
-                    Vec::new()
-                };
-            }
-            let _ = tx
-                .send(pb::ChildMessage {
-                    body: Some(ChildBody::PushDone(pb::PushDone {})),
-                })
-                .await;
-            Ok::<_, Error>((pushed, batch_no))
-        }
+    let push = |first: Vec<renda_store::LoggedOp>, after: Cursor, tx: mpsc::Sender<_>| {
+        let pusher = Pusher {
+            store: store.clone(),
+            in_flight: in_flight.clone(),
+            tx,
+            max_batch,
+        };
+        tokio::spawn(pusher.run(first, after).instrument(span.clone()))
     };
     // With nothing to push, the hello said so and the request stream ends right away.
-    let producer = pushing.then(|| tokio::spawn(producer.instrument(span.clone())));
+    let mut producer = (!first.is_empty()).then(|| push(first, push_after, tx.clone()));
+    let mut waiting = await_welcome.then(|| tx.clone());
     drop(tx);
 
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
@@ -166,6 +151,25 @@ pub async fn sync_once(
                     });
                 }
                 welcomed = true;
+                if let Some(tx) = waiting.take() {
+                    let start = covered_by_bundle(&welcome, push_after);
+                    if start > push_after {
+                        store
+                            .set_checkpoint(&peer_key, Checkpoint::Push, start)
+                            .await?;
+                        session.bundled = true;
+                    }
+                    let first = store.ops_for_peer(start, max_batch as u32).await?;
+                    if first.is_empty() {
+                        let _ = tx
+                            .send(pb::ChildMessage {
+                                body: Some(ChildBody::PushDone(pb::PushDone {})),
+                            })
+                            .await;
+                    } else {
+                        producer = Some(push(first, start, tx));
+                    }
+                }
             }
             Some(ParentBody::Ack(ack)) => {
                 let Some((batch_no, upto)) = lock(&in_flight).pop_front() else {
@@ -223,6 +227,74 @@ pub async fn sync_once(
     }
     debug!(parent = %parent, ?session, "sync session finished");
     Ok(session)
+}
+
+/// Where the push to the parent starts: after what the parent's welcome says it imported
+/// from this node by bundle, when that covers the push checkpoint.
+fn covered_by_bundle(welcome: &pb::Welcome, push_after: Cursor) -> Cursor {
+    match (welcome.bundled_start, welcome.bundled_upto) {
+        (Some(start), Some(upto)) => {
+            let (start, upto) = (
+                crate::bundle::cursor_from_pb(start),
+                crate::bundle::cursor_from_pb(upto),
+            );
+            if start <= push_after && push_after < upto {
+                upto
+            } else {
+                push_after
+            }
+        }
+        _ => push_after,
+    }
+}
+
+/// Sends push batches, oldest first, then `PushDone`; each batch's cursor waits in
+/// `in_flight` for the parent's ack.
+struct Pusher {
+    store: Store,
+    in_flight: Arc<Mutex<VecDeque<(u64, Cursor)>>>,
+    tx: mpsc::Sender<pb::ChildMessage>,
+    max_batch: usize,
+}
+
+impl Pusher {
+    async fn run(
+        self,
+        first: Vec<renda_store::LoggedOp>,
+        after: Cursor,
+    ) -> Result<(u64, u64), Error> {
+        let mut batch = first;
+        let mut batch_no = 0u64;
+        let mut pushed = 0u64;
+        while !batch.is_empty() {
+            batch_no += 1;
+            let upto = batch.last().map(|op| op.cursor).unwrap_or(after);
+            pushed += batch.len() as u64;
+            lock(&self.in_flight).push_back((batch_no, upto));
+            let full = batch.len() == self.max_batch;
+            let msg = pb::ChildMessage {
+                body: Some(ChildBody::Push(pb::PushBatch {
+                    batch_no,
+                    ops: batch.into_iter().map(|op| op.bytes).collect(),
+                })),
+            };
+            if self.tx.send(msg).await.is_err() {
+                break;
+            }
+            batch = if full {
+                self.store.ops_for_peer(upto, self.max_batch as u32).await?
+            } else {
+                Vec::new()
+            };
+        }
+        let _ = self
+            .tx
+            .send(pb::ChildMessage {
+                body: Some(ChildBody::PushDone(pb::PushDone {})),
+            })
+            .await;
+        Ok((pushed, batch_no))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

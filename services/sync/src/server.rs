@@ -2,12 +2,13 @@
 
 use crate::PROTOCOL_VERSION;
 use crate::authority::{Direction, Policy};
+use crate::bundle::cursor_pb;
 use crate::status::StatusBook;
 use renda_proto::sync::v1 as pb;
 use renda_proto::sync::v1::child_message::Body as ChildBody;
 use renda_proto::sync::v1::parent_message::Body as ParentBody;
 use renda_replica::{Level, OrgCode};
-use renda_store::{Cursor, Store};
+use renda_store::{Cursor, Direction as Checkpoint, Store};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -154,6 +155,15 @@ impl pb::replication_server::Replication for Replication {
             .map_err(|e| Status::internal(format!("reading the operation feed failed: {e}")))?;
         let me = self.store.org();
         let (tx, rx) = mpsc::channel(4);
+        let bundled = crate::bundle::imported_from(peer.org);
+        let read_bundled = async |direction| {
+            self.store
+                .checkpoint(&bundled, direction)
+                .await
+                .map_err(|e| Status::internal(format!("reading a bundle checkpoint failed: {e}")))
+        };
+        let bundled_upto = read_bundled(Checkpoint::Pull).await?;
+        let bundled_start = read_bundled(Checkpoint::Push).await?;
         let welcome = ParentBody::Welcome(pb::Welcome {
             protocol_version: PROTOCOL_VERSION,
             schema_version: self.store.schema().version,
@@ -161,6 +171,8 @@ impl pb::replication_server::Replication for Replication {
             level: me.level().as_str().to_string(),
             actor: self.store.actor().0,
             pull_pending: pending,
+            bundled_start: (bundled_upto > Cursor::START).then(|| cursor_pb(bundled_start)),
+            bundled_upto: (bundled_upto > Cursor::START).then(|| cursor_pb(bundled_upto)),
         });
         // The channel was just made with room for several messages.
         let _ = tx.send(message(welcome)).await;
