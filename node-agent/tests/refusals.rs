@@ -2,7 +2,7 @@
 //! claims another org unit than its certificate, another protocol version, operations outside
 //! the sender's authority (quarantined, visible, not relayed), and damaged or foreign bundles.
 //! Each refusal leaves the receiving node's log as it was. And what a bundle that was accepted
-//! spares the link afterwards.
+//! spares the link afterwards, and how soon a returning link is used.
 
 use std::sync::Arc;
 
@@ -522,5 +522,46 @@ async fn a_bundle_carried_up_is_not_pushed_again_when_the_link_returns() -> anyh
         session.pushed, 7,
         "nothing is skipped for a bundle the county never saw"
     );
+    mesh.shutdown().await
+}
+
+/// A township whose upstreams were all down uses its county as soon as it answers again, not at
+/// the end of its backoff (here ten minutes): a health probe every two seconds starts the round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_link_is_used_within_seconds_whatever_the_backoff() -> anyhow::Result<()> {
+    let (_dir, mut mesh) = start(&[CITY, COUNTY, TOWNSHIP]).await?;
+    let (city, county, township) = (org(CITY), org(COUNTY), org(TOWNSHIP));
+    let port = |mesh: &Mesh, at| mesh.node(at).map(|n| n.grpc_addr.port());
+    let (t_port, c_port) = (port(&mesh, township)?, port(&mesh, county)?);
+    let mut t_config = mesh.stop(township).await?;
+    t_config.sync.interval = std::time::Duration::from_secs(3600);
+    t_config.sync.backoff_min = std::time::Duration::from_secs(600);
+    t_config.sync.backoff_max = std::time::Duration::from_secs(600);
+    mesh.restart(township, t_config, t_port).await?;
+    let c_config = mesh.stop(county).await?;
+    mesh.stop(city).await?;
+
+    let t_store = mesh.node(township)?.store.clone();
+    deputies(&t_store, township, 3).await?;
+    assert!(
+        mesh.sync(township).await.is_err(),
+        "no upstream answers: the township is in its ten-minute backoff"
+    );
+    let pending = t_store.pending_push(&county.to_string()).await?;
+    assert!(pending >= 3, "{pending} operations wait for the county");
+
+    mesh.restart(county, c_config, c_port).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let pending = t_store.pending_push(&county.to_string()).await?;
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "30 s after the county came back, {pending} operations still wait for it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     mesh.shutdown().await
 }

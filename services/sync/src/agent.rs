@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tonic::transport::Channel;
-use tracing::{Instrument, info, info_span, warn};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tracing::{Instrument, debug, info, info_span, warn};
 
 /// One upstream: the org unit expected to answer, and a (lazily connecting) channel to it.
 #[derive(Clone)]
@@ -129,12 +131,20 @@ impl Agent {
         let task = tokio::spawn(async move {
             tokio::pin!(shutdown);
             let mut failures = 0u32;
+            // After a failed round, a cheap probe (a health check, refused at once while the
+            // upstream is down) starts the next round within seconds of the link's return
+            // instead of at the end of the backoff. A round the probe started that fails again
+            // waits out its backoff unprobed, so an upstream that answers health checks but
+            // refuses sessions is not called every few seconds.
+            let mut probing = false;
             loop {
                 let delay = if failures == 0 {
                     self.config.interval
                 } else {
                     backoff(&self.config, failures)
                 };
+                let probe = failures > 0 && probing;
+                let mut probed = false;
                 let request = tokio::select! {
                     () = &mut shutdown => return,
                     request = rx.recv() => match request {
@@ -143,6 +153,10 @@ impl Agent {
                     },
                     () = tokio::time::sleep(delay) => None,
                     () = wake.notified() => None,
+                    () = self.link_returns(), if probe => {
+                        probed = true;
+                        None
+                    }
                 };
                 let (reply, span) = match request {
                     Some(Request::Now(reply)) => (Some(reply), info_span!("sync_round")),
@@ -163,6 +177,7 @@ impl Agent {
                 } else {
                     failures.saturating_add(1)
                 };
+                probing = outcome.is_err() && !probed;
                 if let Some(reply) = reply {
                     let _ = reply.send(outcome);
                 }
@@ -221,6 +236,23 @@ impl Agent {
         })
     }
 
+    /// Returns once any upstream answers a health check; checks every `PROBE_EVERY`.
+    async fn link_returns(&self) {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            for upstream in &self.upstreams {
+                let mut health = HealthClient::new(upstream.channel.clone());
+                let check = health.check(HealthCheckRequest {
+                    service: String::new(),
+                });
+                if let Ok(Ok(_)) = tokio::time::timeout(PROBE_EVERY, check).await {
+                    debug!(upstream = %upstream.org, "the upstream answers again");
+                    return;
+                }
+            }
+        }
+    }
+
     async fn pending_to(&self, peer: &str) -> u64 {
         match self.store.pending_push(peer).await {
             Ok(n) => n,
@@ -237,6 +269,9 @@ impl Agent {
         }
     }
 }
+
+/// How often a node whose last round failed checks whether an upstream answers again.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Exponential backoff with full jitter, between the configured bounds.
 fn backoff(config: &AgentConfig, failures: u32) -> Duration {
