@@ -5,7 +5,9 @@
 //!    down), its rate against applying the same operations locally, and the bytes on the wire
 //!    (TLS included, counted by a proxy) against the bytes of the operations;
 //! 2. a sync with nothing to do: round trips, bytes, time;
-//! 3. a county receiving 30 townships syncing at once, against one township alone.
+//! 3. a county receiving 30 townships syncing at once, against one township alone;
+//! 4. a returning link: the time from a county's return to the first operation applied there
+//!    by a township in its longest backoff, against that backoff.
 //!
 //! Authority here is the org-tree check only (the domain's rules need an org tree naming 30
 //! townships); everything else is the production path.
@@ -315,6 +317,47 @@ async fn many_townships(dir: &std::path::Path) -> anyhow::Result<()> {
     mesh.shutdown().await
 }
 
+/// A township whose upstreams were down long enough for its backoff to reach the shipped
+/// maximum (ten minutes, as after an hour-long outage): the time from its county's return to
+/// the first operation applied there, against the backoff it would otherwise wait out.
+async fn link_return(dir: &std::path::Path) -> anyhow::Result<()> {
+    let (city, county, township) = (
+        OrgCode::new(370_200)?,
+        OrgCode::new(370_202)?,
+        OrgCode::new(370_202_001)?,
+    );
+    let mut mesh = Mesh::start(dir, &[city, county, township], open_domain()).await?;
+    let port = |mesh: &Mesh, at| mesh.node(at).map(|n| n.grpc_addr.port());
+    let (t_port, c_port) = (port(&mesh, township)?, port(&mesh, county)?);
+    let backoff = std::time::Duration::from_secs(600);
+    let mut t_config = mesh.stop(township).await?;
+    t_config.sync.interval = std::time::Duration::from_secs(3600);
+    (t_config.sync.backoff_min, t_config.sync.backoff_max) = (backoff, backoff);
+    mesh.restart(township, t_config, t_port).await?;
+    let c_config = mesh.stop(county).await?;
+    mesh.stop(city).await?;
+    let store = mesh.node(township)?.store.clone();
+    write_deputies(&store, township, 1, "乡").await?;
+    anyhow::ensure!(mesh.sync(township).await.is_err(), "an upstream answered");
+    mesh.restart(county, c_config, c_port).await?;
+    let back = Instant::now();
+    while store.pending_push(&county.to_string()).await? > 0 {
+        anyhow::ensure!(
+            back.elapsed() < backoff,
+            "the township waited out its backoff"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let took = back.elapsed().as_secs_f64();
+    println!(
+        "link return: first operation applied at the county {took:.1} s after it came back; \
+         the backoff in force {:.0} s; ratio {:.4}  (goal: seconds, whatever the outage)",
+        backoff.as_secs_f64(),
+        took / backoff.as_secs_f64()
+    );
+    mesh.shutdown().await
+}
+
 fn main() -> anyhow::Result<()> {
     renda_tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -322,6 +365,7 @@ fn main() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         catch_up(&dir.path().join("catch-up")).await?;
         many_townships(&dir.path().join("thirty")).await?;
+        link_return(&dir.path().join("link-return")).await?;
         anyhow::Ok(())
     })
 }

@@ -9,7 +9,7 @@
 
 use crate::db::Arg;
 use crate::parts::{id_keys, load_records};
-use crate::read::to_u64;
+use crate::read::{Versioned, to_u64};
 use crate::{Error, Store, StoredRecord};
 use renda_replica::RecordId;
 use uuid::Uuid;
@@ -113,7 +113,7 @@ impl Store {
             .filter_map(|(id, seq)| {
                 loaded
                     .remove(&RecordId(id))
-                    .map(|record| self.stored_record(&record, seq))
+                    .map(|record| self.stored_record(&record, seq, Versioned::No))
             })
             .collect();
         Ok(Changed { ids, records })

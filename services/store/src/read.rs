@@ -91,8 +91,18 @@ pub struct StoredRecord {
     pub updated_seq: u64,
     /// The core's view, with numeric ids.
     pub view: RecordView,
-    /// What a person reading it now sees: a form saved later is written against it.
+    /// What a person reading it now sees: a form saved later is written against it. Empty on
+    /// the records the report projection materialises (`Store::records_changed`).
     pub version: renda_replica::Version,
+}
+
+/// Whether a [`StoredRecord`] carries the record's [`renda_replica::Version`]: records read for a
+/// person do; those the report projector materialises (thousands in a catch-up, never shown
+/// in a form) carry an empty one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Versioned {
+    Yes,
+    No,
 }
 
 /// The concurrent values of one field.
@@ -508,12 +518,17 @@ impl Store {
             .filter_map(|id| records.remove(&id))
             .map(|record| {
                 let seq = updated.get(&record.id().0).copied().unwrap_or(0);
-                Ok(self.stored_record(&record, seq))
+                Ok(self.stored_record(&record, seq, Versioned::Yes))
             })
             .collect()
     }
 
-    pub(crate) fn stored_record(&self, record: &Record, updated: i64) -> StoredRecord {
+    pub(crate) fn stored_record(
+        &self,
+        record: &Record,
+        updated: i64,
+        versioned: Versioned,
+    ) -> StoredRecord {
         let view = record.materialise();
         let kind = self.inner.schema.kind(view.kind);
         let columns = json::columns(&view, kind);
@@ -558,7 +573,10 @@ impl Store {
             sets_json: columns.sets,
             updated_seq: to_u64(updated),
             view,
-            version: record.version(),
+            version: match versioned {
+                Versioned::Yes => record.version(),
+                Versioned::No => Record::new(record.id(), record.kind()).version(),
+            },
         }
     }
 
