@@ -301,31 +301,9 @@ async fn damaged_or_foreign_bundles_are_refused_and_nothing_applied() -> anyhow:
     let (county, township) = (org(COUNTY), org(TOWNSHIP));
     // The township works offline and exports what its county lacks.
     let t_config = mesh.stop(township).await?;
-    let t_store = renda_store::Store::open(
-        &t_config.storage.url,
-        mesh.node(county)?.store.schema().clone(),
-        township,
-        Default::default(),
-    )
-    .await?;
-    let kind = t_store.schema().kind_named("deputy").context("deputy")?.id;
-    t_store
-        .write(
-            RecordId(uuid::Uuid::now_v7()),
-            kind,
-            Author {
-                org: township,
-                number: 1,
-            },
-            |r, actor| vec![r.put(actor, renda_replica::schema::ORG, Value::Org(township))],
-        )
-        .await?;
-    let tls_files = files(&mesh, township);
-    let signer = bundle::Signer::from_pem(
-        &std::fs::read(&tls_files.cert)?,
-        &std::fs::read(&tls_files.key)?,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let t_store = stopped_store(&mesh, &t_config, township).await?;
+    deputies(&t_store, township, 1).await?;
+    let signer = signer(&mesh, township)?;
     let path = dir.path().join("to-county.bundle");
     let exported = bundle::export(&t_store, &signer, county, false, &path).await?;
     assert!(exported.ops > 0);
@@ -363,13 +341,7 @@ async fn damaged_or_foreign_bundles_are_refused_and_nothing_applied() -> anyhow:
         &std::fs::read(&rogue_files.key)?,
     )
     .map_err(anyhow::Error::msg)?;
-    let t_store = renda_store::Store::open(
-        &t_config.storage.url,
-        c_store.schema().clone(),
-        township,
-        Default::default(),
-    )
-    .await?;
+    let t_store = stopped_store(&mesh, &t_config, township).await?;
     let foreign_path = dir.path().join("foreign.bundle");
     bundle::export(&t_store, &rogue_signer, county, true, &foreign_path).await?;
     t_store.close().await;
@@ -432,6 +404,23 @@ async fn a_node_refuses_an_upstream_whose_certificate_names_another_unit() -> an
     mesh.shutdown().await
 }
 
+/// The store of stopped node `at` (its `config` as `Mesh::stop` returned it), opened by hand.
+async fn stopped_store(
+    mesh: &Mesh,
+    config: &node_agent::config::Config,
+    at: OrgCode,
+) -> anyhow::Result<renda_store::Store> {
+    let schema = mesh.node(org(CITY))?.store.schema().clone();
+    Ok(renda_store::Store::open(&config.storage.url, schema, at, Default::default()).await?)
+}
+
+/// `at`'s bundle signer, from its node certificate and key.
+fn signer(mesh: &Mesh, at: OrgCode) -> anyhow::Result<bundle::Signer> {
+    let files = files(mesh, at);
+    bundle::Signer::from_pem(&std::fs::read(&files.cert)?, &std::fs::read(&files.key)?)
+        .map_err(anyhow::Error::msg)
+}
+
 /// `n` deputy records written at `at`'s store while its node is stopped.
 async fn deputies(store: &renda_store::Store, at: OrgCode, n: usize) -> anyhow::Result<()> {
     let kind = store.schema().kind_named("deputy").context("deputy")?.id;
@@ -455,19 +444,8 @@ async fn a_bundle_carried_up_is_not_pushed_again_when_the_link_returns() -> anyh
     let (county, township) = (org(COUNTY), org(TOWNSHIP));
     let port = mesh.node(township)?.grpc_addr.port();
     let mut t_config = mesh.stop(township).await?;
-    let t_store = renda_store::Store::open(
-        &t_config.storage.url,
-        mesh.node(county)?.store.schema().clone(),
-        township,
-        Default::default(),
-    )
-    .await?;
-    let tls_files = files(&mesh, township);
-    let signer = bundle::Signer::from_pem(
-        &std::fs::read(&tls_files.cert)?,
-        &std::fs::read(&tls_files.key)?,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let t_store = stopped_store(&mesh, &t_config, township).await?;
+    let signer = signer(&mesh, township)?;
     deputies(&t_store, township, 120).await?;
     let carried = dir.path().join("carried.bundle");
     let exported = bundle::export(&t_store, &signer, county, false, &carried).await?;
@@ -505,13 +483,7 @@ async fn a_bundle_carried_up_is_not_pushed_again_when_the_link_returns() -> anyh
     // A bundle that never reached the county: its operations go up by the link.
     let lost = dir.path().join("lost.bundle");
     let t_config = mesh.stop(township).await?;
-    let t_store = renda_store::Store::open(
-        &t_config.storage.url,
-        mesh.node(county)?.store.schema().clone(),
-        township,
-        Default::default(),
-    )
-    .await?;
+    let t_store = stopped_store(&mesh, &t_config, township).await?;
     deputies(&t_store, township, 7).await?;
     bundle::export(&t_store, &signer, county, false, &lost).await?;
     t_store.close().await;

@@ -55,6 +55,15 @@ pub struct ChangedHere {
 }
 
 impl Version {
+    /// The version of a record read with nothing in it.
+    pub fn empty(record: RecordId) -> Version {
+        Version {
+            record,
+            fields: BTreeMap::new(),
+            sets: BTreeMap::new(),
+        }
+    }
+
     pub fn record(&self) -> RecordId {
         self.record
     }

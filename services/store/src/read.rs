@@ -96,6 +96,15 @@ pub struct StoredRecord {
     pub version: renda_replica::Version,
 }
 
+/// The upward feed after `$1`, leaving out what came from the peers `$2`..`$4` (unset: none):
+/// one text for the feed and its count.
+macro_rules! upward {
+    () => {
+        "WHERE local_seq > $1 AND NOT local_only AND ($2 IS NULL OR from_peer IS NULL \
+         OR (from_peer <> $2 AND from_peer <> $3 AND from_peer <> $4))"
+    };
+}
+
 /// Whether a [`StoredRecord`] carries the record's [`renda_replica::Version`]: records read for a
 /// person do; those the report projector materialises (thousands in a catch-up, never shown
 /// in a form) carry an empty one.
@@ -231,10 +240,11 @@ impl Store {
         let rows: Vec<(i64, Vec<u8>)> = conn
             .conn()
             .fetch_all(
-                "SELECT local_seq, bytes FROM op_log WHERE local_seq > $1 AND NOT local_only \
-                 AND ($2 IS NULL OR from_peer IS NULL \
-                      OR (from_peer <> $2 AND from_peer <> $3 AND from_peer <> $4)) \
-                 ORDER BY local_seq LIMIT $5",
+                concat!(
+                    "SELECT local_seq, bytes FROM op_log ",
+                    upward!(),
+                    " ORDER BY local_seq LIMIT $5"
+                ),
                 args,
             )
             .await?;
@@ -314,12 +324,7 @@ impl Store {
         let mut conn = self.inner.backend.acquire().await?;
         let (n,): (i64,) = conn
             .conn()
-            .fetch_optional(
-                "SELECT COUNT(*) FROM op_log WHERE local_seq > $1 AND NOT local_only \
-                 AND ($2 IS NULL OR from_peer IS NULL \
-                      OR (from_peer <> $2 AND from_peer <> $3 AND from_peer <> $4))",
-                args,
-            )
+            .fetch_optional(concat!("SELECT COUNT(*) FROM op_log ", upward!()), args)
             .await?
             .unwrap_or((0,));
         Ok(to_u64(n))
@@ -575,7 +580,7 @@ impl Store {
             view,
             version: match versioned {
                 Versioned::Yes => record.version(),
-                Versioned::No => Record::new(record.id(), record.kind()).version(),
+                Versioned::No => renda_replica::Version::empty(record.id()),
             },
         }
     }
