@@ -157,6 +157,12 @@ impl Backend {
                 include_str!("../migrations/sqlite/0005_slim_fields.sql"),
                 include_str!("../migrations/postgres/0005_slim_fields.sql"),
             ),
+            (
+                6,
+                "feed since",
+                include_str!("../migrations/sqlite/0006_feed_since.sql"),
+                include_str!("../migrations/postgres/0006_feed_since.sql"),
+            ),
         ];
         let sqlite = matches!(self, Backend::Sqlite(_));
         let dialect = self.name();

@@ -29,7 +29,8 @@ pub use error::Error;
 pub use facts::{Changed, Fact, Projection};
 pub use json::hlc_time;
 pub use read::{
-    ConflictedField, Cursor, Direction, HistoryEntry, LoggedOp, PeerSync, Quarantined, StoredRecord,
+    ConflictedField, Cursor, Direction, FeedPage, HistoryEntry, LoggedOp, PeerSync, Quarantined,
+    StoredRecord,
 };
 pub use report::{Cell, ColumnType, FactColumn, FactDates, FactOrder, FactQuery};
 pub use write::{BatchReport, Policy};

@@ -143,33 +143,61 @@ pub struct Quarantined {
     pub bytes: Vec<u8>,
 }
 
-/// The downward feed of org `$1`: every operation of a record in its scope (or of a broadcast
-/// kind, scope row 0, or of a subtree kind whose org is one of `$1`'s ancestors, bound as the
-/// three parameters from `$first_ancestor` on), at the position
-/// `max(op.local_seq, scope.since_local_seq)`; local-only operations and (when `$4` is not null)
-/// operations received from peer `$4` left out.
-fn scope_feed(first_ancestor: usize) -> String {
+/// Which scope rows feed org `$1`: its own, the broadcast row 0, and the rows of its ancestors
+/// (bound from `$first_ancestor` on) that address their whole subtree. The `IN` list lets both
+/// engines seek the `(org_code, …)` indexes instead of scanning.
+fn scope_rows(first_ancestor: usize) -> String {
     let (a, b, c) = (first_ancestor, first_ancestor + 1, first_ancestor + 2);
     format!(
-        "SELECT CASE WHEN o.local_seq > s.since_local_seq THEN o.local_seq \
-                     ELSE s.since_local_seq END AS position, \
-                o.local_seq AS local_seq, o.bytes AS bytes \
-         FROM record_scope s JOIN op_log o ON o.record_id = s.record_id \
-         WHERE (s.org_code = $1 OR s.org_code = 0 \
-                OR (s.subtree AND s.org_code IN (${a}, ${b}, ${c}))) \
-           AND (o.local_seq >= $2 OR s.since_local_seq >= $2) \
-           AND NOT o.local_only \
-           AND ($4 IS NULL OR o.from_peer IS NULL OR o.from_peer <> $4)"
+        "s.org_code IN ($1, 0, ${a}, ${b}, ${c}) \
+         AND (s.subtree OR s.org_code = $1 OR s.org_code = 0)"
     )
 }
 
-/// The parameters of a query over [`scope_feed`]: `$1` the org, `$2`/`$3` the cursor, `$4`
-/// the peer left out, `$5` the limit if any, then the org's three ancestors padded with -1
-/// (no org unit has that code).
+/// The downward feed of org `$1` is every operation of a record in its scope, at the position
+/// `max(op.local_seq, scope.since_local_seq)`, local-only operations and (when `$4` is not
+/// null) operations received from peer `$4` left out, up to local sequence `$5`. It is read as
+/// two parts, each walking an index from the cursor (`$2`, `$3`), so its cost follows what is
+/// new after the cursor, never the history before it.
+///
+/// This part: operations logged after their record entered the scope (position = local_seq),
+/// walking the log from the cursor.
+fn feed_after_entry(first_ancestor: usize) -> String {
+    format!(
+        "SELECT o.local_seq AS position, o.local_seq AS local_seq, o.bytes AS bytes \
+         FROM op_log o \
+         WHERE o.local_seq >= $2 AND o.local_seq > $3 AND o.local_seq <= $5 \
+           AND NOT o.local_only \
+           AND ($4 IS NULL OR o.from_peer IS NULL OR o.from_peer <> $4) \
+           AND EXISTS (SELECT 1 FROM record_scope s WHERE s.record_id = o.record_id \
+                       AND o.local_seq > s.since_local_seq AND {})",
+        scope_rows(first_ancestor)
+    )
+}
+
+/// The other part: records that entered the scope after the cursor, with their history up to
+/// the entry (position = since_local_seq), walking `record_scope_since` from the cursor.
+fn feed_entries(first_ancestor: usize) -> String {
+    format!(
+        "SELECT s.since_local_seq AS position, o.local_seq AS local_seq, o.bytes AS bytes \
+         FROM record_scope s \
+         JOIN op_log o ON o.record_id = s.record_id AND o.local_seq <= s.since_local_seq \
+         WHERE {} AND s.since_local_seq >= $2 AND s.since_local_seq <= $5 \
+           AND (s.since_local_seq > $2 OR o.local_seq > $3) \
+           AND NOT o.local_only \
+           AND ($4 IS NULL OR o.from_peer IS NULL OR o.from_peer <> $4)",
+        scope_rows(first_ancestor)
+    )
+}
+
+/// The parameters of a query over the downward feed: `$1` the org, `$2`/`$3` the cursor, `$4`
+/// the peer left out, `$5` the last local sequence read, `$6` the limit if any, then the org's
+/// three ancestors padded with -1 (no org unit has that code).
 fn scope_args(
     org: OrgCode,
     after: Cursor,
     except_from: Option<&str>,
+    upto: i64,
     limit: Option<u32>,
 ) -> Vec<Arg> {
     let mut args = vec![
@@ -177,6 +205,7 @@ fn scope_args(
         Arg::Int(after.position as i64),
         Arg::Int(after.local_seq as i64),
         Arg::OptText(except_from.map(str::to_string)),
+        Arg::Int(upto),
     ];
     args.extend(limit.map(|l| Arg::Int(i64::from(l))));
     let mut next = org.parent();
@@ -185,6 +214,18 @@ fn scope_args(
         next = next.and_then(|code| code.parent());
     }
     args
+}
+
+/// One page of the downward feed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedPage {
+    pub ops: Vec<LoggedOp>,
+    /// Where the next page starts. On the last page this is past everything the log held when
+    /// the page was read, operations left out included, so a checkpoint moved to it never
+    /// walks them again.
+    pub upto: Cursor,
+    /// Nothing more was in the feed when the page was read.
+    pub last: bool,
 }
 
 /// A stored sequence or count as unsigned (the columns are signed; a negative one reads 0).
@@ -202,6 +243,13 @@ impl Store {
     /// township falling back to the city, the county sends it itself; the city would rightly
     /// refuse it from the township and keep a false quarantine entry).
     pub async fn ops_for_peer(&self, after: Cursor, limit: u32) -> Result<Vec<LoggedOp>, Error> {
+        Ok(self.push_page(after, limit).await?.ops)
+    }
+
+    /// As [`Store::ops_for_peer`], with where the next page starts: after the last page, past
+    /// the whole log as it was read (what came from above included), so a push checkpoint
+    /// moved to it never walks those operations again.
+    pub async fn push_page(&self, after: Cursor, limit: u32) -> Result<FeedPage, Error> {
         self.upward_feed(after, limit, Some(self.ancestor_keys()))
             .await
     }
@@ -222,7 +270,7 @@ impl Store {
     /// Everything in the log after `after`, by local sequence, except operations of local-only
     /// kinds: the upward feed.
     pub async fn ops_since(&self, after: Cursor, limit: u32) -> Result<Vec<LoggedOp>, Error> {
-        self.upward_feed(after, limit, None).await
+        Ok(self.upward_feed(after, limit, None).await?.ops)
     }
 
     /// The log after `after`; with `except_from`, without what was received from those peers.
@@ -231,24 +279,27 @@ impl Store {
         after: Cursor,
         limit: u32,
         except_from: Option<[Option<String>; 3]>,
-    ) -> Result<Vec<LoggedOp>, Error> {
+    ) -> Result<FeedPage, Error> {
+        let mut conn = self.inner.backend.acquire().await?;
+        // As in `feed_page`: everything up to the last sequence read now is committed.
+        let read = crate::write::last_local_seq(&mut conn.conn()).await?;
         let slots = except_from.unwrap_or_default();
         let mut args = vec![Arg::Int(after.local_seq as i64)];
         args.extend(slots.into_iter().map(Arg::OptText));
         args.push(Arg::Int(i64::from(limit)));
-        let mut conn = self.inner.backend.acquire().await?;
+        args.push(Arg::Int(read));
         let rows: Vec<(i64, Vec<u8>)> = conn
             .conn()
             .fetch_all(
                 concat!(
                     "SELECT local_seq, bytes FROM op_log ",
                     upward!(),
-                    " ORDER BY local_seq LIMIT $5"
+                    " AND local_seq <= $6 ORDER BY local_seq LIMIT $5"
                 ),
                 args,
             )
             .await?;
-        Ok(rows
+        let ops: Vec<LoggedOp> = rows
             .into_iter()
             .map(|(seq, bytes)| LoggedOp {
                 cursor: Cursor {
@@ -257,7 +308,17 @@ impl Store {
                 },
                 bytes,
             })
-            .collect())
+            .collect();
+        let last = ops.len() < limit as usize;
+        let upto = match ops.last() {
+            Some(op) if !last => op.cursor,
+            _ => Cursor {
+                position: to_u64(read),
+                local_seq: to_u64(read),
+            }
+            .max(after),
+        };
+        Ok(FeedPage { ops, upto, last })
     }
 
     /// The operations of records in `org`'s scope after `after`: the downward feed. A record
@@ -271,26 +332,57 @@ impl Store {
         limit: u32,
         except_from: Option<&str>,
     ) -> Result<Vec<LoggedOp>, Error> {
+        Ok(self.feed_page(org, after, limit, except_from).await?.ops)
+    }
+
+    /// As [`Store::ops_for_scope`], with where the next page starts: after the last page, past
+    /// the whole log as it was read.
+    pub async fn feed_page(
+        &self,
+        org: OrgCode,
+        after: Cursor,
+        limit: u32,
+        except_from: Option<&str>,
+    ) -> Result<FeedPage, Error> {
         let mut conn = self.inner.backend.acquire().await?;
-        let sql = format!(
-            "SELECT position, local_seq, bytes FROM ({}) feed \
-             WHERE position > $2 OR (position = $2 AND local_seq > $3) \
-             ORDER BY position, local_seq LIMIT $5",
-            scope_feed(6)
+        // Writers are serialised and commit in local-sequence order, so everything up to the
+        // last sequence read now is committed: a page bounded by it is complete up to it.
+        let upto = crate::write::last_local_seq(&mut conn.conn()).await?;
+        let args = || scope_args(org, after, except_from, upto, Some(limit));
+        let after_entry = format!("{} ORDER BY o.local_seq LIMIT $6", feed_after_entry(7));
+        let entries = format!(
+            "{} ORDER BY s.since_local_seq, o.local_seq LIMIT $6",
+            feed_entries(7)
         );
-        let args = scope_args(org, after, except_from, Some(limit));
-        let rows: Vec<(i64, i64, Vec<u8>)> =
-            conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(position, seq, bytes)| LoggedOp {
+        let mut ops = Vec::new();
+        for sql in [after_entry, entries] {
+            let rows: Vec<(i64, i64, Vec<u8>)> = conn
+                .conn()
+                .fetch_all(crate::db::dynamic(sql), args())
+                .await?;
+            ops.extend(rows.into_iter().map(|(position, seq, bytes)| LoggedOp {
                 cursor: Cursor {
                     position: to_u64(position),
                     local_seq: to_u64(seq),
                 },
                 bytes,
-            })
-            .collect())
+            }));
+        }
+        // Both parts are in feed order; one page is the first `limit` of the two merged.
+        ops.sort_by_key(|op| op.cursor);
+        let last = ops.len() < limit as usize;
+        ops.truncate(limit as usize);
+        let upto = match ops.last() {
+            Some(op) if !last => op.cursor,
+            end => {
+                let read = Cursor {
+                    position: to_u64(upto),
+                    local_seq: to_u64(upto),
+                };
+                end.map_or(read, |op| op.cursor.max(read)).max(after)
+            }
+        };
+        Ok(FeedPage { ops, upto, last })
     }
 
     /// How many operations [`Store::ops_for_scope`] would still send after `after`.
@@ -301,12 +393,13 @@ impl Store {
         except_from: Option<&str>,
     ) -> Result<u64, Error> {
         let mut conn = self.inner.backend.acquire().await?;
+        let upto = crate::write::last_local_seq(&mut conn.conn()).await?;
         let sql = format!(
-            "SELECT COUNT(*) FROM ({}) feed \
-             WHERE position > $2 OR (position = $2 AND local_seq > $3)",
-            scope_feed(5)
+            "SELECT (SELECT COUNT(*) FROM ({}) a) + (SELECT COUNT(*) FROM ({}) b)",
+            feed_after_entry(6),
+            feed_entries(6)
         );
-        let args = scope_args(org, after, except_from, None);
+        let args = scope_args(org, after, except_from, upto, None);
         let (n,): (i64,) = conn
             .conn()
             .fetch_optional(crate::db::dynamic(sql), args)
@@ -678,9 +771,11 @@ impl Store {
         Ok(to_u64(n))
     }
 
-    /// Operations in the op log.
+    /// Operations in the op log. Local sequences are gapless (each is the last plus one,
+    /// under the writer lock, and nothing is deleted from the log), so this is the last one:
+    /// one index seek, where `COUNT(*)` walked the whole log at every sync round's status.
     pub async fn log_len(&self) -> Result<u64, Error> {
-        self.count("SELECT COUNT(*) FROM op_log").await
+        self.last_local_seq().await
     }
 
     /// Operations waiting for an earlier one.

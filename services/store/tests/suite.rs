@@ -1025,6 +1025,102 @@ on_every_backend!(
     upward_feed_leaves_out_what_came_from_above
 );
 
+/// A feed's last page ends past everything the log held, what it left out included: a
+/// checkpoint moved there walks none of it again, and an idle round reads nothing old.
+async fn feed_pages_end_past_what_they_leave_out(env: &Env) -> Result<()> {
+    let store = open(&env.new_db().await?, county()).await?;
+    // The township's own operations: never sent back down to it.
+    let mut child = Replica::new(ActorId(0xc1), township(), schema());
+    for i in 0..20u64 {
+        child.put(rid(90), NOTE, TITLE, text(&format!("t{i}")), 1_000 + i)?;
+    }
+    child.put(rid(90), NOTE, ORG, Value::Org(township()), 1_100)?;
+    store
+        .apply_batch(&encode(child.log()), Some("370202001"), &accept_all)
+        .await?;
+    let log_end = store.ops_since(Cursor::START, 1_000).await?;
+    let end = log_end.last().map(|l| l.cursor).context("log")?;
+    let page = store
+        .feed_page(township(), Cursor::START, 5, Some("370202001"))
+        .await?;
+    ensure!(page.ops.is_empty() && page.last, "{page:?}");
+    ensure!(
+        page.upto == end,
+        "the cursor passes the left-out ops: {page:?}"
+    );
+    ensure!(
+        store
+            .count_for_scope(township(), page.upto, Some("370202001"))
+            .await?
+            == 0
+    );
+    // A county write after it: the next page from there is exactly that write.
+    store
+        .write(rid(90), NOTE, Author::system(county()), |r, me| {
+            vec![r.put(me, BODY, text("from the county"))]
+        })
+        .await?;
+    ensure!(
+        store
+            .count_for_scope(township(), page.upto, Some("370202001"))
+            .await?
+            == 1
+    );
+    let next = store
+        .feed_page(township(), page.upto, 5, Some("370202001"))
+        .await?;
+    let origins: Vec<ActorId> = next
+        .ops
+        .iter()
+        .map(|l| Op::decode_unchecked(&l.bytes).map(|op| op.id.origin))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!(e))?;
+    ensure!(origins == vec![store.actor()], "{origins:?}");
+    // Paged one at a time, the whole feed comes in order and once, ending at the log's end.
+    let mut at = Cursor::START;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.feed_page(township(), at, 1, None).await?;
+        ensure!(page.upto >= at, "the cursor never goes back");
+        seen.extend(page.ops.iter().map(|l| l.cursor));
+        at = page.upto;
+        if page.last {
+            break;
+        }
+    }
+    ensure!(seen.len() == 22, "{} ops", seen.len());
+    ensure!(seen.windows(2).all(|w| w[0] < w[1]), "in feed order");
+
+    // Upward: a township that only pulled from its county has nothing to push, and its
+    // page ends past what it pulled.
+    let below = open(&env.new_db().await?, township()).await?;
+    let mut parent = Replica::new(ActorId(0xc0), county(), schema());
+    for i in 0..20u64 {
+        parent.put(rid(91), NOTE, TITLE, text(&format!("c{i}")), 1_000 + i)?;
+    }
+    below
+        .apply_batch(&encode(parent.log()), Some("370202"), &accept_all)
+        .await?;
+    let up = below.push_page(Cursor::START, 5).await?;
+    ensure!(up.ops.is_empty() && up.last, "{up:?}");
+    ensure!(up.upto.local_seq == 20, "{up:?}");
+    below
+        .write(rid(91), NOTE, Author::system(township()), |r, me| {
+            vec![r.put(me, BODY, text("from the township"))]
+        })
+        .await?;
+    let up = below.push_page(up.upto, 5).await?;
+    ensure!(
+        up.ops.len() == 1 && up.last && up.upto.local_seq == 21,
+        "{up:?}"
+    );
+    Ok(())
+}
+on_every_backend!(
+    a_feed_page_ends_past_what_it_leaves_out,
+    feed_pages_end_past_what_they_leave_out
+);
+
 async fn local_only_never_in_feeds(env: &Env) -> Result<()> {
     let store = open(&env.new_db().await?, township()).await?;
     let author = Author::system(township());

@@ -96,17 +96,14 @@ pub async fn export(
     let mut ops = Vec::new();
     let mut upto = start;
     loop {
-        let batch = if upward {
-            store.ops_for_peer(upto, BATCH as u32).await?
+        let page = if upward {
+            store.push_page(upto, BATCH as u32).await?
         } else {
-            store.ops_for_scope(to, upto, BATCH as u32, None).await?
+            store.feed_page(to, upto, BATCH as u32, None).await?
         };
-        let done = batch.len() < BATCH;
-        if let Some(last) = batch.last() {
-            upto = last.cursor;
-        }
-        ops.extend(batch.into_iter().map(|op| op.bytes));
-        if done {
+        upto = page.upto;
+        ops.extend(page.ops.into_iter().map(|op| op.bytes));
+        if page.last {
             break;
         }
     }

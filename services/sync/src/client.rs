@@ -7,7 +7,7 @@ use renda_proto::sync::v1::child_message::Body as ChildBody;
 use renda_proto::sync::v1::parent_message::Body as ParentBody;
 use renda_proto::sync::v1::replication_client::ReplicationClient;
 use renda_replica::OrgCode;
-use renda_store::{Cursor, Direction as Checkpoint, Store};
+use renda_store::{Cursor, Direction as Checkpoint, FeedPage, Store};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -57,9 +57,9 @@ pub async fn sync_once(
         .await?;
     let await_welcome = exported > push_after;
     let first = if await_welcome {
-        Vec::new()
+        FeedPage::default()
     } else {
-        store.ops_for_peer(push_after, max_batch as u32).await?
+        first_page(store, &peer_key, push_after, max_batch).await?
     };
 
     let (tx, rx) = mpsc::channel::<pb::ChildMessage>(4);
@@ -74,7 +74,7 @@ pub async fn sync_once(
             seq: pull_after.local_seq,
         }),
         max_batch_ops: max_batch as u32,
-        push_done: !await_welcome && first.is_empty(),
+        push_done: !await_welcome && first.ops.is_empty(),
         report: Some(report),
     };
     let _ = tx
@@ -85,17 +85,17 @@ pub async fn sync_once(
 
     // Push batches in flight, oldest first: (batch number, cursor it covers).
     let in_flight: Arc<Mutex<VecDeque<(u64, Cursor)>>> = Arc::default();
-    let push = |first: Vec<renda_store::LoggedOp>, after: Cursor, tx: mpsc::Sender<_>| {
+    let push = |first: FeedPage, tx: mpsc::Sender<_>| {
         let pusher = Pusher {
             store: store.clone(),
             in_flight: in_flight.clone(),
             tx,
             max_batch,
         };
-        tokio::spawn(pusher.run(first, after).instrument(span.clone()))
+        tokio::spawn(pusher.run(first).instrument(span.clone()))
     };
     // With nothing to push, the hello said so and the request stream ends right away.
-    let mut producer = (!first.is_empty()).then(|| push(first, push_after, tx.clone()));
+    let mut producer = (!first.ops.is_empty()).then(|| push(first, tx.clone()));
     let mut waiting = await_welcome.then(|| tx.clone());
     drop(tx);
 
@@ -159,15 +159,15 @@ pub async fn sync_once(
                             .await?;
                         session.bundled = true;
                     }
-                    let first = store.ops_for_peer(start, max_batch as u32).await?;
-                    if first.is_empty() {
+                    let first = first_page(store, &peer_key, start, max_batch).await?;
+                    if first.ops.is_empty() {
                         let _ = tx
                             .send(pb::ChildMessage {
                                 body: Some(ChildBody::PushDone(pb::PushDone {})),
                             })
                             .await;
                     } else {
-                        producer = Some(push(first, start, tx));
+                        producer = Some(push(first, tx));
                     }
                 }
             }
@@ -258,33 +258,31 @@ struct Pusher {
 }
 
 impl Pusher {
-    async fn run(
-        self,
-        first: Vec<renda_store::LoggedOp>,
-        after: Cursor,
-    ) -> Result<(u64, u64), Error> {
-        let mut batch = first;
+    async fn run(self, first: FeedPage) -> Result<(u64, u64), Error> {
+        let mut page = first;
         let mut batch_no = 0u64;
         let mut pushed = 0u64;
-        while !batch.is_empty() {
+        while !page.ops.is_empty() {
             batch_no += 1;
-            let upto = batch.last().map(|op| op.cursor).unwrap_or(after);
-            pushed += batch.len() as u64;
+            // The last page's cursor is past what the log held when it was read: once the
+            // parent acknowledges it, the checkpoint never walks what came from above again.
+            let upto = page.upto;
+            pushed += page.ops.len() as u64;
             lock(&self.in_flight).push_back((batch_no, upto));
-            let full = batch.len() == self.max_batch;
+            let last = page.last;
             let msg = pb::ChildMessage {
                 body: Some(ChildBody::Push(pb::PushBatch {
                     batch_no,
-                    ops: batch.into_iter().map(|op| op.bytes).collect(),
+                    ops: page.ops.into_iter().map(|op| op.bytes).collect(),
                 })),
             };
             if self.tx.send(msg).await.is_err() {
                 break;
             }
-            batch = if full {
-                self.store.ops_for_peer(upto, self.max_batch as u32).await?
+            page = if last {
+                FeedPage::default()
             } else {
-                Vec::new()
+                self.store.push_page(upto, self.max_batch as u32).await?
             };
         }
         let _ = self
@@ -295,6 +293,24 @@ impl Pusher {
             .await;
         Ok((pushed, batch_no))
     }
+}
+
+/// The first page of the push to `parent` after `after`. When it is empty, nothing in the
+/// upward feed up to the end of the log awaits an ack: the checkpoint moves there now, so the
+/// next round does not walk again what came from above.
+async fn first_page(
+    store: &Store,
+    parent: &str,
+    after: Cursor,
+    max_batch: usize,
+) -> Result<FeedPage, Error> {
+    let page = store.push_page(after, max_batch as u32).await?;
+    if page.ops.is_empty() && page.upto > after {
+        store
+            .set_checkpoint(parent, Checkpoint::Push, page.upto)
+            .await?;
+    }
+    Ok(page)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

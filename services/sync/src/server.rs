@@ -271,30 +271,29 @@ async fn send_scope(
     // The child's own operations (those it pushed here) are not sent back to it.
     let except = peer.org.to_string();
     loop {
-        let ops = store
-            .ops_for_scope(peer.org, after, max_batch as u32, Some(&except))
+        let page = store
+            .feed_page(peer.org, after, max_batch as u32, Some(&except))
             .await
             .map_err(|e| e.to_string())?;
         batch_no += 1;
-        let last = ops.len() < max_batch;
-        if let Some(op) = ops.last() {
-            after = op.cursor;
-        }
-        sent += ops.len() as u64;
-        let span = info_span!("pull_batch", batch_no, ops = ops.len());
+        // The last page's cursor is past the whole log as read, the child's own operations
+        // included: its pull checkpoint never walks them again.
+        after = page.upto;
+        sent += page.ops.len() as u64;
+        let span = info_span!("pull_batch", batch_no, ops = page.ops.len());
         let batch = ParentBody::Pull(pb::PullBatch {
             batch_no,
-            ops: ops.into_iter().map(|op| op.bytes).collect(),
+            ops: page.ops.into_iter().map(|op| op.bytes).collect(),
             upto: Some(pb::Cursor {
                 position: after.position,
                 seq: after.local_seq,
             }),
-            last,
+            last: page.last,
         });
         if tx.send(message(batch)).instrument(span).await.is_err() {
             return Err("the child went away".into());
         }
-        if last {
+        if page.last {
             return Ok(sent);
         }
     }
