@@ -480,6 +480,27 @@ async fn idle_with_history(dir: &std::path::Path) -> anyhow::Result<()> {
             "idle round with {ops} operations of history: median {median:.1} ms of 5 (history made in {made:.0} s)"
         );
         medians.push(median);
+        // The convergence check on the same data: the county's digest of the township, whole
+        // and one bucket down (as a node descending to a difference asks).
+        let mut client = renda_proto::sync::v1::replication_client::ReplicationClient::new(
+            mesh.channel(county)?,
+        );
+        let mut timed = async |bucket: Option<u32>| -> anyhow::Result<(f64, u64)> {
+            let start = Instant::now();
+            let answer = client
+                .digest(renda_proto::sync::v1::DigestRequest {
+                    org_code: township.to_string(),
+                    bucket,
+                })
+                .await?
+                .into_inner();
+            Ok((start.elapsed().as_secs_f64() * 1000.0, answer.records))
+        };
+        let (whole, records) = timed(None).await?;
+        let (bucket, in_bucket) = timed(Some(7)).await?;
+        println!(
+            "   digest of the township at the county: {records} records in {whole:.1} ms; one bucket ({in_bucket} records) in {bucket:.1} ms"
+        );
         mesh.shutdown().await?;
     }
     if let (Some(first), Some(last)) = (medians.first(), medians.last()) {

@@ -372,6 +372,7 @@ impl Cluster {
         Ok(client
             .digest(pb::DigestRequest {
                 org_code: scope.to_string(),
+                bucket: None,
             })
             .await?
             .into_inner())
@@ -416,7 +417,7 @@ impl Cluster {
                     .iter()
                     .zip(&digests)
                     .map(|(org, d)| match d {
-                        Some(d) => format!("{org}: {} records {}", d.records, &d.sha256[..12]),
+                        Some(d) => format!("{org}: {}", d.hash),
                         None => format!("{org}: unreachable"),
                     })
                     .collect();

@@ -337,6 +337,30 @@ async fn console_township_entry_county_conflict_and_dashboard() -> anyhow::Resul
     result
 }
 
+/// Keeps one operation aside at `store` as refused on receipt from `township`; its entry id.
+async fn quarantine_one(store: &renda_store::Store, township: OrgCode) -> anyhow::Result<i64> {
+    let schema = store.schema().clone();
+    let kind = schema.kind_named("deputy").context("deputy kind")?.id;
+    let mut replica = renda_replica::Replica::new(renda_replica::ActorId(0x7e57), township, schema);
+    let op = replica.put(
+        renda_replica::RecordId(uuid::Uuid::now_v7()),
+        kind,
+        renda_replica::schema::ORG,
+        renda_replica::Value::Org(township),
+        1_700_000_000_000,
+    )?;
+    let refuse =
+        |_: &renda_replica::Op, _: Option<OrgCode>| Err("outside the sender's subtree".to_string());
+    store
+        .apply_batch(&[op.encode()], Some(&township.to_string()), &refuse)
+        .await?;
+    let entries = store.quarantine(10).await?;
+    entries
+        .first()
+        .map(|q| q.id)
+        .context("the operation was kept aside")
+}
+
 /// Where each node's console is.
 struct Urls<'a> {
     township: &'a str,
@@ -528,8 +552,34 @@ async fn drive(
 
     sync.set_offline(false);
     mesh.sync_all().await?;
+    let quarantined = quarantine_one(
+        &mesh
+            .node(township.parent().context("a township has a county")?)?
+            .store,
+        township,
+    )
+    .await?;
 
     page.goto(&format!("{county_url}/#/county")).await?;
+    // The quarantined operation: dismissing it needs a reason; with one it moves to the
+    // settled list with who and why.
+    let row = format!("#quarantine tr[data-id='{quarantined}']");
+    page.wait_text(&row, "outside the sender").await?;
+    page.click(&format!("{row} button.dismiss")).await?;
+    let message = page.wait_nonempty(&format!("{row} .dismiss-error")).await?;
+    ensure!(
+        message.contains("请填写处理理由"),
+        "dismissing without a reason is not refused in Chinese: {message:?}"
+    );
+    page.fill(&format!("{row} input.dismiss-reason"), "测试数据，已核实")
+        .await?;
+    page.click(&format!("{row} button.dismiss")).await?;
+    page.wait_css("#no-quarantine").await?;
+    let settled = page
+        .wait_text("#quarantine-settled", "测试数据，已核实")
+        .await?;
+    ensure!(settled.contains("人工处理"), "{settled}");
+    page.shot("04-county-quarantine-settled.png").await?;
     let conflicts = page.wait_text("#conflicts", "李春美").await?;
     ensure!(
         conflicts.contains("李淑梅") && conflicts.contains("八大峡街道"),

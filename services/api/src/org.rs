@@ -126,7 +126,11 @@ pub(crate) const UNITS_ACCESS: ServiceAccess = ServiceAccess {
 /// Which role may call each RPC of `renda.org.v1.Records` (see [`crate::gate`]).
 pub(crate) const RECORDS_ACCESS: ServiceAccess = ServiceAccess {
     service: pb::records_server::SERVICE_NAME,
-    rpcs: &[("History", roles(READ)), ("ResolveConflict", roles(STAFF))],
+    rpcs: &[
+        ("History", roles(READ)),
+        ("ResolveConflict", roles(STAFF)),
+        ("DismissQuarantined", roles(STAFF)),
+    ],
 };
 
 #[tonic::async_trait]
@@ -391,8 +395,84 @@ pub(crate) async fn resolve_conflict(
     })
 }
 
+/// `DismissQuarantined`: the entry and the person's reason.
+struct Dismiss {
+    id: i64,
+    reason: String,
+}
+
+/// Longest reason kept with a dismissed quarantine entry, in characters.
+const DISMISS_REASON_MAX: usize = 200;
+
+impl TryFrom<pb::DismissQuarantinedRequest> for Dismiss {
+    type Error = Error;
+
+    fn try_from(req: pb::DismissQuarantinedRequest) -> Result<Self> {
+        if req.id <= 0 {
+            return Err(Error::invalid(
+                "id",
+                format!("a quarantine entry id is positive, not {}", req.id),
+                "隔离记录编号无效",
+            ));
+        }
+        let reason = req.reason.trim().to_owned();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                "a reason is required to dismiss a quarantined operation",
+                "请填写处理理由",
+            ));
+        }
+        if reason.chars().count() > DISMISS_REASON_MAX {
+            return Err(Error::invalid(
+                "reason",
+                format!("at most {DISMISS_REASON_MAX} characters"),
+                format!("处理理由不能超过{DISMISS_REASON_MAX}个字"),
+            ));
+        }
+        Ok(Self { id: req.id, reason })
+    }
+}
+
+/// Settles an open quarantine entry by the person's decision: only this node's own staff
+/// (the gate admits offices and clerks; of them, those of this node's unit), who answer for
+/// what their node keeps aside.
+async fn dismiss_quarantined(
+    core: &Core,
+    caller: &Caller,
+    Dismiss { id, reason }: Dismiss,
+) -> Result<pb::DismissQuarantinedResponse> {
+    let node = core.store.org();
+    if caller.org.to_string() != node.to_string() {
+        return Err(Error::forbidden(
+            "id",
+            format!("only the staff of {node} settle what it quarantined"),
+            "只有本节点的工作人员可以处理本节点隔离的操作",
+        ));
+    }
+    let by = format!("{}:{}", caller.org, caller.user);
+    if !core.store.dismiss_quarantined(id, &by, &reason).await? {
+        return Err(Error::precondition(
+            "id",
+            format!("no open quarantine entry {id} at this node"),
+            "本节点没有这条待处理的隔离记录(可能已被处理)",
+        ));
+    }
+    Ok(pb::DismissQuarantinedResponse { id })
+}
+
 #[tonic::async_trait]
 impl pb::records_server::Records for Records {
+    async fn dismiss_quarantined(
+        &self,
+        req: Request<pb::DismissQuarantinedRequest>,
+    ) -> Result<Response<pb::DismissQuarantinedResponse>, Status> {
+        let (caller, dismiss) = edge::accept(req)?;
+        Ok(Response::new(
+            dismiss_quarantined(&self.0, &caller, dismiss).await?,
+        ))
+    }
+
     async fn resolve_conflict(
         &self,
         req: Request<pb::ResolveConflictRequest>,

@@ -514,12 +514,40 @@ async function viewCounty() {
     for (const c of list) conflicts.append(conflictCard(c, async () => { const { data } = await api('/api/conflicts'); drawConflicts(data ? data.conflicts : []); }));
   };
   drawConflicts(cf ? cf.conflicts : []);
-  const qt = h('table', { id: 'quarantine' }, h('tr', {}, ['收到时间', '来自', '原因', '记录'].map(t => h('th', {}, t))));
-  for (const x of (q ? q.quarantine : [])) qt.append(h('tr', {}, h('td', {}, fmtTime(x.received_ms)), h('td', {}, orgName(x.from)), h('td', {}, x.reason), h('td', {}, x.record_id)));
+  const quarantine = h('div', { cls: 'card', id: 'quarantine-card' });
+  const drawQuarantine = data => {
+    const open = data ? data.quarantine : [], settled = data ? data.settled : [];
+    const qt = h('table', { id: 'quarantine' }, h('tr', {}, ['收到时间', '来自', '原因', '记录', '处理'].map(t => h('th', {}, t))));
+    for (const x of open) qt.append(quarantineRow(x, async () => { const { data } = await api('/api/quarantine'); drawQuarantine(data); }));
+    const done = h('table', { id: 'quarantine-settled' }, h('tr', {}, ['收到时间', '来自', '原因', '处理时间', '处理结果'].map(t => h('th', {}, t))));
+    for (const x of settled) {
+      const [byOrg, byUser] = x.settled.by.split(':');
+      const how = x.settled.superseded ? '同一操作已由其合法来源送达并生效，自动解除' : `人工处理（${orgName(byOrg)} ${byUser}号用户）：${x.settled.note}`;
+      done.append(h('tr', { 'data-id': String(x.id) }, h('td', {}, fmtTime(x.received_ms)), h('td', {}, orgName(x.from)), h('td', {}, x.reason), h('td', {}, fmtTime(x.settled.at_ms)), h('td', { cls: 'how' }, how)));
+    }
+    put(quarantine, open.length ? qt : h('p', { cls: 'muted', id: 'no-quarantine' }, '没有待处理的隔离操作'),
+      settled.length ? [h('h3', {}, '已处理的隔离操作'), done] : null);
+  };
+  drawQuarantine(q);
   put(main, h('h1', {}, `${orgName(st.node.org_code)} · 下级节点同步状态`),
     h('div', { cls: 'card' }, table, h('p', { cls: 'muted' }, '点击一行查看该单位的数据看板。')),
     h('h2', {}, '待人工处理的冲突（两个节点同时修改了同一字段）'), conflicts,
-    h('h2', {}, '隔离的同步操作'), h('div', { cls: 'card' }, (q && q.quarantine.length) ? qt : h('p', { cls: 'muted' }, '没有被隔离的操作')));
+    h('h2', {}, '隔离的同步操作'), quarantine);
+}
+
+// One open quarantine entry, with a reason to type and a button that dismisses it through
+// Records.DismissQuarantined; a refusal shows beside the input and the typed reason stays.
+function quarantineRow(x, done) {
+  const reason = h('input', { cls: 'dismiss-reason', placeholder: '处理理由（必填）', maxlength: '200' });
+  const error = h('span', { cls: 'error dismiss-error' });
+  const button = h('button', { cls: 'dismiss', type: 'button', onclick: async () => {
+    error.textContent = '';
+    const { error: refusal } = await rpc('renda.org.v1.Records', 'DismissQuarantined', { id: String(x.id), reason: reason.value });
+    if (refusal) { error.textContent = refusal.message_zh || '处理失败'; return; }
+    await done();
+  } }, '确认处理');
+  return h('tr', { 'data-id': String(x.id) }, h('td', {}, fmtTime(x.received_ms)), h('td', {}, orgName(x.from)), h('td', {}, x.reason), h('td', {}, x.record_id),
+    h('td', {}, reason, button, error));
 }
 
 // ---------- dashboards ----------

@@ -309,29 +309,41 @@ pub async fn quarantine(State(shared): State<AppState>, headers: HeaderMap) -> R
 
 async fn quarantine_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refusal> {
     let session = require(shared, headers)?;
-    let rows = shared
-        .state
-        .store
-        .quarantine(200)
+    let store = &shared.state.store;
+    let open = store.quarantine(200).await.map_err(storage_refusal)?;
+    let settled = store
+        .quarantine_settled(50)
         .await
         .map_err(storage_refusal)?;
-    let list: Vec<Json_> = rows
-        .iter()
-        .filter(|q| {
-            session.sees_whole_node() || q.from.as_deref().is_some_and(|f| session.may_see(f))
-        })
-        .map(|q| {
-            json!({
-                "id": q.id,
-                "received_ms": q.received_at.map_or(0, |t| t.timestamp_millis()),
-                "from": q.from.clone().unwrap_or_default(),
-                "reason": q.reason,
-                "record_id": q.record.map(|r| r.to_string()).unwrap_or_default(),
-                "bytes": q.bytes.len(),
-            })
-        })
-        .collect();
-    Ok(json!({"quarantine": list}))
+    let seen = |q: &&renda_store::Quarantined| {
+        session.sees_whole_node() || q.from.as_deref().is_some_and(|f| session.may_see(f))
+    };
+    let entry = |q: &renda_store::Quarantined| {
+        let mut row = json!({
+            "id": q.id,
+            "received_ms": q.received_at.map_or(0, |t| t.timestamp_millis()),
+            "from": q.from.clone().unwrap_or_default(),
+            "reason": q.reason,
+            "record_id": q.record.map(|r| r.to_string()).unwrap_or_default(),
+            "bytes": q.bytes.len(),
+        });
+        if let (Some(how), Some(map)) = (&q.settled, row.as_object_mut()) {
+            map.insert(
+                "settled".into(),
+                json!({
+                    "at_ms": how.at.map_or(0, |t| t.timestamp_millis()),
+                    "superseded": how.superseded,
+                    "note": how.note,
+                    "by": how.by,
+                }),
+            );
+        }
+        row
+    };
+    Ok(json!({
+        "quarantine": open.iter().filter(seen).map(entry).collect::<Vec<_>>(),
+        "settled": settled.iter().filter(seen).map(entry).collect::<Vec<_>>(),
+    }))
 }
 
 /// One record: its fields (personal data masked), conflicts, and history.

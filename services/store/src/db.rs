@@ -163,6 +163,12 @@ impl Backend {
                 include_str!("../migrations/sqlite/0006_feed_since.sql"),
                 include_str!("../migrations/postgres/0006_feed_since.sql"),
             ),
+            (
+                7,
+                "digest and settled quarantine",
+                include_str!("../migrations/sqlite/0007_digest_and_settled_quarantine.sql"),
+                include_str!("../migrations/postgres/0007_digest_and_settled_quarantine.sql"),
+            ),
         ];
         let sqlite = matches!(self, Backend::Sqlite(_));
         let dialect = self.name();

@@ -38,6 +38,9 @@ pub enum Error {
     #[error("local change to record {record} was not applied: {reason}")]
     NotApplied { record: RecordId, reason: String },
     /// Stored data that does not read back: a bug or a damaged database.
+    /// A caller asked for something that cannot be (named in the message).
+    #[error("invalid argument: {0}")]
+    Argument(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

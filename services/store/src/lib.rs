@@ -15,6 +15,7 @@
 //! unit as an [`Audience`] function.
 
 mod db;
+mod digest;
 mod error;
 mod facts;
 mod json;
@@ -25,12 +26,13 @@ mod write;
 
 /// The SQLite pragmas the store sets, for benchmarks that must run on equal terms.
 pub use db::{SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES};
+pub use digest::{DigestPart, ScopeDigest};
 pub use error::Error;
 pub use facts::{Changed, Fact, Projection};
 pub use json::hlc_time;
 pub use read::{
     ConflictedField, Cursor, Direction, FeedPage, HistoryEntry, LoggedOp, PeerSync, Quarantined,
-    StoredRecord,
+    Settled, StoredRecord,
 };
 pub use report::{Cell, ColumnType, FactColumn, FactDates, FactOrder, FactQuery};
 pub use write::{BatchReport, Policy};
@@ -166,6 +168,7 @@ impl Store {
             }
             _ => return Err(Error::Corrupt("meta table is half written".into())),
         };
+        digest::backfill(&mut conn).await?;
         tx.commit().await?;
         tracing::info!(%org, %actor, backend = backend.name(), "store opened");
         Ok(Store {

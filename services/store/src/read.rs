@@ -141,7 +141,24 @@ pub struct Quarantined {
     pub reason: String,
     pub record: Option<RecordId>,
     pub bytes: Vec<u8>,
+    /// When and why the entry no longer needs a person; `None` while open.
+    pub settled: Option<Settled>,
 }
+
+/// How a quarantine entry was settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    pub at: Option<DateTime<Utc>>,
+    /// The same operation arrived later from where it belongs and was applied.
+    pub superseded: bool,
+    /// A person's reason for dismissing it (empty when superseded).
+    pub note: String,
+    /// Who dismissed it (empty when superseded).
+    pub by: String,
+}
+
+/// The `settled_note` of an entry settled by a later legitimate copy of its operation.
+pub(crate) const SUPERSEDED: &str = "superseded";
 
 /// Which scope rows feed org `$1`: its own, the broadcast row 0, and the rows of its ancestors
 /// (bound from `$first_ancestor` on) that address their whole subtree. The `IN` list lets both
@@ -736,29 +753,89 @@ impl Store {
         }
     }
 
-    /// Quarantined operations, newest first.
+    /// The open quarantine entries (not settled), newest first: what needs a person.
     pub async fn quarantine(&self, limit: u32) -> Result<Vec<Quarantined>, Error> {
+        self.quarantine_where("settled_ms IS NULL", limit).await
+    }
+
+    /// The settled quarantine entries, newest first, with when and why each was settled.
+    pub async fn quarantine_settled(&self, limit: u32) -> Result<Vec<Quarantined>, Error> {
+        self.quarantine_where("settled_ms IS NOT NULL", limit).await
+    }
+
+    async fn quarantine_where(
+        &self,
+        filter: &'static str,
+        limit: u32,
+    ) -> Result<Vec<Quarantined>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
-        type Row = (i64, i64, Option<String>, String, Option<Uuid>, Vec<u8>);
+        type Row = (
+            i64,
+            i64,
+            Option<String>,
+            String,
+            Option<Uuid>,
+            Vec<u8>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let sql = format!(
+            "SELECT id, received_ms, from_peer, reason, record_id, bytes, settled_ms, \
+             settled_note, settled_by FROM quarantine WHERE {filter} ORDER BY id DESC LIMIT $1"
+        );
         let rows: Vec<Row> = conn
             .conn()
-            .fetch_all(
-                "SELECT id, received_ms, from_peer, reason, record_id, bytes FROM quarantine \
-                 ORDER BY id DESC LIMIT $1",
-                vec![Arg::Int(i64::from(limit))],
-            )
+            .fetch_all(crate::db::dynamic(sql), vec![Arg::Int(i64::from(limit))])
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, received, from, reason, record, bytes)| Quarantined {
-                id,
-                received_at: time(Some(received)),
-                from,
-                reason,
-                record: record.map(RecordId),
-                bytes,
-            })
+            .map(
+                |(id, received, from, reason, record, bytes, settled, note, by)| Quarantined {
+                    id,
+                    received_at: time(Some(received)),
+                    from,
+                    reason,
+                    record: record.map(RecordId),
+                    bytes,
+                    settled: settled.map(|ms| Settled {
+                        at: time(Some(ms)),
+                        superseded: note.as_deref() == Some(SUPERSEDED),
+                        note: note.filter(|n| n != SUPERSEDED).unwrap_or_default(),
+                        by: by.unwrap_or_default(),
+                    }),
+                },
+            )
             .collect())
+    }
+
+    /// Settles an open quarantine entry by a person's decision: `by` names them, `note` says
+    /// why (required). False when no open entry has that id (unknown, or settled already).
+    pub async fn dismiss_quarantined(&self, id: i64, by: &str, note: &str) -> Result<bool, Error> {
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(Error::Argument(
+                "dismissing a quarantined operation needs a reason".into(),
+            ));
+        }
+        let mut conn = self.inner.backend.acquire().await?;
+        let changed = conn
+            .conn()
+            .execute(
+                "UPDATE quarantine SET settled_ms = $1, settled_note = $2, settled_by = $3 \
+                 WHERE id = $4 AND settled_ms IS NULL",
+                vec![
+                    Arg::Int(now_ms() as i64),
+                    Arg::Text(note.to_owned()),
+                    Arg::Text(by.to_owned()),
+                    Arg::Int(id),
+                ],
+            )
+            .await?;
+        if changed > 0 {
+            tracing::info!(id, by, note, "quarantined operation dismissed");
+        }
+        Ok(changed > 0)
     }
 
     async fn count(&self, sql: &'static str) -> Result<u64, Error> {
@@ -783,8 +860,10 @@ impl Store {
         self.count("SELECT COUNT(*) FROM held_ops").await
     }
 
+    /// Open (unsettled) quarantine entries.
     pub async fn quarantine_count(&self) -> Result<u64, Error> {
-        self.count("SELECT COUNT(*) FROM quarantine").await
+        self.count("SELECT COUNT(*) FROM quarantine WHERE settled_ms IS NULL")
+            .await
     }
 
     /// The highest origin sequence logged from `origin` and how many operations of it are

@@ -33,12 +33,17 @@ pub struct BatchReport {
     pub quarantined: usize,
     /// Remote clocks that were too far ahead and were clamped.
     pub clamped: usize,
+    /// Quarantine entries settled because their operation is now logged from where it belongs.
+    pub settled: usize,
 }
 
 /// An operation refused on receipt, about to be kept aside.
 struct Refused {
     reason: String,
     record: Option<RecordId>,
+    /// The operation's id when its bytes decode that far: a later legitimate copy of the same
+    /// operation settles the entry.
+    id: Option<OpId>,
     bytes: Vec<u8>,
 }
 
@@ -117,6 +122,8 @@ struct Work<'a> {
     /// Operation ids in the log: found there before this transaction or applied in it.
     logged: HashSet<OpId>,
     log_rows: Vec<Vec<Arg>>,
+    /// Per record, the operations logged in this transaction and the XOR of their id hashes.
+    digests: HashMap<RecordId, (i64, u64)>,
     event_rows: Vec<Vec<Arg>>,
     next_local: i64,
     report: BatchReport,
@@ -135,6 +142,7 @@ impl<'a> Work<'a> {
             held_gone: Vec::new(),
             logged: HashSet::new(),
             log_rows: Vec::new(),
+            digests: HashMap::new(),
             event_rows: Vec::new(),
             next_local: last_local,
             report: BatchReport::default(),
@@ -146,6 +154,7 @@ impl<'a> Work<'a> {
         self.refused.push(Refused {
             reason,
             record: Some(op.record),
+            id: Some(op.id),
             bytes,
         });
     }
@@ -325,6 +334,9 @@ impl<'a> Work<'a> {
         if let Some(slot) = self.records.get_mut(&op.record) {
             slot.last_local = local;
         }
+        let digest = self.digests.entry(op.record).or_default();
+        digest.0 += 1;
+        digest.1 ^= crate::digest::op_hash(op.id);
         let local_only = self.schema.kind(op.kind).is_some_and(|k| k.local_only);
         self.log_rows.push(vec![
             Arg::Int(local),
@@ -508,12 +520,14 @@ impl Store {
                 Err(e) => refused.push(Refused {
                     reason: e.to_string(),
                     record: e.record,
+                    id: Op::decode_unchecked(bytes).ok().map(|op| op.id),
                     bytes: bytes.clone(),
                 }),
                 Ok(op) => match in_storage_range(&op) {
                     Err(reason) => refused.push(Refused {
                         reason: format!("operation on record {}: {reason}", op.record),
                         record: Some(op.record),
+                        id: Some(op.id),
                         bytes: bytes.clone(),
                     }),
                     Ok(()) => accepted.push((op, bytes)),
@@ -743,6 +757,7 @@ async fn persist(
         held,
         held_gone,
         log_rows,
+        digests,
         event_rows,
         mut report,
         refused,
@@ -758,6 +773,7 @@ async fn persist(
         )
         .await?;
     }
+    crate::digest::add(conn, digests).await?;
 
     let mut field_rows = Vec::new();
     for ((id, field), slot) in registers {
@@ -915,8 +931,39 @@ async fn persist(
     }
 
     report.quarantined = refused.len();
+    let logged_any = report.applied > 0;
+    let refused_any = !refused.is_empty();
     save_refused(conn, refused, from, now).await?;
+    if logged_any || refused_any {
+        report.settled = settle_superseded(conn, now).await? as usize;
+    }
     Ok(report)
+}
+
+/// Marks settled every open quarantine entry whose very operation (same id, same bytes) is in
+/// the log: it arrived from where it legitimately comes (a township falling back to the city
+/// relayed its county's operation, which the county then sent itself). One statement a batch;
+/// with nothing open it reads one empty index range.
+async fn settle_superseded(conn: &mut Conn<'_>, now: u64) -> Result<u64, Error> {
+    let settled = conn
+        .execute(
+            "UPDATE quarantine SET settled_ms = $1, settled_note = $2 \
+             WHERE settled_ms IS NULL AND origin IS NOT NULL AND EXISTS (\
+               SELECT 1 FROM op_log o WHERE o.origin = quarantine.origin \
+               AND o.origin_seq = quarantine.origin_seq AND o.bytes = quarantine.bytes)",
+            vec![
+                Arg::Int(now as i64),
+                Arg::Text(crate::read::SUPERSEDED.into()),
+            ],
+        )
+        .await?;
+    if settled > 0 {
+        tracing::info!(
+            settled,
+            "quarantine entries settled: their operations arrived from where they belong"
+        );
+    }
+    Ok(settled)
 }
 
 /// The `record_scope.org_code` of records every node holds (broadcast kinds).
@@ -1020,12 +1067,15 @@ async fn save_refused(
                 Arg::Text(r.reason),
                 Arg::OptId(r.record.map(|id| id.0)),
                 Arg::Bytes(r.bytes),
+                Arg::OptInt(r.id.map(|id| id.origin.0 as i64)),
+                Arg::OptInt(r.id.and_then(|id| i64::try_from(id.seq).ok())),
             ]
         })
         .collect();
     conn.insert_many(
-        "INSERT INTO quarantine (received_ms, from_peer, reason, record_id, bytes)",
-        5,
+        "INSERT INTO quarantine (received_ms, from_peer, reason, record_id, bytes, origin, \
+         origin_seq)",
+        7,
         "",
         rows,
     )

@@ -1121,6 +1121,205 @@ on_every_backend!(
     feed_pages_end_past_what_they_leave_out
 );
 
+/// Two stores holding the same operations show the same digest, whatever the order and the
+/// batches they came in; one operation more shows, in the one bucket of its record, and the
+/// digest of that bucket names the record. Local-only kinds are left out, records outside the
+/// org unit's subtree too.
+async fn digests_follow_the_operations_held(env: &Env) -> Result<()> {
+    let a = open(&env.new_db().await?, county()).await?;
+    let b = open(&env.new_db().await?, county()).await?;
+    let mut writer = Replica::new(ActorId(0xd1), township(), schema());
+    for n in 1..=40u128 {
+        writer.put(rid(n), NOTE, ORG, Value::Org(township()), 1_000)?;
+        writer.put(rid(n), NOTE, TITLE, text(&format!("n{n}")), 1_001)?;
+    }
+    let ops = encode(writer.log());
+    a.apply_batch(&ops, None, &accept_all).await?;
+    let mut reversed = ops.clone();
+    reversed.reverse();
+    for op in reversed.chunks(7) {
+        b.apply_batch(op, None, &accept_all).await?;
+    }
+    // Elsewhere in the county, and a local-only record: in neither township digest.
+    b.write(rid(200), NOTE, Author::system(county()), |r, me| {
+        vec![r.put(me, ORG, Value::Org(org(370_202_002)))]
+    })
+    .await?;
+    b.write(rid(201), SECRET, Author::system(township()), |r, me| {
+        vec![r.put(me, ORG, Value::Org(township()))]
+    })
+    .await?;
+    let (da, db) = (
+        a.digest(township(), None).await?,
+        b.digest(township(), None).await?,
+    );
+    ensure!(da == db, "{da:?} != {db:?}");
+    ensure!(da.total.records == 40 && da.total.ops == 80, "{da:?}");
+    ensure!(
+        da.buckets.len() > 20,
+        "40 records spread over buckets: {da:?}"
+    );
+    ensure!(da.records.is_empty(), "a whole digest lists no records");
+    // One more operation at b, on record 7.
+    b.write(rid(7), NOTE, Author::system(county()), |r, me| {
+        vec![r.put(me, BODY, text("later"))]
+    })
+    .await?;
+    let db = b.digest(township(), None).await?;
+    ensure!(da.total != db.total, "the digest shows the extra operation");
+    let differ: Vec<u8> = da
+        .buckets
+        .iter()
+        .filter(|(k, part)| db.buckets.get(k) != Some(part))
+        .map(|(k, _)| *k)
+        .collect();
+    ensure!(differ.len() == 1, "only its bucket differs: {differ:?}");
+    let (na, nb) = (
+        a.digest(township(), Some(differ[0])).await?,
+        b.digest(township(), Some(differ[0])).await?,
+    );
+    let apart: Vec<&RecordId> = na
+        .records
+        .iter()
+        .filter(|(id, part)| nb.records.get(id) != Some(part))
+        .map(|(id, _)| id)
+        .collect();
+    ensure!(
+        apart == vec![&rid(7)],
+        "the bucket names the record: {apart:?}"
+    );
+    ensure!(na.records.get(&rid(7)).map(|p| p.ops) == Some(2));
+    ensure!(nb.records.get(&rid(7)).map(|p| p.ops) == Some(3));
+    // Once a holds it too, they agree again.
+    let later = b.ops_since(Cursor::START, 100).await?;
+    let later: Vec<Vec<u8>> = later.into_iter().map(|l| l.bytes).collect();
+    a.apply_batch(&later, None, &accept_all).await?;
+    ensure!(a.digest(township(), None).await? == b.digest(township(), None).await?);
+    Ok(())
+}
+on_every_backend!(
+    a_digest_follows_the_operations_held_and_finds_where_two_nodes_differ,
+    digests_follow_the_operations_held
+);
+
+/// A database written before record digests existed gets them filled when the store opens:
+/// the digest is the one the operations give (SQLite: the test empties the table by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_digests_gets_them_when_opened() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let store = open(&url, township()).await?;
+    for n in 0..30u128 {
+        store
+            .write(rid(n), NOTE, Author::system(township()), |r, me| {
+                vec![
+                    r.put(me, ORG, Value::Org(township())),
+                    r.put(me, TITLE, text("before")),
+                ]
+            })
+            .await?;
+    }
+    let before = store.digest(township(), None).await?;
+    ensure!(
+        before.total.records == 30 && before.total.ops == 60,
+        "{before:?}"
+    );
+    store.close().await;
+    {
+        use sqlx::Connection as _;
+        let mut raw = sqlx::SqliteConnection::connect(&url).await?;
+        sqlx::query("DELETE FROM record_digest")
+            .execute(&mut raw)
+            .await?;
+        sqlx::query("DELETE FROM meta WHERE key = 'record_digest'")
+            .execute(&mut raw)
+            .await?;
+        raw.close().await?;
+    }
+    let store = open(&url, township()).await?;
+    ensure!(store.digest(township(), None).await? == before);
+    store.close().await;
+    // Opened again, nothing is added twice.
+    let store = open(&url, township()).await?;
+    ensure!(store.digest(township(), None).await? == before);
+    Ok(())
+}
+
+/// A quarantined operation whose very copy later arrives from where it belongs is settled; an
+/// impostor with the same id and other bytes stays open; a person dismisses one with a reason.
+async fn quarantine_settles(env: &Env) -> Result<()> {
+    let city = open(&env.new_db().await?, org(370_200)).await?;
+    let mut county_replica = Replica::new(ActorId(0xc0), county(), schema());
+    county_replica.put(rid(95), NOTE, ORG, Value::Org(township()), 1_000)?;
+    county_replica.put(rid(95), NOTE, TITLE, text("from the county"), 1_001)?;
+    let ops = encode(county_replica.log());
+    // From the township (falling back to the city), the county's operations are refused.
+    let only_the_county = |op: &Op, _: Option<OrgCode>| {
+        if op.id.origin == ActorId(0xc0) {
+            Err("not originated in the sender's subtree".to_string())
+        } else {
+            Ok(())
+        }
+    };
+    let r = city
+        .apply_batch(&ops, Some("370202001"), &only_the_county)
+        .await?;
+    ensure!(r.quarantined == 2 && r.settled == 0, "{r:?}");
+    // An impostor: the first operation's id with other bytes.
+    let mut impostor = county_replica.log()[1].clone();
+    impostor.change = Change::Put {
+        field: TITLE,
+        value: text("forged"),
+        seen: vec![],
+    };
+    city.apply_batch(&[impostor.encode()], Some("370202001"), &only_the_county)
+        .await?;
+    ensure!(city.quarantine_count().await? == 3);
+    // The county sends them itself: both real entries settle, the impostor stays open.
+    let r = city.apply_batch(&ops, Some("370202"), &accept_all).await?;
+    ensure!(r.applied == 2 && r.settled == 2, "{r:?}");
+    ensure!(city.quarantine_count().await? == 1);
+    let open_entries = city.quarantine(10).await?;
+    ensure!(
+        open_entries.len() == 1 && open_entries[0].bytes == impostor.encode(),
+        "{open_entries:?}"
+    );
+    let settled = city.quarantine_settled(10).await?;
+    ensure!(settled.len() == 2, "{settled:?}");
+    ensure!(
+        settled.iter().all(|q| q
+            .settled
+            .as_ref()
+            .is_some_and(|s| s.superseded && s.by.is_empty())),
+        "{settled:?}"
+    );
+    // A person dismisses the impostor, with a reason; without one, nothing changes.
+    let id = open_entries[0].id;
+    ensure!(matches!(
+        city.dismiss_quarantined(id, "370200:5", "  ").await,
+        Err(Error::Argument(_))
+    ));
+    ensure!(city.quarantine_count().await? == 1);
+    ensure!(
+        city.dismiss_quarantined(id, "370200:5", "伪造的操作，已报告乡镇")
+            .await?
+    );
+    ensure!(!city.dismiss_quarantined(id, "370200:5", "again").await?);
+    ensure!(city.quarantine_count().await? == 0 && city.quarantine(10).await?.is_empty());
+    let dismissed = city.quarantine_settled(10).await?;
+    let entry = dismissed
+        .iter()
+        .find(|q| q.id == id)
+        .context("dismissed entry")?;
+    let how = entry.settled.as_ref().context("settled")?;
+    ensure!(!how.superseded && how.by == "370200:5" && how.note == "伪造的操作，已报告乡镇");
+    Ok(())
+}
+on_every_backend!(
+    a_quarantined_operation_is_settled_by_its_legitimate_copy_or_dismissed_with_a_reason,
+    quarantine_settles
+);
+
 async fn local_only_never_in_feeds(env: &Env) -> Result<()> {
     let store = open(&env.new_db().await?, township()).await?;
     let author = Author::system(township());

@@ -11,7 +11,6 @@ pub mod agent;
 pub mod authority;
 pub mod bundle;
 pub mod client;
-pub mod digest;
 pub mod server;
 pub mod status;
 

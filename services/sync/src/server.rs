@@ -236,10 +236,43 @@ impl pb::replication_server::Replication for Replication {
             .org_code
             .parse()
             .map_err(|e| Status::invalid_argument(format!("org_code: {e}")))?;
-        let (records, sha256) = crate::digest::scope_digest(&self.store, org)
+        let bucket = request
+            .get_ref()
+            .bucket
+            .map(|b| {
+                u8::try_from(b)
+                    .map_err(|_| Status::invalid_argument(format!("bucket: 0 to 255, not {b}")))
+            })
+            .transpose()?;
+        let digest = self
+            .store
+            .digest(org, bucket)
             .await
-            .map_err(|e| Status::internal(format!("reading records failed: {e}")))?;
-        Ok(Response::new(pb::DigestResponse { records, sha256 }))
+            .map_err(|e| Status::internal(format!("reading record digests failed: {e}")))?;
+        Ok(Response::new(pb::DigestResponse {
+            records: digest.total.records,
+            hash: renda_store::ScopeDigest::hex(&digest.total),
+            ops: digest.total.ops,
+            buckets: digest
+                .buckets
+                .iter()
+                .map(|(bucket, part)| pb::DigestBucket {
+                    bucket: u32::from(*bucket),
+                    records: part.records,
+                    ops: part.ops,
+                    hash: renda_store::ScopeDigest::hex(part),
+                })
+                .collect(),
+            entries: digest
+                .records
+                .iter()
+                .map(|(id, part)| pb::DigestRecord {
+                    record_id: id.to_string(),
+                    ops: part.ops,
+                    hash: format!("{:016x}", part.hash),
+                })
+                .collect(),
+        }))
     }
 
     async fn status(

@@ -1,0 +1,222 @@
+//! The digest of the records a node holds in an org unit's subtree, kept up to date as
+//! operations apply: per record, the count of its logged operations and the XOR of a 64-bit
+//! hash of each one's id (`record_digest`, one upsert per record a batch touches). Two nodes
+//! holding the same operations of the same records show the same digest, and the state of a
+//! record is a function of its operations, so equal digests mean converged records. A digest
+//! is folded from those small rows, no record materialised; it comes split into 256 buckets
+//! (by a hash of the record id), and the digest of one bucket lists its records, so two nodes
+//! that differ find which records in two small answers.
+
+use crate::db::{Arg, Conn};
+use crate::{Error, Store};
+use renda_replica::{OpId, OrgCode, RecordId};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// The meta key saying `record_digest` covers every logged operation (set once, when the
+/// store first opens after migration 0007).
+const META_DIGEST: &str = "record_digest";
+
+/// A 64-bit hash of an operation id (SplitMix64 finalizer over origin and sequence): ids are
+/// unique mesh-wide, so XOR-ing these over a record's operations fingerprints the set.
+pub(crate) fn op_hash(id: OpId) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    mix(mix(id.origin.0) ^ id.seq)
+}
+
+/// The bucket of a record: the low byte of a hash of its id (UUIDv7 ids share leading bytes).
+pub(crate) fn bucket_of(id: RecordId) -> u8 {
+    let (hi, lo) = id.0.as_u64_pair();
+    op_hash(OpId {
+        origin: renda_replica::ActorId(hi),
+        seq: lo,
+    }) as u8
+}
+
+/// XOR of two stored (signed) hashes in SQL both dialects share: `(a | b) - (a & b)` (the AND
+/// is a bit subset of the OR, so the subtraction never borrows nor overflows).
+const XOR_UPSERT: &str = "ON CONFLICT (record_id) DO UPDATE SET ops = record_digest.ops + excluded.ops, \
+     hash = (record_digest.hash | excluded.hash) - (record_digest.hash & excluded.hash)";
+
+/// Folds the operations a transaction logged into their records' digest rows.
+pub(crate) async fn add(
+    conn: &mut Conn<'_>,
+    digests: HashMap<RecordId, (i64, u64)>,
+) -> Result<(), Error> {
+    if digests.is_empty() {
+        return Ok(());
+    }
+    let rows = digests
+        .into_iter()
+        .map(|(id, (ops, hash))| {
+            vec![
+                Arg::Id(id.0),
+                Arg::Int(i64::from(bucket_of(id))),
+                Arg::Int(ops),
+                Arg::Int(i64::from_ne_bytes(hash.to_ne_bytes())),
+            ]
+        })
+        .collect();
+    conn.insert_many(
+        "INSERT INTO record_digest (record_id, bucket, ops, hash)",
+        4,
+        XOR_UPSERT,
+        rows,
+    )
+    .await
+}
+
+/// Fills `record_digest` for the operations logged before it existed, once (a store that
+/// was created with it marks itself at once: its log is empty).
+pub(crate) async fn backfill(conn: &mut Conn<'_>) -> Result<(), Error> {
+    let done: Option<(String,)> = conn
+        .fetch_optional(
+            "SELECT value FROM meta WHERE key = $1",
+            vec![Arg::Text(META_DIGEST.into())],
+        )
+        .await?;
+    if done.is_some() {
+        return Ok(());
+    }
+    const PAGE: i64 = 50_000;
+    let mut after = 0i64;
+    let mut total = 0u64;
+    loop {
+        let rows: Vec<(i64, Uuid, i64, i64)> = conn
+            .fetch_all(
+                "SELECT local_seq, record_id, origin, origin_seq FROM op_log \
+                 WHERE local_seq > $1 ORDER BY local_seq LIMIT $2",
+                vec![Arg::Int(after), Arg::Int(PAGE)],
+            )
+            .await?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
+        after = last;
+        total += rows.len() as u64;
+        let mut digests: HashMap<RecordId, (i64, u64)> = HashMap::new();
+        for (_, record, origin, seq) in rows {
+            let id = OpId {
+                origin: renda_replica::ActorId(u64::from_ne_bytes(origin.to_ne_bytes())),
+                seq: u64::try_from(seq).map_err(|_| Error::Corrupt(format!("origin_seq {seq}")))?,
+            };
+            let entry = digests.entry(RecordId(record)).or_default();
+            entry.0 += 1;
+            entry.1 ^= op_hash(id);
+        }
+        add(conn, digests).await?;
+    }
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2)",
+        vec![Arg::Text(META_DIGEST.into()), Arg::Text("1".into())],
+    )
+    .await?;
+    if total > 0 {
+        tracing::info!(ops = total, "record digests filled for the existing log");
+    }
+    Ok(())
+}
+
+/// Records, operations and their folded hash, over a set of records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DigestPart {
+    pub records: u64,
+    pub ops: u64,
+    pub hash: u64,
+}
+
+impl DigestPart {
+    fn fold(&mut self, ops: i64, hash: i64) {
+        self.records += 1;
+        self.ops += u64::try_from(ops).unwrap_or(0);
+        self.hash ^= u64::from_ne_bytes(hash.to_ne_bytes());
+    }
+}
+
+/// The digest of an org unit's records: the total and each non-empty bucket; for one
+/// bucket, its records too.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeDigest {
+    pub total: DigestPart,
+    pub buckets: BTreeMap<u8, DigestPart>,
+    /// Per record of the bucket asked for (empty for a whole digest): operations and hash.
+    pub records: BTreeMap<RecordId, DigestPart>,
+}
+
+impl ScopeDigest {
+    /// A digest part as text: records, operations and the hash, in hex.
+    pub fn hex(part: &DigestPart) -> String {
+        format!("{:x}-{:x}-{:016x}", part.records, part.ops, part.hash)
+    }
+}
+
+impl Store {
+    /// The digest of the records this node holds in `org`'s subtree (their org is `org` or
+    /// below it), local-only kinds left out (they differ between nodes by design); with
+    /// `bucket`, of that bucket's records only, each listed.
+    pub async fn digest(&self, org: OrgCode, bucket: Option<u8>) -> Result<ScopeDigest, Error> {
+        let kinds: Vec<i64> = self
+            .schema()
+            .kinds()
+            .filter(|k| !k.local_only)
+            .map(|k| i64::from(k.id.0))
+            .collect();
+        if kinds.is_empty() {
+            return Ok(ScopeDigest::default());
+        }
+        let mut args = Vec::new();
+        let mut filter = Vec::new();
+        for (lo, hi) in org.subtree_ranges() {
+            filter.push(format!(
+                "r.org_code BETWEEN ${} AND ${}",
+                args.len() + 1,
+                args.len() + 2
+            ));
+            args.push(Arg::Int(lo as i64));
+            args.push(Arg::Int(hi as i64));
+        }
+        let kind_list: Vec<String> = kinds
+            .iter()
+            .map(|k| {
+                args.push(Arg::Int(*k));
+                format!("${}", args.len())
+            })
+            .collect();
+        let in_bucket = match bucket {
+            Some(b) => {
+                args.push(Arg::Int(i64::from(b)));
+                format!(" AND d.bucket = ${}", args.len())
+            }
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT r.id, d.bucket, d.ops, d.hash FROM record_digest d \
+             JOIN records r ON r.id = d.record_id \
+             WHERE ({}) AND r.kind IN ({}){in_bucket}",
+            filter.join(" OR "),
+            kind_list.join(", ")
+        );
+        let mut conn = self.inner.backend.acquire().await?;
+        let rows: Vec<(Uuid, i64, i64, i64)> =
+            conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
+        let mut digest = ScopeDigest::default();
+        for (id, b, ops, hash) in rows {
+            digest.total.fold(ops, hash);
+            let b = u8::try_from(b).map_err(|_| Error::Corrupt(format!("digest bucket {b}")))?;
+            digest.buckets.entry(b).or_default().fold(ops, hash);
+            if bucket.is_some() {
+                digest
+                    .records
+                    .entry(RecordId(id))
+                    .or_default()
+                    .fold(ops, hash);
+            }
+        }
+        Ok(digest)
+    }
+}
