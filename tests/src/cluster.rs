@@ -297,6 +297,13 @@ impl Cluster {
         Ok(())
     }
 
+    /// The configuration `org`'s node process runs with (for the operator commands a test
+    /// runs against its storage, as `node-agent bundle export --config …` would).
+    pub fn config(&self, org: OrgCode) -> anyhow::Result<node_agent::Config> {
+        let proc = self.procs.get(&org).context("unknown node")?;
+        Ok(node_agent::Config::load(&proc.config, &Default::default())?)
+    }
+
     pub fn log(&self, org: OrgCode) -> String {
         self.procs
             .get(&org)

@@ -317,6 +317,74 @@ async fn a_node_killed_mid_sync_restarts_and_converges() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many operations `org`'s agent logged as pushed in its sync rounds, in the log after
+/// byte `from`.
+fn pushed_since(cluster: &Cluster, org: OrgCode, from: usize) -> u64 {
+    let log = cluster.log(org);
+    log.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("synced"))
+        .filter_map(|l| {
+            let rest = &l[l.find("pushed=")? + "pushed=".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// A township cut off for days carries its work to the county on a USB bundle (`node-agent
+/// bundle export`, then `bundle import` at the county, both nodes running); when its link
+/// returns it pushes only what it wrote after the bundle, not the bundle's operations again.
+async fn a_bundle_carried_up_is_not_pushed_again_when_the_link_returns() -> anyhow::Result<()> {
+    let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
+    let cluster = Cluster::start(&[city, county, a]).await?;
+    let mut at_a = client(&cluster, a, "staff")?;
+    create(&mut at_a, a, "联网时录入").await?;
+    cluster.converged(&[a, county, city], a, 1).await?;
+    cluster.isolate(a);
+    let before = log_ops(&cluster, a).await?;
+    for i in 0..40 {
+        create(&mut at_a, a, &format!("离线代表{i:02}")).await?;
+    }
+    let carried = log_ops(&cluster, a).await? - before;
+    let file = cluster.dir().join("offline-work.bundle");
+    node_agent::cli::bundle_export(&cluster.config(a)?, county, &file, false).await?;
+    let county_before = log_ops(&cluster, county).await?;
+    node_agent::cli::bundle_import(&cluster.config(county)?, &file).await?;
+    ensure!(
+        log_ops(&cluster, county).await? - county_before == carried,
+        "the county did not apply the bundle's {carried} operations"
+    );
+    // Written after the bundle left: these go up by the link.
+    let after_bundle = log_ops(&cluster, a).await?;
+    for i in 0..3 {
+        create(&mut at_a, a, &format!("返回后{i}")).await?;
+    }
+    let later = log_ops(&cluster, a).await? - after_bundle;
+    let mark = cluster.log(a).len();
+    cluster.reconnect(a);
+    cluster.converged(&[a, county, city], a, 44).await?;
+    let pushed = wait("the township's rounds after the link returned to be logged")
+        .within(Duration::from_secs(30))
+        .until(async || {
+            let pushed = pushed_since(&cluster, a, mark);
+            ensure!(
+                pushed >= later,
+                "pushed {pushed} of the {later} written since"
+            );
+            Ok(pushed)
+        })
+        .await?;
+    ensure!(
+        pushed == later,
+        "the township pushed {pushed} operations when its link returned: the {later} written \
+         after the bundle, and {} of the {carried} the bundle carried",
+        pushed - later
+    );
+    Ok(())
+}
+
 /// With its county down, a township syncs with the city directly.
 async fn a_township_falls_back_to_the_city_when_its_county_is_down() -> anyhow::Result<()> {
     let (city, county, a) = (org(CITY), org(COUNTY), org(TOWNSHIP_A));
@@ -515,6 +583,7 @@ fn main() -> ExitCode {
         a_node_killed_mid_sync_restarts_and_converges,
         a_township_falls_back_to_the_city_when_its_county_is_down,
         a_fallback_to_the_city_leaves_no_false_quarantine,
+        a_bundle_carried_up_is_not_pushed_again_when_the_link_returns,
         a_three_level_sync_is_one_trace,
         a_county_process_serves_only_verified_people,
     ])
