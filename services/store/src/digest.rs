@@ -43,10 +43,107 @@ pub(crate) fn bucket_of(id: RecordId) -> u8 {
 const XOR_UPSERT: &str = "ON CONFLICT (record_id) DO UPDATE SET ops = record_digest.ops + excluded.ops, \
      hash = (record_digest.hash | excluded.hash) - (record_digest.hash & excluded.hash)";
 
-/// Folds the operations a transaction logged into their records' digest rows.
-pub(crate) async fn add(
+/// A record a transaction logged operations for: what they add to its digest, and the org
+/// unit its scope digests count it at before and after (`None`: in none — no org yet, or a
+/// local-only kind).
+pub(crate) struct Touched {
+    pub id: RecordId,
+    pub delta: (i64, u64),
+    pub before: Option<OrgCode>,
+    pub after: Option<OrgCode>,
+}
+
+const XOR_SCOPE: &str = "ON CONFLICT (org_code, bucket) DO UPDATE SET \
+     records = scope_digest.records + excluded.records, \
+     ops = scope_digest.ops + excluded.ops, \
+     hash = (scope_digest.hash | excluded.hash) - (scope_digest.hash & excluded.hash)";
+
+fn signed(hash: u64) -> i64 {
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+fn unsigned(hash: i64) -> u64 {
+    u64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// An org unit and every unit above it: the scope digests a record there counts in.
+fn chain(org: OrgCode) -> impl Iterator<Item = OrgCode> {
+    std::iter::once(org).chain(org.ancestors())
+}
+
+/// Folds the operations a transaction logged into their records' digest rows and into the
+/// scope digests of the org units they count in (moving a record whose org changed).
+pub(crate) async fn add(conn: &mut Conn<'_>, touched: Vec<Touched>) -> Result<(), Error> {
+    if touched.is_empty() {
+        return Ok(());
+    }
+    // A record that changes org unit leaves the old one's digests and joins the new one's
+    // with all its operations: read what it held before this transaction.
+    let moved: Vec<RecordId> = touched
+        .iter()
+        .filter(|t| t.before != t.after)
+        .map(|t| t.id)
+        .collect();
+    let held = held_digests(conn, &moved).await?;
+    let mut scopes: HashMap<(OrgCode, u8), (i64, i64, u64)> = HashMap::new();
+    for t in &touched {
+        let bucket = bucket_of(t.id);
+        let mut fold = |org: OrgCode, records: i64, ops: i64, hash: u64| {
+            for unit in chain(org) {
+                let entry = scopes.entry((unit, bucket)).or_default();
+                entry.0 += records;
+                entry.1 += ops;
+                entry.2 ^= hash;
+            }
+        };
+        if t.before == t.after {
+            if let Some(org) = t.after {
+                fold(org, 0, t.delta.0, t.delta.1);
+            }
+            continue;
+        }
+        let (ops, hash) = held.get(&t.id).copied().unwrap_or_default();
+        if let Some(org) = t.before {
+            fold(org, -1, -ops, hash);
+        }
+        if let Some(org) = t.after {
+            fold(org, 1, ops + t.delta.0, hash ^ t.delta.1);
+        }
+    }
+    add_records(
+        conn,
+        touched.iter().map(|t| (t.id, t.delta)).collect(),
+    )
+    .await?;
+    add_scopes(conn, scopes).await
+}
+
+/// What `record_digest` holds for `ids` (absent: nothing logged yet).
+async fn held_digests(
     conn: &mut Conn<'_>,
-    digests: HashMap<RecordId, (i64, u64)>,
+    ids: &[RecordId],
+) -> Result<HashMap<RecordId, (i64, u64)>, Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64, i64)> = conn
+        .fetch_by_keys(
+            "r",
+            "SELECT x.record_id, x.ops, x.hash FROM w CROSS JOIN record_digest x \
+             WHERE x.record_id = w.r",
+            1,
+            &crate::parts::id_keys(ids),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, ops, hash)| (RecordId(id), (ops, unsigned(hash))))
+        .collect())
+}
+
+async fn add_records(
+    conn: &mut Conn<'_>,
+    digests: Vec<(RecordId, (i64, u64))>,
 ) -> Result<(), Error> {
     if digests.is_empty() {
         return Ok(());
@@ -58,7 +155,7 @@ pub(crate) async fn add(
                 Arg::Id(id.0),
                 Arg::Int(i64::from(bucket_of(id))),
                 Arg::Int(ops),
-                Arg::Int(i64::from_ne_bytes(hash.to_ne_bytes())),
+                Arg::Int(signed(hash)),
             ]
         })
         .collect();
@@ -71,9 +168,38 @@ pub(crate) async fn add(
     .await
 }
 
-/// Fills `record_digest` for the operations logged before it existed, once (a store that
-/// was created with it marks itself at once: its log is empty).
-pub(crate) async fn backfill(conn: &mut Conn<'_>) -> Result<(), Error> {
+async fn add_scopes(
+    conn: &mut Conn<'_>,
+    scopes: HashMap<(OrgCode, u8), (i64, i64, u64)>,
+) -> Result<(), Error> {
+    let rows: Vec<Vec<Arg>> = scopes
+        .into_iter()
+        .filter(|(_, (records, ops, hash))| *records != 0 || *ops != 0 || *hash != 0)
+        .map(|((org, bucket), (records, ops, hash))| {
+            vec![
+                Arg::Int(org.get() as i64),
+                Arg::Int(i64::from(bucket)),
+                Arg::Int(records),
+                Arg::Int(ops),
+                Arg::Int(signed(hash)),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    conn.insert_many(
+        "INSERT INTO scope_digest (org_code, bucket, records, ops, hash)",
+        5,
+        XOR_SCOPE,
+        rows,
+    )
+    .await
+}
+
+/// Fills `record_digest` and `scope_digest` for the operations logged before they existed,
+/// once (a store created with them marks itself at once: its log is empty).
+pub(crate) async fn backfill(conn: &mut Conn<'_>, schema: &renda_replica::Schema) -> Result<(), Error> {
     let done: Option<(String,)> = conn
         .fetch_optional(
             "SELECT value FROM meta WHERE key = $1",
@@ -102,15 +228,43 @@ pub(crate) async fn backfill(conn: &mut Conn<'_>) -> Result<(), Error> {
         let mut digests: HashMap<RecordId, (i64, u64)> = HashMap::new();
         for (_, record, origin, seq) in rows {
             let id = OpId {
-                origin: renda_replica::ActorId(u64::from_ne_bytes(origin.to_ne_bytes())),
+                origin: renda_replica::ActorId(unsigned(origin)),
                 seq: u64::try_from(seq).map_err(|_| Error::Corrupt(format!("origin_seq {seq}")))?,
             };
             let entry = digests.entry(RecordId(record)).or_default();
             entry.0 += 1;
             entry.1 ^= op_hash(id);
         }
-        add(conn, digests).await?;
+        add_records(conn, digests.into_iter().collect()).await?;
     }
+    // Then each record, whole, into the scope digests of its org unit.
+    let rows: Vec<(Uuid, i64, Option<i64>, i64, i64)> = conn
+        .fetch_all(
+            "SELECT r.id, r.kind, r.org_code, d.ops, d.hash FROM record_digest d \
+             JOIN records r ON r.id = d.record_id",
+            vec![],
+        )
+        .await?;
+    let mut scopes: HashMap<(OrgCode, u8), (i64, i64, u64)> = HashMap::new();
+    for (id, kind, org, ops, hash) in rows {
+        let local = u16::try_from(kind)
+            .ok()
+            .and_then(|k| schema.kind(renda_replica::KindId(k)))
+            .is_none_or(|k| k.local_only);
+        let org = org
+            .and_then(|o| u64::try_from(o).ok())
+            .and_then(|o| OrgCode::new(o).ok());
+        let (Some(org), false) = (org, local) else {
+            continue;
+        };
+        for unit in chain(org) {
+            let entry = scopes.entry((unit, bucket_of(RecordId(id)))).or_default();
+            entry.0 += 1;
+            entry.1 += ops;
+            entry.2 ^= unsigned(hash);
+        }
+    }
+    add_scopes(conn, scopes).await?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ($1, $2)",
         vec![Arg::Text(META_DIGEST.into()), Arg::Text("1".into())],
@@ -160,6 +314,32 @@ impl Store {
     /// below it), local-only kinds left out (they differ between nodes by design); with
     /// `bucket`, of that bucket's records only, each listed.
     pub async fn digest(&self, org: OrgCode, bucket: Option<u8>) -> Result<ScopeDigest, Error> {
+        let mut digest = ScopeDigest::default();
+        let mut conn = self.inner.backend.acquire().await?;
+        let Some(bucket) = bucket else {
+            // At most 256 rows, by key: the cost does not grow with the records.
+            let rows: Vec<(i64, i64, i64, i64)> = conn
+                .conn()
+                .fetch_all(
+                    "SELECT bucket, records, ops, hash FROM scope_digest \
+                     WHERE org_code = $1 AND records > 0",
+                    vec![Arg::Int(org.get() as i64)],
+                )
+                .await?;
+            for (b, records, ops, hash) in rows {
+                let b = u8::try_from(b).map_err(|_| Error::Corrupt(format!("digest bucket {b}")))?;
+                let part = DigestPart {
+                    records: u64::try_from(records).unwrap_or(0),
+                    ops: u64::try_from(ops).unwrap_or(0),
+                    hash: unsigned(hash),
+                };
+                digest.total.records += part.records;
+                digest.total.ops += part.ops;
+                digest.total.hash ^= part.hash;
+                digest.buckets.insert(b, part);
+            }
+            return Ok(digest);
+        };
         let kinds: Vec<i64> = self
             .schema()
             .kinds()
@@ -167,9 +347,9 @@ impl Store {
             .map(|k| i64::from(k.id.0))
             .collect();
         if kinds.is_empty() {
-            return Ok(ScopeDigest::default());
+            return Ok(digest);
         }
-        let mut args = Vec::new();
+        let mut args = vec![Arg::Int(i64::from(bucket))];
         let mut filter = Vec::new();
         for (lo, hi) in org.subtree_ranges() {
             filter.push(format!(
@@ -187,35 +367,19 @@ impl Store {
                 format!("${}", args.len())
             })
             .collect();
-        let in_bucket = match bucket {
-            Some(b) => {
-                args.push(Arg::Int(i64::from(b)));
-                format!(" AND d.bucket = ${}", args.len())
-            }
-            None => String::new(),
-        };
+        // The bucket's rows first (its index), then each one's record by key.
         let sql = format!(
-            "SELECT r.id, d.bucket, d.ops, d.hash FROM record_digest d \
-             JOIN records r ON r.id = d.record_id \
-             WHERE ({}) AND r.kind IN ({}){in_bucket}",
+            "SELECT r.id, d.ops, d.hash FROM record_digest d CROSS JOIN records r \
+             WHERE d.bucket = $1 AND r.id = d.record_id AND ({}) AND r.kind IN ({})",
             filter.join(" OR "),
             kind_list.join(", ")
         );
-        let mut conn = self.inner.backend.acquire().await?;
-        let rows: Vec<(Uuid, i64, i64, i64)> =
+        let rows: Vec<(Uuid, i64, i64)> =
             conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
-        let mut digest = ScopeDigest::default();
-        for (id, b, ops, hash) in rows {
+        for (id, ops, hash) in rows {
             digest.total.fold(ops, hash);
-            let b = u8::try_from(b).map_err(|_| Error::Corrupt(format!("digest bucket {b}")))?;
-            digest.buckets.entry(b).or_default().fold(ops, hash);
-            if bucket.is_some() {
-                digest
-                    .records
-                    .entry(RecordId(id))
-                    .or_default()
-                    .fold(ops, hash);
-            }
+            digest.buckets.entry(bucket).or_default().fold(ops, hash);
+            digest.records.entry(RecordId(id)).or_default().fold(ops, hash);
         }
         Ok(digest)
     }

@@ -168,7 +168,7 @@ impl Store {
             }
             _ => return Err(Error::Corrupt("meta table is half written".into())),
         };
-        digest::backfill(&mut conn).await?;
+        digest::backfill(&mut conn, &schema).await?;
         tx.commit().await?;
         tracing::info!(%org, %actor, backend = backend.name(), "store opened");
         Ok(Store {

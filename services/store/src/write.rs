@@ -51,6 +51,8 @@ struct Refused {
 struct RecordSlot {
     kind: KindId,
     org: Option<OrgCode>,
+    /// The org as stored before this transaction (`None` for a new record).
+    stored_org: Option<OrgCode>,
     deleted: bool,
     /// A `records` row exists.
     stored: bool,
@@ -68,6 +70,7 @@ impl RecordSlot {
         RecordSlot {
             kind: row.kind,
             org: row.org,
+            stored_org: row.org,
             deleted: row.deleted,
             stored: true,
             row_changed: false,
@@ -81,6 +84,7 @@ impl RecordSlot {
         RecordSlot {
             kind,
             org: None,
+            stored_org: None,
             deleted: false,
             stored: false,
             row_changed: false,
@@ -773,7 +777,21 @@ async fn persist(
         )
         .await?;
     }
-    crate::digest::add(conn, digests).await?;
+    let moves = digests
+        .into_iter()
+        .map(|(id, delta)| {
+            let slot = records.get(&id);
+            // Local-only kinds are in no scope digest (they differ between nodes by design).
+            let counted = slot.filter(|s| !inner.schema.kind(s.kind).is_some_and(|k| k.local_only));
+            crate::digest::Touched {
+                id,
+                delta,
+                before: counted.and_then(|s| s.stored_org),
+                after: counted.and_then(|s| s.org),
+            }
+        })
+        .collect();
+    crate::digest::add(conn, moves).await?;
 
     let mut field_rows = Vec::new();
     for ((id, field), slot) in registers {

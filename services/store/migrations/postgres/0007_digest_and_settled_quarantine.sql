@@ -12,6 +12,19 @@ CREATE TABLE record_digest (
 );
 CREATE INDEX record_digest_bucket ON record_digest (bucket);
 
+-- The same folded per org unit (a record counts at its org and every ancestor of it) and
+-- bucket, local-only kinds left out: an org unit's digest is at most 256 rows read by key,
+-- whatever the number of its records. Kept by the same upserts (a record that moves to another
+-- org unit leaves the old one's rows and joins the new one's).
+CREATE TABLE scope_digest (
+    org_code  BIGINT NOT NULL,
+    bucket    BIGINT NOT NULL,
+    records   BIGINT NOT NULL,
+    ops       BIGINT NOT NULL,
+    hash      BIGINT NOT NULL,
+    PRIMARY KEY (org_code, bucket)
+);
+
 -- A quarantined operation's id (when it decoded), so a later legitimate copy of the same
 -- operation settles the entry; and when and why an entry was settled (superseded by that copy,
 -- or dismissed by a person with a reason). Only unsettled entries need a person.
