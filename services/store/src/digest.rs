@@ -1,11 +1,12 @@
 //! The digest of the records a node holds in an org unit's subtree, kept up to date as
-//! operations apply: per record, the count of its logged operations and the XOR of a 64-bit
-//! hash of each one's id (`record_digest`, one upsert per record a batch touches). Two nodes
-//! holding the same operations of the same records show the same digest, and the state of a
-//! record is a function of its operations, so equal digests mean converged records. A digest
-//! is folded from those small rows, no record materialised; it comes split into 256 buckets
-//! (by a hash of the record id), and the digest of one bucket lists its records, so two nodes
-//! that differ find which records in two small answers.
+//! operations apply: per org unit (a record counts at its org and every ancestor) and bucket
+//! (16, by a hash of the record id), how many records, how many operations, and the XOR of a
+//! 64-bit hash of each operation's id (`scope_digest`, a few upserts per batch). Two nodes
+//! holding the same operations of the same records show the same digest, and a record's state
+//! is a function of its operations, so equal digests mean converged records. An org unit's
+//! digest is at most 16 rows read by key, whatever its records; the digest of one bucket lists
+//! its records, worked out from the log (a diagnosis, not a routine call), so two nodes that
+//! differ find which records in two answers.
 
 use crate::db::{Arg, Conn};
 use crate::{Error, Store};
@@ -29,30 +30,32 @@ pub(crate) fn op_hash(id: OpId) -> u64 {
     mix(mix(id.origin.0) ^ id.seq)
 }
 
-/// The bucket of a record: the low byte of a hash of its id (UUIDv7 ids share leading bytes).
+/// Buckets an org unit's digest splits into.
+pub const BUCKETS: u8 = 16;
+
+/// The bucket of a record, from a hash of its id (UUIDv7 ids share their leading time bytes).
 pub(crate) fn bucket_of(id: RecordId) -> u8 {
     let (hi, lo) = id.0.as_u64_pair();
-    op_hash(OpId {
+    (op_hash(OpId {
         origin: renda_replica::ActorId(hi),
         seq: lo,
-    }) as u8
+    }) % u64::from(BUCKETS)) as u8
 }
-
-/// XOR of two stored (signed) hashes in SQL both dialects share: `(a | b) - (a & b)` (the AND
-/// is a bit subset of the OR, so the subtraction never borrows nor overflows).
-const XOR_UPSERT: &str = "ON CONFLICT (record_id) DO UPDATE SET ops = record_digest.ops + excluded.ops, \
-     hash = (record_digest.hash | excluded.hash) - (record_digest.hash & excluded.hash)";
 
 /// A record a transaction logged operations for: what they add to its digest, and the org
 /// unit its scope digests count it at before and after (`None`: in none — no org yet, or a
 /// local-only kind).
 pub(crate) struct Touched {
     pub id: RecordId,
+    /// The record had no row before this transaction: all its operations are in `delta`.
+    pub new: bool,
     pub delta: (i64, u64),
     pub before: Option<OrgCode>,
     pub after: Option<OrgCode>,
 }
 
+/// Adds a delta to a scope digest row; the XOR is written `(a | b) - (a & b)`, the same SQL
+/// on both engines (the AND is a bit subset of the OR: the subtraction never borrows).
 const XOR_SCOPE: &str = "ON CONFLICT (org_code, bucket) DO UPDATE SET \
      records = scope_digest.records + excluded.records, \
      ops = scope_digest.ops + excluded.ops, \
@@ -81,10 +84,12 @@ pub(crate) async fn add(conn: &mut Conn<'_>, touched: Vec<Touched>) -> Result<()
     // with all its operations: read what it held before this transaction.
     let moved: Vec<RecordId> = touched
         .iter()
-        .filter(|t| t.before != t.after)
+        .filter(|t| t.before != t.after && !t.new)
         .map(|t| t.id)
         .collect();
-    let held = held_digests(conn, &moved).await?;
+    // Its operations are all logged by now (this transaction's included): the whole joins
+    // the new unit, the whole less this transaction's leaves the old one.
+    let whole = record_digests(conn, &moved).await?;
     let mut scopes: HashMap<(OrgCode, u8), (i64, i64, u64)> = HashMap::new();
     for t in &touched {
         let bucket = bucket_of(t.id);
@@ -102,24 +107,23 @@ pub(crate) async fn add(conn: &mut Conn<'_>, touched: Vec<Touched>) -> Result<()
             }
             continue;
         }
-        let (ops, hash) = held.get(&t.id).copied().unwrap_or_default();
+        let (ops, hash) = if t.new {
+            t.delta
+        } else {
+            whole.get(&t.id).copied().unwrap_or_default()
+        };
         if let Some(org) = t.before {
-            fold(org, -1, -ops, hash);
+            fold(org, -1, -(ops - t.delta.0), hash ^ t.delta.1);
         }
         if let Some(org) = t.after {
-            fold(org, 1, ops + t.delta.0, hash ^ t.delta.1);
+            fold(org, 1, ops, hash);
         }
     }
-    add_records(
-        conn,
-        touched.iter().map(|t| (t.id, t.delta)).collect(),
-    )
-    .await?;
     add_scopes(conn, scopes).await
 }
 
-/// What `record_digest` holds for `ids` (absent: nothing logged yet).
-async fn held_digests(
+/// The operations logged for each of `ids` and the XOR of their id hashes, from the log.
+async fn record_digests(
     conn: &mut Conn<'_>,
     ids: &[RecordId],
 ) -> Result<HashMap<RecordId, (i64, u64)>, Error> {
@@ -129,43 +133,31 @@ async fn held_digests(
     let rows: Vec<(Uuid, i64, i64)> = conn
         .fetch_by_keys(
             "r",
-            "SELECT x.record_id, x.ops, x.hash FROM w CROSS JOIN record_digest x \
+            "SELECT x.record_id, x.origin, x.origin_seq FROM w CROSS JOIN op_log x \
              WHERE x.record_id = w.r",
             1,
             &crate::parts::id_keys(ids),
         )
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, ops, hash)| (RecordId(id), (ops, unsigned(hash))))
-        .collect())
+    // The key list is padded with repeats of its last key: count each operation once.
+    let mut seen = std::collections::HashSet::new();
+    let mut out: HashMap<RecordId, (i64, u64)> = HashMap::new();
+    for (record, origin, seq) in rows {
+        if !seen.insert((record, origin, seq)) {
+            continue;
+        }
+        let entry = out.entry(RecordId(record)).or_default();
+        entry.0 += 1;
+        entry.1 ^= op_hash(op_id(origin, seq)?);
+    }
+    Ok(out)
 }
 
-async fn add_records(
-    conn: &mut Conn<'_>,
-    digests: Vec<(RecordId, (i64, u64))>,
-) -> Result<(), Error> {
-    if digests.is_empty() {
-        return Ok(());
-    }
-    let rows = digests
-        .into_iter()
-        .map(|(id, (ops, hash))| {
-            vec![
-                Arg::Id(id.0),
-                Arg::Int(i64::from(bucket_of(id))),
-                Arg::Int(ops),
-                Arg::Int(signed(hash)),
-            ]
-        })
-        .collect();
-    conn.insert_many(
-        "INSERT INTO record_digest (record_id, bucket, ops, hash)",
-        4,
-        XOR_UPSERT,
-        rows,
-    )
-    .await
+fn op_id(origin: i64, seq: i64) -> Result<OpId, Error> {
+    Ok(OpId {
+        origin: renda_replica::ActorId(unsigned(origin)),
+        seq: u64::try_from(seq).map_err(|_| Error::Corrupt(format!("origin_seq {seq}")))?,
+    })
 }
 
 async fn add_scopes(
@@ -197,9 +189,12 @@ async fn add_scopes(
     .await
 }
 
-/// Fills `record_digest` and `scope_digest` for the operations logged before they existed,
-/// once (a store created with them marks itself at once: its log is empty).
-pub(crate) async fn backfill(conn: &mut Conn<'_>, schema: &renda_replica::Schema) -> Result<(), Error> {
+/// Fills `scope_digest` for the operations logged before it existed, once (a store created
+/// with it marks itself at once: its log is empty).
+pub(crate) async fn backfill(
+    conn: &mut Conn<'_>,
+    schema: &renda_replica::Schema,
+) -> Result<(), Error> {
     let done: Option<(String,)> = conn
         .fetch_optional(
             "SELECT value FROM meta WHERE key = $1",
@@ -212,6 +207,7 @@ pub(crate) async fn backfill(conn: &mut Conn<'_>, schema: &renda_replica::Schema
     const PAGE: i64 = 50_000;
     let mut after = 0i64;
     let mut total = 0u64;
+    let mut records: HashMap<RecordId, (i64, u64)> = HashMap::new();
     loop {
         let rows: Vec<(i64, Uuid, i64, i64)> = conn
             .fetch_all(
@@ -225,28 +221,18 @@ pub(crate) async fn backfill(conn: &mut Conn<'_>, schema: &renda_replica::Schema
         };
         after = last;
         total += rows.len() as u64;
-        let mut digests: HashMap<RecordId, (i64, u64)> = HashMap::new();
         for (_, record, origin, seq) in rows {
-            let id = OpId {
-                origin: renda_replica::ActorId(unsigned(origin)),
-                seq: u64::try_from(seq).map_err(|_| Error::Corrupt(format!("origin_seq {seq}")))?,
-            };
-            let entry = digests.entry(RecordId(record)).or_default();
+            let entry = records.entry(RecordId(record)).or_default();
             entry.0 += 1;
-            entry.1 ^= op_hash(id);
+            entry.1 ^= op_hash(op_id(origin, seq)?);
         }
-        add_records(conn, digests.into_iter().collect()).await?;
     }
     // Then each record, whole, into the scope digests of its org unit.
-    let rows: Vec<(Uuid, i64, Option<i64>, i64, i64)> = conn
-        .fetch_all(
-            "SELECT r.id, r.kind, r.org_code, d.ops, d.hash FROM record_digest d \
-             JOIN records r ON r.id = d.record_id",
-            vec![],
-        )
+    let rows: Vec<(Uuid, i64, Option<i64>)> = conn
+        .fetch_all("SELECT id, kind, org_code FROM records", vec![])
         .await?;
     let mut scopes: HashMap<(OrgCode, u8), (i64, i64, u64)> = HashMap::new();
-    for (id, kind, org, ops, hash) in rows {
+    for (id, kind, org) in rows {
         let local = u16::try_from(kind)
             .ok()
             .and_then(|k| schema.kind(renda_replica::KindId(k)))
@@ -254,14 +240,14 @@ pub(crate) async fn backfill(conn: &mut Conn<'_>, schema: &renda_replica::Schema
         let org = org
             .and_then(|o| u64::try_from(o).ok())
             .and_then(|o| OrgCode::new(o).ok());
-        let (Some(org), false) = (org, local) else {
+        let (Some(org), false, Some((ops, hash))) = (org, local, records.get(&RecordId(id))) else {
             continue;
         };
         for unit in chain(org) {
             let entry = scopes.entry((unit, bucket_of(RecordId(id)))).or_default();
             entry.0 += 1;
             entry.1 += ops;
-            entry.2 ^= unsigned(hash);
+            entry.2 ^= hash;
         }
     }
     add_scopes(conn, scopes).await?;
@@ -271,7 +257,7 @@ pub(crate) async fn backfill(conn: &mut Conn<'_>, schema: &renda_replica::Schema
     )
     .await?;
     if total > 0 {
-        tracing::info!(ops = total, "record digests filled for the existing log");
+        tracing::info!(ops = total, "scope digests filled for the existing log");
     }
     Ok(())
 }
@@ -317,7 +303,7 @@ impl Store {
         let mut digest = ScopeDigest::default();
         let mut conn = self.inner.backend.acquire().await?;
         let Some(bucket) = bucket else {
-            // At most 256 rows, by key: the cost does not grow with the records.
+            // At most `BUCKETS` rows, by key: the cost does not grow with the records.
             let rows: Vec<(i64, i64, i64, i64)> = conn
                 .conn()
                 .fetch_all(
@@ -327,7 +313,8 @@ impl Store {
                 )
                 .await?;
             for (b, records, ops, hash) in rows {
-                let b = u8::try_from(b).map_err(|_| Error::Corrupt(format!("digest bucket {b}")))?;
+                let b =
+                    u8::try_from(b).map_err(|_| Error::Corrupt(format!("digest bucket {b}")))?;
                 let part = DigestPart {
                     records: u64::try_from(records).unwrap_or(0),
                     ops: u64::try_from(ops).unwrap_or(0),
@@ -349,7 +336,13 @@ impl Store {
         if kinds.is_empty() {
             return Ok(digest);
         }
-        let mut args = vec![Arg::Int(i64::from(bucket))];
+        if bucket >= BUCKETS {
+            return Err(Error::Argument(format!(
+                "a digest bucket is 0 to {}, not {bucket}",
+                BUCKETS - 1
+            )));
+        }
+        let mut args = Vec::new();
         let mut filter = Vec::new();
         for (lo, hi) in org.subtree_ranges() {
             filter.push(format!(
@@ -367,19 +360,22 @@ impl Store {
                 format!("${}", args.len())
             })
             .collect();
-        // The bucket's rows first (its index), then each one's record by key.
         let sql = format!(
-            "SELECT r.id, d.ops, d.hash FROM record_digest d CROSS JOIN records r \
-             WHERE d.bucket = $1 AND r.id = d.record_id AND ({}) AND r.kind IN ({})",
+            "SELECT r.id FROM records r WHERE ({}) AND r.kind IN ({})",
             filter.join(" OR "),
             kind_list.join(", ")
         );
-        let rows: Vec<(Uuid, i64, i64)> =
-            conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
-        for (id, ops, hash) in rows {
+        let ids: Vec<(Uuid,)> = conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
+        let ids: Vec<RecordId> = ids
+            .into_iter()
+            .map(|(id,)| RecordId(id))
+            .filter(|id| bucket_of(*id) == bucket)
+            .collect();
+        for (id, (ops, hash)) in record_digests(&mut conn.conn(), &ids).await? {
+            let hash = signed(hash);
             digest.total.fold(ops, hash);
             digest.buckets.entry(bucket).or_default().fold(ops, hash);
-            digest.records.entry(RecordId(id)).or_default().fold(ops, hash);
+            digest.records.entry(id).or_default().fold(ops, hash);
         }
         Ok(digest)
     }

@@ -26,7 +26,7 @@ mod write;
 
 /// The SQLite pragmas the store sets, for benchmarks that must run on equal terms.
 pub use db::{SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES};
-pub use digest::{DigestPart, ScopeDigest};
+pub use digest::{BUCKETS as DIGEST_BUCKETS, DigestPart, ScopeDigest};
 pub use error::Error;
 pub use facts::{Changed, Fact, Projection};
 pub use json::hlc_time;

@@ -785,6 +785,7 @@ async fn persist(
             let counted = slot.filter(|s| !inner.schema.kind(s.kind).is_some_and(|k| k.local_only));
             crate::digest::Touched {
                 id,
+                new: slot.is_none_or(|s| !s.stored),
                 delta,
                 before: counted.and_then(|s| s.stored_org),
                 after: counted.and_then(|s| s.org),

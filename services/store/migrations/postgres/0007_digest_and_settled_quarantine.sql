@@ -1,21 +1,10 @@
--- Per record, how many operations are logged for it and the XOR of a 64-bit hash of each one's
--- id, kept up to date as operations apply (one upsert per record a batch touches): the digest of
--- an org unit's records is folded from these rows, with no record materialised. `bucket` (0-255,
--- from a hash of the id: ids made as UUIDv7 share their leading time bytes) splits a digest so
--- two nodes that differ find the records by asking for one bucket. Filled for the operations
--- logged before this migration by the store when it opens (meta `record_digest`).
-CREATE TABLE record_digest (
-    record_id UUID    PRIMARY KEY,
-    bucket    BIGINT  NOT NULL,
-    ops       BIGINT  NOT NULL,
-    hash      BIGINT  NOT NULL
-);
-CREATE INDEX record_digest_bucket ON record_digest (bucket);
-
--- The same folded per org unit (a record counts at its org and every ancestor of it) and
--- bucket, local-only kinds left out: an org unit's digest is at most 256 rows read by key,
--- whatever the number of its records. Kept by the same upserts (a record that moves to another
--- org unit leaves the old one's rows and joins the new one's).
+-- Per org unit (a record counts at its org and every ancestor of it) and bucket (0-15, from a
+-- hash of the record id), how many records, how many logged operations, and the XOR of a
+-- 64-bit hash of each operation's id; local-only kinds left out. Kept up to date as operations
+-- apply (a few upserts a batch; a record that moves to another org unit leaves the old one's
+-- rows and joins the new one's): an org unit's digest is at most 16 rows read by key, whatever
+-- the number of its records. Filled for the operations logged before this migration by the
+-- store when it opens (meta `record_digest`).
 CREATE TABLE scope_digest (
     org_code  BIGINT NOT NULL,
     bucket    BIGINT NOT NULL,
