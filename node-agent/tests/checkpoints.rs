@@ -3,27 +3,12 @@
 //! own, sent up, never come back down; its county's, pulled down, never go back up), so the
 //! next idle round walks nothing of the history before it.
 
-use anyhow::Context as _;
+mod common;
+
+use common::{deputies, org};
 use node_agent::mesh::Mesh;
-use renda_replica::{Author, OrgCode, RecordId, Value};
+
 use renda_store::{Cursor, Direction, Store};
-
-fn org(code: u64) -> OrgCode {
-    OrgCode::new(code).expect("test org codes are valid")
-}
-
-async fn deputies(store: &Store, at: OrgCode, n: usize) -> anyhow::Result<()> {
-    let kind = store.schema().kind_named("deputy").context("deputy")?.id;
-    for _ in 0..n {
-        let author = Author { org: at, number: 1 };
-        store
-            .write(RecordId(uuid::Uuid::now_v7()), kind, author, |r, actor| {
-                vec![r.put(actor, renda_replica::schema::ORG, Value::Org(at))]
-            })
-            .await?;
-    }
-    Ok(())
-}
 
 /// The last local sequence of a store's log.
 async fn log_end(store: &Store) -> anyhow::Result<u64> {

@@ -4,6 +4,9 @@
 //! Each refusal leaves the receiving node's log as it was. And what a bundle that was accepted
 //! spares the link afterwards, and how soon a returning link is used.
 
+mod common;
+
+use common::{deputies, org};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -16,10 +19,6 @@ use renda_sync::bundle;
 use renda_tls as tls;
 use renda_tls::{Level, NodeIdentity};
 use tokio_stream::StreamExt as _;
-
-fn org(code: u64) -> OrgCode {
-    OrgCode::new(code).expect("test org codes are valid")
-}
 
 const CITY: u64 = 370_200;
 const COUNTY: u64 = 370_202;
@@ -419,20 +418,6 @@ fn signer(mesh: &Mesh, at: OrgCode) -> anyhow::Result<bundle::Signer> {
     let files = files(mesh, at);
     bundle::Signer::from_pem(&std::fs::read(&files.cert)?, &std::fs::read(&files.key)?)
         .map_err(anyhow::Error::msg)
-}
-
-/// `n` deputy records written at `at`'s store while its node is stopped.
-async fn deputies(store: &renda_store::Store, at: OrgCode, n: usize) -> anyhow::Result<()> {
-    let kind = store.schema().kind_named("deputy").context("deputy")?.id;
-    for _ in 0..n {
-        let author = Author { org: at, number: 1 };
-        store
-            .write(RecordId(uuid::Uuid::now_v7()), kind, author, |r, actor| {
-                vec![r.put(actor, renda_replica::schema::ORG, Value::Org(at))]
-            })
-            .await?;
-    }
-    Ok(())
 }
 
 /// A township's offline work carried to its county on a USB bundle is not pushed again when its
