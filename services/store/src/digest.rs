@@ -271,10 +271,11 @@ pub struct DigestPart {
 }
 
 impl DigestPart {
-    fn fold(&mut self, ops: i64, hash: i64) {
-        self.records += 1;
-        self.ops += u64::try_from(ops).unwrap_or(0);
-        self.hash ^= u64::from_ne_bytes(hash.to_ne_bytes());
+    /// Adds another part (a bucket, a record) to this one.
+    fn add(&mut self, other: DigestPart) {
+        self.records += other.records;
+        self.ops += other.ops;
+        self.hash ^= other.hash;
     }
 }
 
@@ -320,13 +321,12 @@ impl Store {
                     ops: u64::try_from(ops).unwrap_or(0),
                     hash: unsigned(hash),
                 };
-                digest.total.records += part.records;
-                digest.total.ops += part.ops;
-                digest.total.hash ^= part.hash;
+                digest.total.add(part);
                 digest.buckets.insert(b, part);
             }
             return Ok(digest);
         };
+        // One bucket: its records, each worked out from the log.
         let kinds: Vec<i64> = self
             .schema()
             .kinds()
@@ -372,10 +372,16 @@ impl Store {
             .filter(|id| bucket_of(*id) == bucket)
             .collect();
         for (id, (ops, hash)) in record_digests(&mut conn.conn(), &ids).await? {
-            let hash = signed(hash);
-            digest.total.fold(ops, hash);
-            digest.buckets.entry(bucket).or_default().fold(ops, hash);
-            digest.records.entry(id).or_default().fold(ops, hash);
+            let part = DigestPart {
+                records: 1,
+                ops: u64::try_from(ops).unwrap_or(0),
+                hash,
+            };
+            digest.total.add(part);
+            digest.records.insert(id, part);
+        }
+        if digest.total.records > 0 {
+            digest.buckets.insert(bucket, digest.total);
         }
         Ok(digest)
     }
