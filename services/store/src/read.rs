@@ -365,33 +365,43 @@ impl Store {
         // Writers are serialised and commit in local-sequence order, so everything up to the
         // last sequence read now is committed: a page bounded by it is complete up to it.
         let upto = crate::write::last_local_seq(&mut conn.conn()).await?;
-        let args = |bound: i64| scope_args(org, after, except_from, bound, Some(limit));
         let entries = format!(
             "{} ORDER BY s.since_local_seq, o.local_seq LIMIT $6",
             feed_entries(7)
         );
         let after_entry = format!("{} ORDER BY o.local_seq LIMIT $6", feed_after_entry(7));
-        let mut ops = Vec::new();
+        let mut ops = conn
+            .conn()
+            .fetch_all::<(i64, i64, Vec<u8>)>(
+                crate::db::dynamic(entries),
+                scope_args(org, after, except_from, upto, Some(limit)),
+            )
+            .await?;
         // Entries first: when they fill a page, the page ends at their last position, and the
         // walk of the log stops there instead of at the end (a catch-up of records new to the
         // scope would otherwise walk the rest of the log for every page).
-        let mut bound = upto;
-        for (sql, part) in [(entries, 0), (after_entry, 1)] {
-            let rows: Vec<(i64, i64, Vec<u8>)> = conn
-                .conn()
-                .fetch_all(crate::db::dynamic(sql), args(bound))
-                .await?;
-            if part == 0 && rows.len() == limit as usize {
-                bound = rows.last().map_or(upto, |r| r.0);
-            }
-            ops.extend(rows.into_iter().map(|(position, seq, bytes)| LoggedOp {
+        let bound = match ops.last() {
+            Some(last) if ops.len() == limit as usize => last.0,
+            _ => upto,
+        };
+        ops.extend(
+            conn.conn()
+                .fetch_all::<(i64, i64, Vec<u8>)>(
+                    crate::db::dynamic(after_entry),
+                    scope_args(org, after, except_from, bound, Some(limit)),
+                )
+                .await?,
+        );
+        let mut ops: Vec<LoggedOp> = ops
+            .into_iter()
+            .map(|(position, seq, bytes)| LoggedOp {
                 cursor: Cursor {
                     position: to_u64(position),
                     local_seq: to_u64(seq),
                 },
                 bytes,
-            }));
-        }
+            })
+            .collect();
         // Both parts are in feed order; one page is the first `limit` of the two merged.
         ops.sort_by_key(|op| op.cursor);
         let last = ops.len() < limit as usize;
