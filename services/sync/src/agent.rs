@@ -2,8 +2,9 @@
 //! retries with exponential backoff and jitter, falls back to the next upstream in order, and
 //! records per-peer state (last success, pending operations each way, last error).
 
+use crate::SessionReport;
 use crate::authority::Policy;
-use crate::client::{SessionReport, sync_once};
+use crate::client::sync_once;
 use crate::status::StatusBook;
 use rand::Rng;
 use renda_replica::OrgCode;

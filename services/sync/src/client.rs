@@ -1,15 +1,15 @@
-//! The child's side of a sync session.
+//! The child's side of a sync session over tonic: drives [`ChildSession`] with the store and
+//! a gRPC stream to the parent.
 
-use crate::authority::{Direction, Policy};
-use crate::{Error, PROTOCOL_VERSION};
+use crate::authority::Policy;
+use crate::session::child::{ChildAction, ChildSession, ChildStart};
+use crate::session::{WINDOW, perform};
+use crate::{Error, SessionReport};
 use renda_proto::sync::v1 as pb;
-use renda_proto::sync::v1::child_message::Body as ChildBody;
-use renda_proto::sync::v1::parent_message::Body as ParentBody;
 use renda_proto::sync::v1::replication_client::ReplicationClient;
 use renda_replica::OrgCode;
-use renda_store::{Cursor, Direction as Checkpoint, FeedPage, Store};
+use renda_store::{Direction as Checkpoint, Store};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -18,21 +18,6 @@ use tracing::{Instrument, debug, info_span};
 /// Metadata header in which a child names itself. With mutual TLS the parent ignores it and
 /// reads the certificate; only a development node without TLS believes it.
 pub const DEV_IDENTITY_HEADER: &str = "x-renda-dev-node";
-
-/// What one session moved.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionReport {
-    pub pushed: u64,
-    pub push_batches: u64,
-    pub pulled: u64,
-    pub pulled_applied: u64,
-    pub quarantined: u64,
-    /// Operations the parent held waiting for a predecessor.
-    pub held_at_parent: u64,
-    /// The push started after a bundle the parent said it had imported: those operations
-    /// were not sent again.
-    pub bundled: bool,
-}
 
 /// Runs one session with the parent `parent` behind `channel`: pushes everything after the
 /// push checkpoint, pulls everything in scope after the pull checkpoint, and moves each
@@ -48,56 +33,36 @@ pub async fn sync_once(
     let peer_key = parent.to_string();
     let me = store.org();
     let span = info_span!("sync_session", role = "child", parent = %parent);
-    let push_after = store.checkpoint(&peer_key, Checkpoint::Push).await?;
-    let pull_after = store.checkpoint(&peer_key, Checkpoint::Pull).await?;
-    // After a bundle went up by hand, the parent's welcome may say it imported it: wait for
-    // it before pushing, rather than send those operations again.
-    let exported = store
-        .checkpoint(&crate::bundle::exported_to(parent), Checkpoint::Push)
-        .await?;
-    let await_welcome = exported > push_after;
-    let first = if await_welcome {
-        FeedPage::default()
-    } else {
-        first_page(store, &peer_key, push_after, max_batch).await?
-    };
-
-    let (tx, rx) = mpsc::channel::<pb::ChildMessage>(4);
-    let hello = pb::Hello {
-        protocol_version: PROTOCOL_VERSION,
+    let start = ChildStart {
+        me,
+        parent,
         schema_version: store.schema().version,
-        org_code: me.to_string(),
-        level: me.level().as_str().to_string(),
         actor: store.actor().0,
-        pull_after: Some(pb::Cursor {
-            position: pull_after.position,
-            seq: pull_after.local_seq,
-        }),
-        max_batch_ops: max_batch as u32,
-        push_done: !await_welcome && first.ops.is_empty(),
-        report: Some(report),
+        max_batch: u32::try_from(max_batch).unwrap_or(u32::MAX),
+        report,
+        push_after: store.checkpoint(&peer_key, Checkpoint::Push).await?,
+        pull_after: store.checkpoint(&peer_key, Checkpoint::Pull).await?,
+        exported: store
+            .checkpoint(&crate::bundle::exported_to(parent), Checkpoint::Push)
+            .await?,
     };
-    let _ = tx
-        .send(pb::ChildMessage {
-            body: Some(ChildBody::Hello(hello)),
-        })
-        .await;
-
-    // Push batches in flight, oldest first: (batch number, cursor it covers).
-    let in_flight: Arc<Mutex<VecDeque<(u64, Cursor)>>> = Arc::default();
-    let push = |first: FeedPage, tx: mpsc::Sender<_>| {
-        let pusher = Pusher {
-            store: store.clone(),
-            in_flight: in_flight.clone(),
-            tx,
-            max_batch,
-        };
-        tokio::spawn(pusher.run(first).instrument(span.clone()))
+    let (mut machine, first) = ChildSession::new(start);
+    let mut queue: VecDeque<ChildAction> = first.into();
+    // The machine never has more than the hello, a window of push batches and the push's end
+    // unacknowledged, and the parent acknowledges a batch only after reading it: a channel
+    // that holds them all never makes the machine wait on a send.
+    let (tx, rx) = mpsc::channel::<pb::ChildMessage>(WINDOW + 2);
+    let mut tx = Some(tx);
+    let mut driver = Driver {
+        store,
+        policy,
+        span: &span,
     };
-    // With nothing to push, the hello said so and the request stream ends right away.
-    let mut producer = (!first.ops.is_empty()).then(|| push(first, tx.clone()));
-    let mut waiting = await_welcome.then(|| tx.clone());
-    drop(tx);
+    // Until the first message from the parent, the actions are the first page's read and the
+    // first sends: perform them before opening the call, whose request stream they fill.
+    if let Some(done) = driver.run(&mut machine, &mut queue, &mut tx).await {
+        return done;
+    }
 
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     renda_telemetry::inject(&span, request.metadata_mut());
@@ -111,212 +76,74 @@ pub async fn sync_once(
         .await
         .map_err(|status| classify(&peer_key, &status, Stage::Opening))?
         .into_inner();
+    loop {
+        if let Some(done) = driver.run(&mut machine, &mut queue, &mut tx).await {
+            if let Ok(session) = &done {
+                debug!(parent = %parent, ?session, "sync session finished");
+            }
+            return done;
+        }
+        let actions = match inbound.message().await {
+            Ok(Some(msg)) => machine.receive(msg),
+            Ok(None) => machine.closed(),
+            Err(status) => machine.failed(classify(&peer_key, &status, Stage::Running)),
+        };
+        queue.extend(actions);
+    }
+}
 
-    let mut session = SessionReport::default();
-    let mut welcomed = false;
-    let mut pull_done = false;
-    let protocol = |reason: String| Error::Protocol {
-        peer: peer_key.clone(),
-        reason,
-    };
-    let from_parent = |op: &renda_replica::Op, record_org: Option<OrgCode>| {
-        policy.check(op, record_org, Direction::FromParent(parent))
-    };
-    while let Some(msg) = inbound
-        .message()
-        .await
-        .map_err(|status| classify(&peer_key, &status, Stage::Running))?
-    {
-        match msg.body {
-            Some(ParentBody::Welcome(welcome)) => {
-                if welcome.org_code != peer_key {
-                    return Err(protocol(format!(
-                        "expected parent {peer_key} but {} answered",
-                        welcome.org_code
-                    )));
-                }
-                if welcome.protocol_version != PROTOCOL_VERSION
-                    || welcome.schema_version != store.schema().version
-                {
-                    return Err(Error::VersionMismatch {
-                        peer: peer_key.clone(),
-                        detail: format!(
-                            "it speaks protocol {} with schema {}, this node protocol {} with \
-                             schema {}; nothing was applied",
-                            welcome.protocol_version,
-                            welcome.schema_version,
-                            PROTOCOL_VERSION,
-                            store.schema().version
-                        ),
-                    });
-                }
-                welcomed = true;
-                if let Some(tx) = waiting.take() {
-                    let start = covered_by_bundle(&welcome, push_after);
-                    if start > push_after {
-                        store
-                            .set_checkpoint(&peer_key, Checkpoint::Push, start)
-                            .await?;
-                        session.bundled = true;
-                    }
-                    let first = first_page(store, &peer_key, start, max_batch).await?;
-                    if first.ops.is_empty() {
-                        let _ = tx
-                            .send(pb::ChildMessage {
-                                body: Some(ChildBody::PushDone(pb::PushDone {})),
-                            })
-                            .await;
-                    } else {
-                        producer = Some(push(first, tx));
-                    }
-                }
-            }
-            Some(ParentBody::Ack(ack)) => {
-                let Some((batch_no, upto)) = lock(&in_flight).pop_front() else {
-                    return Err(protocol(format!("ack {} for no batch", ack.batch_no)));
-                };
-                if batch_no != ack.batch_no {
-                    return Err(protocol(format!(
-                        "ack {} out of order, expected {batch_no}",
-                        ack.batch_no
-                    )));
-                }
-                // The parent committed the batch: only now does the checkpoint move.
-                store
-                    .set_checkpoint(&peer_key, Checkpoint::Push, upto)
-                    .await?;
-                session.push_batches += 1;
-                session.held_at_parent += u64::from(ack.held);
-                session.quarantined += u64::from(ack.quarantined);
-            }
-            Some(ParentBody::Pull(batch)) => {
-                let upto = batch.upto.map_or(pull_after, |c| Cursor {
-                    position: c.position,
-                    local_seq: c.seq,
-                });
-                session.pulled += batch.ops.len() as u64;
-                if !batch.ops.is_empty() {
-                    let span = info_span!(
-                        "pull_apply",
-                        batch_no = batch.batch_no,
-                        ops = batch.ops.len()
-                    );
-                    let applied = store
-                        .apply_batch(&batch.ops, Some(&peer_key), &from_parent)
+/// Performs a child machine's actions against the store and the request stream.
+struct Driver<'a> {
+    store: &'a Store,
+    policy: &'a Policy,
+    span: &'a tracing::Span,
+}
+
+impl Driver<'_> {
+    /// Performs queued actions until the machine waits for the parent (`None`) or is done.
+    async fn run(
+        &mut self,
+        machine: &mut ChildSession,
+        queue: &mut VecDeque<ChildAction>,
+        tx: &mut Option<mpsc::Sender<pb::ChildMessage>>,
+    ) -> Option<Result<SessionReport, Error>> {
+        while let Some(action) = queue.pop_front() {
+            match action {
+                ChildAction::Work(work) => {
+                    let span = info_span!(parent: self.span, "sync_work", work = work_name(&work));
+                    let next = match perform(self.store, self.policy, work)
                         .instrument(span)
-                        .await?;
-                    session.pulled_applied += applied.applied as u64;
-                    session.quarantined += applied.quarantined as u64;
+                        .await
+                    {
+                        Ok(worked) => machine.worked(worked),
+                        Err(e) => machine.failed(Error::Store(e)),
+                    };
+                    queue.extend(next);
                 }
-                store
-                    .set_checkpoint(&peer_key, Checkpoint::Pull, upto)
-                    .await?;
-                pull_done = batch.last;
-            }
-            None => return Err(protocol("empty message".into())),
-        }
-    }
-    // The parent ends the stream once it has sent its last pull batch and acknowledged every
-    // push batch; anything missing means the session broke off.
-    if !welcomed || !pull_done || !lock(&in_flight).is_empty() {
-        return Err(protocol("the parent closed the session early".into()));
-    }
-    if let Some(producer) = producer {
-        let (pushed, _) = producer.await.map_err(|e| protocol(e.to_string()))??;
-        session.pushed = pushed;
-    }
-    debug!(parent = %parent, ?session, "sync session finished");
-    Ok(session)
-}
-
-/// Where the push to the parent starts: after what the parent's welcome says it imported
-/// from this node by bundle, when that covers the push checkpoint.
-fn covered_by_bundle(welcome: &pb::Welcome, push_after: Cursor) -> Cursor {
-    match (welcome.bundled_start, welcome.bundled_upto) {
-        (Some(start), Some(upto)) => {
-            let (start, upto) = (
-                crate::bundle::cursor_from_pb(start),
-                crate::bundle::cursor_from_pb(upto),
-            );
-            if start <= push_after && push_after < upto {
-                upto
-            } else {
-                push_after
+                ChildAction::Send(msg) => {
+                    // The parent stopped reading: its answer (or the broken stream) says why.
+                    if let Some(sender) = tx
+                        && sender.try_send(msg).is_err()
+                    {
+                        *tx = None;
+                    }
+                }
+                ChildAction::EndSend => *tx = None,
+                ChildAction::Done(done) => return Some(done),
             }
         }
-        _ => push_after,
+        None
     }
 }
 
-/// Sends push batches, oldest first, then `PushDone`; each batch's cursor waits in
-/// `in_flight` for the parent's ack.
-struct Pusher {
-    store: Store,
-    in_flight: Arc<Mutex<VecDeque<(u64, Cursor)>>>,
-    tx: mpsc::Sender<pb::ChildMessage>,
-    max_batch: usize,
-}
-
-impl Pusher {
-    async fn run(self, first: FeedPage) -> Result<(u64, u64), Error> {
-        let mut page = first;
-        let mut batch_no = 0u64;
-        let mut pushed = 0u64;
-        while !page.ops.is_empty() {
-            batch_no += 1;
-            // The last page's cursor is past what the log held when it was read: once the
-            // parent acknowledges it, the checkpoint never walks what came from above again.
-            let upto = page.upto;
-            pushed += page.ops.len() as u64;
-            lock(&self.in_flight).push_back((batch_no, upto));
-            let last = page.last;
-            let msg = pb::ChildMessage {
-                body: Some(ChildBody::Push(pb::PushBatch {
-                    batch_no,
-                    ops: page.ops.into_iter().map(|op| op.bytes).collect(),
-                })),
-            };
-            if self.tx.send(msg).await.is_err() {
-                break;
-            }
-            page = if last {
-                FeedPage::default()
-            } else {
-                self.store.push_page(upto, self.max_batch as u32).await?
-            };
-        }
-        let _ = self
-            .tx
-            .send(pb::ChildMessage {
-                body: Some(ChildBody::PushDone(pb::PushDone {})),
-            })
-            .await;
-        Ok((pushed, batch_no))
-    }
-}
-
-/// The first page of the push to `parent` after `after`. When it is empty, nothing in the
-/// upward feed up to the end of the log awaits an ack: the checkpoint moves there now, so the
-/// next round does not walk again what came from above.
-async fn first_page(
-    store: &Store,
-    parent: &str,
-    after: Cursor,
-    max_batch: usize,
-) -> Result<FeedPage, Error> {
-    let page = store.push_page(after, max_batch as u32).await?;
-    if page.ops.is_empty() && page.upto > after {
-        store
-            .set_checkpoint(parent, Checkpoint::Push, page.upto)
-            .await?;
-    }
-    Ok(page)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
+fn work_name(work: &crate::session::Work) -> &'static str {
+    use crate::session::Work;
+    match work {
+        Work::ReadPush { .. } => "read_push",
+        Work::ReadFeed { .. } => "read_feed",
+        Work::Apply { .. } => "apply",
+        Work::Checkpoint { .. } => "checkpoint",
+        Work::WelcomeFacts { .. } => "welcome_facts",
     }
 }
 

@@ -12,12 +12,13 @@ pub mod authority;
 pub mod bundle;
 pub mod client;
 pub mod server;
+pub mod session;
 pub mod status;
 
 pub use agent::{Agent, AgentConfig, Handle, Upstream};
 pub use authority::{DomainRule, Policy};
-pub use client::SessionReport;
 pub use server::{Identify, Peer, Replication};
+pub use session::child::SessionReport;
 pub use status::StatusBook;
 
 /// Version of the replication protocol; a peer speaking another is refused at the handshake.
