@@ -73,17 +73,73 @@ pub async fn export(
     full: bool,
     path: &Path,
 ) -> Result<Exported, Error> {
-    let me = store.org();
     let err = |reason: String| Error::Bundle {
         path: path.display().to_string(),
         reason,
     };
+    let mut prepared = prepare(store, to, full).await.map_err(|e| match e {
+        Error::Bundle { reason, .. } => err(reason),
+        other => other,
+    })?;
+    prepared.bundle.certificate_der = signer.certificate_der.clone();
+    let count = prepared.bundle.ops.len();
+    let body = prepared.bundle.encode_to_vec();
+    let mut file = Vec::with_capacity(body.len() + 128);
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    file.extend_from_slice(&body);
+    let signature = signer
+        .key
+        .sign(&SystemRandom::new(), &file)
+        .map_err(|e| err(format!("signing failed: {e}")))?;
+    let signature = signature.as_ref();
+    file.extend_from_slice(&(signature.len() as u32).to_be_bytes());
+    file.extend_from_slice(signature);
+    let tmp = path.with_extension("partial");
+    tokio::fs::write(&tmp, &file)
+        .await
+        .map_err(|e| err(format!("writing failed: {e}")))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| err(format!("writing failed: {e}")))?;
+    prepared.written(store).await?;
+    Ok(Exported {
+        ops: count,
+        bytes: file.len() as u64,
+        to,
+    })
+}
+
+/// The contents of a bundle for `to`, unsigned, and where the export leaves its checkpoint.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub bundle: pb::Bundle,
+    key: String,
+    upto: Cursor,
+}
+
+impl Prepared {
+    /// Once the bundle is durably written: downward, the next bundle starts after it; upward,
+    /// a live session with the parent learns whether it imported this one
+    /// (`Welcome.bundled_upto`) before pushing.
+    pub async fn written(&self, store: &Store) -> Result<(), Error> {
+        store
+            .set_checkpoint(&self.key, Checkpoint::Push, self.upto)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Reads what a bundle for `to` carries (see [`export`]), without signing or writing it.
+pub async fn prepare(store: &Store, to: OrgCode, full: bool) -> Result<Prepared, Error> {
+    let me = store.org();
     let upward = to != me && to.contains(me);
     let downward = to != me && me.contains(to);
     if !upward && !downward {
-        return Err(err(format!(
-            "{to} is neither above nor below this node {me}"
-        )));
+        return Err(Error::Bundle {
+            path: String::new(),
+            reason: format!("{to} is neither above nor below this node {me}"),
+        });
     }
     let bundle_key = exported_to(to);
     let start = if full {
@@ -117,37 +173,12 @@ pub async fn export(
         ops,
         start: Some(cursor_pb(start)),
         upto: Some(cursor_pb(upto)),
-        certificate_der: signer.certificate_der.clone(),
+        certificate_der: Vec::new(),
     };
-    let count = bundle.ops.len();
-    let body = bundle.encode_to_vec();
-    let mut file = Vec::with_capacity(body.len() + 128);
-    file.extend_from_slice(MAGIC);
-    file.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    file.extend_from_slice(&body);
-    let signature = signer
-        .key
-        .sign(&SystemRandom::new(), &file)
-        .map_err(|e| err(format!("signing failed: {e}")))?;
-    let signature = signature.as_ref();
-    file.extend_from_slice(&(signature.len() as u32).to_be_bytes());
-    file.extend_from_slice(signature);
-    let tmp = path.with_extension("partial");
-    tokio::fs::write(&tmp, &file)
-        .await
-        .map_err(|e| err(format!("writing failed: {e}")))?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| err(format!("writing failed: {e}")))?;
-    // Downward, the next bundle starts here; upward, a live session with the parent learns
-    // whether it imported this one (`Welcome.bundled_upto`) before pushing.
-    store
-        .set_checkpoint(&bundle_key, Checkpoint::Push, upto)
-        .await?;
-    Ok(Exported {
-        ops: count,
-        bytes: file.len() as u64,
-        to,
+    Ok(Prepared {
+        bundle,
+        key: bundle_key,
+        upto,
     })
 }
 
@@ -281,6 +312,17 @@ pub async fn import(
         crate::now_ms() / 1000,
     )
     .map_err(err)?;
+    let from = verified.from;
+    Ok((from, apply(store, policy, verified).await?))
+}
+
+/// Applies a verified bundle with the authority checks of a live session, then moves the
+/// checkpoints it covers: a bundle is a session on a USB stick.
+pub async fn apply(
+    store: &Store,
+    policy: &Policy,
+    verified: Verified,
+) -> Result<BatchReport, Error> {
     let from = verified.from.to_string();
     let direction = verified.direction;
     let check = |op: &renda_replica::Op, record_org: Option<OrgCode>| {
@@ -316,7 +358,7 @@ pub async fn import(
             store.set_checkpoint(&key, Checkpoint::Pull, upto).await?;
         }
     }
-    Ok((verified.from, total))
+    Ok(total)
 }
 
 /// Where a parent keeps the furthest upward bundle imported from `child`: its start as the
