@@ -416,3 +416,157 @@ fn covered_by_bundle(welcome: &pb::Welcome, push_after: Cursor) -> Cursor {
         _ => push_after,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use renda_store::LoggedOp;
+
+    fn start(push_after: u64) -> ChildStart {
+        let at = |seq| Cursor {
+            position: seq,
+            local_seq: seq,
+        };
+        ChildStart {
+            me: OrgCode::new(370_202_001).unwrap(),
+            parent: OrgCode::new(370_202).unwrap(),
+            schema_version: 7,
+            actor: 1,
+            max_batch: 2,
+            report: pb::NodeStatus::default(),
+            push_after: at(push_after),
+            pull_after: at(0),
+            exported: at(0),
+        }
+    }
+
+    fn page(from: u64, n: u64, last: bool) -> Worked {
+        Worked::Page(FeedPage {
+            ops: (from..from + n)
+                .map(|seq| LoggedOp {
+                    cursor: Cursor {
+                        position: seq,
+                        local_seq: seq,
+                    },
+                    bytes: vec![1],
+                })
+                .collect(),
+            upto: Cursor {
+                position: from + n,
+                local_seq: from + n,
+            },
+            last,
+        })
+    }
+
+    fn welcome() -> pb::ParentMessage {
+        pb::ParentMessage {
+            body: Some(ParentBody::Welcome(pb::Welcome {
+                protocol_version: PROTOCOL_VERSION,
+                schema_version: 7,
+                org_code: "370202".into(),
+                level: "county".into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn pull(batch_no: u64, last: bool) -> pb::ParentMessage {
+        pb::ParentMessage {
+            body: Some(ParentBody::Pull(pb::PullBatch {
+                batch_no,
+                ops: vec![vec![1]],
+                upto: Some(pb::Cursor {
+                    position: batch_no * 10,
+                    seq: batch_no * 10,
+                }),
+                last,
+            })),
+        }
+    }
+
+    fn moves_checkpoint(actions: &[ChildAction]) -> bool {
+        actions
+            .iter()
+            .any(|a| matches!(a, ChildAction::Work(Work::Checkpoint { .. })))
+    }
+
+    fn failed(actions: &[ChildAction], with: &str) -> bool {
+        actions
+            .iter()
+            .any(|a| matches!(a, ChildAction::Done(Err(e)) if e.to_string().contains(with)))
+    }
+
+    #[test]
+    fn at_most_a_window_of_batches_waits_for_acks() {
+        let (mut s, first) = ChildSession::new(start(0));
+        assert!(matches!(
+            first[..],
+            [ChildAction::Work(Work::ReadPush { .. })]
+        ));
+        let mut sent = 0;
+        let mut reads = 1;
+        let mut from = 0;
+        while reads > 0 {
+            reads -= 1;
+            let out = s.worked(page(from, 2, false));
+            from += 2;
+            sent += out
+                .iter()
+                .filter(|a| matches!(a, ChildAction::Send(_)))
+                .count();
+            reads += out
+                .iter()
+                .filter(|a| matches!(a, ChildAction::Work(Work::ReadPush { .. })))
+                .count();
+        }
+        // The hello and WINDOW batches; the next page waits for an ack.
+        assert_eq!(sent, 1 + WINDOW);
+        s.receive(welcome());
+        let out = s.receive(pb::ParentMessage {
+            body: Some(ParentBody::Ack(pb::PushAck {
+                batch_no: 1,
+                ..Default::default()
+            })),
+        });
+        assert!(moves_checkpoint(&out), "{out:?}");
+        assert!(
+            out.iter()
+                .any(|a| matches!(a, ChildAction::Work(Work::ReadPush { .. }))),
+            "an ack frees a place in the window: {out:?}"
+        );
+    }
+
+    #[test]
+    fn a_pull_batch_out_of_order_ends_the_session_with_nothing_applied() {
+        let (mut s, _) = ChildSession::new(start(0));
+        s.worked(page(0, 0, true));
+        assert!(failed(&s.receive(pull(1, false)), "before the welcome"));
+
+        let (mut s, _) = ChildSession::new(start(0));
+        s.worked(page(0, 0, true));
+        s.receive(welcome());
+        let out = s.receive(pull(2, false));
+        assert!(
+            failed(&out, "pull batch 2 out of order, expected 1"),
+            "{out:?}"
+        );
+        assert!(!out.iter().any(|a| matches!(a, ChildAction::Work(_))));
+        assert!(s.receive(pull(1, false)).is_empty(), "the machine is over");
+    }
+
+    #[test]
+    fn the_pull_checkpoint_moves_only_after_the_batch_is_applied() {
+        let (mut s, _) = ChildSession::new(start(0));
+        s.worked(page(0, 0, true));
+        s.receive(welcome());
+        let out = s.receive(pull(1, true));
+        assert!(matches!(out[..], [ChildAction::Work(Work::Apply { .. })]));
+        assert!(!moves_checkpoint(&out));
+        let out = s.worked(Worked::Applied(renda_store::BatchReport::default()));
+        assert!(moves_checkpoint(&out), "{out:?}");
+        s.worked(Worked::Saved);
+        let out = s.closed();
+        assert!(matches!(out[..], [ChildAction::Done(Ok(_))]), "{out:?}");
+    }
+}

@@ -349,3 +349,64 @@ impl ParentSession {
         self.out.push(ParentAction::Done(Err(reason)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> ParentSession {
+        let township = OrgCode::new(370_202_001).unwrap();
+        ParentSession::new(ParentStart {
+            me: OrgCode::new(370_202).unwrap(),
+            schema_version: 7,
+            actor: 2,
+            peer: Peer {
+                org: township,
+                level: township.level(),
+            },
+        })
+    }
+
+    fn hello(org_code: &str) -> Option<pb::ChildMessage> {
+        Some(pb::ChildMessage {
+            body: Some(ChildBody::Hello(pb::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                schema_version: 7,
+                org_code: org_code.into(),
+                level: "township".into(),
+                max_batch_ops: 100,
+                ..Default::default()
+            })),
+        })
+    }
+
+    fn push(batch_no: u64) -> pb::ChildMessage {
+        pb::ChildMessage {
+            body: Some(ChildBody::Push(pb::PushBatch {
+                batch_no,
+                ops: vec![vec![1]],
+            })),
+        }
+    }
+
+    #[test]
+    fn a_hello_claiming_another_unit_is_refused() {
+        let status = session().hello(hello("370202002")).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert!(status.message().contains("hello claims"), "{status:?}");
+    }
+
+    #[test]
+    fn a_push_batch_out_of_order_is_not_applied() {
+        let mut s = session();
+        s.hello(hello("370202001")).unwrap();
+        let out = s.receive(push(1));
+        assert!(matches!(out[..], [ParentAction::Work(Work::Apply { .. })]));
+        let out = s.receive(push(3));
+        assert!(
+            matches!(&out[..], [ParentAction::Abort(status), ParentAction::Done(Err(_))]
+                if status.message().contains("push batch 3 out of order, expected 2")),
+            "{out:?}"
+        );
+    }
+}
