@@ -141,6 +141,10 @@ impl ParentSession {
             },
             Awaited::Facts,
         );
+        // The first page is read now, before anything the child pushes is applied: the feed's
+        // walk covers what was logged after the child's cursor, and a fan-in of townships
+        // pushing at once would otherwise make every session walk all the others' pushes.
+        self.read(self.pull_after);
         Ok(self.take())
     }
 
@@ -200,7 +204,6 @@ impl ParentSession {
                         bundled_upto: facts.bundled.map(|(_, upto)| cursor_pb(upto)),
                     });
                     self.send(welcome);
-                    self.read(self.pull_after);
                 }
                 (Some(Awaited::Page), Worked::Page(page)) => self.page(page),
                 (Some(Awaited::Apply { batch_no }), Worked::Applied(report)) => {
