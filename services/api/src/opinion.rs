@@ -303,7 +303,7 @@ impl pb::opinions_server::Opinions for Service {
             Some(org) => org,
             None => self.0.default_org()?,
         };
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let opinions = self
             .0
             .page(kind::OPINION, &org, cmd.limit, cmd.offset)

@@ -1248,7 +1248,7 @@ impl pb::reports_server::Reports for Reports {
     ) -> std::result::Result<Response<pb::Report>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
         let q = parse_request(req.get_ref(), &tree)?;
-        self.0.core.require_reach("org", &q.org)?;
+        self.0.core.require_reach("org", &q.org).await?;
         let started = std::time::Instant::now();
         let report = self.0.build(&q).await?;
         tracing::debug!(report = q.name, org = %q.org, ms = started.elapsed().as_millis() as u64, "report built");
@@ -1263,7 +1263,7 @@ impl pb::reports_server::Reports for Reports {
     ) -> std::result::Result<Response<Self::ExportRowsStream>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
         let q = parse_request(req.get_ref(), &tree)?;
-        self.0.core.require_reach("org", &q.org)?;
+        self.0.core.require_reach("org", &q.org).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::RowBatch, Status>>(4);
         let service = Arc::clone(&self.0);
         tokio::spawn(async move {
