@@ -273,7 +273,7 @@ async fn demo_figures_at_the_city_are_the_known_answers() -> Result<()> {
         ),
         ("stations", "370202 | 市南区 | 4 | 12 | 5 | 16 | 12"),
         // collected, four routes, resolved, open (days to resolve move with the clock)
-        ("opinions", "370202 | 市南区 | 16 | 4 | 4 | 6 | 0 | 12 | 4"),
+        ("opinions", "370202 | 市南区 | 16 | 4 | 4 | 4 | 4 | 12 | 4"),
     ];
     for (name, expected) in want {
         let row = &got[name];
@@ -542,6 +542,113 @@ async fn a_crash_between_apply_and_projection_is_caught_up_by_the_next_report() 
         ensure!(caught_up(&city).await?, "{label}");
         // Township 八大峡街道 alone, from the same facts.
         ensure!(opinion_figures(&city, "370202001").await? == ("5".into(), "3".into()));
+        city.close().await;
+        township.close().await;
+        db.cleanup().await?;
+    }
+    Ok(())
+}
+
+/// A workflow step of an opinion: its event id, the org it is taken for, the rest of its
+/// payload by field id.
+type Step = (u16, OrgCode, Vec<(u16, Value)>);
+
+/// Writes an opinion of the township raised in July 2026 with `steps` in that order.
+async fn opinion_with(township: &Store, steps: Vec<Step>) -> Result<()> {
+    let schema = township.schema().clone();
+    let kind = schema.kind_named("opinion").context("opinion kind")?.id;
+    let org = township.org();
+    let author = Author { org, number: 1 };
+    township
+        .write(
+            RecordId(Uuid::now_v7()),
+            kind,
+            author,
+            move |record, actor| {
+                let mut changes = vec![
+                    record.put(actor, FieldId(1), Value::Org(org)),
+                    record.put(actor, FieldId(5), Value::Int(JULY)),
+                ];
+                for (event, by, payload) in steps {
+                    let mut p = vec![(FieldId(0), Value::Org(by))];
+                    p.extend(payload.into_iter().map(|(f, v)| (FieldId(f), v)));
+                    changes.push(Change::Event {
+                        event: EventKindId(event),
+                        payload: p,
+                    });
+                }
+                changes
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Issue #12, item 2: the opinions report's 逐级向上反映 column counts the opinions the
+/// township escalated (it read only routings, so it stayed 0), each opinion in one route
+/// column, on SQLite and PostgreSQL.
+#[tokio::test]
+async fn escalated_opinions_are_counted_as_escalated() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (street, county): (OrgCode, OrgCode) = ("370202001".parse()?, "370202".parse()?);
+    let routed = |route: &str| {
+        (
+            1,
+            street,
+            vec![(1, Value::Text(route.into())), (3, Value::Int(JULY))],
+        )
+    };
+    let escalated = (
+        2,
+        street,
+        vec![(1, Value::Org(county)), (2, Value::Int(JULY + 1))],
+    );
+    for db in databases(dir.path()).await? {
+        let label = db.label;
+        let (township, city) = db.township_and_city(dir.path()).await?;
+        opinion_with(&township, vec![routed("answered_on_site")]).await?;
+        opinion_with(&township, vec![escalated.clone()]).await?;
+        // Assigned first, then escalated: it left the street escalated.
+        opinion_with(
+            &township,
+            vec![routed("assigned_to_department"), escalated.clone()],
+        )
+        .await?;
+        // Escalated, then the county assigns it and resolves it: still escalated by the street.
+        opinion_with(
+            &township,
+            vec![
+                escalated.clone(),
+                (
+                    1,
+                    county,
+                    vec![
+                        (1, Value::Text("assigned_to_department".into())),
+                        (3, Value::Int(JULY + 2)),
+                    ],
+                ),
+                (
+                    3,
+                    county,
+                    vec![(1, Value::Text("已解决".into())), (2, Value::Int(JULY + 3))],
+                ),
+            ],
+        )
+        .await?;
+        sync_up(&township, &city).await?;
+        let report = renda_api::reports::build_report(
+            city.clone(),
+            ApiContext::new(OrgTree::demo()),
+            None,
+            &request("opinions", "370202", "2026-07-01", "2026-10-01"),
+        )
+        .await?;
+        // collected, on site, transferred, assigned, escalated, resolved, open
+        let row = by_org(&report, "370202001");
+        ensure!(
+            row.get(2..9) == Some(&["4", "1", "0", "0", "3", "1", "3"].map(String::from)[..]),
+            "{label}: {row:?}"
+        );
         city.close().await;
         township.close().await;
         db.cleanup().await?;

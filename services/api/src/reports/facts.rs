@@ -14,7 +14,7 @@
 //!
 //! | fact         | date_ms                    | subject      | code     | flags         | amount     | end_ms        | label | extra |
 //! |--------------|----------------------------|--------------|----------|---------------|------------|---------------|-------|-------|
-//! | opinion      | raised_at                  | station      | route    | escalated     |            | first resolve |       |       |
+//! | opinion      | raised_at                  | station      | route where raised | escalated |            | first resolve |       |       |
 //! | suggestion   | first submitted day        |              | status   | [`sflag`] bits|            |               |       | units and overdue candidates (JSON) |
 //! | project      | 1 January of its year      |              | progress | adopted, accepted | budget (fen) |          | title |       |
 //! | deputy       |                            |              | ended    |               |            |               | name  |       |
@@ -45,7 +45,7 @@ use crate::error::Result;
 use crate::schema::kind;
 
 /// The definition of the facts below; stored beside them.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// Operations per catch-up transaction: bounds how long one holds the writer, and how much
 /// one catch-up holds in memory.
@@ -245,11 +245,9 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
             f.date_ms = Some(raised);
             f.subject = ref_id(r, "station");
             let events = core.domain_events::<opinion::Event>(r)?;
-            // The route in force is the last routing by stamp (events are in fold order).
-            if let Some(route) = events.iter().rev().find_map(|e| match &e.event {
-                opinion::Event::Routed { route, .. } => Some(*route),
-                _ => None,
-            }) {
+            // How the unit where it was raised handled it, as the domain's fold says (an
+            // escalation counts as 逐级向上反映 whatever the level above did next).
+            if let Some(route) = crate::opinion::fold(core, r)?.route {
                 f.code = ROUTES
                     .iter()
                     .position(|r| *r == route.code())
