@@ -288,6 +288,26 @@ struct SuggestionItem {
     overdue: Vec<(sug::OverdueKind, NaiveDate)>,
 }
 
+/// A handling unit as reports name it: a department's name says nothing of which county's it
+/// is (every county has a 区交通运输局), so its org unit goes with it.
+struct UnitName {
+    org: Option<OrgCode>,
+    /// The org unit's name, or its code when the tree does not name it.
+    org_name: String,
+    name: String,
+}
+
+impl UnitName {
+    /// `区交通运输局(市南区)`: the unit where a list names it in one cell.
+    fn label(&self) -> String {
+        if self.org_name.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}({})", self.name, self.org_name)
+        }
+    }
+}
+
 /// Sums of the suggestion rates' numerators and denominators.
 #[derive(Clone, Copy, Default)]
 struct RateSums([u64; 6]);
@@ -559,12 +579,27 @@ impl Service {
         }
         // Assisting units are among an assignment's units: the overdue list needs no others.
         let names = self.unit_names(per_unit.keys().copied().collect()).await?;
-        let unit_rows = per_unit
-            .iter()
+        // By the unit's org, then name: a city's counties each have a 区交通运输局, and each
+        // row says whose it is.
+        let mut by_unit: Vec<(&Uuid, &RateSums)> = per_unit.iter().collect();
+        by_unit.sort_by_cached_key(|(unit, _)| {
+            names
+                .get(*unit)
+                .map(|n| (n.org.map(OrgCode::get), n.name.clone()))
+        });
+        let unit_rows = by_unit
+            .into_iter()
             .map(|(unit, r)| {
+                let name = names.get(unit);
                 vec![
                     text_cell(unit.to_string()),
-                    text_cell(names.get(unit).cloned().unwrap_or_default()),
+                    text_cell(
+                        name.and_then(|n| n.org)
+                            .map(|o| o.to_string())
+                            .unwrap_or_default(),
+                    ),
+                    text_cell(name.map(|n| n.org_name.clone()).unwrap_or_default()),
+                    text_cell(name.map(|n| n.name.clone()).unwrap_or_default()),
                     int_cell(i64::try_from(r.reply().denominator).unwrap_or(0)),
                     int_cell(i64::try_from(r.reply().numerator).unwrap_or(0)),
                     rate_cell(&r.reply()),
@@ -578,6 +613,8 @@ impl Service {
             "按承办单位",
             &[
                 ("unit_id", "承办单位编号"),
+                ("unit_org_code", "所属行政区划代码"),
+                ("unit_org_name", "所属地区"),
                 ("unit_name", "承办单位"),
                 ("assigned", "交办件数"),
                 ("replied", "已答复"),
@@ -603,7 +640,7 @@ impl Service {
                         sug::OverdueKind::AssistingView(u) => {
                             format!(
                                 "协办意见逾期({})",
-                                names.get(u).cloned().unwrap_or_else(|| u.to_string())
+                                names.get(u).map_or_else(|| u.to_string(), UnitName::label)
                             )
                         }
                     }),
@@ -627,19 +664,39 @@ impl Service {
         Ok(vec![by_org, by_unit, overdue_table])
     }
 
-    /// The names of handling units among `wanted`.
-    async fn unit_names(&self, wanted: BTreeSet<Uuid>) -> Result<HashMap<Uuid, String>> {
+    /// The handling units among `wanted`, each with the org unit it belongs to.
+    async fn unit_names(&self, wanted: BTreeSet<Uuid>) -> Result<HashMap<Uuid, UnitName>> {
         if wanted.is_empty() {
             return Ok(HashMap::new());
         }
         let rows = self
-            .facts(FactQuery::of(fact::HANDLING_UNIT, &[RecordId, Label]))
+            .facts(FactQuery::of(fact::HANDLING_UNIT, &[RecordId, Org, Label]))
             .await?;
+        let tree = self.core.tree().await?;
         Ok(rows
             .iter()
             .filter_map(|r| {
                 let id = Uuid::parse_str(&text_of(r.first())).ok()?;
-                wanted.contains(&id).then(|| (id, text_of(r.get(1))))
+                if !wanted.contains(&id) {
+                    return None;
+                }
+                let org = u64::try_from(int_of(r.get(1)))
+                    .ok()
+                    .and_then(|c| OrgCode::new(c).ok());
+                let org_name = org
+                    .map(|o| {
+                        tree.get(&o)
+                            .map_or_else(|| o.to_string(), |u| u.name.clone())
+                    })
+                    .unwrap_or_default();
+                Some((
+                    id,
+                    UnitName {
+                        org,
+                        org_name,
+                        name: text_of(r.get(2)),
+                    },
+                ))
             })
             .collect())
     }

@@ -549,6 +549,49 @@ async fn a_crash_between_apply_and_projection_is_caught_up_by_the_next_report() 
     Ok(())
 }
 
+/// Issue #12, item 6: the city's by-unit table says whose each handling unit is. Both of the
+/// demo's counties have a 区交通运输局; each row names its org unit, and no two rows read alike.
+#[tokio::test]
+async fn the_city_by_unit_table_says_which_county_a_unit_belongs_to() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nodes = demo(dir.path()).await?;
+    let city = &nodes["370200"];
+    let report = renda_api::reports::build_report(
+        city.store.clone(),
+        city.ctx.clone(),
+        None,
+        &request("suggestions", "370200", "2026-01-01", "2027-01-01"),
+    )
+    .await?;
+    let table = report
+        .tables
+        .iter()
+        .find(|t| t.key == "by_unit")
+        .context("a by_unit table")?;
+    let col = |key: &str| table.columns.iter().position(|c| c.key == key);
+    let (org, name) = (
+        col("unit_org_name").context("a column naming the unit's org")?,
+        col("unit_name").context("unit_name")?,
+    );
+    let rows: Vec<(String, String)> = table
+        .rows
+        .iter()
+        .map(|r| (cell(&r.cells[org]), cell(&r.cells[name])))
+        .collect();
+    let traffic: Vec<&str> = rows
+        .iter()
+        .filter(|(_, n)| n == "区交通运输局")
+        .map(|(o, _)| o.as_str())
+        .collect();
+    ensure!(traffic == ["市南区", "崂山区"], "{rows:?}");
+    let distinct: std::collections::BTreeSet<_> = rows.iter().collect();
+    ensure!(
+        distinct.len() == rows.len(),
+        "two rows read alike: {rows:?}"
+    );
+    Ok(())
+}
+
 /// A workflow step of an opinion: its event id, the org it is taken for, the rest of its
 /// payload by field id.
 type Step = (u16, OrgCode, Vec<(u16, Value)>);
