@@ -284,8 +284,11 @@ struct SuggestionItem {
     id: Uuid,
     org: i64,
     flags: i64,
+    title: String,
     units: Vec<Uuid>,
     overdue: Vec<(sug::OverdueKind, NaiveDate)>,
+    /// The replying units whose reply is outstanding.
+    pending: Vec<Uuid>,
 }
 
 /// A handling unit as reports name it: a department's name says nothing of which county's it
@@ -494,7 +497,7 @@ impl Service {
     ) -> Result<Vec<pb::Table>> {
         let rows = self
             .facts(
-                FactQuery::of(fact::SUGGESTION, &[RecordId, Org, Flags, Extra])
+                FactQuery::of(fact::SUGGESTION, &[RecordId, Org, Flags, Extra, Label])
                     .dates(period(q))
                     .subtree(q.org)
                     .order(FactOrder::RecordId),
@@ -504,7 +507,7 @@ impl Service {
             .iter()
             .filter_map(|r| {
                 let id = Uuid::parse_str(&text_of(r.first())).ok()?;
-                let (units, overdue): facts::SuggestionExtra = r
+                let (units, overdue, pending): facts::SuggestionExtra = r
                     .get(3)
                     .and_then(Cell::as_text)
                     .and_then(|e| serde_json::from_str(e).ok())
@@ -513,16 +516,19 @@ impl Service {
                     id,
                     org: int_of(r.get(1)),
                     flags: int_of(r.get(2)),
+                    title: text_of(r.get(4)),
                     units,
                     overdue,
+                    pending,
                 })
             })
             .collect();
         let today = today();
         let mut group_of = GroupOf::new(groups);
 
-        // Per org unit: submitted, handling, replied, finished, overdue; and the rates.
-        let mut counts = vec![[0i64; 5]; groups.len()];
+        // Per org unit: submitted, handling, replied, finished, overdue, returned for revision,
+        // withdrawn, merged, under key supervision; and the rates.
+        let mut counts = vec![[0i64; 9]; groups.len()];
         let mut org_rates = vec![RateSums::default(); groups.len()];
         for item in &items {
             let Some(i) = group_of.get(item.org) else {
@@ -532,8 +538,19 @@ impl Service {
             c[0] += 1;
             c[1] += i64::from(item.flags & sflag::HANDLING != 0);
             c[2] += i64::from(item.flags & sflag::REPLIED != 0);
-            c[3] += i64::from(item.flags & sflag::FINAL != 0);
+            c[3] += i64::from(item.flags & sflag::CLOSED != 0);
             c[4] += item.overdue.iter().filter(|(_, due)| today > *due).count() as i64;
+            for (k, bit) in [
+                sflag::REVISION_REQUESTED,
+                sflag::WITHDRAWN,
+                sflag::MERGED,
+                sflag::KEY_SUPERVISION,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                c[5 + k] += i64::from(item.flags & bit != 0);
+            }
             org_rates[i].add(item.flags);
         }
         let org_rows = groups.rows(|i| {
@@ -545,6 +562,10 @@ impl Service {
                 int_cell(c[1]),
                 int_cell(c[2]),
                 int_cell(c[3]),
+                int_cell(c[5]),
+                int_cell(c[6]),
+                int_cell(c[7]),
+                int_cell(c[8]),
                 rate_cell(&r.reply()),
                 rate_cell(&r.satisfaction()),
                 rate_cell(&r.implementation()),
@@ -562,6 +583,10 @@ impl Service {
                 ("handling", "办理中"),
                 ("replied", "已答复"),
                 ("finished", "已办结"),
+                ("revision_requested", "退回修改"),
+                ("withdrawn", "撤回"),
+                ("merged", "并案"),
+                ("key_supervision", "重点督办"),
                 ("reply_rate", "答复率(%)"),
                 ("satisfaction_rate", "满意率(%)"),
                 ("implementation_rate", "落实率(%)"),
@@ -631,21 +656,30 @@ impl Service {
                 if overdue_rows.len() >= detail_rows {
                     break;
                 }
+                // The unit that is late: the replying units yet to reply, or the assisting one.
+                let late: Vec<&Uuid> = match kind {
+                    sug::OverdueKind::Reply | sug::OverdueKind::SecondRoundReply => {
+                        item.pending.iter().collect()
+                    }
+                    sug::OverdueKind::AssistingView(u) => vec![u],
+                };
+                let late = late
+                    .into_iter()
+                    .map(|u| names.get(u).map_or_else(|| u.to_string(), UnitName::label))
+                    .collect::<Vec<_>>()
+                    .join("、");
                 overdue_rows.push(vec![
-                    text_cell(item.id.to_string()),
-                    text_cell(item.org.to_string()),
+                    text_cell(item.title.clone()),
+                    text_cell(late),
                     text_cell(match kind {
-                        sug::OverdueKind::Reply => "逾期未答复".to_owned(),
-                        sug::OverdueKind::SecondRoundReply => "二次交办逾期未答复".to_owned(),
-                        sug::OverdueKind::AssistingView(u) => {
-                            format!(
-                                "协办意见逾期({})",
-                                names.get(u).map_or_else(|| u.to_string(), UnitName::label)
-                            )
-                        }
+                        sug::OverdueKind::Reply => "逾期未答复",
+                        sug::OverdueKind::SecondRoundReply => "二次交办逾期未答复",
+                        sug::OverdueKind::AssistingView(_) => "协办意见逾期",
                     }),
                     text_cell(due.to_string()),
                     int_cell((today - *due).num_days()),
+                    text_cell(item.org.to_string()),
+                    text_cell(item.id.to_string()),
                 ]);
             }
         }
@@ -653,11 +687,14 @@ impl Service {
             "overdue",
             "逾期清单",
             &[
-                ("suggestion_id", "建议编号"),
-                ("org_code", "行政区划代码"),
+                ("title", "建议标题"),
+                ("unit", "承办单位"),
                 ("overdue_kind", "逾期类型"),
                 ("due", "应办日期"),
                 ("days_late", "逾期天数"),
+                ("org_code", "行政区划代码"),
+                // The record's id, to look it up; there is no 建议编号 in the data yet.
+                ("suggestion_id", "记录编号"),
             ],
             overdue_rows,
         );

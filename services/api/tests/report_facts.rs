@@ -233,8 +233,10 @@ fn by_org(r: &pb::Report, org: &str) -> Vec<String> {
 /// The demo's 2026-Q3 figures for 市南区 at the city. They are those the reports computed by
 /// reading the materialised tables, before the facts (checked by diffing every table of every
 /// report with `dump_demo_reports`), except projects adopted by vote, which that version never
-/// counted on SQLite. Columns that move with the clock (days to resolve, overdue projects) are
-/// left out.
+/// counted on SQLite, and what issue #12 changed: escalated opinions count under 逐级向上反映
+/// (4, two of them assigned by the county, were 0), 已办结 counts closed items only (2, was 6
+/// with the withdrawn and merged), and 退回修改, 撤回, 并案, 重点督办 follow it. Columns that
+/// move with the clock (days to resolve, overdue projects) are left out.
 #[tokio::test]
 async fn demo_figures_at_the_city_are_the_known_answers() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -260,7 +262,7 @@ async fn demo_figures_at_the_city_are_the_known_answers() -> Result<()> {
     let want = [
         (
             "suggestions",
-            "370202 | 市南区 | 20 | 10 | 4 | 8 | 6 | 80.00 | 66.67 | 75.00 | 4",
+            "370202 | 市南区 | 20 | 10 | 4 | 8 | 2 | 2 | 2 | 2 | 2 | 80.00 | 66.67 | 75.00 | 4",
         ),
         // candidates, adopted, budget, average progress, accepted (overdue moves with the year)
         (
@@ -545,6 +547,77 @@ async fn a_crash_between_apply_and_projection_is_caught_up_by_the_next_report() 
         city.close().await;
         township.close().await;
         db.cleanup().await?;
+    }
+    Ok(())
+}
+
+/// Issue #12, item 3: the suggestions report quotes what a year report does (Qingdao 2022:
+/// 117 returned for revision, 30 withdrawn or merged, 34 under key supervision), counts only
+/// closed items as 已办结 (withdrawn and merged ones ended without being handled), and its
+/// overdue list names each item by title and the unit that is late, not by a UUID.
+#[tokio::test]
+async fn the_suggestions_report_has_the_figures_a_year_report_quotes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nodes = demo(dir.path()).await?;
+    let city = &nodes["370200"];
+    let report = renda_api::reports::build_report(
+        city.store.clone(),
+        city.ctx.clone(),
+        None,
+        &request("suggestions", "370200", "2026-07-01", "2026-10-01"),
+    )
+    .await?;
+    let table = |key: &str| report.tables.iter().find(|t| t.key == key);
+    let by_org = table("by_org").context("by_org")?;
+    let value = |org: &str, key: &str| -> Option<String> {
+        let i = by_org.columns.iter().position(|c| c.key == key)?;
+        let row = by_org
+            .rows
+            .iter()
+            .find(|r| r.cells.first().map(cell).as_deref() == Some(org))?;
+        row.cells.get(i).map(cell)
+    };
+    let got: Vec<Option<String>> = [
+        "submitted",
+        "finished",
+        "revision_requested",
+        "withdrawn",
+        "merged",
+        "key_supervision",
+    ]
+    .iter()
+    .map(|k| value("370202", k))
+    .collect();
+    // Each of 市南区's two streets: one item closed, one returned for revision, one withdrawn,
+    // one merged, one under key supervision. Closed alone is 已办结 (it counted 6 before).
+    let want: Vec<Option<String>> = ["20", "2", "2", "2", "2", "2"]
+        .map(|v| Some(v.to_owned()))
+        .into();
+    ensure!(got == want, "{got:?}");
+    let overdue = table("overdue").context("overdue")?;
+    let keys: Vec<&str> = overdue.columns.iter().map(|c| c.key.as_str()).collect();
+    ensure!(
+        keys[..5] == ["title", "unit", "overdue_kind", "due", "days_late"],
+        "{keys:?}"
+    );
+    ensure!(!overdue.rows.is_empty(), "the demo has overdue items");
+    for r in &overdue.rows {
+        let row: Vec<String> = r.cells.iter().map(cell).collect();
+        ensure!(
+            row[0].starts_with("关于") && row[0].ends_with("的建议"),
+            "{row:?}"
+        );
+        // The late unit with its county: 区卫生健康局(市南区).
+        ensure!(
+            row[1].starts_with("区")
+                && (row[1].ends_with("(市南区)") || row[1].ends_with("(崂山区)")),
+            "{row:?}"
+        );
+        ensure!(
+            chrono::NaiveDate::parse_from_str(&row[3], "%Y-%m-%d").is_ok()
+                && row[4].parse::<i64>()? > 0,
+            "{row:?}"
+        );
     }
     Ok(())
 }
