@@ -521,6 +521,31 @@ fn day_text(d: Option<types::Date>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()
 }
 
+fn naive(d: Option<types::Date>) -> Option<NaiveDate> {
+    let d = d?;
+    NaiveDate::from_ymd_opt(
+        d.year,
+        u32::try_from(d.month).ok()?,
+        u32::try_from(d.day).ok()?,
+    )
+}
+
+/// The report's period as people read it, the same in JSON and in exports: its first and its
+/// last day, both inclusive, as the `from` and `to` parameters take them (the node answers
+/// `[from, to)`, the day after the last).
+fn period_days(r: &pb::Report) -> (String, String) {
+    match (naive(r.from), naive(r.to)) {
+        (Some(from), Some(to)) => (from.to_string(), report::last_day(to).to_string()),
+        _ => (day_text(r.from), day_text(r.to)),
+    }
+}
+
+/// An export's first line: the report, the unit and the period (`2022-01-01至2022-12-31`).
+fn export_title(r: &pb::Report) -> String {
+    let (first, last) = period_days(r);
+    format!("{} {} {first}至{last}", r.title_zh, r.org_name)
+}
+
 fn parse_named_period(p: &str) -> Result<(NaiveDate, NaiveDate, String), ApiError> {
     let bad = || {
         ApiError::bad(
@@ -836,8 +861,9 @@ impl Serialize for ReportJson<'_> {
         map.serialize_entry("title", &r.title_zh)?;
         map.serialize_entry("org", &r.org_code)?;
         map.serialize_entry("org_name", &r.org_name)?;
-        map.serialize_entry("from", &day_text(r.from))?;
-        map.serialize_entry("to", &day_text(r.to))?;
+        let (first, last) = period_days(r);
+        map.serialize_entry("from", &first)?;
+        map.serialize_entry("to", &last)?;
         map.serialize_entry("tables", &Tables(&r.tables))?;
         map.serialize_entry("definitions", &Definitions(&r.definitions))?;
         map.serialize_entry("freshness", &Freshness(r))?;
@@ -874,13 +900,7 @@ fn csv_body(
     timeout: Duration,
 ) -> Body {
     let mut head = String::from("\u{feff}");
-    head.push_str(&csv_line([format!(
-        "{} {} {}至{}",
-        report.title_zh,
-        report.org_name,
-        day_text(report.from),
-        day_text(report.to)
-    )]));
+    head.push_str(&csv_line([export_title(&report)]));
     if report.stale {
         head.push_str(&csv_line([report.stale_note_zh.clone()]));
     }
@@ -974,18 +994,7 @@ async fn xlsx_body(
             sheet.set_name("报表").map_err(e)?;
             let mut row: u32 = 0;
             sheet
-                .write_string_with_format(
-                    row,
-                    0,
-                    format!(
-                        "{} {} {}至{}",
-                        report.title_zh,
-                        report.org_name,
-                        day_text(report.from),
-                        day_text(report.to)
-                    ),
-                    &bold,
-                )
+                .write_string_with_format(row, 0, export_title(&report), &bold)
                 .map_err(e)?;
             row += 1;
             if report.stale {
@@ -1194,8 +1203,10 @@ pub fn openapi() -> serde_json::Value {
                     {"name": "Authorization", "in": "header", "required": true, "description": "Bearer <token>", "schema": {"type": "string"}}
                 ],
                 "responses": {
-                    "200": {"description": "the report", "content": {
-                        "application/json": {"schema": {"type": "object"}},
+                    "200": {"description": "the report; its `from` and `to` are the period's first and last day, both inclusive, as the query parameters take them (period=2022 answers from 2022-01-01 to 2022-12-31), and an export's title says the same (2022-01-01至2022-12-31)", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "from": {"type": "string", "format": "date", "description": "first day of the period (inclusive)"},
+                            "to": {"type": "string", "format": "date", "description": "last day of the period (inclusive)"}}}},
                         "text/csv": {"schema": {"type": "string"}},
                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}}},
                     "400": err("bad parameter (unknown org, periods the wrong way round, malformed date)"),

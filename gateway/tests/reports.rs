@@ -442,3 +442,59 @@ fn openapi_describes_every_route_and_parameter() {
     }
     assert_eq!(doc["openapi"], "3.0.3");
 }
+
+/// Issue #12, item 4: a period reads with its last day, both days inclusive, in the JSON's
+/// `from`/`to` (the same meaning as the query parameters, as the OpenAPI document says) and in
+/// an export's title: period 2022 is 2022-01-01至2022-12-31, never 至2023-01-01.
+#[tokio::test]
+async fn a_period_reads_with_its_last_day_in_json_exports_and_the_document() -> anyhow::Result<()> {
+    let city = start(5_000).await?;
+    let token = login(city.gateway, "city").await?;
+    for query in ["period=2022", "from=2022-01-01&to=2022-12-31"] {
+        let (status, r) = json(
+            city.gateway,
+            &format!("/api/v1/reports/opinions?org=370200&{query}"),
+            Some(&token),
+        )
+        .await?;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(
+            (&r["from"], &r["to"]),
+            (&"2022-01-01".into(), &"2022-12-31".into()),
+            "{query}"
+        );
+    }
+    let (_, r) = json(
+        city.gateway,
+        "/api/v1/reports/suggestions?org=370200&period=2024-02",
+        Some(&token),
+    )
+    .await?;
+    assert_eq!(r["to"], "2024-02-29");
+    let (status, body) = http(
+        city.gateway,
+        "GET",
+        "/api/v1/reports/opinions.csv?org=370200&period=2022",
+        Some(&token),
+        "",
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body)?;
+    let title = text.lines().next().unwrap_or_default();
+    assert!(title.ends_with("2022-01-01至2022-12-31"), "{title}");
+    // The document says what the behaviour does, for the parameter and the answer alike.
+    let doc = gateway::openapi();
+    let op = &doc["paths"]["/api/v1/reports/{name}"]["get"];
+    let to_param = op["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "to"))
+        .map(|p| p["description"].to_string())
+        .unwrap_or_default();
+    assert!(to_param.contains("inclusive"), "{to_param}");
+    let to_answer = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+        ["to"]["description"]
+        .to_string();
+    assert!(to_answer.contains("inclusive"), "{to_answer}");
+    Ok(())
+}

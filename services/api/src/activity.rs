@@ -684,7 +684,7 @@ impl pb::activities_server::Activities for Service {
             Some(org) => org,
             None => self.0.default_org()?,
         };
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         // Activities organised in the subtree, paged in SQL, then those organised above it and
         // dispatched into it. The second part reads the activities under the top ancestor and
         // keeps the ancestors' own: at a township node that is what it holds anyway; a store
@@ -924,7 +924,7 @@ impl pb::activities_server::Activities for Service {
             Some(org) => org,
             None => core.default_org()?,
         };
-        core.require_reach("org", &org)?;
+        core.require_reach("org", &org).await?;
         // A deputy's account reads its own points.
         let only = cmd
             .deputy
@@ -967,7 +967,7 @@ impl pb::activities_server::Activities for Service {
             Some(org) => org,
             None => core.default_org()?,
         };
-        core.require_reach("org", &org)?;
+        core.require_reach("org", &org).await?;
         let tree = core.tree().await?;
         tree.require("org", &org).map_err(Error::from)?;
         let records = duty_records(core).await?;

@@ -505,9 +505,13 @@ impl Core {
         fence.is_none_or(|c| c.may_read(r, self.store.schema()))
     }
 
-    /// Refuses a request naming an org unit outside the caller's reach (reports, rates).
-    pub fn require_reach(&self, field: &str, org: &OrgCode) -> Result<()> {
-        self.fence(field, Some(org)).map(|_| ())
+    /// Refuses a read naming an org unit outside the caller's reach, or one this node's tree
+    /// does not know: a read of a unit the node holds nothing for is refused as a write for it
+    /// is ([`Core::require_org`], `INVALID_ARGUMENT` naming the field), never answered with
+    /// empty figures. Every listing, rate and report of an org unit asks this first.
+    pub async fn require_reach(&self, field: &str, org: &OrgCode) -> Result<()> {
+        self.fence(field, Some(org))?;
+        self.require_org(field, org).await
     }
 
     /// The default org unit of a listing: the node's, or the caller's own when the caller sits

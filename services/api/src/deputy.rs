@@ -471,8 +471,7 @@ impl pb::deputies_server::Deputies for Service {
             Some(org) => org,
             None => self.0.default_org()?,
         };
-        self.0.require_reach("org", &org)?;
-        self.0.require_org("org", &org).await?;
+        self.0.require_reach("org", &org).await?;
         Ok(Response::new(
             self.save(&caller, new_id(), org, cmd.fields, None).await?,
         ))
@@ -512,7 +511,7 @@ impl pb::deputies_server::Deputies for Service {
     ) -> Result<Response<pb::ListDeputiesResponse>, Status> {
         let req = req.into_inner();
         let org = parse_org("org", &req.org, &self.0.default_org()?)?;
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let records = self
             .0
             .page(kind::DEPUTY, &org, page_limit(req.limit)?, req.offset)
@@ -570,8 +569,7 @@ impl pb::deputies_server::Deputies for Service {
         let req = req.into_inner();
         let core = &self.0;
         let org = parse_org("org", &req.org, &core.default_org()?)?;
-        core.require_reach("org", &org)?;
-        core.require_org("org", &org).await?;
+        core.require_reach("org", &org).await?;
         limit("name", &req.name, 200)?;
         let name = renda_domain::text::bounded("name", &req.name, 2, 50).map_err(Error::from)?;
         let sector =
@@ -635,7 +633,7 @@ impl pb::deputies_server::Deputies for Service {
         req: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
         let org = parse_org("org", &req.get_ref().org, &self.0.default_org()?)?;
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let groups = self
             .0
             .list(kind::DEPUTY_GROUP, Some(&org))

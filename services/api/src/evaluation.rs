@@ -289,7 +289,7 @@ impl pb::evaluations_server::Evaluations for Service {
             Some(org) => org,
             None => core.default_org()?,
         };
-        core.require_reach("org", &org)?;
+        core.require_reach("org", &org).await?;
         let serving: BTreeSet<Uuid> = core
             .list(kind::DEPUTY, Some(&org))
             .await?
@@ -376,7 +376,7 @@ impl pb::evaluations_server::Evaluations for Service {
                     Some(org) => org,
                     None => core.default_org()?,
                 };
-                core.require_reach("org", &org)?;
+                core.require_reach("org", &org).await?;
                 let tree = core.tree().await?;
                 let unit = tree.require("org", &org).map_err(Error::from)?;
                 (self.serving_in(&org).await?, unit.name.clone())

@@ -43,7 +43,8 @@ fn time(ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn fold(core: &Core, r: &StoredRecord) -> Result<op::State> {
+/// The domain's fold of a stored opinion: what the service answers and the report facts count.
+pub(crate) fn fold(core: &Core, r: &StoredRecord) -> Result<op::State> {
     let opinion = op::Opinion {
         id: r.id.0,
         content: text(r, "content"),
@@ -156,6 +157,14 @@ impl TryFrom<pb::RouteOpinionRequest> for Route {
     fn try_from(req: pb::RouteOpinionRequest) -> Result<Self> {
         limit("to", &req.to, 400)?;
         let route = edge::one_of("route", req.route, ROUTES_EN, "处理方式无效")?;
+        if route == OpinionRoute::EscalatedUpward && !req.to.trim().is_empty() {
+            return Err(Error::invalid(
+                "to",
+                "an opinion escalated upward goes to the parent of the unit handling it; \
+                 leave to empty",
+                "逐级向上反映只报送上一级单位，无需填写去向",
+            ));
+        }
         Ok(Self {
             opinion: parse_id("opinion_id", &req.opinion_id)?,
             route,
@@ -227,6 +236,16 @@ impl Service {
         op::check(&state, &event)?;
         permit.take(r.id.0, &[event], vec![]).await?;
         to_pb(core, &core.get_id(r.id.0, kind::OPINION).await?)
+    }
+
+    /// Escalates an opinion to the parent of the unit handling it (逐级向上反映): what
+    /// `EscalateOpinion` does, and `RouteOpinion` with that route.
+    async fn escalate(&self, caller: &Caller, id: Uuid) -> Result<pb::Opinion> {
+        let tree = self.0.tree().await?;
+        self.step(caller, id, Step::Escalate, |state| {
+            Ok(op::escalate(state, &tree, Utc::now())?)
+        })
+        .await
     }
 }
 
@@ -303,7 +322,7 @@ impl pb::opinions_server::Opinions for Service {
             Some(org) => org,
             None => self.0.default_org()?,
         };
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let opinions = self
             .0
             .page(kind::OPINION, &org, cmd.limit, cmd.offset)
@@ -319,6 +338,10 @@ impl pb::opinions_server::Opinions for Service {
         req: Request<pb::RouteOpinionRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
         let (caller, cmd): (_, Route) = edge::accept(req)?;
+        // The fourth way of handling is a step of its own: the target is the level above.
+        if cmd.route == OpinionRoute::EscalatedUpward {
+            return Ok(Response::new(self.escalate(&caller, cmd.opinion).await?));
+        }
         let by = self.0.node_org()?;
         Ok(Response::new(
             self.step(&caller, cmd.opinion, Step::Route, |_| {
@@ -338,13 +361,7 @@ impl pb::opinions_server::Opinions for Service {
         req: Request<pb::OpinionStepRequest>,
     ) -> Result<Response<pb::Opinion>, Status> {
         let (caller, Escalate(id)) = edge::accept(req)?;
-        let tree = self.0.tree().await?;
-        Ok(Response::new(
-            self.step(&caller, id, Step::Escalate, |state| {
-                Ok(op::escalate(state, &tree, Utc::now())?)
-            })
-            .await?,
-        ))
+        Ok(Response::new(self.escalate(&caller, id).await?))
     }
 
     async fn resolve_opinion(

@@ -912,7 +912,7 @@ impl pb::projects_server::Projects for Service {
             Some(org) => org,
             None => self.0.default_org()?,
         };
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let records = match cmd.session {
             // A session's candidate list is short; it is filtered, then paged.
             Some(session) => self

@@ -284,8 +284,31 @@ struct SuggestionItem {
     id: Uuid,
     org: i64,
     flags: i64,
+    title: String,
     units: Vec<Uuid>,
     overdue: Vec<(sug::OverdueKind, NaiveDate)>,
+    /// The replying units whose reply is outstanding.
+    pending: Vec<Uuid>,
+}
+
+/// A handling unit as reports name it: a department's name says nothing of which county's it
+/// is (every county has a 区交通运输局), so its org unit goes with it.
+struct UnitName {
+    org: Option<OrgCode>,
+    /// The org unit's name, or its code when the tree does not name it.
+    org_name: String,
+    name: String,
+}
+
+impl UnitName {
+    /// `区交通运输局(市南区)`: the unit where a list names it in one cell.
+    fn label(&self) -> String {
+        if self.org_name.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}({})", self.name, self.org_name)
+        }
+    }
 }
 
 /// Sums of the suggestion rates' numerators and denominators.
@@ -474,7 +497,7 @@ impl Service {
     ) -> Result<Vec<pb::Table>> {
         let rows = self
             .facts(
-                FactQuery::of(fact::SUGGESTION, &[RecordId, Org, Flags, Extra])
+                FactQuery::of(fact::SUGGESTION, &[RecordId, Org, Flags, Extra, Label])
                     .dates(period(q))
                     .subtree(q.org)
                     .order(FactOrder::RecordId),
@@ -484,7 +507,7 @@ impl Service {
             .iter()
             .filter_map(|r| {
                 let id = Uuid::parse_str(&text_of(r.first())).ok()?;
-                let (units, overdue): facts::SuggestionExtra = r
+                let (units, overdue, pending): facts::SuggestionExtra = r
                     .get(3)
                     .and_then(Cell::as_text)
                     .and_then(|e| serde_json::from_str(e).ok())
@@ -493,16 +516,19 @@ impl Service {
                     id,
                     org: int_of(r.get(1)),
                     flags: int_of(r.get(2)),
+                    title: text_of(r.get(4)),
                     units,
                     overdue,
+                    pending,
                 })
             })
             .collect();
         let today = today();
         let mut group_of = GroupOf::new(groups);
 
-        // Per org unit: submitted, handling, replied, finished, overdue; and the rates.
-        let mut counts = vec![[0i64; 5]; groups.len()];
+        // Per org unit: submitted, handling, replied, finished, overdue, returned for revision,
+        // withdrawn, merged, under key supervision; and the rates.
+        let mut counts = vec![[0i64; 9]; groups.len()];
         let mut org_rates = vec![RateSums::default(); groups.len()];
         for item in &items {
             let Some(i) = group_of.get(item.org) else {
@@ -512,8 +538,19 @@ impl Service {
             c[0] += 1;
             c[1] += i64::from(item.flags & sflag::HANDLING != 0);
             c[2] += i64::from(item.flags & sflag::REPLIED != 0);
-            c[3] += i64::from(item.flags & sflag::FINAL != 0);
+            c[3] += i64::from(item.flags & sflag::CLOSED != 0);
             c[4] += item.overdue.iter().filter(|(_, due)| today > *due).count() as i64;
+            for (k, bit) in [
+                sflag::REVISION_REQUESTED,
+                sflag::WITHDRAWN,
+                sflag::MERGED,
+                sflag::KEY_SUPERVISION,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                c[5 + k] += i64::from(item.flags & bit != 0);
+            }
             org_rates[i].add(item.flags);
         }
         let org_rows = groups.rows(|i| {
@@ -525,6 +562,10 @@ impl Service {
                 int_cell(c[1]),
                 int_cell(c[2]),
                 int_cell(c[3]),
+                int_cell(c[5]),
+                int_cell(c[6]),
+                int_cell(c[7]),
+                int_cell(c[8]),
                 rate_cell(&r.reply()),
                 rate_cell(&r.satisfaction()),
                 rate_cell(&r.implementation()),
@@ -542,6 +583,10 @@ impl Service {
                 ("handling", "办理中"),
                 ("replied", "已答复"),
                 ("finished", "已办结"),
+                ("revision_requested", "退回修改"),
+                ("withdrawn", "撤回"),
+                ("merged", "并案"),
+                ("key_supervision", "重点督办"),
                 ("reply_rate", "答复率(%)"),
                 ("satisfaction_rate", "满意率(%)"),
                 ("implementation_rate", "落实率(%)"),
@@ -559,12 +604,27 @@ impl Service {
         }
         // Assisting units are among an assignment's units: the overdue list needs no others.
         let names = self.unit_names(per_unit.keys().copied().collect()).await?;
-        let unit_rows = per_unit
-            .iter()
+        // By the unit's org, then name: a city's counties each have a 区交通运输局, and each
+        // row says whose it is.
+        let mut by_unit: Vec<(&Uuid, &RateSums)> = per_unit.iter().collect();
+        by_unit.sort_by_cached_key(|(unit, _)| {
+            names
+                .get(*unit)
+                .map(|n| (n.org.map(OrgCode::get), n.name.clone()))
+        });
+        let unit_rows = by_unit
+            .into_iter()
             .map(|(unit, r)| {
+                let name = names.get(unit);
                 vec![
                     text_cell(unit.to_string()),
-                    text_cell(names.get(unit).cloned().unwrap_or_default()),
+                    text_cell(
+                        name.and_then(|n| n.org)
+                            .map(|o| o.to_string())
+                            .unwrap_or_default(),
+                    ),
+                    text_cell(name.map(|n| n.org_name.clone()).unwrap_or_default()),
+                    text_cell(name.map(|n| n.name.clone()).unwrap_or_default()),
                     int_cell(i64::try_from(r.reply().denominator).unwrap_or(0)),
                     int_cell(i64::try_from(r.reply().numerator).unwrap_or(0)),
                     rate_cell(&r.reply()),
@@ -578,6 +638,8 @@ impl Service {
             "按承办单位",
             &[
                 ("unit_id", "承办单位编号"),
+                ("unit_org_code", "所属行政区划代码"),
+                ("unit_org_name", "所属地区"),
                 ("unit_name", "承办单位"),
                 ("assigned", "交办件数"),
                 ("replied", "已答复"),
@@ -594,21 +656,30 @@ impl Service {
                 if overdue_rows.len() >= detail_rows {
                     break;
                 }
+                // The unit that is late: the replying units yet to reply, or the assisting one.
+                let late: Vec<&Uuid> = match kind {
+                    sug::OverdueKind::Reply | sug::OverdueKind::SecondRoundReply => {
+                        item.pending.iter().collect()
+                    }
+                    sug::OverdueKind::AssistingView(u) => vec![u],
+                };
+                let late = late
+                    .into_iter()
+                    .map(|u| names.get(u).map_or_else(|| u.to_string(), UnitName::label))
+                    .collect::<Vec<_>>()
+                    .join("、");
                 overdue_rows.push(vec![
-                    text_cell(item.id.to_string()),
-                    text_cell(item.org.to_string()),
+                    text_cell(item.title.clone()),
+                    text_cell(late),
                     text_cell(match kind {
-                        sug::OverdueKind::Reply => "逾期未答复".to_owned(),
-                        sug::OverdueKind::SecondRoundReply => "二次交办逾期未答复".to_owned(),
-                        sug::OverdueKind::AssistingView(u) => {
-                            format!(
-                                "协办意见逾期({})",
-                                names.get(u).cloned().unwrap_or_else(|| u.to_string())
-                            )
-                        }
+                        sug::OverdueKind::Reply => "逾期未答复",
+                        sug::OverdueKind::SecondRoundReply => "二次交办逾期未答复",
+                        sug::OverdueKind::AssistingView(_) => "协办意见逾期",
                     }),
                     text_cell(due.to_string()),
                     int_cell((today - *due).num_days()),
+                    text_cell(item.org.to_string()),
+                    text_cell(item.id.to_string()),
                 ]);
             }
         }
@@ -616,30 +687,53 @@ impl Service {
             "overdue",
             "逾期清单",
             &[
-                ("suggestion_id", "建议编号"),
-                ("org_code", "行政区划代码"),
+                ("title", "建议标题"),
+                ("unit", "承办单位"),
                 ("overdue_kind", "逾期类型"),
                 ("due", "应办日期"),
                 ("days_late", "逾期天数"),
+                ("org_code", "行政区划代码"),
+                // The record's id, to look it up; there is no 建议编号 in the data yet.
+                ("suggestion_id", "记录编号"),
             ],
             overdue_rows,
         );
         Ok(vec![by_org, by_unit, overdue_table])
     }
 
-    /// The names of handling units among `wanted`.
-    async fn unit_names(&self, wanted: BTreeSet<Uuid>) -> Result<HashMap<Uuid, String>> {
+    /// The handling units among `wanted`, each with the org unit it belongs to.
+    async fn unit_names(&self, wanted: BTreeSet<Uuid>) -> Result<HashMap<Uuid, UnitName>> {
         if wanted.is_empty() {
             return Ok(HashMap::new());
         }
         let rows = self
-            .facts(FactQuery::of(fact::HANDLING_UNIT, &[RecordId, Label]))
+            .facts(FactQuery::of(fact::HANDLING_UNIT, &[RecordId, Org, Label]))
             .await?;
+        let tree = self.core.tree().await?;
         Ok(rows
             .iter()
             .filter_map(|r| {
                 let id = Uuid::parse_str(&text_of(r.first())).ok()?;
-                wanted.contains(&id).then(|| (id, text_of(r.get(1))))
+                if !wanted.contains(&id) {
+                    return None;
+                }
+                let org = u64::try_from(int_of(r.get(1)))
+                    .ok()
+                    .and_then(|c| OrgCode::new(c).ok());
+                let org_name = org
+                    .map(|o| {
+                        tree.get(&o)
+                            .map_or_else(|| o.to_string(), |u| u.name.clone())
+                    })
+                    .unwrap_or_default();
+                Some((
+                    id,
+                    UnitName {
+                        org,
+                        org_name,
+                        name: text_of(r.get(2)),
+                    },
+                ))
             })
             .collect())
     }
@@ -1248,7 +1342,7 @@ impl pb::reports_server::Reports for Reports {
     ) -> std::result::Result<Response<pb::Report>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
         let q = parse_request(req.get_ref(), &tree)?;
-        self.0.core.require_reach("org", &q.org)?;
+        self.0.core.require_reach("org", &q.org).await?;
         let started = std::time::Instant::now();
         let report = self.0.build(&q).await?;
         tracing::debug!(report = q.name, org = %q.org, ms = started.elapsed().as_millis() as u64, "report built");
@@ -1263,7 +1357,7 @@ impl pb::reports_server::Reports for Reports {
     ) -> std::result::Result<Response<Self::ExportRowsStream>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
         let q = parse_request(req.get_ref(), &tree)?;
-        self.0.core.require_reach("org", &q.org)?;
+        self.0.core.require_reach("org", &q.org).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::RowBatch, Status>>(4);
         let service = Arc::clone(&self.0);
         tokio::spawn(async move {

@@ -315,7 +315,7 @@ impl pb::stations_server::Stations for Service {
             Some(org) => org,
             None => self.0.default_org()?,
         };
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let stations = self
             .0
             .page(kind::STATION, &org, cmd.limit, cmd.offset)

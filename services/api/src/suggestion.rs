@@ -555,8 +555,7 @@ impl pb::suggestions_server::Suggestions for Service {
         let (caller, cmd): (_, CreateUnit) = edge::accept(req)?;
         let core = &self.0;
         let org = cmd.org.map_or_else(|| core.default_org(), Ok)?;
-        core.require_reach("org", &org)?;
-        core.require_org("org", &org).await?;
+        core.require_reach("org", &org).await?;
         core.authorize(&caller, HANDLING_UNIT.governed_as, Step::Edit, &org)
             .await?;
         let id = new_id();
@@ -582,7 +581,7 @@ impl pb::suggestions_server::Suggestions for Service {
         req: Request<pb::ListHandlingUnitsRequest>,
     ) -> Result<Response<pb::ListHandlingUnitsResponse>, Status> {
         let org = parse_org("org", &req.get_ref().org, &self.0.default_org()?)?;
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let units = self
             .0
             .list(kind::HANDLING_UNIT, Some(&org))
@@ -713,7 +712,7 @@ impl pb::suggestions_server::Suggestions for Service {
         let me = caller(&req)?;
         let req = req.into_inner();
         let org = parse_org("org", &req.org, &self.0.default_org()?)?;
-        self.0.require_reach("org", &org)?;
+        self.0.require_reach("org", &org).await?;
         let suggestions = self
             .0
             .page(kind::SUGGESTION, &org, page_limit(req.limit)?, req.offset)
@@ -859,7 +858,7 @@ impl pb::suggestions_server::Suggestions for Service {
     ) -> Result<Response<pb::SuggestionRatesResponse>, Status> {
         let core = &self.0;
         let org = parse_org("org", &req.get_ref().org, &core.default_org()?)?;
-        core.require_reach("org", &org)?;
+        core.require_reach("org", &org).await?;
         let mut folded = Vec::new();
         for r in core.list(kind::SUGGESTION, Some(&org)).await? {
             let (s, state) = fold(core, &r)?;
@@ -881,7 +880,7 @@ impl pb::suggestions_server::Suggestions for Service {
         let core = &self.0;
         let req = req.into_inner();
         let org = parse_org("org", &req.org, &core.default_org()?)?;
-        core.require_reach("org", &org)?;
+        core.require_reach("org", &org).await?;
         let on = edge::day("on", req.on)?;
         let mut states = Vec::new();
         for r in core.list(kind::SUGGESTION, Some(&org)).await? {

@@ -170,6 +170,109 @@ async fn the_org_tree_comes_from_the_store_and_unknown_units_are_refused() -> an
     Ok(())
 }
 
+/// Issue #12, item 19: a read naming an org unit the node's tree does not know is refused as a
+/// write for it is (INVALID_ARGUMENT naming `org`), never answered OK with empty figures; the
+/// same reads of a known unit, and of the node's default, still answer.
+#[tokio::test]
+async fn reads_of_an_unknown_org_unit_are_refused_like_writes() -> anyhow::Result<()> {
+    let county = Node::start(COUNTY).await?;
+    // Inside the county's subtree by its code, so reach lets it through; not in the tree.
+    let unknown = "370202099";
+    let mut sc = SuggestionsClient::new(county.channel.clone());
+    let list = |org: &str| sug::ListSuggestionsRequest {
+        org: org.into(),
+        limit: 10,
+        offset: 0,
+    };
+    let rates = |org: &str| sug::SuggestionRatesRequest { org: org.into() };
+    // The write refuses it, and so do the reads now.
+    assert_refused(
+        sc.create_handling_unit(as_user(
+            COUNTY,
+            sug::CreateHandlingUnitRequest {
+                org: unknown.into(),
+                name: "区交通运输局".into(),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "org",
+    );
+    assert_refused(
+        sc.list_suggestions(as_user(COUNTY, list(unknown))).await,
+        Code::InvalidArgument,
+        "org",
+    );
+    assert_refused(
+        sc.suggestion_rates(as_user(COUNTY, rates(unknown))).await,
+        Code::InvalidArgument,
+        "org",
+    );
+    assert_refused(
+        sc.overdue_suggestions(as_user(
+            COUNTY,
+            sug::OverdueSuggestionsRequest {
+                org: unknown.into(),
+                on: None,
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "org",
+    );
+    assert_refused(
+        sc.list_handling_units(as_user(
+            COUNTY,
+            sug::ListHandlingUnitsRequest {
+                org: unknown.into(),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "org",
+    );
+    assert_refused(
+        DeputiesClient::new(county.channel.clone())
+            .list_deputies(as_user(
+                COUNTY,
+                dep::ListDeputiesRequest {
+                    org: unknown.into(),
+                    limit: 10,
+                    offset: 0,
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+        "org",
+    );
+    assert_refused(
+        StationsClient::new(county.channel.clone())
+            .list_stations(as_user(
+                COUNTY,
+                st::ListStationsRequest {
+                    org: unknown.into(),
+                    limit: 10,
+                    offset: 0,
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+        "org",
+    );
+    // The message says which code.
+    let status = sc
+        .list_suggestions(as_user(COUNTY, list(unknown)))
+        .await
+        .expect_err("refused");
+    assert!(status.message().contains(unknown), "{status:?}");
+    // Known units and the default still answer.
+    for org in [COUNTY, TOWNSHIP, ""] {
+        sc.list_suggestions(as_user(COUNTY, list(org))).await?;
+        sc.suggestion_rates(as_user(COUNTY, rates(org))).await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn updates_before_the_workflow_moves_on() -> anyhow::Result<()> {
     let node = Node::start(TOWNSHIP).await?;

@@ -233,8 +233,10 @@ fn by_org(r: &pb::Report, org: &str) -> Vec<String> {
 /// The demo's 2026-Q3 figures for 市南区 at the city. They are those the reports computed by
 /// reading the materialised tables, before the facts (checked by diffing every table of every
 /// report with `dump_demo_reports`), except projects adopted by vote, which that version never
-/// counted on SQLite. Columns that move with the clock (days to resolve, overdue projects) are
-/// left out.
+/// counted on SQLite, and what issue #12 changed: escalated opinions count under 逐级向上反映
+/// (4, two of them assigned by the county, were 0), 已办结 counts closed items only (2, was 6
+/// with the withdrawn and merged), and 退回修改, 撤回, 并案, 重点督办 follow it. Columns that
+/// move with the clock (days to resolve, overdue projects) are left out.
 #[tokio::test]
 async fn demo_figures_at_the_city_are_the_known_answers() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -260,7 +262,7 @@ async fn demo_figures_at_the_city_are_the_known_answers() -> Result<()> {
     let want = [
         (
             "suggestions",
-            "370202 | 市南区 | 20 | 10 | 4 | 8 | 6 | 80.00 | 66.67 | 75.00 | 4",
+            "370202 | 市南区 | 20 | 10 | 4 | 8 | 2 | 2 | 2 | 2 | 2 | 80.00 | 66.67 | 75.00 | 4",
         ),
         // candidates, adopted, budget, average progress, accepted (overdue moves with the year)
         (
@@ -273,7 +275,7 @@ async fn demo_figures_at_the_city_are_the_known_answers() -> Result<()> {
         ),
         ("stations", "370202 | 市南区 | 4 | 12 | 5 | 16 | 12"),
         // collected, four routes, resolved, open (days to resolve move with the clock)
-        ("opinions", "370202 | 市南区 | 16 | 4 | 4 | 6 | 0 | 12 | 4"),
+        ("opinions", "370202 | 市南区 | 16 | 4 | 4 | 4 | 4 | 12 | 4"),
     ];
     for (name, expected) in want {
         let row = &got[name];
@@ -542,6 +544,227 @@ async fn a_crash_between_apply_and_projection_is_caught_up_by_the_next_report() 
         ensure!(caught_up(&city).await?, "{label}");
         // Township 八大峡街道 alone, from the same facts.
         ensure!(opinion_figures(&city, "370202001").await? == ("5".into(), "3".into()));
+        city.close().await;
+        township.close().await;
+        db.cleanup().await?;
+    }
+    Ok(())
+}
+
+/// Issue #12, item 3: the suggestions report quotes what a year report does (Qingdao 2022:
+/// 117 returned for revision, 30 withdrawn or merged, 34 under key supervision), counts only
+/// closed items as 已办结 (withdrawn and merged ones ended without being handled), and its
+/// overdue list names each item by title and the unit that is late, not by a UUID.
+#[tokio::test]
+async fn the_suggestions_report_has_the_figures_a_year_report_quotes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nodes = demo(dir.path()).await?;
+    let city = &nodes["370200"];
+    let report = renda_api::reports::build_report(
+        city.store.clone(),
+        city.ctx.clone(),
+        None,
+        &request("suggestions", "370200", "2026-07-01", "2026-10-01"),
+    )
+    .await?;
+    let table = |key: &str| report.tables.iter().find(|t| t.key == key);
+    let by_org = table("by_org").context("by_org")?;
+    let value = |org: &str, key: &str| -> Option<String> {
+        let i = by_org.columns.iter().position(|c| c.key == key)?;
+        let row = by_org
+            .rows
+            .iter()
+            .find(|r| r.cells.first().map(cell).as_deref() == Some(org))?;
+        row.cells.get(i).map(cell)
+    };
+    let got: Vec<Option<String>> = [
+        "submitted",
+        "finished",
+        "revision_requested",
+        "withdrawn",
+        "merged",
+        "key_supervision",
+    ]
+    .iter()
+    .map(|k| value("370202", k))
+    .collect();
+    // Each of 市南区's two streets: one item closed, one returned for revision, one withdrawn,
+    // one merged, one under key supervision. Closed alone is 已办结 (it counted 6 before).
+    let want: Vec<Option<String>> = ["20", "2", "2", "2", "2", "2"]
+        .map(|v| Some(v.to_owned()))
+        .into();
+    ensure!(got == want, "{got:?}");
+    let overdue = table("overdue").context("overdue")?;
+    let keys: Vec<&str> = overdue.columns.iter().map(|c| c.key.as_str()).collect();
+    ensure!(
+        keys[..5] == ["title", "unit", "overdue_kind", "due", "days_late"],
+        "{keys:?}"
+    );
+    ensure!(!overdue.rows.is_empty(), "the demo has overdue items");
+    for r in &overdue.rows {
+        let row: Vec<String> = r.cells.iter().map(cell).collect();
+        ensure!(
+            row[0].starts_with("关于") && row[0].ends_with("的建议"),
+            "{row:?}"
+        );
+        // The late unit with its county: 区卫生健康局(市南区).
+        ensure!(
+            row[1].starts_with("区")
+                && (row[1].ends_with("(市南区)") || row[1].ends_with("(崂山区)")),
+            "{row:?}"
+        );
+        ensure!(
+            chrono::NaiveDate::parse_from_str(&row[3], "%Y-%m-%d").is_ok()
+                && row[4].parse::<i64>()? > 0,
+            "{row:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Issue #12, item 6: the city's by-unit table says whose each handling unit is. Both of the
+/// demo's counties have a 区交通运输局; each row names its org unit, and no two rows read alike.
+#[tokio::test]
+async fn the_city_by_unit_table_says_which_county_a_unit_belongs_to() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nodes = demo(dir.path()).await?;
+    let city = &nodes["370200"];
+    let report = renda_api::reports::build_report(
+        city.store.clone(),
+        city.ctx.clone(),
+        None,
+        &request("suggestions", "370200", "2026-01-01", "2027-01-01"),
+    )
+    .await?;
+    let table = report
+        .tables
+        .iter()
+        .find(|t| t.key == "by_unit")
+        .context("a by_unit table")?;
+    let col = |key: &str| table.columns.iter().position(|c| c.key == key);
+    let (org, name) = (
+        col("unit_org_name").context("a column naming the unit's org")?,
+        col("unit_name").context("unit_name")?,
+    );
+    let rows: Vec<(String, String)> = table
+        .rows
+        .iter()
+        .map(|r| (cell(&r.cells[org]), cell(&r.cells[name])))
+        .collect();
+    let traffic: Vec<&str> = rows
+        .iter()
+        .filter(|(_, n)| n == "区交通运输局")
+        .map(|(o, _)| o.as_str())
+        .collect();
+    ensure!(traffic == ["市南区", "崂山区"], "{rows:?}");
+    let distinct: std::collections::BTreeSet<_> = rows.iter().collect();
+    ensure!(
+        distinct.len() == rows.len(),
+        "two rows read alike: {rows:?}"
+    );
+    Ok(())
+}
+
+/// A workflow step of an opinion: its event id, the org it is taken for, the rest of its
+/// payload by field id.
+type Step = (u16, OrgCode, Vec<(u16, Value)>);
+
+/// Writes an opinion of the township raised in July 2026 with `steps` in that order.
+async fn opinion_with(township: &Store, steps: Vec<Step>) -> Result<()> {
+    let schema = township.schema().clone();
+    let kind = schema.kind_named("opinion").context("opinion kind")?.id;
+    let org = township.org();
+    let author = Author { org, number: 1 };
+    township
+        .write(
+            RecordId(Uuid::now_v7()),
+            kind,
+            author,
+            move |record, actor| {
+                let mut changes = vec![
+                    record.put(actor, FieldId(1), Value::Org(org)),
+                    record.put(actor, FieldId(5), Value::Int(JULY)),
+                ];
+                for (event, by, payload) in steps {
+                    let mut p = vec![(FieldId(0), Value::Org(by))];
+                    p.extend(payload.into_iter().map(|(f, v)| (FieldId(f), v)));
+                    changes.push(Change::Event {
+                        event: EventKindId(event),
+                        payload: p,
+                    });
+                }
+                changes
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Issue #12, item 2: the opinions report's 逐级向上反映 column counts the opinions the
+/// township escalated (it read only routings, so it stayed 0), each opinion in one route
+/// column, on SQLite and PostgreSQL.
+#[tokio::test]
+async fn escalated_opinions_are_counted_as_escalated() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (street, county): (OrgCode, OrgCode) = ("370202001".parse()?, "370202".parse()?);
+    let routed = |route: &str| {
+        (
+            1,
+            street,
+            vec![(1, Value::Text(route.into())), (3, Value::Int(JULY))],
+        )
+    };
+    let escalated = (
+        2,
+        street,
+        vec![(1, Value::Org(county)), (2, Value::Int(JULY + 1))],
+    );
+    for db in databases(dir.path()).await? {
+        let label = db.label;
+        let (township, city) = db.township_and_city(dir.path()).await?;
+        opinion_with(&township, vec![routed("answered_on_site")]).await?;
+        opinion_with(&township, vec![escalated.clone()]).await?;
+        // Assigned first, then escalated: it left the street escalated.
+        opinion_with(
+            &township,
+            vec![routed("assigned_to_department"), escalated.clone()],
+        )
+        .await?;
+        // Escalated, then the county assigns it and resolves it: still escalated by the street.
+        opinion_with(
+            &township,
+            vec![
+                escalated.clone(),
+                (
+                    1,
+                    county,
+                    vec![
+                        (1, Value::Text("assigned_to_department".into())),
+                        (3, Value::Int(JULY + 2)),
+                    ],
+                ),
+                (
+                    3,
+                    county,
+                    vec![(1, Value::Text("已解决".into())), (2, Value::Int(JULY + 3))],
+                ),
+            ],
+        )
+        .await?;
+        sync_up(&township, &city).await?;
+        let report = renda_api::reports::build_report(
+            city.clone(),
+            ApiContext::new(OrgTree::demo()),
+            None,
+            &request("opinions", "370202", "2026-07-01", "2026-10-01"),
+        )
+        .await?;
+        // collected, on site, transferred, assigned, escalated, resolved, open
+        let row = by_org(&report, "370202001");
+        ensure!(
+            row.get(2..9) == Some(&["4", "1", "0", "0", "3", "1", "3"].map(String::from)[..]),
+            "{label}: {row:?}"
+        );
         city.close().await;
         township.close().await;
         db.cleanup().await?;

@@ -147,6 +147,12 @@ pub struct State {
     /// Every unit that has handled it, in order, the current one last.
     pub handled_by: Vec<OrgCode>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// How the unit where it was raised handled it, what the reports count it as (each opinion
+    /// in exactly one of the four route columns, or none while unrouted): the last routing
+    /// applied before it left that unit, and `EscalatedUpward` from its first escalation on,
+    /// whatever the level above does with it next (that is the upper level's handling). The
+    /// status keeps the route in force now.
+    pub route: Option<OpinionRoute>,
     /// The stamps of the applied steps, in order.
     pub applied: Vec<Stamp>,
     pub flags: Vec<Flag>,
@@ -159,6 +165,7 @@ pub fn fold(opinion: &Opinion, events: &[Stamped<Event>]) -> State {
         handling_org: opinion.org,
         handled_by: vec![opinion.org],
         resolved_at: None,
+        route: None,
         applied: Vec::new(),
         flags: Vec::new(),
     };
@@ -198,6 +205,9 @@ fn apply(s: &mut State, event: &Event) -> std::result::Result<(), Refusal> {
                 ));
             }
             s.status = Status::Handling(*route);
+            if s.handled_by.len() == 1 {
+                s.route = Some(*route);
+            }
         }
         Event::Escalated { from, to, .. } => {
             if finished {
@@ -226,6 +236,7 @@ fn apply(s: &mut State, event: &Event) -> std::result::Result<(), Refusal> {
             s.handling_org = *to;
             s.handled_by.push(*to);
             s.status = Status::Handling(OpinionRoute::EscalatedUpward);
+            s.route = Some(OpinionRoute::EscalatedUpward);
         }
         Event::Resolved { by, at, .. } => {
             if finished {
@@ -546,6 +557,37 @@ mod tests {
         let e = escalate(&s, &tree, at(3)).unwrap_err();
         assert_eq!(e.field(), "handling_org");
         assert!(matches!(e, Error::Precondition { .. }));
+    }
+
+    #[test]
+    fn an_escalated_opinion_counts_as_escalated_where_it_was_raised() {
+        let o = opinion();
+        let tree = OrgTree::demo();
+        let by = code("370202001");
+        let routed = Event::Routed {
+            by,
+            route: OpinionRoute::AssignedToDepartment,
+            to: Some("街道城管科".into()),
+            at: at(1),
+        };
+        let s = fold(&o, &[ev(1, 1, routed.clone())]);
+        assert_eq!(s.route, Some(OpinionRoute::AssignedToDepartment));
+        let up = escalate(&s, &tree, at(2)).unwrap();
+        // The county then assigns it to a department of its own and resolves it: the street
+        // still escalated it.
+        let county = Event::Routed {
+            by: code("370202"),
+            route: OpinionRoute::AssignedToDepartment,
+            to: Some("区城市管理局".into()),
+            at: at(3),
+        };
+        let s = fold(&o, &[ev(1, 1, routed), ev(1, 2, up), ev(2, 1, county)]);
+        assert_eq!(
+            s.status,
+            Status::Handling(OpinionRoute::AssignedToDepartment)
+        );
+        assert_eq!(s.route, Some(OpinionRoute::EscalatedUpward));
+        assert_eq!(fold(&o, &[]).route, None);
     }
 
     #[test]

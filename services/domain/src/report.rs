@@ -1,6 +1,8 @@
 //! The reports a node serves and the city gateway passes upward: their names as requests and
 //! the gateway's paths spell them, their Chinese titles, and the freshness limit a figure is
-//! held to when a request names none.
+//! held to when a request names none, and how a period reads to people.
+
+use chrono::NaiveDate;
 
 /// Report names, as requests and the gateway's paths spell them.
 pub const REPORT_NAMES: [&str; 5] = [
@@ -28,9 +30,35 @@ pub fn title_zh(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The last day of a report's period `[from, to)`: the protocol carries the day after it
+/// (`renda.report.v1` periods are half-open), people read the last day itself.
+pub fn last_day(to: NaiveDate) -> NaiveDate {
+    to.pred_opt().unwrap_or(to)
+}
+
+/// A report's period `[from, to)` as people read it, both days inclusive: the year 2022 is
+/// `2022-01-01至2022-12-31`. Every title of a report or export says its period so.
+pub fn period_zh(from: NaiveDate, to: NaiveDate) -> String {
+    format!("{from}至{}", last_day(to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_reads_with_its_last_day() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a calendar day");
+        assert_eq!(
+            period_zh(day(2022, 1, 1), day(2023, 1, 1)),
+            "2022-01-01至2022-12-31"
+        );
+        assert_eq!(
+            period_zh(day(2024, 2, 1), day(2024, 3, 1)),
+            "2024-02-01至2024-02-29"
+        );
+        assert_eq!(last_day(day(2026, 7, 2)), day(2026, 7, 1));
+    }
 
     #[test]
     fn every_report_has_a_title_and_nothing_else_does() {

@@ -438,6 +438,9 @@ pub struct State {
     pub evaluations: Vec<Evaluation>,
     pub implemented: bool,
     pub merged_into: Option<Uuid>,
+    /// Whether review ever sent it back for revision (退回修改), revised since or not: a year
+    /// report counts the items returned for revision (Qingdao 2022: 117).
+    pub revision_requested: bool,
     pub flags: Vec<Flag>,
 }
 
@@ -459,6 +462,7 @@ impl State {
             evaluations: Vec::new(),
             implemented: false,
             merged_into: None,
+            revision_requested: false,
             flags: Vec::new(),
         }
     }
@@ -629,6 +633,7 @@ fn apply(sug: &Suggestion, s: &mut State, stamped: &Stamped<Event>) -> Result<()
                 return Err(not_in("request a revision", "退回修改", s.status));
             }
             s.status = S::RevisionRequested;
+            s.revision_requested = true;
         }
         Event::Revised { .. } => {
             if s.status != S::RevisionRequested {

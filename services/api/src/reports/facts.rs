@@ -14,8 +14,8 @@
 //!
 //! | fact         | date_ms                    | subject      | code     | flags         | amount     | end_ms        | label | extra |
 //! |--------------|----------------------------|--------------|----------|---------------|------------|---------------|-------|-------|
-//! | opinion      | raised_at                  | station      | route    | escalated     |            | first resolve |       |       |
-//! | suggestion   | first submitted day        |              | status   | [`sflag`] bits|            |               |       | units and overdue candidates (JSON) |
+//! | opinion      | raised_at                  | station      | route where raised | escalated |            | first resolve |       |       |
+//! | suggestion   | first submitted day        |              | status   | [`sflag`] bits|            |               | title | units, overdue candidates, pending units (JSON) |
 //! | project      | 1 January of its year      |              | progress | adopted, accepted | budget (fen) |          | title |       |
 //! | deputy       |                            |              | ended    |               |            |               | name  |       |
 //! | station      |                            |              |          |               |            |               | name  |       |
@@ -45,7 +45,7 @@ use crate::error::Result;
 use crate::schema::kind;
 
 /// The definition of the facts below; stored beside them.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 4;
 
 /// Operations per catch-up transaction: bounds how long one holds the writer, and how much
 /// one catch-up holds in memory.
@@ -98,12 +98,27 @@ pub(crate) mod sflag {
     pub const IMPLEMENTATION_DEN: i64 = 1 << 5;
     pub const HANDLING: i64 = 1 << 6;
     pub const REPLIED: i64 = 1 << 7;
-    pub const FINAL: i64 = 1 << 8;
+    /// 办结: closed after its reply. A withdrawn or merged item ended, but was not handled to
+    /// the end: it is counted by its own bit, never as finished.
+    pub const CLOSED: i64 = 1 << 8;
+    /// 退回修改: review sent it back for revision at some point.
+    pub const REVISION_REQUESTED: i64 = 1 << 9;
+    /// 撤回.
+    pub const WITHDRAWN: i64 = 1 << 10;
+    /// 并案: merged into another item.
+    pub const MERGED: i64 = 1 << 11;
+    /// 重点督办: the supervision mode in force is key supervision.
+    pub const KEY_SUPERVISION: i64 = 1 << 12;
 }
 
-/// A suggestion's `extra`: the units it is assigned to, and what would be overdue once its
-/// due date passes (`sug::overdue` on a day after every deadline), as (kind, due date).
-pub(crate) type SuggestionExtra = (Vec<uuid::Uuid>, Vec<(sug::OverdueKind, NaiveDate)>);
+/// A suggestion's `extra`: the units it is assigned to, what would be overdue once its due
+/// date passes (`sug::overdue` on a day after every deadline), as (kind, due date), and the
+/// replying units that have not replied in this round (whose reply is the one late).
+pub(crate) type SuggestionExtra = (
+    Vec<uuid::Uuid>,
+    Vec<(sug::OverdueKind, NaiveDate)>,
+    Vec<uuid::Uuid>,
+);
 
 /// A day after every deadline: asked on it, `sug::overdue` lists every candidate with its due.
 const END_OF_DAYS: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
@@ -245,11 +260,9 @@ pub(crate) fn facts_of(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Re
             f.date_ms = Some(raised);
             f.subject = ref_id(r, "station");
             let events = core.domain_events::<opinion::Event>(r)?;
-            // The route in force is the last routing by stamp (events are in fold order).
-            if let Some(route) = events.iter().rev().find_map(|e| match &e.event {
-                opinion::Event::Routed { route, .. } => Some(*route),
-                _ => None,
-            }) {
+            // How the unit where it was raised handled it, as the domain's fold says (an
+            // escalation counts as 逐级向上反映 whatever the level above did next).
+            if let Some(route) = crate::opinion::fold(core, r)?.route {
                 f.code = ROUTES
                     .iter()
                     .position(|r| *r == route.code())
@@ -413,6 +426,7 @@ fn suggestion_fact(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Result
     let mine = rates::suggestion_rates(&[(&state, suggestion.lead_deputy)]);
     let mut f = base(r, 0, fact::SUGGESTION);
     f.date_ms = Some(day_ms(submitted));
+    f.label = Some(suggestion.title.clone());
     f.code = state.status as i64;
     for (present, bit) in [
         (mine.reply.numerator > 0, sflag::REPLY_NUM),
@@ -426,7 +440,14 @@ fn suggestion_fact(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Result
         ),
         (state.status.is_handling(), sflag::HANDLING),
         (state.replied, sflag::REPLIED),
-        (state.status.is_final(), sflag::FINAL),
+        (state.status == sug::Status::Closed, sflag::CLOSED),
+        (state.revision_requested, sflag::REVISION_REQUESTED),
+        (state.status == sug::Status::Withdrawn, sflag::WITHDRAWN),
+        (state.status == sug::Status::Merged, sflag::MERGED),
+        (
+            state.supervision == Some(sug::SupervisionMode::Key),
+            sflag::KEY_SUPERVISION,
+        ),
     ] {
         if present {
             f.flags |= bit;
@@ -443,7 +464,8 @@ fn suggestion_fact(core: &Core, r: &StoredRecord, out: &mut Vec<Fact>) -> Result
             .map(|o| (o.kind, o.due))
             .collect();
     if !units.is_empty() || !overdue.is_empty() {
-        let extra: SuggestionExtra = (units, overdue);
+        let pending = state.pending_units().into_iter().collect();
+        let extra: SuggestionExtra = (units, overdue, pending);
         f.extra = serde_json::to_string(&extra).ok();
     }
     out.push(f);
