@@ -543,6 +543,7 @@ async fn main() -> Result<()> {
                 day: 1,
             }),
             freshness_limit_hours: 72,
+            freshness_limit_minutes: 0,
         };
         let path = format!("/api/v1/reports/{name}?org=370200&period=2026-Q3");
         // One warm-up of each, so both sides start with the same page cache.

@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate};
 use renda_accounts::{Claims, SigningKey, TokenSigner, UserRole};
 use renda_config::{Foreign, Kind, Schema, Secret, invalid};
-use renda_domain::report::{self, DEFAULT_FRESHNESS_HOURS, REPORT_NAMES};
+use renda_domain::report::{self, DEFAULT_FRESHNESS_MINUTES, REPORT_NAMES};
 use renda_proto::auth::v1 as auth_pb;
 use renda_proto::report::v1 as pb;
 use renda_proto::types::v1 as types;
@@ -51,7 +51,7 @@ pub struct Config {
     pub token_key_id: String,
     /// Earlier keys still accepted (the city node's `auth.previous_token_keys`).
     pub previous_token_keys: Vec<(String, Secret)>,
-    pub freshness_limit_hours: u32,
+    pub freshness_limit_minutes: u32,
     pub request_timeout: Duration,
     pub tls: Option<TlsFiles>,
     /// Where to export spans over OTLP/gRPC (`gateway.otlp_endpoint`); none when unset.
@@ -70,6 +70,7 @@ pub const SCHEMA: Schema = Schema {
                 ("token_key_id", Kind::Text),
                 ("previous_token_keys", Kind::SecretList),
                 ("freshness_limit_hours", Kind::Integer),
+                ("freshness_limit_minutes", Kind::Integer),
                 ("request_timeout_ms", Kind::Integer),
                 ("insecure", Kind::Bool),
                 ("otlp_endpoint", Kind::Text),
@@ -130,16 +131,16 @@ impl Config {
             .into());
         };
         let freshness = t
-            .integer(G, "freshness_limit_hours", 1)?
-            .map_or(Ok(DEFAULT_FRESHNESS_HOURS), u32::try_from)
-            .map_err(|_| invalid("gateway.freshness_limit_hours", "is too large"))?;
+            .minutes(G, "freshness_limit")?
+            .map_or(Ok(DEFAULT_FRESHNESS_MINUTES), u32::try_from)
+            .map_err(|_| invalid("gateway.freshness_limit_minutes", "is too large"))?;
         Ok(Config {
             listen: t.required_text(G, "listen")?.to_owned(),
             city_grpc: t.required_text(G, "city_grpc")?.to_owned(),
             token_secret,
             token_key_id: t.text(G, "token_key_id")?.unwrap_or("1").to_owned(),
             previous_token_keys: t.keyed_secrets(G, "previous_token_keys", MIN_SECRET_CHARS)?,
-            freshness_limit_hours: freshness,
+            freshness_limit_minutes: freshness,
             request_timeout: Duration::from_millis(
                 t.integer(G, "request_timeout_ms", 1)?.unwrap_or(5_000),
             ),
@@ -161,7 +162,7 @@ pub struct ConfigError(#[from] renda_config::Error);
 pub struct App {
     channel: Channel,
     signer: TokenSigner,
-    freshness_limit_hours: u32,
+    freshness_limit_minutes: u32,
     timeout: Duration,
 }
 
@@ -189,7 +190,7 @@ impl App {
         Ok(App {
             channel,
             signer: signer(config)?,
-            freshness_limit_hours: config.freshness_limit_hours,
+            freshness_limit_minutes: config.freshness_limit_minutes,
             timeout: config.request_timeout,
         })
     }
@@ -646,7 +647,8 @@ async fn report(
         org_code: org_code.to_string(),
         from: Some(from.into()),
         to: Some(to.into()),
-        freshness_limit_hours: app.freshness_limit_hours,
+        freshness_limit_hours: 0,
+        freshness_limit_minutes: app.freshness_limit_minutes,
     };
     let mut client = pb::reports_client::ReportsClient::new(app.channel.clone())
         .max_decoding_message_size(64 * 1024 * 1024);

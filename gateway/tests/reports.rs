@@ -261,9 +261,11 @@ async fn opinion_figures_drill_down_and_change_with_a_late_sync() -> anyhow::Res
     assert_eq!(row(&r, "by_org", "370202001")["collected"], 2, "{r}");
     assert_eq!(row(&r, "by_org", "370202002")["open"], 1);
 
-    // A late sync of 370212001 brings an opinion and moves its freshness.
+    // A late sync of 370212001 brings an opinion and moves its freshness. Each township is as
+    // fresh as its own last contact, never its county's: here every township synced with the
+    // city itself (as after a fallback).
     opinion(&city.store, "370212001", "answered_on_site", Some(1)).await?;
-    for peer in ["370202", "370212"] {
+    for peer in ["370202001", "370202002", "370212001", "370212002"] {
         city.store
             .set_peer_sync(&PeerSync {
                 peer: peer.into(),

@@ -52,6 +52,7 @@ pub const SECTIONS: Sections = &[
             ("previous_token_keys", Kind::SecretList),
             ("token_ttl_minutes", Kind::Integer),
             ("freshness_limit_hours", Kind::Integer),
+            ("freshness_limit_minutes", Kind::Integer),
         ],
     ),
     (
@@ -147,7 +148,7 @@ pub struct AuthConfig {
     /// How long a log-in token is valid (default 12 hours).
     pub token_ttl: Duration,
     /// Reports flag a township whose data is older than this many hours (default 72).
-    pub freshness_limit_hours: u64,
+    pub freshness_limit_minutes: u64,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -167,7 +168,7 @@ impl std::fmt::Debug for AuthConfig {
                     .collect::<Vec<_>>(),
             )
             .field("token_ttl", &self.token_ttl)
-            .field("freshness_limit_hours", &self.freshness_limit_hours)
+            .field("freshness_limit_minutes", &self.freshness_limit_minutes)
             .finish()
     }
 }
@@ -299,7 +300,7 @@ impl Config {
                     .integer("auth", "token_ttl_minutes", 1)?
                     .unwrap_or(12 * 60),
             ),
-            freshness_limit_hours: t.integer("auth", "freshness_limit_hours", 1)?.unwrap_or(72),
+            freshness_limit_minutes: t.minutes("auth", "freshness_limit")?.unwrap_or(72 * 60),
         };
 
         let defaults = SyncConfig::default();

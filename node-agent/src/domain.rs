@@ -25,7 +25,9 @@ pub fn deputy_work() -> Domain {
 /// unit and its ancestors, named by their codes until their records arrive, so a node that has
 /// never synced can record data for its own unit.
 pub(crate) fn api_context(node: &NodeContext) -> renda_api::ApiContext {
-    renda_api::ApiContext::new(own_units(node.store.org())).with_signer(node.signer.clone())
+    renda_api::ApiContext::new(own_units(node.store.org()))
+        .with_signer(node.signer.clone())
+        .with_freshness_limit(node.freshness_limit_minutes)
 }
 
 /// The tree of `org` and its ancestors, each named by its code.
@@ -59,7 +61,6 @@ fn console(
         status: node.status.clone(),
         sync: node.sync.clone(),
         signer: node.signer.clone(),
-        freshness_limit_hours: node.freshness_limit_hours,
         api: api_context(node),
     };
     renda_console::router(state).unwrap_or_else(|e| {

@@ -89,7 +89,7 @@ impl Mesh {
                     token_key_id: "demo".into(),
                     previous_token_keys: Vec::new(),
                     token_ttl: Duration::from_secs(12 * 3600),
-                    freshness_limit_hours: 72,
+                    freshness_limit_minutes: 72 * 60,
                 },
                 node: NodeConfig {
                     identity: node_identity,

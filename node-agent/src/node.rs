@@ -98,7 +98,8 @@ pub struct NodeContext {
     pub signer: renda_accounts::TokenSigner,
     /// How long a log-in token is valid, in milliseconds.
     pub token_ttl_ms: i64,
-    pub freshness_limit_hours: u64,
+    /// Reports that name no freshness limit flag townships older than this.
+    pub freshness_limit_minutes: u32,
 }
 
 /// Opens the store, binds the gRPC listener and starts serving and syncing. The returned task
@@ -119,7 +120,7 @@ pub async fn start(
             url: redact(&config.storage.url),
             source,
         })?;
-    let status = StatusBook::new(store.clone());
+    let status = StatusBook::new(store.clone()).with_interval(config.sync.interval);
     let policy = Policy::new(domain.rule.clone());
 
     let (server_tls, material) = match &config.tls {
@@ -224,7 +225,8 @@ pub async fn start(
         sync: sync.clone(),
         signer: signer.clone(),
         token_ttl_ms: i64::try_from(config.auth.token_ttl.as_millis()).unwrap_or(i64::MAX),
-        freshness_limit_hours: config.auth.freshness_limit_hours,
+        freshness_limit_minutes: u32::try_from(config.auth.freshness_limit_minutes)
+            .unwrap_or(u32::MAX),
     };
     let people = (domain.services)(&context);
     // One projector per node, whichever ports serve the reports; stopped before the store

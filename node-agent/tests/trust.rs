@@ -231,6 +231,7 @@ async fn declared_callers_node_certificates_and_foreign_tokens_are_refused() -> 
                 from: Some(jan1(2026)),
                 to: Some(jan1(2027)),
                 freshness_limit_hours: 72,
+                freshness_limit_minutes: 0,
             })
             .await,
         Code::Unauthenticated,
@@ -543,6 +544,7 @@ async fn a_township_clerk_neither_reads_nor_writes_another_township() -> anyhow:
                     from: Some(jan1(2026)),
                     to: Some(jan1(2027)),
                     freshness_limit_hours: 72,
+                    freshness_limit_minutes: 0,
                 },
             ))
             .await
@@ -944,6 +946,7 @@ async fn a_deputy_checks_in_with_the_signed_code_offline_and_a_clerk_enters_prox
                 from: Some(jan1(year)),
                 to: Some(jan1(year + 1)),
                 freshness_limit_hours: 72,
+                freshness_limit_minutes: 0,
             },
         ))
         .await?

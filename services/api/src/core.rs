@@ -36,6 +36,8 @@ pub struct ApiContext {
     weights: Arc<PointWeights>,
     /// Signs and checks check-in codes; a node sets the deployment's keys.
     signer: Option<renda_accounts::TokenSigner>,
+    /// A township whose data is older than this is flagged in reports that name no limit.
+    freshness_limit_minutes: u32,
 }
 
 #[derive(Debug, Default)]
@@ -64,7 +66,18 @@ impl ApiContext {
             base: Arc::new(base),
             weights: Arc::new(PointWeights::default()),
             signer: None,
+            freshness_limit_minutes: renda_domain::report::DEFAULT_FRESHNESS_MINUTES,
         }
+    }
+
+    /// The node's freshness limit for reports that name none (`auth.freshness_limit_*`).
+    pub fn with_freshness_limit(mut self, minutes: u32) -> Self {
+        self.freshness_limit_minutes = minutes.max(1);
+        self
+    }
+
+    pub fn freshness_limit_minutes(&self) -> u32 {
+        self.freshness_limit_minutes
     }
 
     pub fn with_weights(mut self, weights: PointWeights) -> Self {

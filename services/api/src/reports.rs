@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use renda_domain::activity::DutyRecordKind;
 use renda_domain::org::{Level, OrgCode, OrgTree};
 use renda_domain::rates::{self, Rate, RateKind};
@@ -55,7 +55,7 @@ pub struct NodeFreshness {
     pub pending_ops: u64,
 }
 
-pub use renda_domain::report::{DEFAULT_FRESHNESS_HOURS, REPORT_NAMES};
+pub use renda_domain::report::{DEFAULT_FRESHNESS_MINUTES, REPORT_NAMES};
 
 /// Rows per page of an export stream.
 const EXPORT_PAGE: i64 = 2_000;
@@ -76,10 +76,10 @@ struct Query {
     org: OrgCode,
     from: NaiveDate,
     to: NaiveDate,
-    limit_hours: u32,
+    limit_minutes: u32,
 }
 
-fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
+fn parse_request(req: &pb::ReportRequest, tree: &OrgTree, default_limit: u32) -> Result<Query> {
     let name = REPORT_NAMES
         .into_iter()
         .find(|n| *n == req.name.trim())
@@ -117,12 +117,28 @@ fn parse_request(req: &pb::ReportRequest, tree: &OrgTree) -> Result<Query> {
         org,
         from,
         to,
-        limit_hours: if req.freshness_limit_hours == 0 {
-            DEFAULT_FRESHNESS_HOURS
-        } else {
-            req.freshness_limit_hours
-        },
+        limit_minutes: limit_minutes(req, default_limit)?,
     })
+}
+
+/// The freshness limit a request asks for, in minutes: in hours or in minutes, not both.
+fn limit_minutes(req: &pb::ReportRequest, default: u32) -> Result<u32> {
+    match (req.freshness_limit_hours, req.freshness_limit_minutes) {
+        (0, 0) => Ok(default),
+        (hours, 0) => hours.checked_mul(60).ok_or_else(|| {
+            Error::invalid(
+                "freshness_limit_hours",
+                format!("{hours} hours is too large"),
+                "时限过大",
+            )
+        }),
+        (0, minutes) => Ok(minutes),
+        _ => Err(Error::invalid(
+            "freshness_limit_minutes",
+            "give the freshness limit in hours or in minutes, not both",
+            "同步时限只能按小时或按分钟填写其一",
+        )),
+    }
 }
 
 // ---- drill-down rows ----------------------------------------------------------------------
@@ -385,8 +401,8 @@ impl Service {
         let (freshness, stale) = self.freshness(q, &tree).await?;
         let note = if stale {
             format!(
-                "注意：部分乡镇(街道)数据超过{}小时未同步，数字可能不全。",
-                q.limit_hours
+                "注意：部分乡镇(街道)数据超过{}未同步，数字可能不全。",
+                renda_domain::report::limit_zh(q.limit_minutes)
             )
         } else {
             String::new()
@@ -415,25 +431,31 @@ impl Service {
         q: &Query,
         tree: &OrgTree,
     ) -> Result<(Vec<pb::TownshipFreshness>, bool)> {
-        let peers = self.core.store.peer_syncs().await?;
-        let mut known: HashMap<String, (i64, u64, String)> = HashMap::new();
-        for p in peers {
-            known.insert(
-                p.peer.clone(),
-                (
-                    p.last_success.map_or(0, |t| t.timestamp_millis()),
+        // This node's own contacts: a live session's last success, and when the last bundle
+        // imported from the peer was made.
+        let known: HashMap<String, (i64, i64, u64)> = self
+            .core
+            .store
+            .peer_syncs()
+            .await?
+            .into_iter()
+            .map(|p| {
+                let ms = |t: Option<DateTime<Utc>>| t.map_or(0, |t| t.timestamp_millis());
+                let contact = (
+                    ms(p.last_success),
+                    ms(p.last_bundle),
                     p.pending_push.max(p.pending_pull),
-                    p.peer,
-                ),
-            );
-        }
+                );
+                (p.peer, contact)
+            })
+            .collect();
         let reported: HashMap<String, NodeFreshness> = self
             .freshness
             .as_ref()
             .map(|f| f().into_iter().map(|n| (n.org.clone(), n)).collect())
             .unwrap_or_default();
         let now = Utc::now().timestamp_millis();
-        let limit_ms = i64::from(q.limit_hours) * 3_600_000;
+        let limit_ms = i64::from(q.limit_minutes) * 60_000;
         let mut out = Vec::new();
         let mut any_stale = false;
         let mut townships: Vec<_> = tree
@@ -444,23 +466,24 @@ impl Service {
         townships.sort_by_key(|a| a.code);
         for unit in townships {
             let code = unit.code.to_string();
-            let (last, pending, source) = if let Some(n) = reported.get(&code) {
-                (n.last_sync_ms, n.pending_ops, "township".to_owned())
-            } else if let Some((last, pending, _)) = known.get(&code) {
-                (*last, *pending, "township".to_owned())
-            } else {
-                // Data of a township reaches the city through its county: the county's last
-                // contact bounds how fresh the township's data can be here.
-                unit.code
-                    .ancestors()
-                    .iter()
-                    .find_map(|a| {
-                        known
-                            .get(&a.to_string())
-                            .map(|(l, p, s)| (*l, *p, s.clone()))
-                    })
-                    .unwrap_or((0, 0, String::new()))
-            };
+            // Its own last contact only, never an ancestor's: what its reports say (through
+            // the chain of parents, or a fallback straight here), a live session with this
+            // node, or the making of the last bundle imported from it.
+            let mut last = 0;
+            let mut pending = 0;
+            let mut source = "";
+            if let Some(n) = reported.get(&code) {
+                (last, pending, source) = (n.last_sync_ms, n.pending_ops, "township");
+            }
+            if let Some(&(session, bundle, waiting)) = known.get(&code) {
+                if session > last {
+                    (last, pending, source) = (session, waiting, "township");
+                }
+                if bundle > last {
+                    (last, source) = (bundle, "bundle");
+                }
+            }
+            let source = source.to_owned();
             let stale = last == 0 || now - last > limit_ms;
             any_stale |= stale;
             out.push(pb::TownshipFreshness {
@@ -1341,7 +1364,11 @@ impl pb::reports_server::Reports for Reports {
         req: Request<pb::ReportRequest>,
     ) -> std::result::Result<Response<pb::Report>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
-        let q = parse_request(req.get_ref(), &tree)?;
+        let q = parse_request(
+            req.get_ref(),
+            &tree,
+            self.0.core.ctx.freshness_limit_minutes(),
+        )?;
         self.0.core.require_reach("org", &q.org).await?;
         let started = std::time::Instant::now();
         let report = self.0.build(&q).await?;
@@ -1356,7 +1383,11 @@ impl pb::reports_server::Reports for Reports {
         req: Request<pb::ReportRequest>,
     ) -> std::result::Result<Response<Self::ExportRowsStream>, Status> {
         let tree = self.0.core.tree().await.map_err(Status::from)?;
-        let q = parse_request(req.get_ref(), &tree)?;
+        let q = parse_request(
+            req.get_ref(),
+            &tree,
+            self.0.core.ctx.freshness_limit_minutes(),
+        )?;
         self.0.core.require_reach("org", &q.org).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::RowBatch, Status>>(4);
         let service = Arc::clone(&self.0);
@@ -1537,7 +1568,7 @@ pub async fn build_report(
         freshness,
     };
     let tree = service.core.tree().await.map_err(Status::from)?;
-    let q = parse_request(req, &tree)?;
+    let q = parse_request(req, &tree, service.core.ctx.freshness_limit_minutes())?;
     Ok(service.build(&q).await?)
 }
 
@@ -1558,22 +1589,23 @@ mod tests {
             from: Some(day(2026, 9, 1).into()),
             to: Some(day(2026, 7, 1).into()),
             freshness_limit_hours: 0,
+            freshness_limit_minutes: 0,
         };
-        let e = parse_request(&req, &tree).unwrap_err();
+        let e = parse_request(&req, &tree, DEFAULT_FRESHNESS_MINUTES).unwrap_err();
         assert!(matches!(&e, Error::Domain(d) if d.field() == "to"), "{e}");
         let same = pb::ReportRequest {
             to: req.from,
             ..req.clone()
         };
         assert!(
-            matches!(parse_request(&same, &tree).unwrap_err(), Error::Domain(d) if d.field() == "to")
+            matches!(parse_request(&same, &tree, DEFAULT_FRESHNESS_MINUTES).unwrap_err(), Error::Domain(d) if d.field() == "to")
         );
         let ok = pb::ReportRequest {
             from: req.to,
             to: req.from,
             ..req.clone()
         };
-        let q = parse_request(&ok, &tree).expect("a period");
+        let q = parse_request(&ok, &tree, DEFAULT_FRESHNESS_MINUTES).expect("a period");
         // Half-open: `to` is the day after the last.
         assert_eq!((q.from, q.to), (day(2026, 7, 1), day(2026, 9, 1)));
         for missing in [
@@ -1586,7 +1618,7 @@ mod tests {
                 ..ok.clone()
             },
         ] {
-            assert!(parse_request(&missing, &tree).is_err());
+            assert!(parse_request(&missing, &tree, DEFAULT_FRESHNESS_MINUTES).is_err());
         }
         let not_a_day = pb::ReportRequest {
             to: Some(renda_proto::types::v1::Date {
@@ -1597,14 +1629,14 @@ mod tests {
             ..ok.clone()
         };
         assert!(
-            matches!(parse_request(&not_a_day, &tree).unwrap_err(), Error::Domain(d) if d.field() == "to")
+            matches!(parse_request(&not_a_day, &tree, DEFAULT_FRESHNESS_MINUTES).unwrap_err(), Error::Domain(d) if d.field() == "to")
         );
         let bad = pb::ReportRequest {
             name: "nope".into(),
             ..req.clone()
         };
         assert!(
-            matches!(parse_request(&bad, &tree).unwrap_err(), Error::Domain(d) if d.field() == "name")
+            matches!(parse_request(&bad, &tree, DEFAULT_FRESHNESS_MINUTES).unwrap_err(), Error::Domain(d) if d.field() == "name")
         );
     }
 }

@@ -124,6 +124,7 @@ async fn opinion_row(node: &Node, org: &str) -> anyhow::Result<Vec<i64>> {
                 from: date("2000-01-01"),
                 to: date("2100-01-01"),
                 freshness_limit_hours: 0,
+                freshness_limit_minutes: 0,
             },
         ))
         .await?

@@ -176,6 +176,7 @@ fn request(name: &str, org: &str, from: &str, to: &str) -> pb::ReportRequest {
         from: day(from),
         to: day(to),
         freshness_limit_hours: 0,
+        freshness_limit_minutes: 0,
     }
 }
 

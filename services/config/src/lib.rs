@@ -333,6 +333,21 @@ impl Table {
         }
     }
 
+    /// A span in minutes given as `{base}_hours` or as `{base}_minutes` (for spans that are
+    /// not whole hours), at least one minute; both at once is an error naming the second.
+    pub fn minutes(&self, section: &str, base: &str) -> Result<Option<u64>, Error> {
+        let hours = self.integer(section, &format!("{base}_hours"), 1)?;
+        let minutes = self.integer(section, &format!("{base}_minutes"), 1)?;
+        match (hours, minutes) {
+            (Some(_), Some(_)) => Err(invalid(
+                &format!("{section}.{base}_minutes"),
+                format!("set {base}_hours or {base}_minutes, not both"),
+            )),
+            (Some(h), None) => Ok(Some(h.saturating_mul(60))),
+            (None, m) => Ok(m),
+        }
+    }
+
     pub fn text_list(&self, section: &str, key: &str) -> Result<Vec<String>, Error> {
         let dotted = || format!("{section}.{key}");
         match self.get(section, key) {

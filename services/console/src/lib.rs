@@ -47,7 +47,6 @@ pub struct ConsoleState {
     pub routes: tonic::service::Routes,
     /// The gate those services are called through, with the logged-in person's token.
     pub gate: renda_api::Gate,
-    pub freshness_limit_hours: u64,
     pub api: ApiContext,
 }
 

@@ -9,7 +9,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use renda_proto::sync::v1 as sync_pb;
 use renda_replica::{RecordId, Value};
 use renda_store::StoredRecord;
 use serde_json::{Value as Json_, json};
@@ -62,10 +61,8 @@ async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refu
     let below = shared.state.status.below();
     let names = org_names(shared).await;
     let now = crate::now_ms();
-    let parent = local
-        .peers
-        .iter()
-        .find(|p| p.role == sync_pb::PeerRole::Parent as i32);
+    // The link actually in use (the parent last synced with), not a fallback never used.
+    let parent = renda_sync::status::link_in_use(&local.peers);
     let offline = shared.state.sync.as_ref().map(|s| s.is_offline());
     // What this node wrote since its last push counts now, not at the last session: a clerk
     // working offline sees the backlog grow.
@@ -114,21 +111,35 @@ async fn status_json(shared: &Shared, headers: &HeaderMap) -> Result<Json_, Refu
             continue;
         }
         let report = below.iter().find(|r| &r.org_code == code);
-        let up = report.and_then(|r| {
-            r.peers
-                .iter()
-                .find(|p| p.role == sync_pb::PeerRole::Parent as i32)
-        });
+        let up = report.and_then(|r| renda_sync::status::link_in_use(&r.peers));
         let link = local.peers.iter().find(|p| &p.peer_org_code == code);
         let reported = report.map_or(0, |r| r.reported_unix_ms);
         let last_sync = up
             .map_or(0, |p| p.last_success_unix_ms)
-            .max(link.map_or(0, |p| p.last_success_unix_ms));
-        // Online: its last session succeeded and its report is recent (its sync interval is
-        // minutes; an hour of silence means it is off the network).
-        let recent = |ms: i64| ms > 0 && now - ms < 3_600_000;
-        let online = (up.is_some_and(|p| p.online) && recent(reported))
-            || link.is_some_and(|p| p.online && recent(p.last_success_unix_ms));
+            .max(link.map_or(0, |p| p.last_success_unix_ms.max(p.last_bundle_unix_ms)));
+        // Online: a child linked here called within a few of its own sync intervals (its link
+        // says so); a node further down, when its report says its link was online and the
+        // report is recent for its interval and the intervals of the nodes relaying it.
+        let online = match link {
+            Some(link) => link.online,
+            None => report.is_some_and(|r| {
+                let relay: i64 = below
+                    .iter()
+                    .filter(|b| {
+                        b.org_code.parse::<renda_replica::OrgCode>().is_ok_and(|o| {
+                            o != shared.node
+                                && shared.node.contains(o)
+                                && code.parse().is_ok_and(|c| o != c && o.contains(c))
+                        })
+                    })
+                    .map(|b| {
+                        renda_sync::status::ONLINE_ROUNDS
+                            .saturating_mul(i64::try_from(b.sync_interval_ms).unwrap_or(0))
+                    })
+                    .sum();
+                renda_sync::status::reported_online(r, now, relay)
+            }),
+        };
         nodes.push(json!({
             "org_code": code,
             "name": names.get(code).cloned().unwrap_or_default(),

@@ -13,9 +13,18 @@ pub const REPORT_NAMES: [&str; 5] = [
     "opinions",
 ];
 
-/// The freshness limit, in hours, when a request gives none: a township's data older than this
+/// The freshness limit, in minutes, when a request gives none: a township's data older than this
 /// is reported as stale.
-pub const DEFAULT_FRESHNESS_HOURS: u32 = 72;
+pub const DEFAULT_FRESHNESS_MINUTES: u32 = 72 * 60;
+
+/// A freshness limit as people read it: `72小时`, `90分钟` reads `1小时30分钟`.
+pub fn limit_zh(minutes: u32) -> String {
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m}分钟"),
+        (h, 0) => format!("{h}小时"),
+        (h, m) => format!("{h}小时{m}分钟"),
+    }
+}
 
 /// The Chinese title of a report (exports are named after it); `None` for a name that is not a
 /// report.

@@ -169,6 +169,12 @@ impl Backend {
                 include_str!("../migrations/sqlite/0007_digest_and_settled_quarantine.sql"),
                 include_str!("../migrations/postgres/0007_digest_and_settled_quarantine.sql"),
             ),
+            (
+                8,
+                "bundle contact",
+                include_str!("../migrations/sqlite/0008_bundle_contact.sql"),
+                include_str!("../migrations/postgres/0008_bundle_contact.sql"),
+            ),
         ];
         let sqlite = matches!(self, Backend::Sqlite(_));
         let dialect = self.name();

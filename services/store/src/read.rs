@@ -63,6 +63,8 @@ pub struct PeerSync {
     pub pending_push: u64,
     /// Operations the peer reported it holds for us.
     pub pending_pull: u64,
+    /// When the last change bundle imported from the peer was made (its creation time).
+    pub last_bundle: Option<DateTime<Utc>>,
 }
 
 /// A record as the materialised tables hold it.
@@ -523,21 +525,30 @@ impl Store {
         args: Vec<Arg>,
     ) -> Result<Vec<PeerSync>, Error> {
         let mut conn = self.inner.backend.acquire().await?;
-        type Row = (String, Option<i64>, Option<String>, Option<i64>, i64, i64);
+        type Row = (
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            i64,
+            i64,
+            Option<i64>,
+        );
         let sql = format!(
             "SELECT peer, last_success_ms, last_error, last_error_ms, pending_push, \
-             pending_pull FROM peer_sync {filter} ORDER BY peer"
+             pending_pull, last_bundle_ms FROM peer_sync {filter} ORDER BY peer"
         );
         let rows: Vec<Row> = conn.conn().fetch_all(crate::db::dynamic(sql), args).await?;
         Ok(rows
             .into_iter()
-            .map(|(peer, ok, error, error_ms, push, pull)| PeerSync {
+            .map(|(peer, ok, error, error_ms, push, pull, bundle)| PeerSync {
                 peer,
                 last_success: time(ok),
                 last_error: error,
                 last_error_at: time(error_ms),
                 pending_push: to_u64(push),
                 pending_pull: to_u64(pull),
+                last_bundle: time(bundle),
             })
             .collect())
     }
@@ -547,10 +558,11 @@ impl Store {
         conn.conn()
             .execute(
                 "INSERT INTO peer_sync (peer, last_success_ms, last_error, last_error_ms, \
-                 pending_push, pending_pull) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (peer) DO UPDATE SET last_success_ms = excluded.last_success_ms, \
-                 last_error = excluded.last_error, last_error_ms = excluded.last_error_ms, \
-                 pending_push = excluded.pending_push, pending_pull = excluded.pending_pull",
+                 pending_push, pending_pull, last_bundle_ms) VALUES ($1, $2, $3, $4, $5, $6, \
+                 $7) ON CONFLICT (peer) DO UPDATE SET last_success_ms = \
+                 excluded.last_success_ms, last_error = excluded.last_error, last_error_ms = \
+                 excluded.last_error_ms, pending_push = excluded.pending_push, pending_pull = \
+                 excluded.pending_pull, last_bundle_ms = excluded.last_bundle_ms",
                 vec![
                     Arg::Text(state.peer.clone()),
                     Arg::OptInt(state.last_success.map(|t| t.timestamp_millis())),
@@ -558,6 +570,7 @@ impl Store {
                     Arg::OptInt(state.last_error_at.map(|t| t.timestamp_millis())),
                     Arg::Int(i64::try_from(state.pending_push).unwrap_or(i64::MAX)),
                     Arg::Int(i64::try_from(state.pending_pull).unwrap_or(i64::MAX)),
+                    Arg::OptInt(state.last_bundle.map(|t| t.timestamp_millis())),
                 ],
             )
             .await?;

@@ -807,6 +807,7 @@ async fn checkpoints_and_identity_persist(env: &Env) -> Result<()> {
         last_error_at: chrono::DateTime::from_timestamp_millis(1_790_000_001_000),
         pending_push: 3,
         pending_pull: 9,
+        last_bundle: chrono::DateTime::from_timestamp_millis(1_789_000_000_000),
     };
     let actor = {
         let store = open(&url, county()).await?;

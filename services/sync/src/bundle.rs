@@ -337,8 +337,24 @@ pub async fn apply(
         total.quarantined += report.quarantined;
     }
     // A bundle from a child: what it covered of the child's feed, told to the child at its next
-    // session so that it does not push those operations again.
+    // session so that it does not push those operations again; and when it was made, which is
+    // how fresh the child's data is here (a clock ahead of this node's counts as now).
     if let Direction::FromChild(child) = direction {
+        let made = chrono::DateTime::from_timestamp_millis(
+            verified.bundle.created_unix_ms.min(crate::now_ms()),
+        );
+        let key = child.to_string();
+        let mut state = store
+            .peer_sync(&key)
+            .await?
+            .unwrap_or_else(|| renda_store::PeerSync {
+                peer: key,
+                ..Default::default()
+            });
+        if made > state.last_bundle {
+            state.last_bundle = made;
+            store.set_peer_sync(&state).await?;
+        }
         let key = imported_from(child);
         let start = verified.bundle.start.map_or(Cursor::START, cursor_from_pb);
         let upto = verified.bundle.upto.map_or(Cursor::START, cursor_from_pb);

@@ -11,10 +11,16 @@ use renda_store::{PeerSync, Store};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// A peer counts as online while its last contact is within this many of its sync intervals.
+pub const ONLINE_ROUNDS: i64 = 3;
+
 #[derive(Clone)]
 pub struct StatusBook {
     store: Store,
     reports: Arc<Mutex<BTreeMap<String, (i64, pb::NodeStatus)>>>,
+    /// This node's own sync interval, reported upward and used for its parents' links (and
+    /// for a child that has not said its own).
+    interval_ms: i64,
 }
 
 impl StatusBook {
@@ -22,7 +28,14 @@ impl StatusBook {
         StatusBook {
             store,
             reports: Arc::default(),
+            interval_ms: crate::AgentConfig::default().interval.as_millis() as i64,
         }
+    }
+
+    /// The interval at which this node's agent syncs with its parent.
+    pub fn with_interval(mut self, interval: std::time::Duration) -> Self {
+        self.interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     fn reports(&self) -> MutexGuard<'_, BTreeMap<String, (i64, pb::NodeStatus)>> {
@@ -32,15 +45,28 @@ impl StatusBook {
         }
     }
 
+    /// The sync interval a child reported, or this node's own if it never said.
+    fn interval_of(&self, child: &str) -> i64 {
+        self.reports()
+            .get(child)
+            .map(|(_, r)| r.sync_interval_ms as i64)
+            .filter(|ms| *ms > 0)
+            .unwrap_or(self.interval_ms)
+    }
+
     /// This node's own status: its links and its log.
     pub async fn local(&self) -> Result<pb::NodeStatus, renda_store::Error> {
         let me = self.store.org();
+        let now = crate::now_ms();
         let peers = self
             .store
             .peer_syncs()
             .await?
             .into_iter()
-            .filter_map(|peer| peer_status(me, peer))
+            .filter_map(|peer| {
+                let interval = self.interval_of(&peer.peer);
+                peer_status(me, peer, now, interval)
+            })
             .collect();
         Ok(pb::NodeStatus {
             org_code: me.to_string(),
@@ -52,6 +78,7 @@ impl StatusBook {
             log_ops: self.store.log_len().await?,
             held_ops: self.store.held_count().await?,
             quarantined_ops: self.store.quarantine_count().await?,
+            sync_interval_ms: u64::try_from(self.interval_ms).unwrap_or(0),
         })
     }
 
@@ -67,10 +94,13 @@ impl StatusBook {
             .collect()
     }
 
-    /// What a child tells its parent: its own status and what it knows of the nodes below.
+    /// What a child tells its parent: its own status and what it knows of the nodes below,
+    /// each child's link here as of this node's own last contact with it (a session that
+    /// ended after the child's hello, or the making of its last bundle; a child that reaches
+    /// this node only by bundle included).
     pub async fn report(&self) -> Result<pb::NodeStatus, renda_store::Error> {
         let mut status = self.local().await?;
-        status.below = self.below();
+        status.below = with_contacts(status.org_code.as_str(), self.below(), &status.peers);
         Ok(status)
     }
 
@@ -85,7 +115,7 @@ impl StatusBook {
                 .is_ok_and(|org| org != child && child.contains(org));
             if in_subtree {
                 let received = if below.reported_unix_ms > 0 {
-                    below.reported_unix_ms
+                    below.reported_unix_ms.min(now)
                 } else {
                     now
                 };
@@ -100,28 +130,113 @@ impl StatusBook {
     }
 }
 
-fn peer_status(me: OrgCode, peer: PeerSync) -> Option<pb::PeerStatus> {
+/// The reports of the nodes below, with each child's link to this node (`me`) as of this
+/// node's last contact with it when that is newer than the child's report (its hello is sent
+/// before the session it opens succeeds; a bundle sends no hello): the link last succeeded
+/// then, and that is when its report counts as received.
+fn with_contacts(
+    me: &str,
+    mut below: Vec<pb::NodeStatus>,
+    links: &[pb::PeerStatus],
+) -> Vec<pb::NodeStatus> {
+    for link in links {
+        let made = link.last_success_unix_ms.max(link.last_bundle_unix_ms);
+        if made <= 0 || link.role != pb::PeerRole::Child as i32 {
+            continue;
+        }
+        let index = match below.iter().position(|s| s.org_code == link.peer_org_code) {
+            Some(i) => i,
+            None => {
+                let level = link
+                    .peer_org_code
+                    .parse::<OrgCode>()
+                    .map(|o| o.level().as_str().to_string())
+                    .unwrap_or_default();
+                below.push(pb::NodeStatus {
+                    org_code: link.peer_org_code.clone(),
+                    level,
+                    ..Default::default()
+                });
+                below.len() - 1
+            }
+        };
+        let status = &mut below[index];
+        let up = match status.peers.iter().position(|p| p.peer_org_code == me) {
+            Some(i) => &mut status.peers[i],
+            None => {
+                status.peers.push(pb::PeerStatus {
+                    peer_org_code: me.to_string(),
+                    role: pb::PeerRole::Parent as i32,
+                    ..Default::default()
+                });
+                let last = status.peers.len() - 1;
+                &mut status.peers[last]
+            }
+        };
+        if up.last_success_unix_ms < made {
+            up.last_success_unix_ms = made;
+            status.reported_unix_ms = status.reported_unix_ms.max(made);
+        }
+    }
+    below
+}
+
+fn peer_status(me: OrgCode, peer: PeerSync, now: i64, interval_ms: i64) -> Option<pb::PeerStatus> {
     let org: OrgCode = peer.peer.parse().ok()?;
     let role = if org.contains(me) {
         pb::PeerRole::Parent
     } else {
         pb::PeerRole::Child
     };
-    let online = match (peer.last_success, peer.last_error_at) {
-        (Some(ok), Some(err)) => ok >= err,
-        (Some(_), None) => true,
-        _ => false,
-    };
+    let ms = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or(0, |t| t.timestamp_millis());
+    let (ok, err) = (ms(peer.last_success), ms(peer.last_error_at));
     Some(pb::PeerStatus {
         peer_org_code: peer.peer,
         role: role as i32,
-        last_success_unix_ms: peer.last_success.map_or(0, |t| t.timestamp_millis()),
+        last_success_unix_ms: ok,
         ops_pending_to_peer: peer.pending_push,
         ops_pending_from_peer: peer.pending_pull,
         last_error: peer.last_error.unwrap_or_default(),
-        last_error_unix_ms: peer.last_error_at.map_or(0, |t| t.timestamp_millis()),
-        online,
+        last_error_unix_ms: err,
+        online: online(ok, err, now, interval_ms),
+        last_bundle_unix_ms: ms(peer.last_bundle),
     })
+}
+
+/// Online: the last session succeeded and ended within [`ONLINE_ROUNDS`] sync intervals. A
+/// child that simply stops calling goes offline after a few of its own intervals.
+pub fn online(last_success_ms: i64, last_error_ms: i64, now_ms: i64, interval_ms: i64) -> bool {
+    last_success_ms > 0
+        && last_success_ms >= last_error_ms
+        && now_ms.saturating_sub(last_success_ms)
+            <= ONLINE_ROUNDS.saturating_mul(interval_ms.max(1))
+}
+
+/// Whether a node below, known only by its report, is online as of now: its own link upward
+/// was online when it reported, and the report is recent enough for its interval and for the
+/// relays between it and this node (`relay_ms`, the sum of their intervals).
+pub fn reported_online(status: &pb::NodeStatus, now_ms: i64, relay_ms: i64) -> bool {
+    let interval = i64::try_from(status.sync_interval_ms).unwrap_or(i64::MAX);
+    let window = ONLINE_ROUNDS
+        .saturating_mul(interval.max(1))
+        .saturating_add(relay_ms);
+    status.reported_unix_ms > 0
+        && now_ms.saturating_sub(status.reported_unix_ms) <= window
+        && link_in_use(&status.peers).is_some_and(|p| p.online)
+}
+
+/// The upstream link a node actually uses: the parent it last synced with successfully;
+/// before any success, the nearest parent (its first upstream).
+pub fn link_in_use(peers: &[pb::PeerStatus]) -> Option<&pb::PeerStatus> {
+    let parents = || {
+        peers
+            .iter()
+            .filter(|p| p.role == pb::PeerRole::Parent as i32)
+    };
+    parents()
+        .filter(|p| p.last_success_unix_ms > 0)
+        .max_by_key(|p| p.last_success_unix_ms)
+        .or_else(|| parents().max_by_key(|p| p.peer_org_code.len()))
 }
 
 /// How fresh each node below is at this node: when its data last reached here, and how many
