@@ -358,6 +358,16 @@ pub(crate) fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Deputy> {
     })
 }
 
+/// What the rules read of a stored deputy to say whether they sit in a congress.
+pub(crate) fn seat(r: &StoredRecord) -> Result<renda_domain::person::Seat> {
+    Ok(renda_domain::person::Seat {
+        name: text(r, "name"),
+        levels: levels_from_code(&text(r, "levels")).into_iter().collect(),
+        org: record_org(r)?,
+        status: DeputyStatus::from_code(&text(r, "status")).unwrap_or(DeputyStatus::Serving),
+    })
+}
+
 /// Whether the stored deputy is serving (anything but terminated), for the rules that need it.
 pub(crate) fn is_serving(r: &StoredRecord) -> bool {
     DeputyStatus::from_code(&text(r, "status")) != Some(DeputyStatus::Terminated)

@@ -462,7 +462,7 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         ))
         .await,
         Code::InvalidArgument,
-        "co_signers",
+        "co_signer_ids",
     );
     let s = c
         .submit_suggestion(as_user(
@@ -588,6 +588,110 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(s.status(), sug::SuggestionStatus::Closed);
+    Ok(())
+}
+
+/// Registers a deputy of one level at `org` through `node`.
+async fn deputy_at(
+    node: &Node,
+    name: &str,
+    org: &str,
+    level: dep::DeputyLevel,
+) -> anyhow::Result<String> {
+    Ok(DeputiesClient::new(node.channel.clone())
+        .create_deputy(as_user(
+            node.org,
+            dep::CreateDeputyRequest {
+                org: org.into(),
+                fields: Some(dep::DeputyFields {
+                    levels: vec![level.into()],
+                    ..deputy_fields(name)
+                }),
+            },
+        ))
+        .await?
+        .into_inner()
+        .id)
+}
+
+/// Issue #12 item 14: a county 议案 was accepted with 9 made-up co-signer ids and a lead from
+/// another level. Every signer of a motion is a serving deputy of the receiving congress.
+#[tokio::test]
+async fn a_motion_is_signed_by_deputies_of_its_congress() -> anyhow::Result<()> {
+    let county = Node::start(COUNTY).await?;
+    let names = [
+        "张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴霞",
+    ];
+    let mut signers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        // A county deputy is often registered at the township where they live.
+        let org = if i % 2 == 0 { COUNTY } else { TOWNSHIP };
+        signers.push(deputy_at(&county, name, org, dep::DeputyLevel::County).await?);
+    }
+    let township_only = deputy_at(&county, "孙丽", TOWNSHIP, dep::DeputyLevel::Township).await?;
+    let made_up: Vec<String> = (1..=9)
+        .map(|n| uuid::Uuid::from_u128(0xdead_0000 + n).to_string())
+        .collect();
+    let mut c = SuggestionsClient::new(county.channel.clone());
+    let motion = |lead: &str, co: &[String]| {
+        as_user(
+            COUNTY,
+            sug::SubmitSuggestionRequest {
+                kind: sug::SuggestionKind::Motion.into(),
+                title: "关于加快老旧小区改造的议案".into(),
+                body: "建议加快老旧小区改造进度，改善居民居住条件。".into(),
+                lead_deputy_id: lead.into(),
+                co_signer_ids: co.to_vec(),
+                on: date("2024-01-05"),
+            },
+        )
+    };
+    // The case as filed: nine invented co-signers and a township deputy leading.
+    assert_refused(
+        c.submit_suggestion(motion(&township_only, &made_up)).await,
+        Code::InvalidArgument,
+        "lead_deputy_id",
+    );
+    assert_refused(
+        c.submit_suggestion(motion(&signers[0], &made_up)).await,
+        Code::InvalidArgument,
+        "co_signer_ids",
+    );
+    // One township deputy among nine county deputies.
+    let mut co = signers[1..9].to_vec();
+    co.push(township_only.clone());
+    let refused = c
+        .submit_suggestion(motion(&signers[0], &co))
+        .await
+        .expect_err("a township deputy co-signed a county motion");
+    let (_, field, zh) = refusal(&refused);
+    assert_eq!(field, "co_signer_ids");
+    assert!(refused.message().contains(&township_only), "{refused:?}");
+    assert!(zh.contains("孙丽"), "{zh}");
+    let m = c
+        .submit_suggestion(motion(&signers[0], &signers[1..]))
+        .await?
+        .into_inner();
+    assert_eq!(m.co_signer_ids.len(), 9);
+    // An edit cannot bring an invented co-signer in either.
+    let mut co = m.co_signer_ids.clone();
+    co[0] = made_up[0].clone();
+    assert_refused(
+        c.update_suggestion(as_user(
+            COUNTY,
+            sug::UpdateSuggestionRequest {
+                suggestion_id: m.id.clone(),
+                kind: m.kind,
+                title: m.title.clone(),
+                body: m.body.clone(),
+                co_signer_ids: co,
+                version: m.version.clone(),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "co_signer_ids",
+    );
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::org::OrgCode;
+use crate::org::{Level, OrgCode};
 use crate::{Error, Result, text};
 
 /// A resident identity card number (居民身份证号码, GB 11643-1999).
@@ -422,6 +422,43 @@ impl DeputyLevel {
         Self::County,
         Self::Township,
     ];
+}
+
+impl DeputyLevel {
+    /// The seat a deputy holds in the congress of an org unit at `level`: a city's congress
+    /// seats city deputies, a county's county deputies, a township's (or a street's 议政会)
+    /// township deputies. Villages hold no congress.
+    pub const fn of_congress(level: Level) -> Option<Self> {
+        match level {
+            Level::City => Some(Self::City),
+            Level::County => Some(Self::County),
+            Level::Township => Some(Self::Township),
+            Level::Village => None,
+        }
+    }
+}
+
+/// What the rules read of a stored deputy to say whether they sit in a congress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    /// The deputy's name, for the messages that name them (deputies' names are public).
+    pub name: String,
+    pub levels: BTreeSet<DeputyLevel>,
+    /// The deputy's org unit.
+    pub org: OrgCode,
+    pub status: DeputyStatus,
+}
+
+impl Seat {
+    /// Whether the deputy is a serving deputy of the congress of `congress`: holding that
+    /// congress's level, registered at that unit or below it (a county deputy is often
+    /// registered at the township where they live), and not terminated. A deputy of another
+    /// level, or of another county, is not.
+    pub fn sits_in(&self, congress: OrgCode) -> bool {
+        DeputyLevel::of_congress(congress.level()).is_some_and(|l| self.levels.contains(&l))
+            && congress.contains(self.org)
+            && self.status == DeputyStatus::Serving
+    }
 }
 
 impl Coded for DeputyLevel {
