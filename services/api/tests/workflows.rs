@@ -127,6 +127,155 @@ async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<(
     Ok(())
 }
 
+/// Issue #12 item 12: `UpdateDeputy` replaced every field, so a form sending back the masked
+/// phone it was shown was refused and one leaving it empty erased it. An update names the
+/// fields it changes (`PatchDeputy`); the others are left as they are.
+#[tokio::test]
+async fn an_update_writes_only_the_fields_it_names() -> anyhow::Result<()> {
+    use dep::DeputyField as F;
+    let node = Node::start(TOWNSHIP).await?;
+    let mut c = DeputiesClient::new(node.channel.clone());
+    let mut fields = deputy_fields("王芳");
+    fields.id_card = "11010519491231002x".into();
+    fields.gender = dep::Gender::Female.into();
+    let id = create_deputy(&node, fields).await?;
+    let get = async |c: &mut DeputiesClient<Staffed>| {
+        c.get_deputy(dep::GetDeputyRequest { id: id.clone() })
+            .await
+            .map(|d| d.into_inner())
+    };
+    let before = get(&mut c).await?;
+    assert!(!before.phone_masked.is_empty());
+    // The form as shown: masked phone and ID-card number, the sector changed.
+    let shown = |d: &dep::Deputy| dep::DeputyFields {
+        name: d.name.clone(),
+        levels: d.levels.clone(),
+        constituency: d.constituency.clone(),
+        term: d.term,
+        gender: d.gender,
+        ethnicity: d.ethnicity.clone(),
+        sector: d.sector.clone(),
+        phone: d.phone_masked.clone(),
+        id_card: d.id_card_masked.clone(),
+        status: d.status,
+    };
+    let patch = |d: &dep::Deputy, fields: dep::DeputyFields, changed: Vec<F>| {
+        as_user(
+            TOWNSHIP,
+            dep::PatchDeputyRequest {
+                id: d.id.clone(),
+                fields: Some(fields),
+                version: d.version.clone(),
+                changed: changed.into_iter().map(Into::into).collect(),
+            },
+        )
+    };
+    let after = c
+        .patch_deputy(patch(
+            &before,
+            dep::DeputyFields {
+                sector: "农业农村".into(),
+                ..shown(&before)
+            },
+            vec![F::Sector],
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(after.sector, "农业农村");
+    assert_eq!(after.phone_masked, before.phone_masked);
+    assert_eq!(after.id_card_masked, before.id_card_masked);
+    // A field not named is untouched whatever the request holds for it: here every other
+    // field is empty.
+    let renamed = c
+        .patch_deputy(patch(
+            &after,
+            dep::DeputyFields {
+                name: "王芳芳".into(),
+                ..Default::default()
+            },
+            vec![F::Name],
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(renamed.name, "王芳芳");
+    assert_eq!(
+        (
+            renamed.sector.as_str(),
+            renamed.levels.clone(),
+            renamed.term
+        ),
+        ("农业农村", before.levels.clone(), before.term)
+    );
+    assert_eq!(renamed.phone_masked, before.phone_masked);
+    // UpdateDeputy writes every field, as before; the masked phone and number sent back
+    // stand for the ones on file rather than being refused.
+    let all = c
+        .update_deputy(as_user(
+            TOWNSHIP,
+            dep::UpdateDeputyRequest {
+                id: renamed.id.clone(),
+                fields: Some(dep::DeputyFields {
+                    ethnicity: "回族".into(),
+                    ..shown(&renamed)
+                }),
+                version: renamed.version.clone(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (all.ethnicity.as_str(), all.phone_masked.as_str()),
+        ("回族", before.phone_masked.as_str())
+    );
+    // Named and empty, the phone is erased: that is asked for, not a side effect.
+    let erased = c
+        .patch_deputy(patch(&all, dep::DeputyFields::default(), vec![F::Phone]))
+        .await?
+        .into_inner();
+    assert_eq!(erased.phone_masked, "");
+    assert_eq!(erased.name, "王芳芳");
+    // The record after the update is validated whole: a gender against the number on file,
+    // a named field against its rule; an unknown field is refused.
+    assert_refused(
+        c.patch_deputy(patch(
+            &erased,
+            dep::DeputyFields {
+                gender: dep::Gender::Male.into(),
+                ..Default::default()
+            },
+            vec![F::Gender],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "gender",
+    );
+    assert_refused(
+        c.patch_deputy(patch(
+            &erased,
+            dep::DeputyFields::default(),
+            vec![F::Levels],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "levels",
+    );
+    assert_refused(
+        c.patch_deputy(patch(&erased, dep::DeputyFields::default(), vec![]))
+            .await,
+        Code::InvalidArgument,
+        "changed",
+    );
+    let mut unknown = patch(&erased, dep::DeputyFields::default(), vec![]);
+    unknown.get_mut().changed = vec![99];
+    assert_refused(
+        c.patch_deputy(unknown).await,
+        Code::InvalidArgument,
+        "changed",
+    );
+    assert_eq!(get(&mut c).await?.name, "王芳芳");
+    Ok(())
+}
+
 #[tokio::test]
 async fn activity_dispatch_accept_check_in_and_points() -> anyhow::Result<()> {
     let node = Node::start(TOWNSHIP).await?;
