@@ -10,7 +10,7 @@
 //!
 //! A ballot is an event on the project it is for (the candidate), written at the congress's
 //! node. The tally reads every ballot of the session's candidates and counts with the domain's
-//! `tally`: the same ballot recorded on two replicas is listed as a duplicate and counted once.
+//! `tally`: the same ballot recorded twice is counted once and listed by deputy (`repeated_ballots`).
 
 use std::collections::BTreeSet;
 
@@ -1073,8 +1073,24 @@ impl pb::projects_server::Projects for Service {
                 permit.take(r.id.0, &[voted], vec![]).await?;
             }
         }
+        let mut repeated_ballots = Vec::with_capacity(tally.repeated.len());
+        for b in &tally.repeated {
+            let deputy_name = match core.get_id(b.deputy, kind::DEPUTY).await {
+                Ok(d) => text(&d, "name"),
+                Err(_) => String::new(),
+            };
+            repeated_ballots.push(pb::RepeatedBallot {
+                deputy_id: b.deputy.to_string(),
+                deputy_name,
+                project_id: b.candidate.to_string(),
+                counted: b.counted.wire(),
+                times_recorded: b.times,
+                differing_choices: b.differing,
+            });
+        }
         let ids = |v: &[Uuid]| v.iter().map(Uuid::to_string).collect();
         Ok(Response::new(pb::TallyVoteResponse {
+            repeated_ballots,
             counts: tally
                 .counts
                 .iter()

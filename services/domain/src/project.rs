@@ -519,6 +519,20 @@ pub struct BallotConflict {
     pub recorded: Vec<(Stamp, Choice)>,
 }
 
+/// One deputy's ballot for one candidate recorded more than once (two clerks entering it at
+/// the same moment, or on two nodes): what the tally lists so a person can see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatedBallot {
+    pub deputy: Uuid,
+    pub candidate: Uuid,
+    /// The choice that counts: the first recorded.
+    pub counted: Choice,
+    /// How many times it was recorded (2 or more).
+    pub times: u32,
+    /// Whether the recordings differ in choice (also listed in `conflicts`).
+    pub differing: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub counts: BTreeMap<Uuid, Count>,
@@ -531,6 +545,8 @@ pub struct Tally {
     /// Repeated recordings of the same ballot, not counted again.
     pub duplicates: Vec<Stamp>,
     pub conflicts: Vec<BallotConflict>,
+    /// Every ballot recorded more than once, same choice or not, by deputy then candidate.
+    pub repeated: Vec<RepeatedBallot>,
     /// Ballots of deputies not seated or for candidates not listed.
     pub ignored: Vec<Flag>,
 }
@@ -583,9 +599,20 @@ pub fn tally(
     }
     let mut duplicates = Vec::new();
     let mut conflicts = Vec::new();
+    let mut repeated = Vec::new();
     let mut voters = BTreeSet::new();
+    // `recorded` is keyed by (deputy, candidate), so `repeated` comes out by deputy.
     for ((deputy, candidate), list) in &recorded {
         let (first_stamp, choice) = list[0];
+        if list.len() > 1 {
+            repeated.push(RepeatedBallot {
+                deputy: *deputy,
+                candidate: *candidate,
+                counted: choice,
+                times: u32::try_from(list.len()).unwrap_or(u32::MAX),
+                differing: list.iter().any(|(_, c)| *c != choice),
+            });
+        }
         voters.insert(*deputy);
         let count = counts.entry(*candidate).or_default();
         match choice {
@@ -654,6 +681,7 @@ pub fn tally(
         runoff,
         duplicates,
         conflicts,
+        repeated,
         ignored,
     })
 }

@@ -317,6 +317,26 @@ fn tally_counts_duplicates_once_and_settles_conflicts_first_recorded() {
     assert_eq!(t.conflicts.len(), 1);
     assert_eq!(t.conflicts[0].counted, Stamp::new(5, 1, 5));
     assert_eq!(t.conflicts[0].deputy, id(4));
+    // Issue #12 item 13: the doubled ballots are listed by deputy, same choice or not.
+    assert_eq!(
+        t.repeated,
+        vec![
+            RepeatedBallot {
+                deputy: id(1),
+                candidate: id(1001),
+                counted: Choice::For,
+                times: 2,
+                differing: false,
+            },
+            RepeatedBallot {
+                deputy: id(4),
+                candidate: id(1002),
+                counted: Choice::Against,
+                times: 2,
+                differing: true,
+            },
+        ]
+    );
     assert_eq!(t.ignored.len(), 2);
     assert_eq!(t.base, 5);
     assert_eq!(t.adopted, vec![id(1001)]);
