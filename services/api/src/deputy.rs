@@ -8,6 +8,8 @@
 //! deputy record: the latest by stamp is the current link, earlier ones stay as history, and
 //! the visits on or after its `since` date give the households visited against it.
 
+use std::collections::BTreeSet;
+
 use renda_domain::authority::{RecordKind, Step};
 use renda_domain::event::Stamped;
 use renda_domain::org::OrgCode;
@@ -137,7 +139,11 @@ impl TryFrom<pb::CreateDeputyRequest> for CreateDeputy {
 
 struct UpdateDeputy {
     id: Uuid,
-    fields: DeputyInput,
+    /// As sent; read only for the fields named (all of them when `changed` is `None`), once
+    /// merged with the stored record.
+    fields: pb::DeputyFields,
+    /// The fields a `PatchDeputy` names; `None` for an `UpdateDeputy` (every field).
+    changed: Option<BTreeSet<pb::DeputyField>>,
     read: Version,
 }
 
@@ -147,10 +153,146 @@ impl TryFrom<pb::UpdateDeputyRequest> for UpdateDeputy {
         let id = parse_id("id", &r.id)?;
         Ok(Self {
             id,
-            fields: r.fields.unwrap_or_default().try_into()?,
+            fields: r.fields.unwrap_or_default(),
+            changed: None,
             read: edge::read_version(&r.version, id)?,
         })
     }
+}
+
+impl TryFrom<pb::PatchDeputyRequest> for UpdateDeputy {
+    type Error = Error;
+    fn try_from(r: pb::PatchDeputyRequest) -> Result<Self> {
+        let id = parse_id("id", &r.id)?;
+        if r.changed.len() > 20 {
+            return Err(Error::invalid(
+                "changed",
+                "at most 20 entries",
+                "修改字段列表过长",
+            ));
+        }
+        let changed = r
+            .changed
+            .iter()
+            .map(|raw| match pb::DeputyField::try_from(*raw) {
+                Ok(f) if f != pb::DeputyField::Unspecified => Ok(f),
+                _ => Err(Error::invalid(
+                    "changed",
+                    format!("unknown deputy field {raw}"),
+                    format!("修改字段{raw}无效"),
+                )),
+            })
+            .collect::<Result<BTreeSet<_>>>()?;
+        if changed.is_empty() {
+            return Err(Error::invalid(
+                "changed",
+                "name at least one field the update changes",
+                "请指明要修改的字段",
+            ));
+        }
+        Ok(Self {
+            id,
+            fields: r.fields.unwrap_or_default(),
+            changed: Some(changed),
+            read: edge::read_version(&r.version, id)?,
+        })
+    }
+}
+
+/// The deputy record's stored fields each [`pb::DeputyField`] writes.
+fn stored_names(field: pb::DeputyField) -> &'static [&'static str] {
+    use pb::DeputyField as F;
+    match field {
+        F::Unspecified => &[],
+        F::Name => &["name"],
+        F::Levels => &["levels"],
+        F::Constituency => &["constituency"],
+        F::Term => &["term"],
+        F::Gender => &["gender"],
+        F::Ethnicity => &["ethnicity"],
+        F::Sector => &["sector"],
+        F::Phone => &["phone"],
+        F::IdCard => &["id_card_masked"],
+        F::Status => &["status"],
+    }
+}
+
+/// The deputy as it would be after an update: each field named (every field, when none is)
+/// from the request, the others as stored. A phone or ID-card number sent exactly as the
+/// masked form shown stands for the one on file.
+fn merged(
+    r: &StoredRecord,
+    sent: pb::DeputyFields,
+    cmd: &Option<BTreeSet<pb::DeputyField>>,
+) -> pb::DeputyFields {
+    use pb::DeputyField as F;
+    let named = |f: F| cmd.as_ref().is_none_or(|c| c.contains(&f));
+    let phone_on_file = text(r, "phone");
+    let id_card_masked = text(r, "id_card_masked");
+    let mut out = pb::DeputyFields {
+        name: if named(F::Name) {
+            sent.name
+        } else {
+            text(r, "name")
+        },
+        levels: if named(F::Levels) {
+            sent.levels
+        } else {
+            levels_from_code(&text(r, "levels"))
+                .into_iter()
+                .map(Wire::wire)
+                .collect()
+        },
+        constituency: if named(F::Constituency) {
+            sent.constituency
+        } else {
+            text(r, "constituency")
+        },
+        term: if named(F::Term) {
+            sent.term
+        } else {
+            u32::try_from(int(r, "term")).unwrap_or_default()
+        },
+        gender: if named(F::Gender) {
+            sent.gender
+        } else {
+            Gender::from_code(&text(r, "gender")).map_or(0, Wire::wire)
+        },
+        ethnicity: if named(F::Ethnicity) {
+            sent.ethnicity
+        } else {
+            text(r, "ethnicity")
+        },
+        sector: if named(F::Sector) {
+            sent.sector
+        } else {
+            text(r, "sector")
+        },
+        phone: if named(F::Phone) {
+            sent.phone
+        } else {
+            phone_on_file.clone()
+        },
+        // The number itself is not on the deputy record: unnamed, it is not rewritten.
+        id_card: if named(F::IdCard) {
+            sent.id_card
+        } else {
+            String::new()
+        },
+        status: if named(F::Status) {
+            sent.status
+        } else {
+            DeputyStatus::from_code(&text(r, "status")).map_or(0, Wire::wire)
+        },
+    };
+    let shown = Phone::parse(&phone_on_file).map(|p| p.masked()).ok();
+    if shown.is_some_and(|m| m == out.phone.trim()) {
+        out.phone = phone_on_file;
+    }
+    if !id_card_masked.is_empty() && out.id_card.trim() == id_card_masked {
+        out.id_card = String::new();
+    }
+    out
 }
 
 /// A step on one deputy's record.
@@ -358,12 +500,24 @@ pub(crate) fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Deputy> {
     })
 }
 
+/// What the rules read of a stored deputy to say whether they sit in a congress.
+pub(crate) fn seat(r: &StoredRecord) -> Result<renda_domain::person::Seat> {
+    Ok(renda_domain::person::Seat {
+        name: text(r, "name"),
+        levels: levels_from_code(&text(r, "levels")).into_iter().collect(),
+        org: record_org(r)?,
+        status: DeputyStatus::from_code(&text(r, "status")).unwrap_or(DeputyStatus::Serving),
+    })
+}
+
 /// Whether the stored deputy is serving (anything but terminated), for the rules that need it.
 pub(crate) fn is_serving(r: &StoredRecord) -> bool {
     DeputyStatus::from_code(&text(r, "status")) != Some(DeputyStatus::Terminated)
 }
 
 impl Service {
+    /// Creates (no `read`) or updates a deputy. `writes` says which stored fields of the
+    /// deputy record an update writes (by name); the others are left as they are.
     async fn save(
         &self,
         caller: &Caller,
@@ -371,6 +525,7 @@ impl Service {
         org: OrgCode,
         DeputyInput(mut draft): DeputyInput,
         read: Option<&Version>,
+        writes: impl Fn(&str) -> bool,
     ) -> Result<pb::Deputy> {
         let new = read.is_none();
         let core = &self.0;
@@ -379,6 +534,9 @@ impl Service {
         core.authorize(caller, RecordKind::Deputy, Step::Edit, &deputy.org)
             .await?;
         let mut changes = changes(&deputy, new.then(new_token));
+        if !new {
+            changes.retain(|c| matches!(c, Pending::Put(name, _) if writes(name)));
+        }
         if new {
             changes.insert(0, Pending::Put("org", Value::Org(deputy.org)));
         }
@@ -404,6 +562,37 @@ impl Service {
             None => core.write(caller, id, kind::DEPUTY, changes).await?,
         }
         to_pb(core, &core.get_id(id, kind::DEPUTY).await?)
+    }
+
+    /// `UpdateDeputy` and `PatchDeputy`: the deputy as it would be after the update is
+    /// validated whole, and only the fields named (all, for `UpdateDeputy`) are written.
+    async fn update(&self, caller: &Caller, cmd: UpdateDeputy) -> Result<pb::Deputy> {
+        let r = self.0.get_id(cmd.id, kind::DEPUTY).await?;
+        let fields = merged(&r, cmd.fields, &cmd.changed);
+        // Without a new number, a changed gender must still agree with the one on file.
+        if fields.id_card.trim().is_empty()
+            && let Some(gender) = pb::Gender::try_from(fields.gender)
+                .ok()
+                .and_then(Gender::from_pb)
+        {
+            renda_domain::person::check_gender_on_file(gender, &text(&r, "id_card_masked"))
+                .map_err(Error::from)?;
+        }
+        let input = DeputyInput::try_from(fields)?;
+        let changed = cmd.changed;
+        self.save(
+            caller,
+            r.id.0,
+            record_org(&r)?,
+            input,
+            Some(&cmd.read),
+            |name| {
+                changed
+                    .as_ref()
+                    .is_none_or(|c| c.iter().any(|f| stored_names(*f).contains(&name)))
+            },
+        )
+        .await
     }
 
     /// Records a step on the deputy's record, at the deputy's org unit. `check` is a
@@ -448,6 +637,7 @@ pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
     rpcs: &[
         ("CreateDeputy", roles(STAFF)),
         ("UpdateDeputy", roles(STAFF)),
+        ("PatchDeputy", roles(STAFF)),
         ("GetDeputy", roles(READ.with(DEPUTY))),
         ("ListDeputies", roles(READ)),
         ("RecordPledge", roles(STAFF)),
@@ -473,7 +663,8 @@ impl pb::deputies_server::Deputies for Service {
         };
         self.0.require_reach("org", &org).await?;
         Ok(Response::new(
-            self.save(&caller, new_id(), org, cmd.fields, None).await?,
+            self.save(&caller, new_id(), org, cmd.fields, None, |_| true)
+                .await?,
         ))
     }
 
@@ -481,18 +672,16 @@ impl pb::deputies_server::Deputies for Service {
         &self,
         req: Request<pb::UpdateDeputyRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
-        let (caller, cmd): (_, UpdateDeputy) = edge::accept(req)?;
-        let r = self.0.get_id(cmd.id, kind::DEPUTY).await?;
-        Ok(Response::new(
-            self.save(
-                &caller,
-                r.id.0,
-                record_org(&r)?,
-                cmd.fields,
-                Some(&cmd.read),
-            )
-            .await?,
-        ))
+        let (caller, cmd) = edge::accept(req)?;
+        Ok(Response::new(self.update(&caller, cmd).await?))
+    }
+
+    async fn patch_deputy(
+        &self,
+        req: Request<pb::PatchDeputyRequest>,
+    ) -> Result<Response<pb::Deputy>, Status> {
+        let (caller, cmd) = edge::accept(req)?;
+        Ok(Response::new(self.update(&caller, cmd).await?))
     }
 
     async fn get_deputy(

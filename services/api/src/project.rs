@@ -10,7 +10,7 @@
 //!
 //! A ballot is an event on the project it is for (the candidate), written at the congress's
 //! node. The tally reads every ballot of the session's candidates and counts with the domain's
-//! `tally`: the same ballot recorded on two replicas is listed as a duplicate and counted once.
+//! `tally`: the same ballot recorded twice is counted once and listed by deputy (`repeated_ballots`).
 
 use std::collections::BTreeSet;
 
@@ -463,6 +463,22 @@ impl TryFrom<pb::DeputyStepRequest> for DeputyStep {
     }
 }
 
+impl TryFrom<pb::SignAcceptanceAsVoterRequest> for ProjectStep {
+    type Error = Error;
+
+    fn try_from(req: pb::SignAcceptanceAsVoterRequest) -> Result<Self> {
+        limit("voter_name", &req.voter_name, 200)?;
+        limit("voter_area", &req.voter_area, 400)?;
+        Ok(Self {
+            project: parse_id("project_id", &req.project_id)?,
+            event: Event::VoterSigned {
+                signer: proj::VoterSigner::parse(&req.voter_name, &req.voter_area)?,
+                at: edge::day("on", req.on)?,
+            },
+        })
+    }
+}
+
 /// `AdoptForSupervision`: a supervision group adopts a project.
 struct Supervision {
     project: Uuid,
@@ -571,6 +587,14 @@ fn to_pb(core: &Core, r: &StoredRecord) -> Result<pb::Project> {
         stage_zh: state.stage.label_zh().into(),
         progress: u32::from(state.progress),
         signatures: state.signatures.iter().map(Uuid::to_string).collect(),
+        voter_signatures: state
+            .voter_signatures
+            .iter()
+            .map(|v| pb::VoterSignature {
+                voter_name: v.name.clone(),
+                voter_area: v.area.clone(),
+            })
+            .collect(),
         average_score: state.average_score(),
         flags: state.flags.iter().map(|f| f.reason.clone()).collect(),
         supervision_group_ids: state
@@ -737,6 +761,7 @@ pub(crate) const ACCESS: ServiceAccess = ServiceAccess {
         ("SetPlan", roles(STAFF)),
         ("ReportProgress", roles(STAFF)),
         ("SignAcceptance", roles(STAFF)),
+        ("SignAcceptanceAsVoter", roles(STAFF)),
         ("PassAcceptance", roles(STAFF)),
         ("ScoreProject", roles(STAFF)),
         ("ChangeProject", roles(STAFF)),
@@ -1048,8 +1073,24 @@ impl pb::projects_server::Projects for Service {
                 permit.take(r.id.0, &[voted], vec![]).await?;
             }
         }
+        let mut repeated_ballots = Vec::with_capacity(tally.repeated.len());
+        for b in &tally.repeated {
+            let deputy_name = match core.get_id(b.deputy, kind::DEPUTY).await {
+                Ok(d) => text(&d, "name"),
+                Err(_) => String::new(),
+            };
+            repeated_ballots.push(pb::RepeatedBallot {
+                deputy_id: b.deputy.to_string(),
+                deputy_name,
+                project_id: b.candidate.to_string(),
+                counted: b.counted.wire(),
+                times_recorded: b.times,
+                differing_choices: b.differing,
+            });
+        }
         let ids = |v: &[Uuid]| v.iter().map(Uuid::to_string).collect();
         Ok(Response::new(pb::TallyVoteResponse {
+            repeated_ballots,
             counts: tally
                 .counts
                 .iter()
@@ -1096,6 +1137,13 @@ impl pb::projects_server::Projects for Service {
         Ok(Response::new(
             self.project_step(&caller, cmd.project, event).await?,
         ))
+    }
+
+    async fn sign_acceptance_as_voter(
+        &self,
+        req: Request<pb::SignAcceptanceAsVoterRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        self.accept_step(req).await
     }
 
     async fn pass_acceptance(

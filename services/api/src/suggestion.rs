@@ -225,6 +225,26 @@ impl TryFrom<pb::UpdateSuggestionRequest> for Update {
     }
 }
 
+/// The domain names signers `lead_deputy` and `co_signers`; the request fields are
+/// `lead_deputy_id` and `co_signer_ids`.
+fn signer_error(e: renda_domain::Error) -> Error {
+    match e {
+        renda_domain::Error::Invalid {
+            field,
+            reason,
+            reason_zh,
+        } => {
+            let field = match field.as_str() {
+                "co_signers" => "co_signer_ids",
+                "lead_deputy" => "lead_deputy_id",
+                other => other,
+            };
+            Error::invalid(field, reason, reason_zh)
+        }
+        other => Error::Domain(other),
+    }
+}
+
 /// 审核: the review's outcome as the event it records.
 struct Review {
     id: Uuid,
@@ -460,6 +480,24 @@ enum StepOrg {
 }
 
 impl Service {
+    /// Checks the signers of `s` against the deputies this node holds
+    /// ([`sug::Suggestion::check_signers`]): a signer no deputy record here has (or one
+    /// outside the caller's reach) is unknown.
+    async fn check_signers(&self, s: &sug::Suggestion) -> Result<()> {
+        let mut seats = std::collections::BTreeMap::new();
+        for id in std::iter::once(&s.lead_deputy).chain(&s.co_signers) {
+            let seat = match self.0.get_id(*id, kind::DEPUTY).await {
+                Ok(r) => Some(crate::deputy::seat(&r)?),
+                Err(Error::NotFound { .. }) => None,
+                Err(Error::Domain(renda_domain::Error::Forbidden { .. })) => None,
+                Err(other) => return Err(other),
+            };
+            seats.insert(*id, seat);
+        }
+        s.check_signers(|id| seats.get(id).cloned().flatten())
+            .map_err(signer_error)
+    }
+
     /// Loads and folds the item, finds the org the step is taken for, checks the caller's
     /// authority (as the event's definition says), then the step against the folded state, and
     /// takes it; answers with the item as it is now.
@@ -602,15 +640,8 @@ impl pb::suggestions_server::Suggestions for Service {
         let congress = core.node_org()?;
         draft.congress = congress.to_string();
         let id = new_id();
-        let s = sug::Suggestion::parse(draft, id).map_err(Error::from)?;
-        self.0
-            .known(
-                s.lead_deputy,
-                kind::DEPUTY,
-                "lead_deputy_id",
-                "领衔代表不存在",
-            )
-            .await?;
+        let s = sug::Suggestion::parse(draft, id).map_err(signer_error)?;
+        self.check_signers(&s).await?;
         let mut changes = vec![
             Pending::Put("org", Value::Org(s.congress)),
             Pending::Put("kind", Value::Text(s.kind.code().into())),
@@ -646,14 +677,8 @@ impl pb::suggestions_server::Suggestions for Service {
             },
             r.id.0,
         )
-        .map_err(|e| match e {
-            renda_domain::Error::Invalid {
-                field,
-                reason,
-                reason_zh,
-            } if field == "co_signers" => Error::invalid("co_signer_ids", reason, reason_zh),
-            other => Error::Domain(other),
-        })?;
+        .map_err(signer_error)?;
+        self.check_signers(&s).await?;
         core.authorize(&caller, KIND.governed_as, Step::Edit, &s.congress)
             .await?;
         if !matches!(

@@ -801,14 +801,50 @@ async fn supervision_groups_adopt_projects_and_deputies_maintain_them() -> anyho
     ))
     .await?;
     pc.sign_acceptance(as_user(TOWNSHIP, step(&ids[1]))).await?;
-    pc.pass_acceptance(as_user(
-        TOWNSHIP,
-        prj::ProjectStepRequest {
-            project_id: p.clone(),
-            on: day(2026, 9, 30),
-        },
-    ))
-    .await?;
+    let pass = || {
+        as_user(
+            TOWNSHIP,
+            prj::ProjectStepRequest {
+                project_id: p.clone(),
+                on: day(2026, 9, 30),
+            },
+        )
+    };
+    // Issue #12 item 18: deputies and the voter representatives of the project's area sign.
+    assert_refused(
+        pc.pass_acceptance(pass()).await,
+        Code::FailedPrecondition,
+        "voter_signatures",
+    );
+    let voter = |name: &str, area: &str| {
+        as_user(
+            TOWNSHIP,
+            prj::SignAcceptanceAsVoterRequest {
+                project_id: p.clone(),
+                voter_name: name.into(),
+                voter_area: area.into(),
+                on: day(2026, 9, 30),
+            },
+        )
+    };
+    assert_refused(
+        pc.sign_acceptance_as_voter(voter("刘大爷", "")).await,
+        Code::InvalidArgument,
+        "voter_area",
+    );
+    let signed = pc
+        .sign_acceptance_as_voter(voter("刘大爷", "东村三组"))
+        .await?
+        .into_inner();
+    assert_eq!(
+        signed.voter_signatures,
+        vec![prj::VoterSignature {
+            voter_name: "刘大爷".into(),
+            voter_area: "东村三组".into(),
+        }]
+    );
+    let accepted = pc.pass_acceptance(pass()).await?.into_inner();
+    assert_eq!(accepted.stage(), prj::Stage::Accepted);
     let visit = |points: u32| prj::RecordMaintenanceRequest {
         project_id: p.clone(),
         deputy_id: ids[2].clone(),

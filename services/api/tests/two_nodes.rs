@@ -458,6 +458,18 @@ async fn township_vote_tallies_identically_at_county_with_a_duplicate_ballot() -
     let at_county = cc.tally_vote(tally(&session.id)).await?.into_inner();
     assert_eq!(at_town, at_county);
     assert_eq!(at_town.duplicates, 1);
+    // Issue #12 item 13: the tally says whose ballot was doubled, not only how many.
+    assert_eq!(
+        at_town.repeated_ballots,
+        vec![prj::RepeatedBallot {
+            deputy_id: deputies[0].clone(),
+            deputy_name: "王芳".into(),
+            project_id: projects[0].clone(),
+            counted: prj::Choice::For.into(),
+            times_recorded: 2,
+            differing_choices: false,
+        }]
+    );
     let first = at_town
         .counts
         .iter()

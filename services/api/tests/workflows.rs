@@ -127,6 +127,155 @@ async fn deputies_mask_personal_data_and_refuse_bad_fields() -> anyhow::Result<(
     Ok(())
 }
 
+/// Issue #12 item 12: `UpdateDeputy` replaced every field, so a form sending back the masked
+/// phone it was shown was refused and one leaving it empty erased it. An update names the
+/// fields it changes (`PatchDeputy`); the others are left as they are.
+#[tokio::test]
+async fn an_update_writes_only_the_fields_it_names() -> anyhow::Result<()> {
+    use dep::DeputyField as F;
+    let node = Node::start(TOWNSHIP).await?;
+    let mut c = DeputiesClient::new(node.channel.clone());
+    let mut fields = deputy_fields("王芳");
+    fields.id_card = "11010519491231002x".into();
+    fields.gender = dep::Gender::Female.into();
+    let id = create_deputy(&node, fields).await?;
+    let get = async |c: &mut DeputiesClient<Staffed>| {
+        c.get_deputy(dep::GetDeputyRequest { id: id.clone() })
+            .await
+            .map(|d| d.into_inner())
+    };
+    let before = get(&mut c).await?;
+    assert!(!before.phone_masked.is_empty());
+    // The form as shown: masked phone and ID-card number, the sector changed.
+    let shown = |d: &dep::Deputy| dep::DeputyFields {
+        name: d.name.clone(),
+        levels: d.levels.clone(),
+        constituency: d.constituency.clone(),
+        term: d.term,
+        gender: d.gender,
+        ethnicity: d.ethnicity.clone(),
+        sector: d.sector.clone(),
+        phone: d.phone_masked.clone(),
+        id_card: d.id_card_masked.clone(),
+        status: d.status,
+    };
+    let patch = |d: &dep::Deputy, fields: dep::DeputyFields, changed: Vec<F>| {
+        as_user(
+            TOWNSHIP,
+            dep::PatchDeputyRequest {
+                id: d.id.clone(),
+                fields: Some(fields),
+                version: d.version.clone(),
+                changed: changed.into_iter().map(Into::into).collect(),
+            },
+        )
+    };
+    let after = c
+        .patch_deputy(patch(
+            &before,
+            dep::DeputyFields {
+                sector: "农业农村".into(),
+                ..shown(&before)
+            },
+            vec![F::Sector],
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(after.sector, "农业农村");
+    assert_eq!(after.phone_masked, before.phone_masked);
+    assert_eq!(after.id_card_masked, before.id_card_masked);
+    // A field not named is untouched whatever the request holds for it: here every other
+    // field is empty.
+    let renamed = c
+        .patch_deputy(patch(
+            &after,
+            dep::DeputyFields {
+                name: "王芳芳".into(),
+                ..Default::default()
+            },
+            vec![F::Name],
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(renamed.name, "王芳芳");
+    assert_eq!(
+        (
+            renamed.sector.as_str(),
+            renamed.levels.clone(),
+            renamed.term
+        ),
+        ("农业农村", before.levels.clone(), before.term)
+    );
+    assert_eq!(renamed.phone_masked, before.phone_masked);
+    // UpdateDeputy writes every field, as before; the masked phone and number sent back
+    // stand for the ones on file rather than being refused.
+    let all = c
+        .update_deputy(as_user(
+            TOWNSHIP,
+            dep::UpdateDeputyRequest {
+                id: renamed.id.clone(),
+                fields: Some(dep::DeputyFields {
+                    ethnicity: "回族".into(),
+                    ..shown(&renamed)
+                }),
+                version: renamed.version.clone(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (all.ethnicity.as_str(), all.phone_masked.as_str()),
+        ("回族", before.phone_masked.as_str())
+    );
+    // Named and empty, the phone is erased: that is asked for, not a side effect.
+    let erased = c
+        .patch_deputy(patch(&all, dep::DeputyFields::default(), vec![F::Phone]))
+        .await?
+        .into_inner();
+    assert_eq!(erased.phone_masked, "");
+    assert_eq!(erased.name, "王芳芳");
+    // The record after the update is validated whole: a gender against the number on file,
+    // a named field against its rule; an unknown field is refused.
+    assert_refused(
+        c.patch_deputy(patch(
+            &erased,
+            dep::DeputyFields {
+                gender: dep::Gender::Male.into(),
+                ..Default::default()
+            },
+            vec![F::Gender],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "gender",
+    );
+    assert_refused(
+        c.patch_deputy(patch(
+            &erased,
+            dep::DeputyFields::default(),
+            vec![F::Levels],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "levels",
+    );
+    assert_refused(
+        c.patch_deputy(patch(&erased, dep::DeputyFields::default(), vec![]))
+            .await,
+        Code::InvalidArgument,
+        "changed",
+    );
+    let mut unknown = patch(&erased, dep::DeputyFields::default(), vec![]);
+    unknown.get_mut().changed = vec![99];
+    assert_refused(
+        c.patch_deputy(unknown).await,
+        Code::InvalidArgument,
+        "changed",
+    );
+    assert_eq!(get(&mut c).await?.name, "王芳芳");
+    Ok(())
+}
+
 #[tokio::test]
 async fn activity_dispatch_accept_check_in_and_points() -> anyhow::Result<()> {
     let node = Node::start(TOWNSHIP).await?;
@@ -462,7 +611,7 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         ))
         .await,
         Code::InvalidArgument,
-        "co_signers",
+        "co_signer_ids",
     );
     let s = c
         .submit_suggestion(as_user(
@@ -588,6 +737,110 @@ async fn suggestion_workflow_with_refusals() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(s.status(), sug::SuggestionStatus::Closed);
+    Ok(())
+}
+
+/// Registers a deputy of one level at `org` through `node`.
+async fn deputy_at(
+    node: &Node,
+    name: &str,
+    org: &str,
+    level: dep::DeputyLevel,
+) -> anyhow::Result<String> {
+    Ok(DeputiesClient::new(node.channel.clone())
+        .create_deputy(as_user(
+            node.org,
+            dep::CreateDeputyRequest {
+                org: org.into(),
+                fields: Some(dep::DeputyFields {
+                    levels: vec![level.into()],
+                    ..deputy_fields(name)
+                }),
+            },
+        ))
+        .await?
+        .into_inner()
+        .id)
+}
+
+/// Issue #12 item 14: a county 议案 was accepted with 9 made-up co-signer ids and a lead from
+/// another level. Every signer of a motion is a serving deputy of the receiving congress.
+#[tokio::test]
+async fn a_motion_is_signed_by_deputies_of_its_congress() -> anyhow::Result<()> {
+    let county = Node::start(COUNTY).await?;
+    let names = [
+        "张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴霞",
+    ];
+    let mut signers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        // A county deputy is often registered at the township where they live.
+        let org = if i % 2 == 0 { COUNTY } else { TOWNSHIP };
+        signers.push(deputy_at(&county, name, org, dep::DeputyLevel::County).await?);
+    }
+    let township_only = deputy_at(&county, "孙丽", TOWNSHIP, dep::DeputyLevel::Township).await?;
+    let made_up: Vec<String> = (1..=9)
+        .map(|n| uuid::Uuid::from_u128(0xdead_0000 + n).to_string())
+        .collect();
+    let mut c = SuggestionsClient::new(county.channel.clone());
+    let motion = |lead: &str, co: &[String]| {
+        as_user(
+            COUNTY,
+            sug::SubmitSuggestionRequest {
+                kind: sug::SuggestionKind::Motion.into(),
+                title: "关于加快老旧小区改造的议案".into(),
+                body: "建议加快老旧小区改造进度，改善居民居住条件。".into(),
+                lead_deputy_id: lead.into(),
+                co_signer_ids: co.to_vec(),
+                on: date("2024-01-05"),
+            },
+        )
+    };
+    // The case as filed: nine invented co-signers and a township deputy leading.
+    assert_refused(
+        c.submit_suggestion(motion(&township_only, &made_up)).await,
+        Code::InvalidArgument,
+        "lead_deputy_id",
+    );
+    assert_refused(
+        c.submit_suggestion(motion(&signers[0], &made_up)).await,
+        Code::InvalidArgument,
+        "co_signer_ids",
+    );
+    // One township deputy among nine county deputies.
+    let mut co = signers[1..9].to_vec();
+    co.push(township_only.clone());
+    let refused = c
+        .submit_suggestion(motion(&signers[0], &co))
+        .await
+        .expect_err("a township deputy co-signed a county motion");
+    let (_, field, zh) = refusal(&refused);
+    assert_eq!(field, "co_signer_ids");
+    assert!(refused.message().contains(&township_only), "{refused:?}");
+    assert!(zh.contains("孙丽"), "{zh}");
+    let m = c
+        .submit_suggestion(motion(&signers[0], &signers[1..]))
+        .await?
+        .into_inner();
+    assert_eq!(m.co_signer_ids.len(), 9);
+    // An edit cannot bring an invented co-signer in either.
+    let mut co = m.co_signer_ids.clone();
+    co[0] = made_up[0].clone();
+    assert_refused(
+        c.update_suggestion(as_user(
+            COUNTY,
+            sug::UpdateSuggestionRequest {
+                suggestion_id: m.id.clone(),
+                kind: m.kind,
+                title: m.title.clone(),
+                body: m.body.clone(),
+                co_signer_ids: co,
+                version: m.version.clone(),
+            },
+        ))
+        .await,
+        Code::InvalidArgument,
+        "co_signer_ids",
+    );
     Ok(())
 }
 

@@ -1046,6 +1046,23 @@ async fn seed_street(at: &At, street: &Street, index: u32) -> Result<()> {
             .await;
         at.done("sign acceptance", r)?;
     }
+    // The voter representatives of the project's area sign beside the deputies.
+    for (name, community) in [
+        ("刘大爷", street.communities[0]),
+        ("陈阿姨", street.communities[1]),
+    ] {
+        let r = at
+            .local
+            .projects()
+            .sign_acceptance_as_voter(at.req(ppb::SignAcceptanceAsVoterRequest {
+                project_id: first.clone(),
+                voter_name: name.into(),
+                voter_area: community.into(),
+                on: date(9, 29),
+            }))
+            .await;
+        at.done("voter signs acceptance", r)?;
+    }
     let r = at
         .local
         .projects()

@@ -16,7 +16,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::org::OrgCode;
+use crate::org::{Level, OrgCode};
 use crate::{Error, Result, text};
 
 /// A resident identity card number (居民身份证号码, GB 11643-1999).
@@ -365,13 +365,7 @@ impl Deputy {
             Some(raw) => Some(IdCardNumber::parse(raw, today)?),
         };
         let gender = match (draft.gender, &id_card_number) {
-            (Some(g), Some(id)) if g != id.gender() => {
-                return Err(Error::invalid(
-                    "gender",
-                    "does not match the ID-card number",
-                    "性别与身份证号不一致",
-                ));
-            }
+            (Some(g), Some(id)) if g != id.gender() => return Err(gender_mismatch()),
             (Some(g), _) => g,
             (None, Some(id)) => id.gender(),
             (None, None) => {
@@ -399,6 +393,35 @@ impl Deputy {
     }
 }
 
+fn gender_mismatch() -> Error {
+    Error::invalid(
+        "gender",
+        "does not match the ID-card number",
+        "性别与身份证号不一致",
+    )
+}
+
+/// Checks a gender against the ID-card number on file when only its masked form is at hand
+/// (an update that changes the gender and not the number): the masked form keeps the
+/// gender digit (position 17). A masked form that does not show it checks nothing.
+pub fn check_gender_on_file(gender: Gender, id_card_masked: &str) -> Result<()> {
+    let on_file = match id_card_masked.as_bytes().get(16) {
+        Some(d) if d.is_ascii_digit() => {
+            if (d - b'0') % 2 == 1 {
+                Gender::Male
+            } else {
+                Gender::Female
+            }
+        }
+        _ => return Ok(()),
+    };
+    if on_file == gender {
+        Ok(())
+    } else {
+        Err(gender_mismatch())
+    }
+}
+
 /// Re-labels a nested validation error with the field of the enclosing input.
 pub(crate) fn rename(e: Error, field: &str) -> Error {
     match e {
@@ -422,6 +445,43 @@ impl DeputyLevel {
         Self::County,
         Self::Township,
     ];
+}
+
+impl DeputyLevel {
+    /// The seat a deputy holds in the congress of an org unit at `level`: a city's congress
+    /// seats city deputies, a county's county deputies, a township's (or a street's 议政会)
+    /// township deputies. Villages hold no congress.
+    pub const fn of_congress(level: Level) -> Option<Self> {
+        match level {
+            Level::City => Some(Self::City),
+            Level::County => Some(Self::County),
+            Level::Township => Some(Self::Township),
+            Level::Village => None,
+        }
+    }
+}
+
+/// What the rules read of a stored deputy to say whether they sit in a congress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    /// The deputy's name, for the messages that name them (deputies' names are public).
+    pub name: String,
+    pub levels: BTreeSet<DeputyLevel>,
+    /// The deputy's org unit.
+    pub org: OrgCode,
+    pub status: DeputyStatus,
+}
+
+impl Seat {
+    /// Whether the deputy is a serving deputy of the congress of `congress`: holding that
+    /// congress's level, registered at that unit or below it (a county deputy is often
+    /// registered at the township where they live), and not terminated. A deputy of another
+    /// level, or of another county, is not.
+    pub fn sits_in(&self, congress: OrgCode) -> bool {
+        DeputyLevel::of_congress(congress.level()).is_some_and(|l| self.levels.contains(&l))
+            && congress.contains(self.org)
+            && self.status == DeputyStatus::Serving
+    }
 }
 
 impl Coded for DeputyLevel {
@@ -903,5 +963,16 @@ mod tests {
             assert!(e.reason().contains(reason), "{field}: {}", e.reason());
             assert!(!e.reason_zh().is_empty());
         }
+    }
+
+    #[test]
+    fn a_gender_is_checked_against_the_masked_number_on_file() {
+        let female = IdCardNumber::parse("11010519491231002X", today()).unwrap();
+        assert_eq!(female.gender(), Gender::Female);
+        assert!(check_gender_on_file(Gender::Female, &female.masked()).is_ok());
+        let e = check_gender_on_file(Gender::Male, &female.masked()).unwrap_err();
+        assert_eq!(e.field(), "gender");
+        // No number on file checks nothing.
+        assert!(check_gender_on_file(Gender::Male, "").is_ok());
     }
 }

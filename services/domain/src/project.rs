@@ -2,8 +2,9 @@
 //!
 //! A project goes through collection (征集), screening into candidates (筛选), the vote at the
 //! congress session (票决), implementation (实施) with a budget and progress reports,
-//! supervision by groups of deputies (监督), acceptance signed by deputies (验收), satisfaction
-//! scoring (评价) and maintenance (管护).
+//! supervision by groups of deputies (监督), acceptance signed by deputies and by voter
+//! representatives of the project's area (验收), satisfaction scoring (评价) and maintenance
+//! (管护).
 //!
 //! # The stage rule
 //!
@@ -160,6 +161,12 @@ pub enum Event {
     AcceptancePassed {
         at: NaiveDate,
     },
+    /// A voter representative (选民代表) of the project's area signed the acceptance. Voters
+    /// are not records of the mesh: the signature is the name and area as signed on site.
+    VoterSigned {
+        signer: VoterSigner,
+        at: NaiveDate,
+    },
     Scored {
         deputy: Uuid,
         score: u8,
@@ -224,6 +231,24 @@ impl Stage {
     }
 }
 
+/// A voter representative who signed a project's acceptance: a name and the village or
+/// community (and group) they represent, as written on the acceptance sheet.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VoterSigner {
+    pub name: String,
+    pub area: String,
+}
+
+impl VoterSigner {
+    /// Validates a signature as entered: a name of 2–30 characters, an area of 2–100.
+    pub fn parse(name: &str, area: &str) -> Result<Self> {
+        Ok(Self {
+            name: text::bounded("voter_name", name, 2, 30)?,
+            area: text::bounded("voter_area", area, 2, 100)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub stage: Stage,
@@ -231,6 +256,8 @@ pub struct State {
     pub progress: u8,
     pub supervision_groups: BTreeSet<Uuid>,
     pub signatures: BTreeSet<Uuid>,
+    /// The voter representatives who signed the acceptance.
+    pub voter_signatures: BTreeSet<VoterSigner>,
     /// Each deputy's latest score.
     pub scores: BTreeMap<Uuid, u8>,
     pub decisions: Vec<(Change, Decision)>,
@@ -252,6 +279,7 @@ pub fn fold(project: &Project, events: &[Stamped<Event>]) -> State {
         progress: 0,
         supervision_groups: BTreeSet::new(),
         signatures: BTreeSet::new(),
+        voter_signatures: BTreeSet::new(),
         scores: BTreeMap::new(),
         decisions: Vec::new(),
         flags: Vec::new(),
@@ -269,8 +297,22 @@ pub fn fold(project: &Project, events: &[Stamped<Event>]) -> State {
 }
 
 /// Checks a new step before it is recorded.
+///
+/// Acceptance passes only when deputies *and* voter representatives of the project's area
+/// signed (the seeds: 组织人大代表和项目所在区域的选民代表参加项目验收 … 全部签字). That part is
+/// checked here, when the step is taken, and not in the fold: a project accepted on deputies'
+/// signatures alone before the rule keeps its stage.
 pub fn check(state: &State, event: &Event) -> Result<()> {
-    apply(&mut state.clone(), event)
+    apply(&mut state.clone(), event)?;
+    if matches!(event, Event::AcceptancePassed { .. }) && state.voter_signatures.is_empty() {
+        return Err(Error::precondition(
+            "voter_signatures",
+            "acceptance needs the signature of at least one voter representative of the \
+             project's area besides the deputies'",
+            "验收须有项目所在区域的选民代表签字，不能只有代表签字",
+        ));
+    }
+    Ok(())
 }
 
 fn in_stage(step: &str, step_zh: &str, stage: Stage) -> Error {
@@ -341,6 +383,12 @@ fn apply(s: &mut State, event: &Event) -> Result<()> {
                 return Err(in_stage("sign acceptance", "验收签字", s.stage));
             }
             s.signatures.insert(*deputy);
+        }
+        Event::VoterSigned { signer, .. } => {
+            if s.stage != St::Implementing {
+                return Err(in_stage("sign acceptance", "验收签字", s.stage));
+            }
+            s.voter_signatures.insert(signer.clone());
         }
         Event::AcceptancePassed { .. } => {
             if s.stage != St::Implementing || s.progress < 100 || s.signatures.is_empty() {
@@ -471,6 +519,20 @@ pub struct BallotConflict {
     pub recorded: Vec<(Stamp, Choice)>,
 }
 
+/// One deputy's ballot for one candidate recorded more than once (two clerks entering it at
+/// the same moment, or on two nodes): what the tally lists so a person can see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatedBallot {
+    pub deputy: Uuid,
+    pub candidate: Uuid,
+    /// The choice that counts: the first recorded.
+    pub counted: Choice,
+    /// How many times it was recorded (2 or more).
+    pub times: u32,
+    /// Whether the recordings differ in choice (also listed in `conflicts`).
+    pub differing: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub counts: BTreeMap<Uuid, Count>,
@@ -483,6 +545,8 @@ pub struct Tally {
     /// Repeated recordings of the same ballot, not counted again.
     pub duplicates: Vec<Stamp>,
     pub conflicts: Vec<BallotConflict>,
+    /// Every ballot recorded more than once, same choice or not, by deputy then candidate.
+    pub repeated: Vec<RepeatedBallot>,
     /// Ballots of deputies not seated or for candidates not listed.
     pub ignored: Vec<Flag>,
 }
@@ -535,9 +599,20 @@ pub fn tally(
     }
     let mut duplicates = Vec::new();
     let mut conflicts = Vec::new();
+    let mut repeated = Vec::new();
     let mut voters = BTreeSet::new();
+    // `recorded` is keyed by (deputy, candidate), so `repeated` comes out by deputy.
     for ((deputy, candidate), list) in &recorded {
         let (first_stamp, choice) = list[0];
+        if list.len() > 1 {
+            repeated.push(RepeatedBallot {
+                deputy: *deputy,
+                candidate: *candidate,
+                counted: choice,
+                times: u32::try_from(list.len()).unwrap_or(u32::MAX),
+                differing: list.iter().any(|(_, c)| *c != choice),
+            });
+        }
         voters.insert(*deputy);
         let count = counts.entry(*candidate).or_default();
         match choice {
@@ -606,6 +681,7 @@ pub fn tally(
         runoff,
         duplicates,
         conflicts,
+        repeated,
         ignored,
     })
 }
@@ -662,6 +738,7 @@ impl RecordEvent for Event {
             Self::SupervisionAdopted { .. } => "supervision_adopted",
             Self::AcceptanceSigned { .. } => "acceptance_signed",
             Self::AcceptancePassed { .. } => "acceptance_passed",
+            Self::VoterSigned { .. } => "voter_signed",
             Self::Scored { .. } => "scored",
             Self::MaintenanceStarted { .. } => "maintenance_started",
             Self::Changed { .. } => "changed",
@@ -689,6 +766,11 @@ impl RecordEvent for Event {
             Self::AcceptanceSigned { deputy, at } => {
                 vec![on(at), ("deputy", Value::Ref(*deputy))]
             }
+            Self::VoterSigned { signer, at } => vec![
+                on(at),
+                ("voter_name", Value::Text(signer.name.clone())),
+                ("voter_area", Value::Text(signer.area.clone())),
+            ],
             Self::Scored { deputy, score, at } => vec![
                 on(at),
                 ("deputy", Value::Ref(*deputy)),
@@ -771,6 +853,13 @@ impl RecordEvent for Event {
                 at,
             },
             "acceptance_passed" => Self::AcceptancePassed { at },
+            "voter_signed" => Self::VoterSigned {
+                signer: VoterSigner {
+                    name: p.text("voter_name")?.to_owned(),
+                    area: p.text("voter_area")?.to_owned(),
+                },
+                at,
+            },
             "scored" => Self::Scored {
                 deputy: p.id("deputy")?,
                 score: small("score")?,
@@ -942,9 +1031,20 @@ pub const KIND: KindDef = KindDef {
                 required(4, "volunteer_points", FieldType::Int),
             ],
         },
+        // Added in the second revision of this kind (issue #12 item 18).
+        EventDef {
+            id: 14,
+            name: "voter_signed",
+            step: Step::SignAcceptance,
+            payload: &[
+                ON,
+                required(2, "voter_name", FieldType::Text),
+                required(3, "voter_area", FieldType::Text),
+            ],
+        },
     ],
     reach: Reach::Normal,
-    fingerprints: &[0xb063_0a3d_0ed5_4e00],
+    fingerprints: &[0xb063_0a3d_0ed5_4e00, 0xa79e_297e_9413_faf8],
 };
 
 #[cfg(test)]

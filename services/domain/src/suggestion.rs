@@ -168,6 +168,48 @@ impl Suggestion {
         })
     }
 
+    /// Checks who signed it, given what this node knows of each signer (`seat` answers `None`
+    /// for an id no deputy here has). Every signer must be a known deputy; every signer of a
+    /// motion a serving deputy of the congress receiving it (the law's 10 or 5 deputies
+    /// jointly are deputies of that congress), so a county motion cannot be made up of
+    /// invented ids or led by a township deputy. The first signer at fault is named: the lead
+    /// as `lead_deputy`, a co-signer as `co_signers`.
+    pub fn check_signers(&self, seat: impl Fn(&Uuid) -> Option<crate::person::Seat>) -> Result<()> {
+        let signers = std::iter::once((&self.lead_deputy, "lead_deputy", "领衔代表")).chain(
+            self.co_signers
+                .iter()
+                .map(|c| (c, "co_signers", "附议代表")),
+        );
+        for (id, field, role_zh) in signers {
+            let Some(seat) = seat(id) else {
+                return Err(Error::invalid(
+                    field,
+                    format!("no deputy {id} is registered here"),
+                    format!("{role_zh}{id}不存在"),
+                ));
+            };
+            if self.kind == Kind::Motion && !seat.sits_in(self.congress) {
+                let level_zh = match self.congress.level() {
+                    Level::City => "市",
+                    Level::County => "县(区)",
+                    _ => "乡镇",
+                };
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "deputy {id} is not a serving deputy of the congress of {}",
+                        self.congress
+                    ),
+                    format!(
+                        "{role_zh}{}不是本{level_zh}人民代表大会的在任代表，不能联名提出议案",
+                        seat.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the deputy signed it (as lead or co-signer).
     pub fn is_signer(&self, deputy: &Uuid) -> bool {
         self.lead_deputy == *deputy || self.co_signers.contains(deputy)

@@ -317,6 +317,26 @@ fn tally_counts_duplicates_once_and_settles_conflicts_first_recorded() {
     assert_eq!(t.conflicts.len(), 1);
     assert_eq!(t.conflicts[0].counted, Stamp::new(5, 1, 5));
     assert_eq!(t.conflicts[0].deputy, id(4));
+    // Issue #12 item 13: the doubled ballots are listed by deputy, same choice or not.
+    assert_eq!(
+        t.repeated,
+        vec![
+            RepeatedBallot {
+                deputy: id(1),
+                candidate: id(1001),
+                counted: Choice::For,
+                times: 2,
+                differing: false,
+            },
+            RepeatedBallot {
+                deputy: id(4),
+                candidate: id(1002),
+                counted: Choice::Against,
+                times: 2,
+                differing: true,
+            },
+        ]
+    );
     assert_eq!(t.ignored.len(), 2);
     assert_eq!(t.base, 5);
     assert_eq!(t.adopted, vec![id(1001)]);
@@ -532,6 +552,10 @@ fn every_event_reads_back_as_written() {
             deputy: id(7),
             at: d(7, 1),
         },
+        Event::VoterSigned {
+            signer: VoterSigner::parse("刘大爷", "东村三组").unwrap(),
+            at: d(7, 1),
+        },
         Event::AcceptancePassed { at: d(7, 2) },
         Event::Scored {
             deputy: id(7),
@@ -636,4 +660,59 @@ fn stored_codes_read_back() {
     assert_eq!(Choice::For.code(), "for");
     assert_eq!(Change::Termination.code(), "termination");
     assert_eq!(DecisionBody::TownshipPresidium.code(), "township_presidium");
+}
+
+/// Issue #12 item 18: acceptance was signed by deputies only; the seeds have deputies and the
+/// voter representatives of the project's area inspect on site and all sign.
+#[test]
+fn acceptance_needs_deputies_and_voter_representatives() {
+    let p = project();
+    let mut events = vec![
+        Event::Shortlisted { at: d(1, 5) },
+        Event::Voted {
+            adopted: true,
+            at: d(1, 20),
+        },
+        Event::Progress {
+            percent: 100,
+            note: String::new(),
+            at: d(6, 1),
+        },
+        Event::AcceptanceSigned {
+            deputy: id(7),
+            at: d(7, 1),
+        },
+    ];
+    let pass = Event::AcceptancePassed { at: d(7, 2) };
+    let e = check(&fold(&p, &script(events.clone())), &pass).unwrap_err();
+    assert_eq!(e.field(), "voter_signatures");
+    assert!(e.reason_zh().contains("选民代表"));
+    let voter = Event::VoterSigned {
+        signer: VoterSigner::parse("刘大爷", "东村三组").unwrap(),
+        at: d(7, 1),
+    };
+    // Voters alone are not enough either.
+    let voters_only = [&events[..3], std::slice::from_ref(&voter)].concat();
+    assert_eq!(
+        check(&fold(&p, &script(voters_only)), &pass)
+            .unwrap_err()
+            .field(),
+        "signatures"
+    );
+    events.push(voter);
+    let state = fold(&p, &script(events.clone()));
+    assert_eq!(state.voter_signatures.len(), 1);
+    assert!(check(&state, &pass).is_ok());
+    // A project accepted before the rule keeps its stage: the fold does not ask for voters.
+    let before = [&events[..4], std::slice::from_ref(&pass)].concat();
+    assert_eq!(fold(&p, &script(before)).stage, Stage::Accepted);
+    // A signature needs a name and an area.
+    assert_eq!(
+        VoterSigner::parse("", "东村三组").unwrap_err().field(),
+        "voter_name"
+    );
+    assert_eq!(
+        VoterSigner::parse("刘大爷", " ").unwrap_err().field(),
+        "voter_area"
+    );
 }

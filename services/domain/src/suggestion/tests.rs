@@ -661,3 +661,79 @@ fn every_event_reads_back_as_it_was_written() {
         "every defined event is covered"
     );
 }
+
+/// Issue #12 item 14: a county motion was accepted with made-up co-signers and a lead from
+/// another level.
+#[test]
+fn a_motion_is_signed_by_serving_deputies_of_its_congress() {
+    use crate::person::{DeputyLevel, DeputyStatus, Seat};
+    let motion = Suggestion::parse(draft(Kind::Motion, "370202", 9), id(1)).unwrap();
+    let county = |org: &str| Seat {
+        name: "张伟".into(),
+        levels: [DeputyLevel::County].into(),
+        org: org.parse().unwrap(),
+        status: DeputyStatus::Serving,
+    };
+    // County deputies registered at the county or at one of its townships.
+    let all_county = |i: &Uuid| {
+        Some(if i.as_u128().is_multiple_of(2) {
+            county("370202")
+        } else {
+            county("370202001")
+        })
+    };
+    assert!(motion.check_signers(all_county).is_ok());
+    // An id no deputy has.
+    let e = motion
+        .check_signers(|i| (*i != id(203)).then(|| county("370202")))
+        .unwrap_err();
+    assert_eq!(e.field(), "co_signers");
+    assert!(e.reason().contains(&id(203).to_string()), "{}", e.reason());
+    // A lead who is a township deputy only.
+    let e = motion
+        .check_signers(|i| {
+            Some(if *i == id(LEAD) {
+                Seat {
+                    levels: [DeputyLevel::Township].into(),
+                    ..county("370202001")
+                }
+            } else {
+                county("370202")
+            })
+        })
+        .unwrap_err();
+    assert_eq!(e.field(), "lead_deputy");
+    assert!(e.reason_zh().contains("不是本县(区)人民代表大会的在任代表"));
+    // A county deputy of another county, and a terminated one.
+    for other in [
+        county("370203"),
+        Seat {
+            status: DeputyStatus::Terminated,
+            ..county("370202")
+        },
+    ] {
+        let e = motion
+            .check_signers(|i| {
+                Some(if *i == id(205) {
+                    other.clone()
+                } else {
+                    county("370202")
+                })
+            })
+            .unwrap_err();
+        assert_eq!(e.field(), "co_signers");
+    }
+    // A suggestion may be co-signed by any deputy registered here, of any level.
+    let s = suggestion();
+    assert!(
+        s.check_signers(|_| Some(Seat {
+            levels: [DeputyLevel::City].into(),
+            ..county("370202")
+        }))
+        .is_ok()
+    );
+    assert_eq!(
+        s.check_signers(|_| None).unwrap_err().field(),
+        "lead_deputy"
+    );
+}
